@@ -1,0 +1,3 @@
+from venvpack.cli import main
+
+main()

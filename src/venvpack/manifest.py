@@ -1,0 +1,132 @@
+"""The manifest every venvpack environment carries at ``.venvpack/manifest.json``.
+
+It is the contract between the build pipeline and the emitters: an emitter needs nothing
+but an environment directory, and reads what it must know (name, version, prefix, glibc
+floor, commands) from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from venvpack.errors import ConfigError
+
+__all__ = [
+    "MANIFEST_PATH",
+    "SCHEMA",
+    "BuiltEnv",
+    "Distribution",
+    "GraftedLibrary",
+    "Manifest",
+    "PythonInfo",
+]
+
+MANIFEST_PATH = ".venvpack/manifest.json"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class PythonInfo:
+    """The bundled interpreter."""
+
+    version: str
+    """Full version, e.g. ``3.12.1``."""
+    source: str
+    """Where it came from, without a build-host path: e.g. ``pyenv``, ``debian``, ``standalone``."""
+    executable: str
+    """Path of the real interpreter binary relative to the environment root."""
+    machine: str
+    """``platform.machine()`` of the interpreter: ``x86_64``, ``aarch64`` ..."""
+    sha256: str
+    """Digest of the source interpreter binary, to identify it without naming its path."""
+
+
+@dataclass(frozen=True)
+class GraftedLibrary:
+    """A shared library copied into the environment because a target may lack it."""
+
+    soname: str
+    origin: str
+    """Where it was found on the build host (a system library directory)."""
+    path: str
+    """Where it lives now, relative to the environment root."""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    """Application name: the package name of deb/rpm and the default directory name."""
+    version: str
+    """PEP 440 version of the main distribution (``0`` when nothing names one)."""
+    prefix: str
+    """Absolute path the environment is meant to live at (``/opt/<name>`` by default)."""
+    link_mode: str
+    """``symlink`` (runs anywhere), ``copy`` or ``hardlink`` (runs at ``prefix``)."""
+    python: PythonInfo
+    glibc_floor: str
+    """Highest GLIBC_x.y symbol version any ELF file in the tree needs, e.g. ``2.34``."""
+    commands: tuple[str, ...]
+    """Console scripts of the top-level requirements, in ``bin/``; what deb/rpm link to /usr/bin."""
+    grafted: tuple[GraftedLibrary, ...] = ()
+    distributions: tuple[Distribution, ...] = ()
+    venvpack_version: str = ""
+    schema: int = SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ConfigError("not a venvpack manifest of a supported schema")
+        try:
+            return cls(
+                name=data["name"],
+                version=data["version"],
+                prefix=data["prefix"],
+                link_mode=data["link_mode"],
+                python=PythonInfo(**data["python"]),
+                glibc_floor=data["glibc_floor"],
+                commands=tuple(data["commands"]),
+                grafted=tuple(GraftedLibrary(**g) for g in data.get("grafted", ())),
+                distributions=tuple(Distribution(**d) for d in data.get("distributions", ())),
+                venvpack_version=data.get("venvpack_version", ""),
+                extra=data.get("extra", {}),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"malformed venvpack manifest: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class BuiltEnv:
+    """A finished environment on disk: its root directory and its manifest."""
+
+    root: Path
+    manifest: Manifest
+
+    @classmethod
+    def load(cls, root: Path) -> BuiltEnv:
+        path = root / MANIFEST_PATH
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{root} is not a venvpack environment (no {MANIFEST_PATH})") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        return cls(root=root, manifest=Manifest.from_json(text))
+
+    def save(self) -> None:
+        path = self.root / MANIFEST_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.manifest.to_json(), encoding="utf-8")

@@ -1,0 +1,87 @@
+"""The one place that runs subprocesses: argument lists only, never shell strings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Union
+
+from venvpack.errors import ToolMissingError, VenvpackError
+
+__all__ = ["clean_python_env", "run", "which"]
+
+Arg = Union[str, "os.PathLike[str]"]
+
+# Variables that would make a bundled interpreter look at the build host instead of itself.
+_PYTHON_VARS = (
+    "PYTHONHOME",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONUSERBASE",
+    "PYTHONEXECUTABLE",
+    "PYTHONSAFEPATH",
+    "PYTHONPLATLIBDIR",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "__PYVENV_LAUNCHER__",
+)
+
+
+def clean_python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The current environment without variables that redirect a Python interpreter."""
+    env = {k: v for k, v in os.environ.items() if k not in _PYTHON_VARS}
+    env["PYTHONNOUSERSITE"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def which(tool: str, hint: str = "") -> str:
+    """Absolute path of ``tool`` on PATH, or a ToolMissingError that says how to get it."""
+    found = shutil.which(tool)
+    if found is None:
+        raise ToolMissingError(f"{tool} not found on PATH" + (f"; {hint}" if hint else ""))
+    return found
+
+
+def run(
+    args: Sequence[Arg],
+    *,
+    error: type[VenvpackError],
+    what: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    capture: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``args``; on failure raise ``error`` with ``what`` and the tool's last stderr line.
+
+    Output is captured (and returned) unless ``capture`` is false, in which case it goes to
+    the user's terminal, for long steps such as installing packages.
+    """
+    argv = [os.fspath(a) for a in args]
+    try:
+        proc = subprocess.run(
+            argv,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            text=True,
+            capture_output=capture,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise ToolMissingError(f"{what}: {argv[0]} not found") from exc
+    except PermissionError as exc:
+        raise error(f"{what}: {argv[0]} is not executable") from exc
+    if proc.returncode != 0:
+        detail = _last_line(proc.stderr or "") or _last_line(proc.stdout or "")
+        raise error(f"{what} failed (exit {proc.returncode})" + (f": {detail}" if detail else ""))
+    return proc
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
