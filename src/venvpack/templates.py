@@ -30,6 +30,12 @@ def _sh_quote(value: object) -> str:
     return shlex.quote(str(value))
 
 
+def _fish_quote(value: object) -> str:
+    """A single fish word: single quotes, with backslash and quote escaped."""
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
 _env: jinja2.Environment | None = None
 
 
@@ -45,6 +51,7 @@ def _environment() -> jinja2.Environment:
             lstrip_blocks=True,
         )
         _env.filters["sh"] = _sh_quote
+        _env.filters["fish"] = _fish_quote
     return _env
 
 

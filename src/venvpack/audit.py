@@ -1,0 +1,88 @@
+"""Stage ``audit``: read the finished tree back and check what the other stages promised.
+
+- every RPATH/RUNPATH is ``$ORIGIN``-relative and stays inside the tree, and every needed
+  library is inside the tree or on the system allowlist (the graft planner, run again with
+  no host directories, must find nothing to do);
+- the glibc floor: the highest GLIBC_x.y symbol version any ELF file needs;
+- leaks: files that still name the build directory or the source interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from venvpack.elf import glibc_floor, read_elf
+from venvpack.errors import BuildError, ElfError
+from venvpack.graft import find_elf_files, plan_grafts
+
+__all__ = ["AuditReport", "audit_tree", "find_leaks"]
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    glibc_floor: str
+    elf_files: int
+    leaks: tuple[tuple[str, str], ...]
+    """(path relative to the root, the text found) for files naming a build-host path."""
+
+
+def audit_tree(root: Path, allow: frozenset[str], needles: Sequence[str]) -> AuditReport:
+    """Check the tree at ``root``; raise BuildError when a promise is broken."""
+    files = find_elf_files(root)
+    try:
+        plan = plan_grafts(root, root / "python" / "lib", allow, files=files, host_dirs=())
+    except ElfError as exc:
+        raise BuildError(f"audit: {exc} inside the environment") from None
+    if plan.updates:
+        bad = ", ".join(str(u.paths[0].relative_to(root)) for u in plan.updates[:3])
+        raise BuildError(f"audit: library search paths still need fixing in {bad}")
+    infos = [read_elf(p) for p in files]
+    return AuditReport(
+        glibc_floor=glibc_floor(infos),
+        elf_files=len(files),
+        leaks=tuple(find_leaks(root, needles)),
+    )
+
+
+def find_leaks(root: Path, needles: Sequence[str]) -> list[tuple[str, str]]:
+    """Every (file, needle) where a file's bytes or a symlink's target contain a needle."""
+    encoded = [(n, os.fsencode(n)) for n in needles if n]
+    if not encoded:
+        return []
+    overlap = max(len(b) for _, b in encoded)
+    found: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames) + sorted(d for d in dirnames
+                                               if os.path.islink(os.path.join(dirpath, d))):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                target = os.fsencode(os.readlink(path))
+                found += [(rel, n) for n, b in encoded if b in target]
+                continue
+            hits = _scan_file(path, encoded, overlap)
+            found += [(rel, n) for n in hits]
+    return found
+
+
+def _scan_file(path: str, encoded: list[tuple[str, bytes]], overlap: int) -> list[str]:
+    hits: list[str] = []
+    tail = b""
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                block = fh.read(1 << 20)
+                if not block:
+                    break
+                window = tail + block
+                for text, needle in encoded:
+                    if text not in hits and needle in window:
+                        hits.append(text)
+                tail = window[-overlap:]
+    except OSError:
+        return hits
+    return hits

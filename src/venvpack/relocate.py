@@ -1,0 +1,301 @@
+"""Stage ``relocate``: every file that named the build location or the source interpreter
+gets a location-independent form.
+
+- console scripts get a ``#!/bin/sh`` polyglot launcher that finds ``python`` next to its
+  own resolved path (so ``/usr/bin/app -> /opt/app/bin/app`` works), never ``/usr/bin/env``;
+- ``.pth`` lines and ``RECORD`` rows pointing into the tree become relative; rows of files
+  changed here get new hashes;
+- ``direct_url.json`` of local paths is dropped and credentials are removed from URLs;
+- the runtime's sysconfigdata computes its prefix at import time; python-config, pkg-config
+  and the build Makefile (``--keep-dev``) name the install prefix instead of the source;
+- everything is byte-compiled to hash-based pycs by the bundled interpreter, so a
+  read-only install under /opt starts fast and timestamps do not matter.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import pprint
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from venvpack.elf import is_elf
+from venvpack.errors import BuildError
+from venvpack.proc import clean_python_env, run
+from venvpack.runtime import Runtime
+from venvpack.templates import render
+
+__all__ = ["relocate"]
+
+log = logging.getLogger("venvpack")
+
+_SYSTEM_PREFIXES = frozenset({Path("/"), Path("/usr"), Path("/usr/local")})
+_TOKEN = "@VENVPACK_PREFIX@"
+# Installer bookkeeping that only makes sense on the build host: uv's cache keys carry build
+# timestamps (breaking reproducible builds), its lock file is world-writable.
+_INSTALLER_PRIVATE = ("uv_cache.json",)
+_ROOT_LEFTOVERS = (".lock",)
+
+
+def relocate(root: Path, runtime: Runtime, site_packages: Path, prefix: str) -> None:
+    """Make the environment at ``root`` independent of where it was built."""
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    changed |= rewrite_scripts(root / "bin", root)
+    changed |= _relocate_pth(site_packages, root)
+    for dist_info in sorted(site_packages.glob("*.dist-info")):
+        _clean_direct_url(dist_info, changed, removed)
+        for name in _INSTALLER_PRIVATE:
+            if (dist_info / name).is_file():
+                (dist_info / name).unlink()
+                removed.add(dist_info / name)
+    for name in _ROOT_LEFTOVERS:
+        if (root / name).is_file():
+            (root / name).unlink()
+    _relocate_runtime_text(runtime, prefix)
+    for dist_info in sorted(site_packages.glob("*.dist-info")):
+        _rewrite_record(dist_info, root, changed, removed)
+    compile_bytecode(runtime, [runtime.stdlib, site_packages], root, prefix)
+
+
+# -- launchers ---------------------------------------------------------------------------
+
+def launcher_header() -> bytes:
+    """The first lines of every console script: sh finds python, python skips the lines."""
+    return render("venv/launcher").encode()
+
+
+def rewrite_scripts(bindir: Path, root: Path) -> set[Path]:
+    """Give every script in ``bindir`` whose interpreter lives in ``root`` the launcher."""
+    changed: set[Path] = set()
+    header = launcher_header()
+    for path in sorted(bindir.iterdir()):
+        if path.is_symlink() or not path.is_file() or is_elf(path):
+            continue
+        data = path.read_bytes()
+        body = _script_body(data, root)
+        if body is None:
+            continue
+        _replace_bytes(path, header + body)
+        changed.add(path)
+    return changed
+
+
+def _script_body(data: bytes, root: Path) -> bytes | None:
+    """The script without its interpreter lines, if they point into ``root``; else None."""
+    if not data.startswith(b"#!"):
+        return None
+    first, _, rest = data.partition(b"\n")
+    interp = first[2:].strip()
+    target = os.fsencode(root) + b"/"
+    if interp.startswith(target):
+        return rest
+    if interp == b"/bin/sh" and rest.startswith(b"'''exec' "):
+        line, _, after = rest.partition(b"\n")
+        if target in line and after.startswith(b"' '''"):
+            return after.partition(b"\n")[2]
+    return None
+
+
+# -- .pth, direct_url.json, RECORD --------------------------------------------------------
+
+def _relocate_pth(site_packages: Path, root: Path) -> set[Path]:
+    changed: set[Path] = set()
+    for pth in sorted(site_packages.glob("*.pth")):
+        lines = pth.read_text(encoding="utf-8").splitlines(keepends=True)
+        out = []
+        for line in lines:
+            text = line.rstrip("\r\n")
+            if text.startswith("/") and (Path(text) == root or root in Path(text).parents):
+                line = os.path.relpath(text, site_packages) + "\n"
+            out.append(line)
+        if out != lines:
+            _replace_bytes(pth, "".join(out).encode())
+            changed.add(pth)
+    return changed
+
+
+def _clean_direct_url(dist_info: Path, changed: set[Path], removed: set[Path]) -> None:
+    path = dist_info / "direct_url.json"
+    if not path.is_file():
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        url = str(data["url"])
+    except (ValueError, KeyError, TypeError):
+        path.unlink()
+        removed.add(path)
+        return
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        # A build-host path means nothing on the target; without the file the
+        # distribution reads as installed from an index, which is what it now is.
+        path.unlink()
+        removed.add(path)
+        return
+    if "@" in parts.netloc:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        keep = "git@" if userinfo == "git" else ""
+        data["url"] = urlunsplit(parts._replace(netloc=keep + host))
+        _replace_bytes(path, (json.dumps(data, sort_keys=True) + "\n").encode())
+        changed.add(path)
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return "sha256=" + digest.decode()
+
+
+def _rewrite_record(dist_info: Path, root: Path, changed: set[Path], removed: set[Path]) -> None:
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        return
+    base = dist_info.parent
+    rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+    out: list[list[str]] = []
+    dirty = False
+    for row in rows:
+        if not row:
+            continue
+        name = row[0]
+        full = Path(os.path.normpath(base / name))
+        if os.path.isabs(name) and (root in full.parents):
+            name = os.path.relpath(full, base)
+            dirty = True
+        if full in removed:
+            dirty = True
+            continue
+        if full in changed and len(row) >= 3 and row[1]:
+            data = full.read_bytes()
+            row = [name, _record_hash(data), str(len(data))]
+            dirty = True
+        else:
+            row = [name, *row[1:]]
+        out.append(row)
+    if dirty:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(out)
+        _replace_bytes(record, buf.getvalue().encode())
+
+
+# -- the runtime's own build configuration -------------------------------------------------
+
+def source_paths(runtime: Runtime) -> list[tuple[str, str]]:
+    """(source path, path relative to the runtime root) pairs to replace, longest first."""
+    pairs: list[tuple[str, str]] = []
+    if runtime.source_prefix not in _SYSTEM_PREFIXES:
+        pairs.append((str(runtime.source_prefix), ""))
+    else:
+        short = runtime.short_version
+        src = runtime.source_prefix
+        pairs += [
+            (str(src / "lib" / f"python{short}"), f"lib/python{short}"),
+            (str(src / "include" / f"python{short}"), f"include/python{short}"),
+            (str(src / "bin" / f"python{short}"), f"bin/python{short}"),
+        ]
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def _substitute(text: str, pairs: list[tuple[str, str]], new_root: str) -> str:
+    for old, rel in pairs:
+        text = text.replace(old, new_root + ("/" + rel if rel else ""))
+    return text
+
+
+def _relocate_runtime_text(runtime: Runtime, prefix: str) -> None:
+    pairs = source_paths(runtime)
+    if runtime.sysconfigdata is not None:
+        _rewrite_sysconfigdata(runtime, pairs)
+    installed = prefix.rstrip("/") + "/python"
+    for path in _dev_text_files(runtime):
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        root = "${pcfiledir}/../.." if path.suffix == ".pc" else installed
+        new = _substitute(text, pairs, root)
+        if new != text:
+            _replace_bytes(path, new.encode("utf-8", errors="surrogateescape"))
+
+
+def _dev_text_files(runtime: Runtime) -> Iterable[Path]:
+    yield from sorted((runtime.root / "lib" / "pkgconfig").glob("*.pc"))
+    yield from sorted(runtime.root.joinpath("bin").glob("python*-config"))
+    for config in sorted(runtime.stdlib.glob("config-*")):
+        for name in ("Makefile", "Setup", "Setup.local", "python-config.py", "config.c"):
+            if (config / name).is_file():
+                yield config / name
+
+
+def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> None:
+    """Turn the literal build variables into ones computed from the file's own location."""
+    assert runtime.sysconfigdata is not None
+    path = runtime.sysconfigdata
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    values: dict[str, object] | None = None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "build_time_vars"):
+            values = ast.literal_eval(node.value)
+    if not isinstance(values, dict):
+        raise BuildError(f"{path.name}: no build_time_vars literal to relocate")
+    marked = {k: _substitute(v, pairs, _TOKEN) if isinstance(v, str) else v
+              for k, v in values.items()}
+    depth = len(runtime.stdlib.relative_to(runtime.root).parts)
+    up = ", ".join(['".."'] * depth)
+    source = (
+        "# Build configuration of the bundled interpreter, rewritten by venvpack: paths are\n"
+        "# computed from this file's location, so the environment can live anywhere.\n"
+        "import os as _os\n\n"
+        f"_PREFIX = _os.path.normpath(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), {up}))\n"
+        f"_TOKEN = {_TOKEN!r}\n"
+        f"_build_time_vars = {pprint.pformat(marked, width=100)}\n"
+        "build_time_vars = {\n"
+        "    k: (v.replace(_TOKEN, _PREFIX) if isinstance(v, str) else v)\n"
+        "    for k, v in _build_time_vars.items()\n"
+        "}\n"
+        "del _build_time_vars\n"
+    )
+    _replace_bytes(path, source.encode("utf-8"))
+
+
+# -- bytecode ------------------------------------------------------------------------------
+
+_COMPILE = r"""
+import compileall, py_compile, sys
+root, prefix = sys.argv[1], sys.argv[2]
+for directory in sys.argv[3:]:
+    compileall.compile_dir(
+        directory, quiet=2, workers=0, force=True, stripdir=root, prependdir=prefix,
+        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+    )
+"""
+
+
+def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str) -> None:
+    """Hash-based pycs for ``dirs``, by the bundled interpreter, one process, all cores.
+
+    ``co_filename`` is recorded as under ``prefix`` rather than the build directory;
+    CPython corrects it to the real location when it loads the pyc anyway.
+    """
+    for directory in dirs:
+        for cache in sorted(directory.rglob("__pycache__")):
+            for pyc in cache.glob("*.pyc"):
+                pyc.unlink()
+    run([runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix, *dirs],
+        error=BuildError, what="byte-compiling", env=clean_python_env())
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` as a new file renamed over ``path``: never modify a file in place,
+    since installers hardlink files from their caches."""
+    tmp = path.with_name(path.name + ".venvpack-tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, path.stat().st_mode & 0o7777)
+    os.replace(tmp, path)

@@ -1,0 +1,171 @@
+"""Stage ``runtime``: copy the interpreter into ``<root>/python`` and prune it.
+
+The layout below ``python/`` mirrors the source relative to its base prefix
+(``bin/python3.X``, ``lib/python3.X``, ``lib/libpython3.X.so.1.0``), which is what CPython's
+own path search expects to find next to its binary. Files are copied, never hardlinked:
+later stages rewrite files, and the source interpreter must never change under its owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from venvpack.elf import is_elf, read_elf
+from venvpack.errors import BuildError
+from venvpack.interpreter import Interpreter
+from venvpack.proc import run
+
+__all__ = ["Runtime", "copy_runtime"]
+
+log = logging.getLogger("venvpack")
+
+# Stdlib directories (relative to lib/python3.X) that a deployed application never needs.
+_PRUNED_DIRS = frozenset({
+    "test", "idlelib", "turtledemo", "lib2to3/tests", "ctypes/test", "distutils/tests",
+    "sqlite3/test", "unittest/test", "tkinter/test", "__phello__", "site-packages",
+    "dist-packages",
+})
+_TK_DIRS = frozenset({"tkinter"})
+_PRUNED_FILES = frozenset({"EXTERNALLY-MANAGED", "turtle.py"})
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The bundled interpreter inside an environment; all paths absolute."""
+
+    root: Path
+    """``<env>/python``: the interpreter's own prefix."""
+    executable: Path
+    """``python/bin/python3.X``."""
+    stdlib: Path
+    """``python/lib/python3.X``."""
+    libpython: Path | None
+    sysconfigdata: Path | None
+    short_version: str
+    version: str
+    """Full version, e.g. ``3.12.1``."""
+    source_prefix: Path
+    """The source interpreter's base prefix, to find leftovers that name it."""
+
+
+def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bool) -> Runtime:
+    """Copy ``interp`` into ``dest`` (``<env>/python``), pruned, with debug info stripped."""
+    short = interp.short_version
+    base = interp.base_prefix
+    bindir = dest / "bin"
+    bindir.mkdir(parents=True)
+    exe = bindir / f"python{short}"
+    shutil.copy2(interp.executable, exe)
+    os.symlink(exe.name, bindir / "python3")
+
+    stdlib = dest / _under(base, interp.stdlib, f"lib/python{short}")
+    ignore = _make_ignore(interp.stdlib, with_tk=with_tk, keep_dev=keep_dev, libpl=interp.libpl)
+    shutil.copytree(interp.stdlib, stdlib, symlinks=True, ignore=ignore)
+    if interp.lib_dynload is not None and not _inside(interp.lib_dynload, interp.stdlib):
+        target = dest / _under(base, interp.lib_dynload, f"lib/python{short}/lib-dynload")
+        shutil.copytree(interp.lib_dynload, target, symlinks=True, ignore=ignore)
+    (stdlib / "site-packages").mkdir(exist_ok=True)
+
+    libpython = None
+    if interp.libpython is not None:
+        libpython = dest / "lib" / interp.libpython.name
+        libpython.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(interp.libpython, libpython)
+    if keep_dev:
+        _copy_dev(interp, dest, libpython)
+
+    sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
+    _strip_debug(dest)
+    return Runtime(
+        root=dest,
+        executable=exe,
+        stdlib=stdlib,
+        libpython=libpython,
+        sysconfigdata=sysconfigdata if sysconfigdata.exists() else None,
+        short_version=short,
+        version=interp.version,
+        source_prefix=base,
+    )
+
+
+def _under(base: Path, path: Path, fallback: str) -> Path:
+    """``path`` relative to ``base``, or ``fallback`` when it lies outside it."""
+    try:
+        return path.relative_to(base)
+    except ValueError:
+        return Path(fallback)
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+    except ValueError:
+        return False
+    return True
+
+
+def _make_ignore(
+    top: Path, *, with_tk: bool, keep_dev: bool, libpl: Path | None
+) -> Callable[[str, list[str]], set[str]]:
+    pruned = set(_PRUNED_DIRS) | (set() if with_tk else set(_TK_DIRS))
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        rel = os.path.relpath(directory, top)
+        rel = "" if rel == "." else rel + "/"
+        out: set[str] = set()
+        for name in names:
+            if name == "__pycache__" or name in _PRUNED_FILES or name.endswith(".a"):
+                out.add(name)
+            elif rel + name in pruned:
+                out.add(name)
+            elif not with_tk and name.startswith("_tkinter."):
+                out.add(name)
+            elif not keep_dev and name.startswith("config-") and rel == "":
+                out.add(name)
+            elif libpl is not None and os.path.join(directory, name) == str(libpl) and not keep_dev:
+                out.add(name)
+        return out
+
+    return ignore
+
+
+def _copy_dev(interp: Interpreter, dest: Path, libpython: Path | None) -> None:
+    """Headers, pkg-config files and python-config, for building extensions later."""
+    base = interp.base_prefix
+    if interp.include is not None and interp.include.is_dir():
+        shutil.copytree(interp.include, dest / _under(base, interp.include, "include"),
+                        symlinks=True, dirs_exist_ok=True)
+    pkgconfig = base / "lib" / "pkgconfig"
+    if pkgconfig.is_dir() and _inside(pkgconfig, base) and base != Path("/usr"):
+        shutil.copytree(pkgconfig, dest / "lib" / "pkgconfig", symlinks=True)
+    config = interp.executable.parent / f"python{interp.short_version}-config"
+    if config.exists() and not is_elf(config):
+        shutil.copy2(config, dest / "bin" / config.name)
+    if libpython is not None:
+        dev_link = libpython.parent / f"libpython{interp.short_version}.so"
+        if not dev_link.exists():
+            os.symlink(libpython.name, dev_link)
+
+
+def _strip_debug(tree: Path) -> None:
+    """Remove debug sections from the interpreter's ELF files (30 MB -> a few for libpython).
+
+    One ``strip`` process for all files that carry debug info; skipped when no strip tool
+    exists, since the result is only bigger, not wrong.
+    """
+    strip = shutil.which("strip")
+    if strip is None:
+        log.debug("no strip tool found; keeping debug info in the runtime")
+        return
+    targets = [
+        p for p in sorted(tree.rglob("*"))
+        if p.is_file() and not p.is_symlink() and is_elf(p) and read_elf(p).has_debug
+    ]
+    if targets:
+        log.debug("stripping debug info from %d runtime files", len(targets))
+        run([strip, "--strip-debug", *targets], error=BuildError, what="strip --strip-debug")

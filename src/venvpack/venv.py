@@ -1,0 +1,83 @@
+"""Stage ``venv``: the virtual-environment skeleton around the bundled runtime.
+
+``bin/python`` reaches ``python/bin/python3.X`` by a relative symlink (runs anywhere), a
+copy or a hardlink (runs at the prefix, with an absolute ``home``). ``pyvenv.cfg`` is
+written twice: during the build it names the build location, so installers accept the
+environment; ``finalize`` writes what the environment carries (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from venvpack import __version__
+from venvpack.config import LinkMode
+from venvpack.runtime import Runtime
+from venvpack.templates import render
+
+__all__ = ["create_skeleton", "finalize_pyvenv_cfg", "render_pyvenv_cfg"]
+
+ACTIVATE_SCRIPTS = ("activate", "activate.fish")
+
+
+def render_pyvenv_cfg(pairs: Sequence[tuple[str, str]]) -> str:
+    """``pyvenv.cfg`` from ordered key/value pairs; values may not span lines."""
+    lines = []
+    for key, value in pairs:
+        if "\n" in value or "\r" in value or "=" in key:
+            raise ValueError(f"pyvenv.cfg entry {key!r} cannot hold a line break")
+        lines.append(f"{key} = {value}\n")
+    return "".join(lines)
+
+
+def _pairs(home: str | None, runtime: Runtime, link_mode: LinkMode) -> list[tuple[str, str]]:
+    pairs = [("home", home)] if home is not None else []
+    pairs += [
+        ("include-system-site-packages", "false"),
+        ("version", runtime.version),
+        ("venvpack", __version__),
+        ("venvpack-python-link", link_mode.value),
+    ]
+    return pairs
+
+
+def create_skeleton(root: Path, runtime: Runtime, link_mode: LinkMode, prompt: str) -> Path:
+    """Make ``bin/``, ``lib/python3.X/site-packages``, the python links, activate scripts and
+    a build-time ``pyvenv.cfg``. Returns the environment's ``bin/python``."""
+    short = runtime.short_version
+    bindir = root / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    (root / "lib" / f"python{short}" / "site-packages").mkdir(parents=True, exist_ok=True)
+    if not (root / "lib64").exists():
+        os.symlink("lib", root / "lib64")
+    python = bindir / "python"
+    if link_mode is LinkMode.SYMLINK:
+        os.symlink(os.path.relpath(runtime.executable, bindir), python)
+    elif link_mode is LinkMode.HARDLINK:
+        os.link(runtime.executable, python)
+    else:
+        shutil.copy2(runtime.executable, python)
+    for alias in ("python3", f"python{short}"):
+        os.symlink("python", bindir / alias)
+    for name in ACTIVATE_SCRIPTS:
+        (bindir / name).write_text(render(f"venv/{name}", prompt=prompt), encoding="utf-8")
+    home = str(runtime.executable.parent)
+    (root / "pyvenv.cfg").write_text(render_pyvenv_cfg(_pairs(home, runtime, link_mode)),
+                                     encoding="utf-8")
+    return python
+
+
+def finalize_pyvenv_cfg(root: Path, runtime: Runtime, link_mode: LinkMode, prefix: str) -> None:
+    """The shipped ``pyvenv.cfg``: no ``home`` for symlink mode, ``<prefix>/python/bin`` else.
+
+    Without ``home`` CPython finds its base by following the ``bin/python`` symlink, which
+    works from any location; a stale or relative ``home`` would break (DESIGN §2 table).
+    """
+    home = None if link_mode is LinkMode.SYMLINK else f"{prefix.rstrip('/')}/python/bin"
+    path = root / "pyvenv.cfg"
+    tmp = path.with_name("pyvenv.cfg.tmp")
+    tmp.write_text(render_pyvenv_cfg(_pairs(home, runtime, link_mode)), encoding="utf-8")
+    os.replace(tmp, path)
