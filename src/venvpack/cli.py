@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 import click
 
 from venvpack import __version__
-from venvpack.config import BuildSpec, Installer, LinkMode, load_pyproject_settings, merge_pyproject
+from venvpack.config import (
+    BuildSpec,
+    Installer,
+    LinkMode,
+    load_pyproject_settings,
+    merge_pyproject,
+    validate_name,
+)
 from venvpack.emit import Emitter
 from venvpack.errors import ConfigError, OutputExistsError, VenvpackError
 from venvpack.manifest import BuiltEnv
@@ -35,7 +42,7 @@ def build_options(func: F) -> F:
     options = [
         click.argument("requirements", nargs=-1),
         click.option("-r", "--requirement", "requirement_files", multiple=True,
-                     type=click.Path(dir_okay=False, path_type=Path),
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Install from a requirements file (repeatable)."),
         click.option("--project", type=click.Path(file_okay=False, path_type=Path),
                      help="Project directory to install (default: . when it has a "
@@ -99,6 +106,8 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         given = [k for k in ("name", "prefix", "python", "with_tk", "keep_dev", "link_mode")
                  if opts.get(k)]
         spec = merge_pyproject(spec, load_pyproject_settings(project), given)
+    if spec.name is not None:
+        validate_name(spec.name)
     if spec.prefix is not None and not spec.prefix.startswith("/"):
         raise ConfigError(f"--prefix must be an absolute path, got {spec.prefix!r}")
     return spec

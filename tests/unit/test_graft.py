@@ -1,0 +1,108 @@
+"""The graft plan and ELF reading, on real ELF files copied into a temporary tree.
+
+No patchelf and no subprocess: the plan is data, checked before anything is applied.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from venvpack.elf import glibc_floor, read_elf
+from venvpack.errors import ElfError
+from venvpack.graft import _write_in_place, plan_grafts, system_library_dirs
+from venvpack.policy import system_libraries
+
+PYENV_312 = Path.home() / ".pyenv/versions/3.12.1"
+SSL_MODULE = PYENV_312 / "lib/python3.12/lib-dynload/_ssl.cpython-312-x86_64-linux-gnu.so"
+MATH_MODULE = PYENV_312 / "lib/python3.12/lib-dynload/math.cpython-312-x86_64-linux-gnu.so"
+HOST_DIRS = system_library_dirs()
+
+pytestmark = pytest.mark.skipif(not SSL_MODULE.exists(), reason="needs pyenv's CPython 3.12.1")
+
+
+def _tree(tmp_path: Path) -> Path:
+    """A miniature environment: the interpreter, libpython and two lib-dynload modules."""
+    root = tmp_path / "env"
+    dynload = root / "python/lib/python3.12/lib-dynload"
+    dynload.mkdir(parents=True)
+    (root / "python/bin").mkdir()
+    shutil.copy(PYENV_312 / "bin/python3.12", root / "python/bin/python3.12")
+    shutil.copy(PYENV_312 / "lib/libpython3.12.so.1.0", root / "python/lib/libpython3.12.so.1.0")
+    shutil.copy(SSL_MODULE, dynload / SSL_MODULE.name)
+    shutil.copy(MATH_MODULE, dynload / MATH_MODULE.name)
+    return root
+
+
+def test_read_elf_reports_needed_runpath_and_glibc() -> None:
+    info = read_elf(SSL_MODULE)
+    assert info.needed[:2] == ("libssl.so.3", "libcrypto.so.3")
+    assert info.runpath == (str(PYENV_312 / "lib"),)
+    assert info.path_offset is not None
+    assert info.path_capacity == len(str(PYENV_312 / "lib"))
+    assert all(v[0] == 2 for v in info.glibc_versions)
+    assert glibc_floor([info]) == ".".join(map(str, max(info.glibc_versions)))
+
+
+def test_read_elf_rejects_non_elf(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.so"
+    bogus.write_bytes(b"not an elf file at all")
+    with pytest.raises(ElfError, match="cannot read ELF file"):
+        read_elf(bogus)
+
+
+def test_plan_grafts_missing_libraries_and_relative_runpaths(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    lib = root / "python/lib"
+    plan = plan_grafts(root, lib, system_libraries(), host_dirs=HOST_DIRS)
+
+    grafted = {g.soname: g for g in plan.grafts}
+    assert {"libssl.so.3", "libcrypto.so.3"} <= set(grafted)
+    assert "libc.so.6" not in grafted
+    assert "libpython3.12.so.1.0" not in grafted  # already inside the tree
+    assert all(g.dest.parent == lib for g in plan.grafts)
+
+    updates = {u.paths[0].relative_to(root).as_posix(): u.runpath for u in plan.updates}
+    assert updates["python/bin/python3.12"] == ("$ORIGIN/../lib",)
+    assert updates[f"python/lib/python3.12/lib-dynload/{SSL_MODULE.name}"] == ("$ORIGIN/../..",)
+    # math needs nothing from the tree: its absolute RUNPATH is removed, not rewritten.
+    assert updates[f"python/lib/python3.12/lib-dynload/{MATH_MODULE.name}"] == ()
+    # libssl needs libcrypto, which sits beside it.
+    assert updates["python/lib/libssl.so.3"] == ("$ORIGIN",)
+    for runpath in updates.values():
+        assert all(entry.startswith("$ORIGIN") for entry in runpath)
+
+
+def test_plan_leaves_a_wheel_repaired_library_alone(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    plan = plan_grafts(root, root / "python/lib", system_libraries(), host_dirs=HOST_DIRS)
+    # A grafted system library has no RUNPATH of its own and needs only glibc: no update.
+    libz = [g for g in plan.grafts if g.soname == "libz.so.1"]
+    if libz:
+        assert all(u.paths[0] != libz[0].dest for u in plan.updates)
+
+
+def test_unresolvable_library_is_a_clear_error(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    with pytest.raises(ElfError, match=r"libssl\.so\.3, needed by python/lib/python3\.12/"):
+        plan_grafts(root, root / "python/lib", system_libraries(), host_dirs=())
+
+
+def test_allowlist_is_the_glibc_family_only() -> None:
+    allow = system_libraries()
+    assert {"libc.so.6", "libm.so.6", "libpthread.so.0", "ld-linux-x86-64.so.2"} <= allow
+    for grafted in ("libssl.so.3", "libffi.so.8", "libz.so.1", "libcrypt.so.1", "libstdc++.so.6"):
+        assert grafted not in allow
+
+
+def test_write_in_place_fits_and_blanks(tmp_path: Path) -> None:
+    target = tmp_path / "m.so"
+    shutil.copy(MATH_MODULE, target)
+    assert _write_in_place(target, "$ORIGIN/../lib")
+    assert read_elf(target).runpath == ("$ORIGIN/../lib",)
+    too_long = "$ORIGIN/" + "x" * 200
+    assert not _write_in_place(target, too_long)
+    # The old value is blanked so no build path survives in .dynstr.
+    assert str(PYENV_312) not in target.read_bytes().decode("latin-1")
