@@ -1,0 +1,75 @@
+"""Session fixtures for clean-root tests (DESIGN.md §5); the machinery lives in ``sandbox.py``.
+
+Roots are cached across runs (see ``sandbox.default_cache``), so only the first run pays for
+debootstrap. A missing tool skips the test on a developer machine but fails it under ``CI=true``
+(``sandbox.unavailable``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox_cache() -> Path:
+    """Where built roots are kept between runs."""
+    return sandbox.default_cache()
+
+
+@pytest.fixture(scope="session")
+def glibc_root_dir(sandbox_cache: Path) -> Path:
+    """Shared, read-only root of libc6 + dash + libc-only coreutils; use ``sandbox.run_in_root``."""
+    missing = sandbox.missing_tools("bwrap", "dpkg-query")
+    if missing:
+        sandbox.unavailable(f"glibc root needs {', '.join(missing)} (apt-get install bubblewrap)")
+    return sandbox.glibc_root(sandbox_cache)
+
+
+def _debootstrap(suite: str, cache: Path) -> Path:
+    problem = sandbox.debootstrap_problem()
+    if problem:
+        sandbox.unavailable(f"debootstrap {suite} root: {problem}")
+    return sandbox.debootstrap_root(suite, cache)
+
+
+@pytest.fixture(scope="session")
+def bullseye_root(sandbox_cache: Path) -> Path:
+    """Shared minbase Debian 11 root. Never write to it: take ``fresh_root(bullseye_root)``."""
+    return _debootstrap("bullseye", sandbox_cache)
+
+
+@pytest.fixture(scope="session")
+def bookworm_root(sandbox_cache: Path) -> Path:
+    """Shared minbase Debian 12 root. Never write to it: take ``fresh_root(bookworm_root)``."""
+    return _debootstrap("bookworm", sandbox_cache)
+
+
+@pytest.fixture(scope="session")
+def trixie_root(sandbox_cache: Path) -> Path:
+    """Shared minbase Debian 13 root. Never write to it: take ``fresh_root(trixie_root)``."""
+    return _debootstrap("trixie", sandbox_cache)
+
+
+@pytest.fixture
+def fresh_root(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """``fresh_root(cached_root)`` → a private writable copy for ``sandbox.run_in_chroot``.
+
+    Copies are removed at teardown: at ~150 MB each, pytest's kept ``tmp_path`` directories
+    would otherwise fill the disk after a few runs."""
+    made: list[Path] = []
+
+    def make(root: Path) -> Path:
+        dest = tmp_path / f"{root.name}-{len(made)}"
+        made.append(dest)
+        return sandbox.fresh_copy(root, dest)
+
+    yield make
+    for dest in made:
+        shutil.rmtree(dest, ignore_errors=True)
