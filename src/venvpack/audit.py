@@ -56,8 +56,9 @@ def find_leaks(root: Path, needles: Sequence[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        for name in sorted(filenames) + sorted(d for d in dirnames
-                                               if os.path.islink(os.path.join(dirpath, d))):
+        for name in sorted(filenames) + sorted(
+            d for d in dirnames if os.path.islink(os.path.join(dirpath, d))
+        ):
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
             if os.path.islink(path):

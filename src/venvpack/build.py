@@ -30,7 +30,7 @@ from venvpack.relocate import relocate, source_paths
 from venvpack.runtime import copy_runtime
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
-__all__ = ["build_environment", "find_patchelf"]
+__all__ = ["build_environment", "find_patchelf", "stage"]
 
 log = logging.getLogger("venvpack")
 
@@ -43,24 +43,28 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     patchelf = find_patchelf()
     allow = system_libraries()
     with _staging(dest, replace) as root:
-        runtime = copy_runtime(interp, root / "python", with_tk=spec.with_tk,
-                               keep_dev=spec.keep_dev)
-        python = create_skeleton(root, runtime, spec.link_mode, prompt=spec.name or dest.name)
+        with stage("runtime"):
+            runtime = copy_runtime(
+                interp, root / "python", with_tk=spec.with_tk, keep_dev=spec.keep_dev
+            )
+            python = create_skeleton(root, runtime, spec.link_mode, prompt=spec.name or dest.name)
         site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
-        installed = install_requirements(root, python, site_packages, spec)
+        with stage("install"):
+            installed = install_requirements(root, python, site_packages, spec)
         name, version = _identity(spec, installed)
         prefix = spec.install_prefix(name)
 
-        log.info("grafting shared libraries")
-        plan = plan_grafts(root, root / "python" / "lib", allow)
-        apply_plan(plan, patchelf)
+        with stage("graft"):
+            plan = plan_grafts(root, root / "python" / "lib", allow)
+            apply_plan(plan, patchelf)
 
-        log.info("relocating")
-        finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
-        relocate(root, runtime, site_packages, prefix)
+        with stage("relocate"):
+            finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
+            relocate(root, runtime, site_packages, prefix)
 
-        needles = [str(root), *(old for old, _ in source_paths(runtime))]
-        report = audit_tree(root, allow, needles)
+        with stage("audit"):
+            needles = [str(root), *(old for old, _ in source_paths(runtime))]
+            report = audit_tree(root, allow, needles)
         for rel, needle in report.leaks:
             log.debug("%s still names %s", rel, needle)
 
@@ -79,17 +83,38 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             glibc_floor=report.glibc_floor,
             commands=installed.commands,
             grafted=tuple(
-                GraftedLibrary(soname=g.soname, origin=os.path.realpath(g.source),
-                               path=str(g.dest.relative_to(root)))
+                GraftedLibrary(
+                    soname=g.soname,
+                    origin=os.path.realpath(g.source),
+                    path=str(g.dest.relative_to(root)),
+                )
                 for g in plan.grafts
             ),
             distributions=installed.distributions,
             venvpack_version=__version__,
         )
         BuiltEnv(root, manifest).save()
-    log.info("environment ready in %.1fs (glibc >= %s, %d libraries grafted)",
-             time.monotonic() - started, report.glibc_floor, len(plan.grafts))
+    log.info(
+        "environment ready in %.1fs (glibc >= %s, %d libraries grafted)",
+        time.monotonic() - started,
+        report.glibc_floor,
+        len(plan.grafts),
+    )
     return BuiltEnv(dest, manifest)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Log the start of a pipeline stage and, at debug level, how long it took."""
+    log.info("%s ...", name)
+    started = time.monotonic()
+    yield
+    log.debug(
+        "stage %s took %.2fs",
+        name,
+        time.monotonic() - started,
+        extra={"venvpack_stage": name, "venvpack_seconds": time.monotonic() - started},
+    )
 
 
 def _identity(spec: BuildSpec, installed: Installed) -> tuple[str, str]:
@@ -99,11 +124,13 @@ def _identity(spec: BuildSpec, installed: Installed) -> tuple[str, str]:
     elif installed.top_level:
         name = installed.top_level[0]
     else:
-        raise ConfigError("cannot tell the application's name from the requirements; "
-                          "give --name")
+        raise ConfigError("cannot tell the application's name from the requirements; give --name")
     validate_name(name)
-    main = name if installed.version_of(name) else (
-        installed.top_level[0] if installed.top_level else None)
+    main = (
+        name
+        if installed.version_of(name)
+        else (installed.top_level[0] if installed.top_level else None)
+    )
     version = (installed.version_of(main) if main else None) or "0"
     return name, version
 

@@ -115,11 +115,18 @@ def load_pyproject_settings(project: Path) -> dict[str, Any]:
     return table
 
 
-def merge_pyproject(spec: BuildSpec, settings: Mapping[str, Any], given: Sequence[str]) -> BuildSpec:
-    """Apply pyproject ``settings`` to ``spec`` for every field not ``given`` on the command line."""
+def merge_pyproject(
+    spec: BuildSpec, settings: Mapping[str, Any], given: Sequence[str]
+) -> BuildSpec:
+    """Apply pyproject ``settings`` to ``spec`` for each field not ``given`` as a flag."""
     changes: dict[str, Any] = {}
-    simple = {"name": "name", "prefix": "prefix", "python": "python",
-              "with-tk": "with_tk", "keep-dev": "keep_dev"}
+    simple = {
+        "name": "name",
+        "prefix": "prefix",
+        "python": "python",
+        "with-tk": "with_tk",
+        "keep-dev": "keep_dev",
+    }
     for key, attr in simple.items():
         if key in settings and attr not in given:
             changes[attr] = settings[key]
@@ -128,10 +135,12 @@ def merge_pyproject(spec: BuildSpec, settings: Mapping[str, Any], given: Sequenc
             changes["link_mode"] = LinkMode(settings["python-link"])
         except ValueError:
             raise ConfigError(
-                f"tool.venvpack.python-link must be one of symlink, copy, hardlink"
+                "tool.venvpack.python-link must be one of symlink, copy, hardlink"
             ) from None
     if "requirements" in settings:
-        changes["requirements"] = tuple(str(r) for r in settings["requirements"]) + spec.requirements
+        changes["requirements"] = (
+            tuple(str(r) for r in settings["requirements"]) + spec.requirements
+        )
     if "find-links" in settings:
         changes["find_links"] = spec.find_links + tuple(str(f) for f in settings["find-links"])
     return replace(spec, **changes)

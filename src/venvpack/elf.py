@@ -95,11 +95,11 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
             if kind in ("DT_NEEDED", "DT_SONAME", "DT_RPATH", "DT_RUNPATH"):
                 refs.add(tag.entry.d_val)
             if kind == "DT_NEEDED":
-                needed.append(tag.needed)
+                needed.append(tag.needed)  # type: ignore[attr-defined]
             elif kind == "DT_SONAME":
-                soname = tag.soname
+                soname = tag.soname  # type: ignore[attr-defined]
             elif kind in ("DT_RPATH", "DT_RUNPATH"):
-                value = tag.rpath if kind == "DT_RPATH" else tag.runpath
+                value = tag.rpath if kind == "DT_RPATH" else tag.runpath  # type: ignore[attr-defined]
                 entries = tuple(p for p in value.split(":") if p)
                 if kind == "DT_RPATH":
                     rpath = entries

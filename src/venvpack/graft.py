@@ -223,8 +223,9 @@ class _Planner:
         """A file keeps its search path when it stays inside the tree and covers ``dirs``."""
         info = self.infos[path]
         current = [_expand(e, path.parent) for e in info.search_path]
-        if any(not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}")
-               for e in info.search_path):
+        if any(
+            not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}") for e in info.search_path
+        ):
             return True
         if any(not _inside(d, self.root) for d in current):
             return True
@@ -253,8 +254,9 @@ def plan_grafts(
     host_dirs: tuple[Path, ...] | None = None,
 ) -> GraftPlan:
     """Plan grafts and RUNPATH updates for every ELF file under ``root``."""
-    planner = _Planner(root, lib_dir, allow, host_dirs if host_dirs is not None
-                       else system_library_dirs())
+    planner = _Planner(
+        root, lib_dir, allow, host_dirs if host_dirs is not None else system_library_dirs()
+    )
     for path in files if files is not None else find_elf_files(root):
         info = read_elf(path)
         if info.is_dynamic:
@@ -282,8 +284,10 @@ def apply_plan(plan: GraftPlan, patchelf: str) -> None:
         for path in update.paths:
             got = read_elf(path).search_path
             if got != update.runpath:
-                raise ElfError(f"{path}: RUNPATH is {':'.join(got)!r} after patching, "
-                               f"expected {':'.join(update.runpath)!r}")
+                raise ElfError(
+                    f"{path}: RUNPATH is {':'.join(got)!r} after patching, "
+                    f"expected {':'.join(update.runpath)!r}"
+                )
 
 
 def _write_in_place(path: Path, value: str | None) -> bool:

@@ -125,7 +125,9 @@ def _install_args(spec: BuildSpec) -> list[str]:
     return args
 
 
-def install_requirements(root: Path, python: Path, site_packages: Path, spec: BuildSpec) -> Installed:
+def install_requirements(
+    root: Path, python: Path, site_packages: Path, spec: BuildSpec
+) -> Installed:
     """Install what ``spec`` asks for into the environment at ``root``."""
     args = _install_args(spec)
     uv = _find_uv() if spec.installer is not Installer.PIP else None
@@ -134,16 +136,33 @@ def install_requirements(root: Path, python: Path, site_packages: Path, spec: Bu
     if uv is not None:
         log.info("installing with uv: %s", " ".join(args))
         env = clean_python_env({"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"})
-        run([uv, "pip", "install", "--python", python, *args],
-            error=InstallError, what="installing requirements (uv)", env=env, cwd=root.parent)
+        run(
+            [uv, "pip", "install", "--python", python, *args],
+            error=InstallError,
+            what="installing requirements (uv)",
+            env=env,
+            cwd=root.parent,
+        )
     else:
         log.info("installing with pip: %s", " ".join(args))
         with _pip_path() as pythonpath:
             env = clean_python_env({"PYTHONPATH": str(pythonpath)})
-            run([python, "-m", "pip", "install", "--no-compile", "--disable-pip-version-check",
-                 "--no-warn-script-location", *args],
-                error=InstallError, what="installing requirements (pip)", env=env,
-                cwd=root.parent)
+            run(
+                [
+                    python,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-compile",
+                    "--disable-pip-version-check",
+                    "--no-warn-script-location",
+                    *args,
+                ],
+                error=InstallError,
+                what="installing requirements (pip)",
+                env=env,
+                cwd=root.parent,
+            )
     return _inventory(root, site_packages, requested_names(spec))
 
 
@@ -152,7 +171,7 @@ def _find_uv() -> str | None:
     try:
         from uv import find_uv_bin
 
-        candidate = find_uv_bin()
+        candidate: str | None = find_uv_bin()
     except (ImportError, FileNotFoundError):
         candidate = shutil.which("uv")
     if candidate is None or not os.access(candidate, os.X_OK):
@@ -190,12 +209,13 @@ def _inventory(root: Path, site_packages: Path, requested: list[str]) -> Install
     commands: list[str] = []
     for name in top:
         for ep in dists[name].entry_points:
-            if ep.group == "console_scripts" and (root / "bin" / ep.name).exists():
-                if ep.name not in commands:
-                    commands.append(ep.name)
+            is_command = ep.group == "console_scripts" and (root / "bin" / ep.name).exists()
+            if is_command and ep.name not in commands:
+                commands.append(ep.name)
     return Installed(
-        distributions=tuple(Distribution(name=n, version=d.version)
-                            for n, d in sorted(dists.items())),
+        distributions=tuple(
+            Distribution(name=n, version=d.version) for n, d in sorted(dists.items())
+        ),
         top_level=tuple(top),
         commands=tuple(commands),
     )

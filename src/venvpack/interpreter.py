@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvpack.elf import read_elf
 from venvpack.errors import InterpreterError
 
 __all__ = ["Interpreter", "describe", "find_interpreter"]
@@ -98,7 +99,11 @@ def describe(path: Path) -> Interpreter:
     try:
         proc = subprocess.run(
             [str(path), "-E", "-s", "-S", "-c", _PROBE],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
             env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -121,7 +126,8 @@ def describe(path: Path) -> Interpreter:
     libpython = None
     if data["shared"] and data["libdir"] and data["instsoname"]:
         candidate = Path(data["libdir"]) / data["instsoname"]
-        if candidate.exists():
+        # Debian ships libpython3.X.so but its /usr/bin/python3.X does not use it.
+        if candidate.exists() and candidate.name in read_elf(exe).needed:
             libpython = candidate
     base = Path(data["base_prefix"])
     return Interpreter(
@@ -203,7 +209,9 @@ def _versioned_dirs(
     if not parent.is_dir():
         return []
     pattern = re.compile(
-        re.escape(prefix + short + ".") + (re.escape(micro) if micro else r"(\d+)") + r"(?:[-+].*)?$"
+        re.escape(prefix + short + ".")
+        + (re.escape(micro) if micro else r"(\d+)")
+        + r"(?:[-+].*)?$"
     )
     found: list[tuple[int, Path]] = []
     for child in parent.iterdir():

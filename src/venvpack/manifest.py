@@ -121,7 +121,9 @@ class BuiltEnv:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigError(f"{root} is not a venvpack environment (no {MANIFEST_PATH})") from None
+            raise ConfigError(
+                f"{root} is not a venvpack environment (no {MANIFEST_PATH})"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         return cls(root=root, manifest=Manifest.from_json(text))

@@ -68,6 +68,7 @@ def relocate(root: Path, runtime: Runtime, site_packages: Path, prefix: str) -> 
 
 # -- launchers ---------------------------------------------------------------------------
 
+
 def launcher_header() -> bytes:
     """The first lines of every console script: sh finds python, python skips the lines."""
     return render("venv/launcher").encode()
@@ -106,6 +107,7 @@ def _script_body(data: bytes, root: Path) -> bytes | None:
 
 
 # -- .pth, direct_url.json, RECORD --------------------------------------------------------
+
 
 def _relocate_pth(site_packages: Path, root: Path) -> set[Path]:
     changed: set[Path] = set()
@@ -188,6 +190,7 @@ def _rewrite_record(dist_info: Path, root: Path, changed: set[Path], removed: se
 
 # -- the runtime's own build configuration -------------------------------------------------
 
+
 def source_paths(runtime: Runtime) -> list[tuple[str, str]]:
     """(source path, path relative to the runtime root) pairs to replace, longest first."""
     pairs: list[tuple[str, str]] = []
@@ -212,6 +215,7 @@ def _substitute(text: str, pairs: list[tuple[str, str]], new_root: str) -> str:
 
 def _relocate_runtime_text(runtime: Runtime, prefix: str) -> None:
     pairs = source_paths(runtime)
+    _restore_stdlib_shebangs(runtime)
     if runtime.sysconfigdata is not None:
         _rewrite_sysconfigdata(runtime, pairs)
     installed = prefix.rstrip("/") + "/python"
@@ -221,6 +225,21 @@ def _relocate_runtime_text(runtime: Runtime, prefix: str) -> None:
         new = _substitute(text, pairs, root)
         if new != text:
             _replace_bytes(path, new.encode("utf-8", errors="surrogateescape"))
+
+
+def _restore_stdlib_shebangs(runtime: Runtime) -> None:
+    """Distributions point stdlib shebangs at their python (Debian: ``#! /usr/bin/python3.11``);
+    give them back upstream's ``#! /usr/bin/env python3``, which names no build-host path."""
+    source = os.fsencode(runtime.source_prefix / "bin")
+    for path in sorted(runtime.stdlib.rglob("*.py")):
+        with path.open("rb") as fh:
+            head = fh.read(256)
+        if not head.startswith(b"#!"):
+            continue
+        first, _, _ = head.partition(b"\n")
+        if first[2:].strip().startswith(source + b"/python"):
+            data = path.read_bytes()
+            _replace_bytes(path, b"#! /usr/bin/env python3" + data[len(first) :])
 
 
 def _dev_text_files(runtime: Runtime) -> Iterable[Path]:
@@ -239,21 +258,26 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
     tree = ast.parse(path.read_text(encoding="utf-8"))
     values: dict[str, object] | None = None
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "build_time_vars"):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "build_time_vars"
+        ):
             values = ast.literal_eval(node.value)
     if not isinstance(values, dict):
         raise BuildError(f"{path.name}: no build_time_vars literal to relocate")
-    marked = {k: _substitute(v, pairs, _TOKEN) if isinstance(v, str) else v
-              for k, v in values.items()}
+    marked = {
+        k: _substitute(v, pairs, _TOKEN) if isinstance(v, str) else v for k, v in values.items()
+    }
     depth = len(runtime.stdlib.relative_to(runtime.root).parts)
     up = ", ".join(['".."'] * depth)
     source = (
         "# Build configuration of the bundled interpreter, rewritten by venvpack: paths are\n"
         "# computed from this file's location, so the environment can live anywhere.\n"
         "import os as _os\n\n"
-        f"_PREFIX = _os.path.normpath(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), {up}))\n"
+        "_HERE = _os.path.dirname(_os.path.abspath(__file__))\n"
+        f"_PREFIX = _os.path.normpath(_os.path.join(_HERE, {up}))\n"
         f"_TOKEN = {_TOKEN!r}\n"
         f"_build_time_vars = {pprint.pformat(marked, width=100)}\n"
         "build_time_vars = {\n"
@@ -288,8 +312,12 @@ def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str
         for cache in sorted(directory.rglob("__pycache__")):
             for pyc in cache.glob("*.pyc"):
                 pyc.unlink()
-    run([runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix, *dirs],
-        error=BuildError, what="byte-compiling", env=clean_python_env())
+    run(
+        [runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix, *dirs],
+        error=BuildError,
+        what="byte-compiling",
+        env=clean_python_env(),
+    )
 
 
 def _replace_bytes(path: Path, data: bytes) -> None:

@@ -25,11 +25,22 @@ __all__ = ["Runtime", "copy_runtime"]
 log = logging.getLogger("venvpack")
 
 # Stdlib directories (relative to lib/python3.X) that a deployed application never needs.
-_PRUNED_DIRS = frozenset({
-    "test", "idlelib", "turtledemo", "lib2to3/tests", "ctypes/test", "distutils/tests",
-    "sqlite3/test", "unittest/test", "tkinter/test", "__phello__", "site-packages",
-    "dist-packages",
-})
+_PRUNED_DIRS = frozenset(
+    {
+        "test",
+        "idlelib",
+        "turtledemo",
+        "lib2to3/tests",
+        "ctypes/test",
+        "distutils/tests",
+        "sqlite3/test",
+        "unittest/test",
+        "tkinter/test",
+        "__phello__",
+        "site-packages",
+        "dist-packages",
+    }
+)
 _TK_DIRS = frozenset({"tkinter"})
 _PRUNED_FILES = frozenset({"EXTERNALLY-MANAGED", "turtle.py"})
 
@@ -119,15 +130,16 @@ def _make_ignore(
         rel = "" if rel == "." else rel + "/"
         out: set[str] = set()
         for name in names:
-            if name == "__pycache__" or name in _PRUNED_FILES or name.endswith(".a"):
-                out.add(name)
-            elif rel + name in pruned:
-                out.add(name)
-            elif not with_tk and name.startswith("_tkinter."):
-                out.add(name)
-            elif not keep_dev and name.startswith("config-") and rel == "":
-                out.add(name)
-            elif libpl is not None and os.path.join(directory, name) == str(libpl) and not keep_dev:
+            pruned_here = (
+                name == "__pycache__"
+                or name in _PRUNED_FILES
+                or name.endswith(".a")
+                or rel + name in pruned
+                or (not with_tk and name.startswith("_tkinter."))
+                or (not keep_dev and rel == "" and name.startswith("config-"))
+                or (not keep_dev and os.path.join(directory, name) == str(libpl))
+            )
+            if pruned_here:
                 out.add(name)
         return out
 
@@ -138,8 +150,12 @@ def _copy_dev(interp: Interpreter, dest: Path, libpython: Path | None) -> None:
     """Headers, pkg-config files and python-config, for building extensions later."""
     base = interp.base_prefix
     if interp.include is not None and interp.include.is_dir():
-        shutil.copytree(interp.include, dest / _under(base, interp.include, "include"),
-                        symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(
+            interp.include,
+            dest / _under(base, interp.include, "include"),
+            symlinks=True,
+            dirs_exist_ok=True,
+        )
     pkgconfig = base / "lib" / "pkgconfig"
     if pkgconfig.is_dir() and _inside(pkgconfig, base) and base != Path("/usr"):
         shutil.copytree(pkgconfig, dest / "lib" / "pkgconfig", symlinks=True)
@@ -163,7 +179,8 @@ def _strip_debug(tree: Path) -> None:
         log.debug("no strip tool found; keeping debug info in the runtime")
         return
     targets = [
-        p for p in sorted(tree.rglob("*"))
+        p
+        for p in sorted(tree.rglob("*"))
         if p.is_file() and not p.is_symlink() and is_elf(p) and read_elf(p).has_debug
     ]
     if targets:

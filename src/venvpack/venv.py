@@ -65,8 +65,9 @@ def create_skeleton(root: Path, runtime: Runtime, link_mode: LinkMode, prompt: s
     for name in ACTIVATE_SCRIPTS:
         (bindir / name).write_text(render(f"venv/{name}", prompt=prompt), encoding="utf-8")
     home = str(runtime.executable.parent)
-    (root / "pyvenv.cfg").write_text(render_pyvenv_cfg(_pairs(home, runtime, link_mode)),
-                                     encoding="utf-8")
+    (root / "pyvenv.cfg").write_text(
+        render_pyvenv_cfg(_pairs(home, runtime, link_mode)), encoding="utf-8"
+    )
     return python
 
 

@@ -34,7 +34,7 @@ PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "v
 
 # Imports and a spawn pool: what "the runtime works" means for an application.
 CHECK = """
-import ssl, sqlite3, ctypes, zlib, lzma, bz2, decimal, uuid, hashlib, readline, json, sys
+import ssl, sqlite3, ctypes, zlib, lzma, bz2, decimal, uuid, hashlib, readline, json, sys, os
 import yaml, requests, markupsafe
 from multiprocessing import get_context
 assert yaml.__with_libyaml__ or yaml.__version__
@@ -44,7 +44,8 @@ ctypes.CDLL(None)
 if __name__ == "__main__":
     with get_context("spawn").Pool(2) as pool:
         assert pool.map(abs, [-1, -2]) == [1, 2]
-    print("OK", sys.prefix, sys.base_prefix)
+    # 3.9 and 3.10 report base_prefix as <root>/bin/../python: the same directory.
+    print("OK", sys.prefix, os.path.normpath(sys.base_prefix))
 """
 
 
@@ -78,11 +79,13 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     base = tmp_path_factory.mktemp("build")
     out = base / "env"
     spec = BuildSpec(requirements=(str(HELLO), "requests", "pyyaml"), python=python)
-    env = build_environment(spec, out)
+    build_environment(spec, out)
     moved = base / "moved here" / "my env"
     moved.parent.mkdir()
     os.rename(out, moved)
-    return Built(env=BuiltEnv.load(moved), path=moved, build_path=out, interp=describe(Path(python)))
+    return Built(
+        env=BuiltEnv.load(moved), path=moved, build_path=out, interp=describe(Path(python))
+    )
 
 
 def test_expected_interpreters_are_present() -> None:
@@ -115,7 +118,9 @@ def test_runs_in_a_glibc_only_root(built: Built, glibc_root_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"OK {inside} {inside}/python")
-    result = sandbox.run_in_root(glibc_root_dir, [f"{inside}/bin/hello"], binds={built.path: inside})
+    result = sandbox.run_in_root(
+        glibc_root_dir, [f"{inside}/bin/hello"], binds={built.path: inside}
+    )
     assert result.returncode == 0, result.stderr
     assert "markupsafe" in result.stdout
 
@@ -160,8 +165,10 @@ def test_runtime_is_pruned_and_ships_hash_based_pycs(built: Built) -> None:
 
 def test_manifest_describes_the_environment(built: Built) -> None:
     m = built.env.manifest
-    assert m.name == "hello" and m.version == "1.0.0"
-    assert m.prefix == "/opt/hello" and m.link_mode == "symlink"
+    assert m.name == "hello"
+    assert m.version == "1.0.0"
+    assert m.prefix == "/opt/hello"
+    assert m.link_mode == "symlink"
     assert m.python.version == built.interp.version
     assert m.commands == ("hello",)
     names = {d.name for d in m.distributions}
@@ -177,8 +184,9 @@ def test_manifest_describes_the_environment(built: Built) -> None:
 
 def test_activate_finds_the_moved_environment(built: Built) -> None:
     script = 'source "$1/bin/activate" && echo "$VIRTUAL_ENV" && command -v python && deactivate'
-    result = subprocess.run(["bash", "-c", script, "bash", str(built.path)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(built.path)], capture_output=True, text=True, check=True
+    )
     assert result.stdout.splitlines() == [str(built.path), str(built.path / "bin/python")]
 
 
@@ -190,19 +198,27 @@ def test_copy_and_hardlink_modes_run_at_their_prefix(
 ) -> None:
     prefix = "/opt/my app"
     out = tmp_path / "env"
-    spec = BuildSpec(requirements=(str(HELLO), "requests", "pyyaml"), python=python,
-                     link_mode=mode, prefix=prefix)
+    spec = BuildSpec(
+        requirements=(str(HELLO), "requests", "pyyaml"),
+        python=python,
+        link_mode=mode,
+        prefix=prefix,
+    )
     build_environment(spec, out)
     exe = out / "bin" / "python"
-    assert exe.is_file() and not exe.is_symlink()
+    assert exe.is_file()
+    assert not exe.is_symlink()
     assert out in Path(os.path.realpath(exe)).parents
     if mode is LinkMode.HARDLINK:
         assert exe.stat().st_ino == (out / "python/bin/python3.11").stat().st_ino
     assert f"home = {prefix}/python/bin" in (out / "pyvenv.cfg").read_text()
     interp = find_interpreter(python)
-    result = sandbox.hidden_run([f"{prefix}/bin/python", "-c", CHECK],
-                                hide=sandbox.python_hide_list(interp.base_prefix),
-                                binds={out: prefix}, tmp=False)
+    result = sandbox.hidden_run(
+        [f"{prefix}/bin/python", "-c", CHECK],
+        hide=sandbox.python_hide_list(interp.base_prefix),
+        binds={out: prefix},
+        tmp=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"OK {prefix} {prefix}/python")
     result = sandbox.run_in_root(glibc_root_dir, [f"{prefix}/bin/hello"], binds={out: prefix})
@@ -213,8 +229,9 @@ def test_pip_fallback_builds_a_working_environment(tmp_path: Path, glibc_root_di
     out = tmp_path / "env"
     spec = BuildSpec(requirements=(str(HELLO),), python="3.10", installer=Installer.PIP)
     env = build_environment(spec, out)
-    assert (out / "lib/python3.10/site-packages/hello-1.0.0.dist-info/INSTALLER").read_text() \
-        .strip() == "pip"
+    assert (
+        out / "lib/python3.10/site-packages/hello-1.0.0.dist-info/INSTALLER"
+    ).read_text().strip() == "pip"
     assert env.manifest.commands == ("hello",)
     result = sandbox.run_in_root(glibc_root_dir, ["/opt/x/bin/hello"], binds={out: "/opt/x"})
     assert result.returncode == 0, result.stderr
@@ -228,8 +245,11 @@ def _venvpack(*args: str) -> list[str]:
 def test_unresolvable_requirement(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = subprocess.run(
-        _venvpack("build", "no-such-distribution-venvpack-test", "--no-index", "-q", "-o", str(out)),
-        capture_output=True, text=True,
+        _venvpack(
+            "build", "no-such-distribution-venvpack-test", "--no-index", "-q", "-o", str(out)
+        ),
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 4
     assert "Traceback" not in result.stderr
@@ -243,10 +263,13 @@ def _temp_siblings(parent: Path) -> list[str]:
 
 def test_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.Popen(_venvpack("build", "requests", "pyyaml", "--python", "3.12",
-                                      "-o", str(out)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _venvpack("build", "requests", "pyyaml", "--python", "3.12", "-o", str(out)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while not _temp_siblings(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)

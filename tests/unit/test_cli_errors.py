@@ -98,7 +98,9 @@ def test_nothing_to_install(
 
 
 def test_unknown_pyproject_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "pyproject.toml").write_text('[project]\nname="x"\n[tool.venvpack]\npyhton="3.12"\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname="x"\n[tool.venvpack]\npyhton="3.12"\n'
+    )
     code, err = run_cli(["build", "--project", str(tmp_path), "-o", str(tmp_path / "o")], capsys)
     assert code == 2
     assert_one_line(err)

@@ -25,7 +25,8 @@ def test_launcher_is_a_sh_python_polyglot() -> None:
     header = launcher_header().decode()
     lines = header.splitlines()
     assert lines[0] == "#!/bin/sh"
-    assert "realpath" in lines[1] and "/usr/bin/env" not in header
+    assert "realpath" in lines[1]
+    assert "/usr/bin/env" not in header
     # For Python the three lines are one string literal followed by nothing.
     compile(header + "import sys\n", "launcher", "exec")
 
@@ -35,14 +36,18 @@ def test_launcher_is_a_sh_python_polyglot() -> None:
     [
         (b"#!/b/env/bin/python\nimport x\n", b"import x\n"),
         (b"#!/b/env/bin/python3.12 \nimport x\n", b"import x\n"),
-        (b"#!/bin/sh\n'''exec' \"/b/env/bin/python\" \"$0\" \"$@\"\n' '''\nimport x\n",
-         b"import x\n"),
+        (
+            b"#!/bin/sh\n'''exec' \"/b/env/bin/python\" \"$0\" \"$@\"\n' '''\nimport x\n",
+            b"import x\n",
+        ),
         (b"#!/usr/bin/python3\nimport x\n", None),
         (b"#!/b/environment/bin/python\nimport x\n", None),
         (b"echo not a script\n", None),
     ],
 )
-def test_script_body_detects_only_interpreters_in_the_tree(script: bytes, expected: bytes | None) -> None:
+def test_script_body_detects_only_interpreters_in_the_tree(
+    script: bytes, expected: bytes | None
+) -> None:
     assert _script_body(script, Path("/b/env")) == expected
 
 

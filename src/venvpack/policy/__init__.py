@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from venvpack.errors import ConfigError
@@ -23,7 +23,7 @@ def load_json(name: str) -> dict[str, object]:
     return data
 
 
-@lru_cache(maxsize=None)
+@cache
 def system_libraries(families: tuple[str, ...] | None = None) -> frozenset[str]:
     """Sonames the target system provides (never grafted), for ``families`` or the default."""
     data = load_json("system-libraries.json")
