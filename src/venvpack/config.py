@@ -41,12 +41,12 @@ class Installer(str, enum.Enum):
     PIP = "pip"
 
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 
 
 def validate_name(name: str) -> str:
     """An application name usable as a directory, a Debian and an RPM package name."""
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ConfigError(
             f"invalid application name {name!r}: use lower-case letters, digits and + . - "
             "(at least two characters, starting with a letter or digit); set one with --name"
