@@ -7,6 +7,7 @@ and applies them in one place.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,8 +112,8 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
     for section in elf.iter_sections():
         if section.name.startswith(".debug_"):
             has_debug = True
-        if isinstance(section, SymbolTableSection) and section.name == ".dynsym":
-            refs.update(sym.entry.st_name for sym in section.iter_symbols())
+        if offsets and isinstance(section, SymbolTableSection) and section.name == ".dynsym":
+            refs.update(_symbol_name_offsets(section, elf.little_endian))
         if isinstance(section, GNUVerDefSection):
             for _verdef, verdaux_iter in section.iter_versions():
                 refs.update(aux.entry.vda_name for aux in verdaux_iter)
@@ -147,6 +148,15 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
         has_debug=has_debug,
         is_dynamic=dynamic is not None,
     )
+
+
+def _symbol_name_offsets(section: SymbolTableSection, little_endian: bool) -> list[int]:
+    """``st_name`` of every symbol, read straight from the table (the first 32-bit field of
+    both Elf32_Sym and Elf64_Sym): pyelftools' per-symbol parsing is 100x slower."""
+    size = section["sh_entsize"]
+    data = section.data()
+    fmt = "<I" if little_endian else ">I"
+    return [struct.unpack_from(fmt, data, i)[0] for i in range(0, len(data) - size + 1, size)]
 
 
 def glibc_floor(infos: list[ElfInfo] | tuple[ElfInfo, ...]) -> str:
