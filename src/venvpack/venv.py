@@ -21,6 +21,7 @@ from venvpack.templates import render
 __all__ = ["create_skeleton", "finalize_pyvenv_cfg", "render_pyvenv_cfg"]
 
 ACTIVATE_SCRIPTS = ("activate", "activate.fish")
+RELOCATE_SCRIPT = "venvpack-relocate"
 
 
 def render_pyvenv_cfg(pairs: Sequence[tuple[str, str]]) -> str:
@@ -64,6 +65,11 @@ def create_skeleton(root: Path, runtime: Runtime, link_mode: LinkMode, prompt: s
         os.symlink("python", bindir / alias)
     for name in ACTIVATE_SCRIPTS:
         (bindir / name).write_text(render(f"venv/{name}", prompt=prompt), encoding="utf-8")
+    if link_mode is not LinkMode.SYMLINK:
+        # A real bin/python needs an absolute home: this documented step moves it.
+        relocate_script = bindir / RELOCATE_SCRIPT
+        relocate_script.write_text(render(f"venv/{RELOCATE_SCRIPT}"), encoding="utf-8")
+        relocate_script.chmod(0o755)
     home = str(runtime.executable.parent)
     (root / "pyvenv.cfg").write_text(
         render_pyvenv_cfg(_pairs(home, runtime, link_mode)), encoding="utf-8"
