@@ -126,12 +126,10 @@ def _identity(spec: BuildSpec, installed: Installed) -> tuple[str, str]:
     else:
         raise ConfigError("cannot tell the application's name from the requirements; give --name")
     validate_name(name)
-    main = (
-        name
-        if installed.version_of(name)
-        else (installed.top_level[0] if installed.top_level else None)
-    )
-    version = (installed.version_of(main) if main else None) or "0"
+    # --name may name no distribution (an app called "api" made of "myco-api"): then the
+    # version is the first requested distribution's.
+    candidates = [name, *installed.top_level]
+    version = next((v for v in map(installed.version_of, candidates) if v), "0")
     return name, version
 
 

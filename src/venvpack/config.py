@@ -10,7 +10,7 @@ import enum
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ class BuildSpec:
     with_tk: bool = False
     keep_dev: bool = False
     installer: Installer = Installer.AUTO
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    """uv when it can run, else pip under the bundled interpreter; tests force either."""
 
     def install_prefix(self, name: str) -> str:
         return self.prefix or f"/opt/{name}"

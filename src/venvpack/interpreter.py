@@ -148,10 +148,10 @@ def describe(path: Path) -> Interpreter:
 
 
 def _source_label(exe: Path, base: Path, schemes: list[str]) -> str:
-    text = str(exe)
-    if "/.pyenv/versions/" in text or os.environ.get("PYENV_ROOT", "\0") in text:
+    pyenv_versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if pyenv_versions in exe.parents or "/.pyenv/versions/" in str(exe):
         return "pyenv"
-    if "/uv/python/" in text:
+    if "/uv/python/" in str(exe):
         return "uv"
     if "posix_local" in schemes or "deb_system" in schemes:
         return "debian"

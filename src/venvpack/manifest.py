@@ -8,9 +8,8 @@ floor, commands) from here.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from venvpack.errors import ConfigError
 
@@ -80,7 +79,6 @@ class Manifest:
     distributions: tuple[Distribution, ...] = ()
     venvpack_version: str = ""
     schema: int = SCHEMA
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -102,7 +100,6 @@ class Manifest:
                 grafted=tuple(GraftedLibrary(**g) for g in data.get("grafted", ())),
                 distributions=tuple(Distribution(**d) for d in data.get("distributions", ())),
                 venvpack_version=data.get("venvpack_version", ""),
-                extra=data.get("extra", {}),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"malformed venvpack manifest: {exc}") from exc

@@ -1,0 +1,68 @@
+"""Relocation of installer output: direct_url.json, RECORD and .pth files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from venvpack.relocate import _clean_direct_url, _record_hash, _relocate_pth, _rewrite_record
+
+
+def _dist_info(tmp_path: Path, url: str) -> Path:
+    dist_info = tmp_path / "site-packages" / "app-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "direct_url.json").write_text(json.dumps({"url": url, "dir_info": {}}))
+    return dist_info
+
+
+def test_local_direct_url_is_dropped(tmp_path: Path) -> None:
+    dist_info = _dist_info(tmp_path, "file:///home/me/secret-project")
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    _clean_direct_url(dist_info, changed, removed)
+    assert not (dist_info / "direct_url.json").exists()
+    assert removed == {dist_info / "direct_url.json"}
+
+
+def test_credentials_are_removed_from_urls(tmp_path: Path) -> None:
+    dist_info = _dist_info(tmp_path, "https://user:s3cret@git.example.org/app.tar.gz")
+    changed: set[Path] = set()
+    _clean_direct_url(dist_info, changed, set())
+    text = (dist_info / "direct_url.json").read_text()
+    assert "s3cret" not in text and "user" not in text
+    assert json.loads(text)["url"] == "https://git.example.org/app.tar.gz"
+    assert changed == {dist_info / "direct_url.json"}
+
+
+def test_record_gets_new_hashes_and_loses_removed_rows(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    site = root / "lib/python3.12/site-packages"
+    dist_info = site / "app-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (root / "bin").mkdir()
+    script = root / "bin" / "app"
+    script.write_bytes(b"new launcher\n")
+    rows = [
+        ["../../../bin/app", "sha256=old", "3"],
+        ["app-1.0.dist-info/direct_url.json", "sha256=x", "10"],
+        ["app-1.0.dist-info/RECORD", "", ""],
+    ]
+    with (dist_info / "RECORD").open("w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    _rewrite_record(dist_info, root, changed={script}, removed={dist_info / "direct_url.json"})
+    out = list(csv.reader((dist_info / "RECORD").read_text().splitlines()))
+    assert out == [
+        ["../../../bin/app", _record_hash(b"new launcher\n"), "13"],
+        ["app-1.0.dist-info/RECORD", "", ""],
+    ]
+
+
+def test_pth_lines_into_the_tree_become_relative(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    site = root / "lib/python3.12/site-packages"
+    site.mkdir(parents=True)
+    pth = site / "extra.pth"
+    pth.write_text(f"{root}/src\nimport os\n/usr/share/elsewhere\n")
+    assert _relocate_pth(site, root) == {pth}
+    assert pth.read_text() == "../../../src\nimport os\n/usr/share/elsewhere\n"
