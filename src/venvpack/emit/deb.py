@@ -14,24 +14,35 @@ field of its own.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import posixpath
 import re
 import shutil
-import stat
 import tempfile
 import textwrap
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from venvpack import __version__, templates
+from venvpack.archive import (
+    Compression,
+    Entry,
+    EntryKind,
+    FileDigest,
+    TarPlan,
+    atomic_output,
+    compressed_writer,
+    source_date_epoch,
+    write_ar,
+    write_archive,
+    write_tar,
+)
 from venvpack.emit import systemd
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
@@ -44,18 +55,16 @@ __all__ = [
     "DebEmitter",
     "DebOptions",
     "DebPackage",
-    "Member",
     "deb_description",
     "deb_line",
     "debian_arch",
+    "maintainer_from_environment",
     "parse_depends",
     "plan_package",
 ]
 
 COMPRESSIONS = ("xz", "gzip", "zstd")
 """Member compressions dpkg reads; xz is the default (zstd needs dpkg >= 1.21.18)."""
-
-_SUFFIX = {"xz": "xz", "gzip": "gz", "zstd": "zst"}
 
 REVISION = "1"
 """The Debian revision of every package: the upstream part is the application's version.
@@ -65,19 +74,20 @@ elsewhere): Debian tools then expect ``changelog.Debian.gz``, and a user who rep
 same application version can still be given a higher revision later.
 """
 
-_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_ARCH_RE = re.compile(r"^[a-z0-9]+$")
-_SECTION_RE = re.compile(r"^(?:(?:contrib|non-free|non-free-firmware)/)?[a-z0-9][a-z0-9+.-]*$")
-_GLIBC_RE = re.compile(r"^[0-9]+\.[0-9]+$")
-_COMMAND_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")
+# All patterns are used with fullmatch: "$" would let a trailing newline through.
+_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_ARCH_RE = re.compile(r"[a-z0-9]+")
+_SECTION_RE = re.compile(r"(?:(?:contrib|non-free|non-free-firmware)/)?[a-z0-9][a-z0-9+.-]*")
+_GLIBC_RE = re.compile(r"[0-9]+\.[0-9]+")
+_COMMAND_RE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]*")
 # "Full Name <address>"; no comma (it separates maintainers in Uploaders-style fields).
-_MAINTAINER_RE = re.compile(r"^[^\s<>,]([^<>,]*[^\s<>,])? <[^\s<>,@]+@[^\s<>,@]+>$")
+_MAINTAINER_RE = re.compile(r"[^\s<>,]([^<>,]*[^\s<>,])? <[^\s<>,@]+@[^\s<>,@]+>")
 # One relation of a binary package's Depends: name[:arch] [(op version)].
 _RELATION_RE = re.compile(
-    r"^(?P<name>[a-z0-9][a-z0-9+.-]+)(?P<arch>:[a-z0-9-]+)?"
-    r"\s*(?:\(\s*(?P<op><<|<=|=|>=|>>)\s*(?P<version>[^\s()]+)\s*\))?$"
+    r"(?P<name>[a-z0-9][a-z0-9+.-]+)(?P<arch>:[a-z0-9-]+)?"
+    r"\s*(?:\(\s*(?P<op><<|<=|=|>=|>>)\s*(?P<version>[^\s()]+)\s*\))?"
 )
-_DEB_VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
+_DEB_VERSION_RE = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*")
 # Everything that ends a line for dpkg or for whoever reads the control file, and any other
 # C0/C1 control character.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
@@ -115,8 +125,6 @@ class DebOptions:
     compression: str = "xz"
     tree_only: bool = False
     """Write the control + data tree for ``dpkg-deb --build`` instead of a .deb."""
-    source_date_epoch: int | None = None
-    """Timestamp of the changelog and clamp for mtimes; None: ``$SOURCE_DATE_EPOCH`` or now."""
 
     def __post_init__(self) -> None:
         check_maintainer(self.maintainer)
@@ -125,7 +133,7 @@ class DebOptions:
         if self.homepage:
             check_homepage(self.homepage)
         parse_depends(self.depends)
-        if not _SECTION_RE.match(self.section):
+        if not _SECTION_RE.fullmatch(self.section):
             raise ConfigError(f"invalid Debian section {self.section!r}")
         for name in self.entry_points:
             check_command_name(name, "--entry-point")
@@ -139,7 +147,7 @@ class DebOptions:
 
 def check_package_name(name: str) -> str:
     """A Debian package name; dpkg-deb accepts ``MyApp`` and then half-installs it."""
-    if not _PACKAGE_RE.match(name):
+    if not _PACKAGE_RE.fullmatch(name):
         raise ConfigError(
             f"invalid Debian package name {name!r}: use lower-case letters, digits and + . - "
             "(at least two characters, starting with a letter or digit); set one with --name"
@@ -148,7 +156,7 @@ def check_package_name(name: str) -> str:
 
 
 def check_maintainer(value: str) -> str:
-    if not _MAINTAINER_RE.match(value) or _CONTROL_RE.search(value):
+    if not _MAINTAINER_RE.fullmatch(value) or _CONTROL_RE.search(value):
         raise ConfigError(
             f"invalid maintainer {value!r}: expected 'Full Name <address@example.org>' on one "
             "line, without commas"
@@ -183,7 +191,7 @@ def check_description(value: str) -> str:
 
 
 def check_command_name(name: str, what: str) -> str:
-    if not _COMMAND_RE.match(name):
+    if not _COMMAND_RE.fullmatch(name):
         raise ConfigError(f"{what} {name!r} is not a command name")
     return name
 
@@ -201,7 +209,7 @@ def parse_depends(specs: Iterable[str]) -> tuple[str, ...]:
         for relation in spec.split(","):
             alternatives = []
             for alternative in relation.split("|"):
-                match = _RELATION_RE.match(alternative.strip())
+                match = _RELATION_RE.fullmatch(alternative.strip())
                 if match is None:
                     raise ConfigError(
                         f"--depends {spec!r}: {alternative.strip()!r} is not a Debian relation "
@@ -210,7 +218,7 @@ def parse_depends(specs: Iterable[str]) -> tuple[str, ...]:
                 text = match["name"] + (match["arch"] or "")
                 if match["op"]:
                     version = match["version"]
-                    if not _DEB_VERSION_RE.match(version) or version.endswith("-"):
+                    if not _DEB_VERSION_RE.fullmatch(version) or version.endswith("-"):
                         raise ConfigError(f"--depends {spec!r}: invalid version {version!r}")
                     text += f" ({match['op']} {version})"
                 alternatives.append(text)
@@ -242,9 +250,9 @@ def _arch_table() -> dict[str, DebArch]:
         if not isinstance(entry, dict) or set(entry) != {"arch", "libc"}:
             raise ConfigError(f"deb-arch.json: {machine!r} needs exactly 'arch' and 'libc'")
         arch, libc = entry["arch"], entry["libc"]
-        if not isinstance(arch, str) or not _ARCH_RE.match(arch):
+        if not isinstance(arch, str) or not _ARCH_RE.fullmatch(arch):
             raise ConfigError(f"deb-arch.json: invalid architecture {arch!r} for {machine!r}")
-        if not isinstance(libc, str) or not _PACKAGE_RE.match(libc):
+        if not isinstance(libc, str) or not _PACKAGE_RE.fullmatch(libc):
             raise ConfigError(f"deb-arch.json: invalid libc package {libc!r} for {machine!r}")
         table[machine] = DebArch(arch=arch, libc=libc)
     return table
@@ -313,54 +321,49 @@ def deb_description(value: object) -> str:
 FILTERS = {"deb_line": deb_line, "deb_description": deb_description}
 
 
-# --- the package plan --------------------------------------------------------------------
-
-
-Kind = Literal["dir", "file", "symlink", "hardlink"]
-
-
-@dataclass(frozen=True)
-class Member:
-    """One entry of the control or data tree, by its path relative to the tree's root."""
-
-    path: str
-    """``opt/app/bin/python``; ``""`` is the root directory itself."""
-    kind: Kind
-    mode: int = 0o644
-    source: Path | None = None
-    """For a file: where its content is on disk (or None when ``content`` holds it)."""
-    content: bytes | None = None
-    target: str = ""
-    """For a symlink: its target; for a hardlink: the path of the member it links to."""
-    size: int = 0
-    md5: str = ""
-
-    def read(self) -> bytes:
-        if self.content is not None:
-            return self.content
-        assert self.source is not None
-        return self.source.read_bytes()
+# --- the package plan ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class DebPackage:
-    """Everything a .deb (or a tree for ``dpkg-deb --build``) holds, decided and validated."""
+    """Everything a .deb (or a tree for ``dpkg-deb --build``) holds, decided and validated.
+
+    The data tree is a :class:`~venvpack.archive.TarPlan`; the control tree is made from
+    the rest once the data's md5 sums are known (:meth:`control_plan`).
+    """
 
     package: str
     version: str
     """Full Debian version: ``[epoch:]upstream-revision``."""
     architecture: str
-    control: tuple[Member, ...]
-    """``control``, ``md5sums``, ``conffiles`` and maintainer scripts."""
-    data: tuple[Member, ...]
+    fields: Mapping[str, str]
+    """Control field values by lower-case name, as written (for messages and tests)."""
+    control: str
+    """The rendered ``control`` file."""
+    scripts: Mapping[str, str]
+    """Maintainer scripts by name (``postinst`` ...); empty when none is needed."""
+    conffiles: tuple[str, ...]
+    """Absolute paths of the files under /etc."""
+    data: TarPlan
     mtime: int
-    """Clamp for every member's mtime (SOURCE_DATE_EPOCH or the build time)."""
-    fields: dict[str, str] = field(default_factory=dict)
-    """The control fields, for messages and tests."""
+    """SOURCE_DATE_EPOCH, or the time the package was planned: changelog date, ar mtimes."""
 
     @property
     def filename(self) -> str:
         return package_filename(self.package, self.version, self.architecture)
+
+    def control_plan(self, digests: Sequence[FileDigest]) -> TarPlan:
+        """control.tar: ``control``, ``md5sums`` (from ``digests`` of the data), ``conffiles``
+        and the maintainer scripts."""
+        plan = TarPlan()
+        plan.add_file("./control", self.control.encode("utf-8"), 0o644, self.mtime)
+        plan.add_file("./md5sums", md5sums(digests, self.conffiles).encode(), 0o644, self.mtime)
+        if self.conffiles:
+            text = "".join(f"{path}\n" for path in self.conffiles)
+            plan.add_file("./conffiles", text.encode(), 0o644, self.mtime)
+        for name, script in self.scripts.items():
+            plan.add_file(f"./{name}", script.encode("utf-8"), 0o755, self.mtime)
+        return plan
 
 
 def package_filename(package: str, version: str, arch: str) -> str:
@@ -377,25 +380,13 @@ def check_prefix(prefix: str) -> str:
         or len(parts) < 3
         or any(p in ("", ".", "..") for p in parts[1:])
         or _CONTROL_RE.search(prefix)
-        or any(c.isspace() for c in prefix)
+        or "\t" in prefix
     ):
         raise ConfigError(
             f"prefix {prefix!r} cannot be installed by a Debian package: use an absolute, "
-            "normalised path at least two levels deep and without spaces, e.g. /opt/<name>"
+            "normalised path at least two levels deep, e.g. /opt/<name>"
         )
     return prefix
-
-
-def _build_time(options: DebOptions) -> int:
-    if options.source_date_epoch is not None:
-        return options.source_date_epoch
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if value:
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"SOURCE_DATE_EPOCH={value!r} is not an integer") from None
-    return int(time.time())
 
 
 def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
@@ -405,22 +396,16 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     version = f"{deb_version(m.version)}-{REVISION}"
     arch = debian_arch(m.python.machine)
     prefix = check_prefix(m.prefix)
-    mtime = _build_time(options)
-    if m.glibc_floor and not _GLIBC_RE.match(m.glibc_floor):
+    epoch = source_date_epoch()
+    mtime = int(time.time()) if epoch is None else epoch
+    if m.glibc_floor and not _GLIBC_RE.fullmatch(m.glibc_floor):
         raise EmitError(f"manifest: invalid glibc floor {m.glibc_floor!r}")
     depends = ([f"{arch.libc} (>= {m.glibc_floor})"] if m.glibc_floor else []) + list(
         parse_depends(options.depends)
     )
-
     if options.entry_points and not options.bin_links:
         raise ConfigError("--entry-point and --no-bin-links exclude each other")
     commands = _commands(env, options) if options.bin_links else []
-    data: list[Member] = [*_directories(prefix), *scan_environment(env.root, prefix)]
-    data += [
-        Member(f"usr/bin/{cmd}", "symlink", 0o777, target=f"{prefix}/bin/{cmd}")
-        for cmd in commands
-    ]
-
     description = _description(env, options.description)
     synopsis = _clean_line(description.splitlines()[0]).strip()
     context: dict[str, Any] = {
@@ -432,17 +417,18 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         "maintainer": options.maintainer,
         "venvpack_version": __version__,
     }
-    doc = f"usr/share/doc/{package}"
-    data.append(_text_member(f"{doc}/copyright", _copyright(env, context)))
+
+    data = TarPlan()
+    data.add_tree(env.root, f".{prefix}")
+    for cmd in commands:
+        data.add_symlink(f"./usr/bin/{cmd}", f"{prefix}/bin/{cmd}", mtime)
+    doc = f"./usr/share/doc/{package}"
+    data.add_file(f"{doc}/copyright", _copyright(env, context).encode("utf-8"), 0o644, mtime)
     changelog = templates.render("deb/changelog", date=_changelog_date(mtime), **context)
-    data.append(_bytes_member(f"{doc}/changelog.Debian.gz", _gzip(changelog.encode("utf-8"))))
-    data.append(
-        _text_member(
-            f"usr/share/lintian/overrides/{package}",
-            templates.render("deb/lintian-overrides", commands=commands, **context),
-        )
-    )
-    unit: systemd.ServiceUnit | None = None
+    data.add_file(f"{doc}/changelog.Debian.gz", _gzip(changelog.encode("utf-8")), 0o644, mtime)
+    overrides = templates.render("deb/lintian-overrides", commands=commands, **context)
+    data.add_file(f"./usr/share/lintian/overrides/{package}", overrides.encode(), 0o644, mtime)
+    scripts: dict[str, str] = {}
     if options.service_command:
         unit = systemd.render_unit(
             package=package,
@@ -450,43 +436,41 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
             description=synopsis,
             documentation=options.homepage,
         )
-        data.append(_text_member(unit.path, unit.text))
-    data = _complete(data)
+        data.add_file(f"./{unit.path}", unit.text.encode("utf-8"), 0o644, mtime)
+        for script in ("postinst", "prerm", "postrm"):
+            scripts[script] = templates.render(f"deb/{script}", package=package, unit=unit.name)
+    entries = data.entries
+    for entry in entries:
+        _check_member_name(entry.arcname)
+        _check_member_name(entry.linkname)
 
-    fields: dict[str, Any] = {
+    fields = {
         "package": package,
         "version": version,
         "architecture": arch.arch,
         "maintainer": options.maintainer,
-        "installed_size": str(installed_size(data)),
+        "installed_size": str(installed_size(entries)),
         "depends": ", ".join(depends),
         "section": options.section,
         "homepage": options.homepage,
     }
-    control_text = templates.render(
-        "deb/control",
-        filters=FILTERS,
-        **fields,
-        description=description,
+    control = templates.render("deb/control", filters=FILTERS, description=description, **fields)
+    fields["description"] = control.partition("\nDescription: ")[2]
+    conffiles = tuple(
+        e.arcname[1:]
+        for e in entries
+        if e.kind in (EntryKind.FILE, EntryKind.HARDLINK) and e.arcname.startswith("./etc/")
     )
-    fields["description"] = control_text.partition("\nDescription: ")[2]
-    control = [Member("", "dir", 0o755), _text_member("control", control_text)]
-    control.append(_text_member("md5sums", md5sums(data)))
-    conffiles = [m_.path for m_ in data if m_.kind == "file" and m_.path.startswith("etc/")]
-    if conffiles:
-        control.append(_text_member("conffiles", "".join(f"/{p}\n" for p in conffiles)))
-    if unit is not None:
-        for script in ("postinst", "prerm", "postrm"):
-            text = templates.render(f"deb/{script}", package=package, unit=unit.name)
-            control.append(_text_member(script, text, 0o755))
     return DebPackage(
         package=package,
         version=version,
         architecture=arch.arch,
-        control=tuple(sorted(control, key=lambda c: c.path)),
-        data=tuple(data),
-        mtime=mtime,
         fields=fields,
+        control=control,
+        scripts=scripts,
+        conffiles=conffiles,
+        data=data,
+        mtime=mtime,
     )
 
 
@@ -517,101 +501,14 @@ def _commands(env: BuiltEnv, options: DebOptions) -> list[str]:
     return sorted(set(chosen))
 
 
-def _directories(prefix: str) -> list[Member]:
-    """The root and the parents of the prefix; other parents are added by :func:`_complete`."""
-    parts = prefix.strip("/").split("/")
-    return [Member("", "dir", 0o755)] + [
-        Member("/".join(parts[: i + 1]), "dir", 0o755) for i in range(len(parts) - 1)
-    ]
-
-
-def _complete(members: list[Member]) -> list[Member]:
-    """Sorted members with every parent directory present, each path exactly once."""
-    by_path: dict[str, Member] = {}
-    for member in members:
-        if member.path in by_path:
-            raise EmitError(f"the package would contain /{member.path} twice")
-        by_path[member.path] = member
-    for path in list(by_path):
-        parent = posixpath.dirname(path)
-        while path and parent not in by_path:
-            by_path[parent] = Member(parent, "dir", 0o755)
-            parent = posixpath.dirname(parent)
-    for path in by_path:
-        parent = posixpath.dirname(path)
-        if path and by_path[parent].kind != "dir":
-            raise EmitError(f"/{path} is inside /{parent}, which is not a directory")
-    return [by_path[p] for p in sorted(by_path)]
-
-
-def scan_environment(root: Path, prefix: str) -> Iterator[Member]:
-    """The environment's files as members under ``prefix``, with sizes, md5 sums and hardlinks.
-
-    Modes are normalised (0755 for directories and executables, 0644 otherwise); a file seen
-    again through another hard link becomes a hardlink member to the first path in sorted
-    order, which is the order the archive is written in.
-    """
-    base = prefix.strip("/")
-    found: list[tuple[str, Path, os.stat_result]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            _check_member_name(rel, root)
-            found.append((f"{base}/{rel}", path, os.lstat(path)))
-    yield Member(base, "dir", 0o755)
-    first_of_inode: dict[tuple[int, int], str] = {}
-    for arcpath, path, st in sorted(found, key=lambda item: item[0]):
-        if stat.S_ISDIR(st.st_mode):
-            yield Member(arcpath, "dir", 0o755)
-        elif stat.S_ISLNK(st.st_mode):
-            target = os.readlink(path)
-            _check_member_name(target, root)
-            yield Member(arcpath, "symlink", 0o777, target=target, size=len(target.encode()))
-        elif stat.S_ISREG(st.st_mode):
-            mode = 0o755 if st.st_mode & 0o111 else 0o644
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in first_of_inode:
-                yield Member(arcpath, "hardlink", mode, target=first_of_inode[key])
-                continue
-            if st.st_nlink > 1:
-                first_of_inode[key] = arcpath
-            yield Member(arcpath, "file", mode, source=path, size=st.st_size, md5=_md5(path))
-        else:
-            raise EmitError(f"{path}: only files, directories and symlinks can be packaged")
-
-
-def _check_member_name(name: str, root: Path) -> None:
+def _check_member_name(name: str) -> None:
     # dpkg cannot handle a newline in a file name, and md5sums/conffiles are line-based.
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise EmitError(f"{root}: file name {name!r} is not valid UTF-8") from None
+        raise EmitError(f"file name {name!r} is not valid UTF-8") from None
     if _CONTROL_RE.search(name) or "\t" in name:
-        raise EmitError(f"{root}: file name {name!r} contains a control character")
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _text_member(path: str, text: str, mode: int = 0o644) -> Member:
-    return _bytes_member(path, text.encode("utf-8"), mode)
-
-
-def _bytes_member(path: str, content: bytes, mode: int = 0o644) -> Member:
-    return Member(
-        path,
-        "file",
-        mode,
-        content=content,
-        size=len(content),
-        md5=hashlib.md5(content, usedforsecurity=False).hexdigest(),
-    )
+        raise EmitError(f"file name {name!r} contains a control character")
 
 
 def _gzip(content: bytes) -> bytes:
@@ -652,33 +549,39 @@ def _python_notice(license_file: Path) -> str:
     return match[1] if match else ""
 
 
-def installed_size(members: Sequence[Member]) -> int:
+def installed_size(entries: Iterable[Entry]) -> int:
     """``Installed-Size`` in KiB, computed as dpkg-gencontrol does.
 
-    Files and symlinks count their size rounded up to whole KiB, hardlinks nothing more,
-    directories 1 KiB each.
+    Files and symlinks count their size rounded up to whole KiB, further hard links to a
+    file nothing, directories 1 KiB each.
     """
     total = 0
-    for member in members:
-        if member.kind in ("file", "symlink"):
-            total += -(-member.size // 1024)
-        elif member.kind == "dir":
+    for entry in entries:
+        if entry.kind is EntryKind.FILE:
+            total += -(-entry.size // 1024)
+        elif entry.kind is EntryKind.SYMLINK:
+            total += -(-len(entry.linkname.encode()) // 1024)
+        elif entry.kind is EntryKind.DIR:
             total += 1
     return total
 
 
-def md5sums(members: Sequence[Member]) -> str:
+def md5sums(digests: Iterable[FileDigest], conffiles: Sequence[str] = ()) -> str:
     """The ``md5sums`` control file: every regular file except conffiles, like dh_md5sums."""
-    digests = {m.path: m.md5 for m in members if m.kind == "file"}
-    lines = []
-    for member in members:
-        if member.path.startswith("etc/"):
-            continue
-        if member.kind == "file":
-            lines.append(f"{member.md5}  {member.path}\n")
-        elif member.kind == "hardlink":
-            lines.append(f"{digests[member.target]}  {member.path}\n")
-    return "".join(lines)
+    skip = {f".{path}" for path in conffiles}
+    return "".join(
+        f"{d.md5}  {d.arcname[2:]}\n" for d in digests if d.arcname not in skip
+    )
+
+
+class _Discard:
+    def write(self, data: bytes, /) -> int:
+        return len(data)
+
+
+def data_digests(package: DebPackage) -> tuple[FileDigest, ...]:
+    """md5 sums of the data tree without writing it anywhere (for ``tree_only``)."""
+    return write_tar(package.data, _Discard(), digests=True)
 
 
 # --- the emitter ---------------------------------------------------------------------------
@@ -706,11 +609,43 @@ class DebEmitter:
         if self.options.tree_only:
             write_tree(package, dest)
         else:
-            write_deb(package, dest, self.options.compression)
+            write_deb(package, dest, Compression(self.options.compression))
         return dest
 
 
 # --- writers ---------------------------------------------------------------------------------
+
+
+def write_deb(package: DebPackage, dest: Path, compression: Compression) -> None:
+    """The .deb: ``debian-binary``, ``control.tar.*``, ``data.tar.*``, in that order.
+
+    data.tar is compressed first, into a hidden file beside ``dest`` (its md5 sums, taken
+    as it is written, go into control.tar), then both are copied into the ar archive,
+    which :func:`~venvpack.archive.atomic_output` renames into place when complete.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    suffix = compression.suffix
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.data-", dir=dest.parent)
+    os.close(fd)
+    data_tmp = Path(name)
+    try:
+        digests = write_archive(package.data, data_tmp, compression, digests=True)
+        control_plan = package.control_plan(digests)
+        control = io.BytesIO()
+        with compressed_writer(control, compression, size=control_plan.size) as sink:
+            write_tar(control_plan, sink)
+        with atomic_output(dest) as tmp, tmp.open("wb") as out:
+            write_ar(
+                out,
+                [
+                    ("debian-binary", b"2.0\n"),
+                    (f"control.tar{suffix}", control.getvalue()),
+                    (f"data.tar{suffix}", data_tmp),
+                ],
+                package.mtime,
+            )
+    finally:
+        data_tmp.unlink(missing_ok=True)
 
 
 def write_tree(package: DebPackage, dest: Path) -> None:
@@ -720,13 +655,14 @@ def write_tree(package: DebPackage, dest: Path) -> None:
     or untouched. Files are owned by whoever runs venvpack: build it with
     ``dpkg-deb --root-owner-group --build``.
     """
+    control = package.control_plan(data_digests(package))
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        for member in package.data:
-            _materialise(member, tmp)
-        for member in package.control:
-            _materialise(member, tmp / "DEBIAN")
+        for entry in package.data.entries:
+            _materialise(entry, tmp)
+        for entry in control.entries:
+            _materialise(entry, tmp / "DEBIAN")
         if dest.is_dir() and not dest.is_symlink():
             shutil.rmtree(dest)
         elif dest.exists() or dest.is_symlink():
@@ -737,18 +673,35 @@ def write_tree(package: DebPackage, dest: Path) -> None:
         raise
 
 
-def _materialise(member: Member, root: Path) -> None:
-    path = root / member.path if member.path else root
-    if member.kind == "dir":
+def _materialise(entry: Entry, root: Path) -> None:
+    path = root / entry.arcname[2:] if entry.arcname != "." else root
+    if entry.kind is EntryKind.DIR:
         path.mkdir(exist_ok=True)
-        path.chmod(member.mode)
-    elif member.kind == "symlink":
-        os.symlink(member.target, path)
-    elif member.kind == "hardlink":
-        os.link(root / member.target, path)
-    elif member.source is not None:
-        shutil.copyfile(member.source, path)
-        path.chmod(member.mode)
+        path.chmod(entry.mode)
+    elif entry.kind is EntryKind.SYMLINK:
+        os.symlink(entry.linkname, path)
+    elif entry.kind is EntryKind.HARDLINK:
+        os.link(root / entry.linkname[2:], path)
+    elif isinstance(entry.source, bytes):
+        path.write_bytes(entry.source)
+        path.chmod(entry.mode)
     else:
-        path.write_bytes(member.read())
-        path.chmod(member.mode)
+        assert entry.source is not None
+        shutil.copyfile(entry.source, path)
+        path.chmod(entry.mode)
+
+
+def maintainer_from_environment(environ: Mapping[str, str]) -> str:
+    """The maintainer Debian's tools (dch) take from ``DEBFULLNAME`` and ``DEBEMAIL``.
+
+    ``DEBEMAIL`` may itself be ``Name <address>``; ``EMAIL`` and ``NAME`` are fallbacks.
+    """
+    email = (environ.get("DEBEMAIL") or environ.get("EMAIL") or "").strip()
+    name = (environ.get("DEBFULLNAME") or environ.get("NAME") or "").strip()
+    if email and "<" in email:
+        return check_maintainer(email)
+    if email and name:
+        return check_maintainer(f"{name} <{email}>")
+    raise ConfigError(
+        "no maintainer: give --maintainer 'Full Name <address>' (or set DEBFULLNAME and DEBEMAIL)"
+    )

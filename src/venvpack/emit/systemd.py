@@ -31,7 +31,7 @@ UNIT_DIR = "usr/lib/systemd/system"
 """Where both formats install units (DESIGN §4, PATH and services), relative to ``/``."""
 
 # Characters that never need quoting in an ExecStart= word.
-_PLAIN_WORD_RE = re.compile(r"^[A-Za-z0-9_./:=,+@-]+$")
+_PLAIN_WORD_RE = re.compile(r"[A-Za-z0-9_./:=,+@-]+")
 # C0 controls, DEL and the C1 range: line breaks for systemd or for whoever reads the unit.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -106,7 +106,7 @@ def _exec_word(arg: str) -> str:
     if arg == ";":
         return "\\;"
     literal = arg.replace("%", "%%").replace("$", "$$")
-    if _PLAIN_WORD_RE.match(arg):
+    if _PLAIN_WORD_RE.fullmatch(arg):
         return literal
     return '"' + literal.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

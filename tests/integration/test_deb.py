@@ -1,0 +1,293 @@
+"""`venvpack deb` on real environments of examples/hello, read back by dpkg and lintian and
+installed, upgraded, removed and purged in minimal Debian roots that have no Python.
+
+Two environments are built once per module (hello 1.0.0 and a copy at 1.0.1, about 25 s each
+on two cores); every package below is emitted from them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sandbox
+from venvpack.build import build_environment
+from venvpack.config import BuildSpec
+from venvpack.emit.deb import DebEmitter, DebOptions
+from venvpack.manifest import BuiltEnv
+
+pytestmark = [pytest.mark.integration, pytest.mark.packaging]
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "examples" / "hello"
+MAINTAINER = "Jane Doe <jane@example.org>"
+SERVICE: dict[str, Any] = {
+    "service_command": "hello --flag '50%'",
+    "homepage": "https://example.org/hello",
+}
+EPOCH = 1700000000
+
+
+@dataclass(frozen=True)
+class Envs:
+    v1: BuiltEnv
+    v2: BuiltEnv
+
+
+@pytest.fixture(scope="module")
+def envs(tmp_path_factory: pytest.TempPathFactory) -> Envs:
+    base = tmp_path_factory.mktemp("deb-envs")
+    newer = base / "hello-1.0.1"
+    shutil.copytree(HELLO, newer)
+    pyproject = newer / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "1.0.0"', 'version = "1.0.1"'))
+    v1 = build_environment(BuildSpec(project=HELLO), base / "env-1.0.0")
+    v2 = build_environment(BuildSpec(project=newer), base / "env-1.0.1")
+    assert (v1.manifest.version, v2.manifest.version) == ("1.0.0", "1.0.1")
+    return Envs(v1, v2)
+
+
+Emit = Callable[..., Path]
+
+
+@pytest.fixture(scope="module")
+def emit(tmp_path_factory: pytest.TempPathFactory) -> Emit:
+    """``emit(env, **options)`` → the package, written once per distinct set of options."""
+    out = tmp_path_factory.mktemp("debs")
+    made: dict[tuple[object, ...], Path] = {}
+
+    def make(env: BuiltEnv, **changes: Any) -> Path:
+        key = (env.root, *sorted(changes.items()))
+        if key not in made:
+            emitter = DebEmitter(DebOptions(**{"maintainer": MAINTAINER, **changes}))
+            dest = out / str(len(made)) / emitter.filename(env)
+            dest.parent.mkdir()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+                made[key] = emitter.emit(env, dest)
+        return made[key]
+
+    return make
+
+
+def _run(*argv: str | Path) -> str:
+    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{argv}: {result.stderr}"
+    return result.stdout
+
+
+def _listing(deb: Path) -> list[tuple[str, str, str]]:
+    """(mode and owner, path, link target) of each data member, as dpkg-deb --contents shows."""
+    rows = []
+    for line in _run("dpkg-deb", "--contents", deb).splitlines():
+        parts = line.split(maxsplit=5)
+        mode_owner = f"{parts[0]} {parts[1]}"
+        name, _, target = parts[5].partition(" -> ")
+        if " link to " in name:
+            name, _, target = name.partition(" link to ")
+        rows.append((mode_owner, name, target))
+    return sorted(rows, key=lambda row: row[1])
+
+
+# --- reading the package back --------------------------------------------------------------
+
+
+def test_dpkg_deb_reads_the_package(envs: Envs, emit: Emit) -> None:
+    deb = emit(envs.v1)
+    assert deb.name == "hello_1.0.0-1_amd64.deb"
+    assert _run("ar", "t", deb).split() == ["debian-binary", "control.tar.xz", "data.tar.xz"]
+    info = _run("dpkg-deb", "--info", deb)
+    assert " Package: hello\n" in info
+    assert " Version: 1.0.0-1\n" in info
+    fields = _run("dpkg-deb", "--field", deb, "Architecture", "Depends", "Installed-Size")
+    glibc = envs.v1.manifest.glibc_floor
+    assert f"Architecture: amd64\nDepends: libc6 (>= {glibc})\n" in fields
+    # Installed-Size is what dpkg-gencontrol would compute, within rounding of the tree.
+    size = int(re.search(r"Installed-Size: (\d+)", fields)[1])  # type: ignore[index]
+    du = int(_run("du", "-sk", "--apparent-size", envs.v1.root).split()[0])
+    assert du <= size <= du * 1.2 + 200
+    rows = _listing(deb)
+    names = [name for _, name, _ in rows]
+    assert "./opt/hello/bin/python" in names
+    assert "./opt/hello/pyvenv.cfg" in names
+    assert ("lrwxrwxrwx root/root", "./usr/bin/hello", "/opt/hello/bin/hello") in rows
+    assert all(owner.endswith("root/root") for owner, _, _ in rows)
+    assert "./usr/share/doc/hello/changelog.Debian.gz" in names
+    assert "./usr/share/lintian/overrides/hello" in names
+
+
+def test_lintian_reports_nothing_beyond_the_overrides(envs: Envs, emit: Emit) -> None:
+    if shutil.which("lintian") is None:
+        pytest.skip("lintian not installed")
+    debs = [
+        emit(envs.v1),
+        emit(envs.v1, **SERVICE),
+    ]
+    result = subprocess.run(
+        ["lintian", "--fail-on", "none", "--display-info", *map(str, debs)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    complaints = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    assert complaints == []
+    # Every override is needed by one of the two packages (else: an unused override).
+    assert "unused-override" not in result.stdout
+
+
+def test_tree_only_is_accepted_by_dpkg_deb_build(
+    envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    options = DebOptions(maintainer=MAINTAINER, tree_only=True, **SERVICE)
+    emitter = DebEmitter(options)
+    tree = emitter.emit(envs.v1, tmp_path / emitter.filename(envs.v1))
+    assert tree.name == "hello_1.0.0-1_amd64"
+    assert (tree / "DEBIAN" / "control").is_file()
+    _run("dpkg-deb", "--root-owner-group", "--build", tree)
+    built = tmp_path / "hello_1.0.0-1_amd64.deb"
+    ours = emit(envs.v1, **SERVICE)
+    assert _listing(built) == _listing(ours)
+    for field in ("Package", "Version", "Installed-Size", "Depends", "Description"):
+        assert _run("dpkg-deb", "--field", built, field) == _run("dpkg-deb", "--field", ours, field)
+
+
+def test_cli_rebuilds_byte_identical_packages(envs: Envs, emit: Emit, tmp_path: Path) -> None:
+    """`venvpack deb --from` under SOURCE_DATE_EPOCH writes the bytes the emitter wrote;
+    bad options fail with one line and leave nothing behind."""
+    out = tmp_path / "out"
+    out.mkdir()
+    venvpack = [sys.executable, "-m", "venvpack", "deb", "--from", str(envs.v1.root),
+                "-o", str(out)]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH)}
+    ok = subprocess.run([*venvpack, "--maintainer", MAINTAINER, "-q"], capture_output=True,
+                        text=True, env=env, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
+    assert (out / "hello_1.0.0-1_amd64.deb").read_bytes() == emit(envs.v1).read_bytes()
+    dates = {line.split()[3] for line in _run("dpkg-deb", "--contents", emit(envs.v1))
+             .splitlines()}
+    assert dates == {"2023-11-14"}  # every mtime clamped to SOURCE_DATE_EPOCH
+
+    again = subprocess.run([*venvpack, "--maintainer", MAINTAINER], capture_output=True,
+                           text=True, env=env, check=False)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+    for hostile in (
+        ["--maintainer", "Jane <j@example.org>\nPackage: evil"],
+        ["--maintainer", MAINTAINER, "--depends", "libc6\nEssential: yes"],
+        ["--maintainer", MAINTAINER, "--homepage", "https://x.org\nX: y"],
+        ["--maintainer", MAINTAINER, "--section", "misc\n"],
+        ["--maintainer", MAINTAINER, "--entry-point", "nope", "--force"],
+        ["--maintainer", MAINTAINER, "--service-command", "nope", "--force"],
+    ):
+        result = subprocess.run([*venvpack, *hostile], capture_output=True, text=True,
+                                env=env, check=False)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith("venvpack: error: ")
+    assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_reproducible_with_other_compressions(
+    envs: Envs, emit: Emit, compression: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # xz, the default, is covered by the CLI test above.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    emitter = DebEmitter(DebOptions(maintainer=MAINTAINER, compression=compression))
+    first = emitter.emit(envs.v1, tmp_path / "a.deb")
+    second = emitter.emit(envs.v1, tmp_path / "b.deb")
+    assert first.read_bytes() == second.read_bytes()
+    suffix = {"gzip": "gz", "zstd": "zst"}[compression]
+    assert _run("ar", "t", first).split() == [
+        "debian-binary", f"control.tar.{suffix}", f"data.tar.{suffix}"
+    ]
+    assert _listing(first) == _listing(emit(envs.v1))  # the same tree in other bytes
+
+
+def test_hostile_description_cannot_add_fields(envs: Envs, emit: Emit) -> None:
+    description = "Synopsis\nEssential: yes\n\nPre-Depends: evil\r\n.\rConflicts: dpkg"
+    deb = emit(envs.v1, description=description, compression="zstd")
+    fields = _run("dpkg-deb", "--field", deb)
+    names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
+    assert names == ["Package", "Version", "Architecture", "Maintainer", "Installed-Size",
+                     "Depends", "Section", "Priority", "Description"]
+    assert _run("dpkg-deb", "--field", deb, "Essential") == "no\n"  # dpkg's default
+    for field in ("Pre-Depends", "Conflicts"):
+        assert _run("dpkg-deb", "--field", deb, field).strip() == ""
+
+
+# --- installing in minimal Debian roots ------------------------------------------------------
+
+
+def _in_root(root: Path, debs: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return sandbox.run_in_chroot(root, list(argv), binds={debs: "/debs"})
+
+
+def _lifecycle(root: Path, v1: Path, v2: Path, service: bool) -> None:
+    debs = v1.parent.parent
+    rel1, rel2 = (str(p.relative_to(debs)) for p in (v1, v2))
+
+    def ok(*argv: str) -> str:
+        result = _in_root(root, debs, *argv)
+        assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    assert sandbox.python_traces(root) == []
+    ok("dpkg", "-i", f"/debs/{rel1}")
+    out = ok("/usr/bin/hello")
+    assert "hello from /opt/hello" in out
+    assert "markupsafe" in out
+    assert ok("dpkg-query", "-W", "hello") == "hello\t1.0.0-1\n"
+    unit = root / "usr/lib/systemd/system/hello.service"
+    wants = root / "etc/systemd/system/multi-user.target.wants/hello.service"
+    if service:
+        assert unit.is_file()
+        assert wants.is_symlink()
+
+    ok("dpkg", "-i", f"/debs/{rel2}")
+    assert ok("dpkg-query", "-W", "hello") == "hello\t1.0.1-1\n"
+    assert "hello from /opt/hello" in ok("/usr/bin/hello")
+    site = next((root / "opt/hello/lib").glob("python3.*/site-packages"))
+    assert [p.name for p in site.glob("hello-*.dist-info")] == ["hello-1.0.1.dist-info"]
+
+    ok("dpkg", "-r", "hello")
+    assert not (root / "opt/hello").exists()
+    assert not os.path.lexists(root / "usr/bin/hello")
+    assert not unit.exists()
+    ok("dpkg", "-P", "hello")
+    assert not os.path.lexists(wants)
+    state = root / "var/lib/systemd/deb-systemd-helper-enabled"
+    assert [p for p in state.rglob("*") if "hello" in p.name] == []
+    status = _in_root(root, debs, "dpkg-query", "-W", "-f", "${Status}", "hello")
+    assert status.returncode != 0 or "not-installed" in status.stdout
+    assert not (root / "opt").exists() or list((root / "opt").iterdir()) == []
+    assert not any(p.name.startswith("hello") for p in (root / "usr/bin").iterdir())
+
+
+@pytest.mark.roots
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+@pytest.mark.parametrize("service", [False, True], ids=["plain", "service"])
+def test_install_upgrade_remove_purge(
+    suite: str,
+    service: bool,
+    envs: Envs,
+    emit: Emit,
+    request: pytest.FixtureRequest,
+    fresh_root: Callable[[Path], Path],
+) -> None:
+    cached: Path = request.getfixturevalue(f"{suite}_root")
+    extra = SERVICE if service else {}
+    # The upgrade comes as zstd: cheaper to make, and dpkg must read both.
+    v1, v2 = emit(envs.v1, **extra), emit(envs.v2, compression="zstd", **extra)
+    _lifecycle(fresh_root(cached), v1, v2, service)
