@@ -184,6 +184,107 @@ def build(output: Path, force: bool, **opts: Any) -> None:
     log.info("built %s %s in %s", env.manifest.name, env.manifest.version, output)
 
 
+@cli.command()
+@build_options
+@click.option("--from", "from_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Pack this environment (made by 'venvpack build') instead of building one.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Directory for the package (created if missing), or its .rpm file name.")
+@click.option("--force", is_flag=True, help="Replace the package if it exists.")
+@click.option("--summary", default="", help="Summary tag (default: name, version, Python).")
+@click.option("--description", default="", help="%description text (default: generated).")
+@click.option("--license", "license_", default="NOASSERTION", show_default=True,
+              metavar="SPDX", help="License tag.")
+@click.option("--url", "--homepage", "url", default="", help="URL tag.")
+@click.option("--release", default="1", show_default=True, help="Release tag.")
+@click.option("--requires", multiple=True, metavar="SPEC",
+              help="Add a dependency, e.g. 'openssl-libs >= 3.0' (repeatable); "
+                   "glibc >= the environment's floor is always required.")
+@click.option("--packager", "--maintainer", "packager", default="", metavar="'NAME <MAIL>'",
+              help="Packager tag and changelog author.")
+@click.option("--entry-point", "entry_points", multiple=True, metavar="NAME",
+              help="Link only this command into /usr/bin (repeatable; default: all "
+                   "console scripts of the requirements).")
+@click.option("--no-bin-links", is_flag=True, help="Link no command into /usr/bin.")
+@click.option("--service-command", default="", metavar="CMD",
+              help="Install a systemd unit that runs CMD (a command of the environment's "
+                   "bin/ or an absolute path, with arguments); the package then installs "
+                   "only at its prefix.")
+@click.option("--spec-only", is_flag=True,
+              help="Write the spec, its sources and an rpmlintrc for rpmbuild or mock "
+                   "instead of a .rpm.")
+def rpm(output: Path, force: bool, from_dir: Path | None, summary: str, description: str,
+        license_: str, url: str, release: str, requires: tuple[str, ...], packager: str,
+        entry_points: tuple[str, ...], no_bin_links: bool, service_command: str,
+        spec_only: bool, **opts: Any) -> None:
+    """Build (or take --from) an environment and pack it as an RPM."""
+    from venvpack.emit.rpm import RpmEmitter, RpmOptions
+
+    # Validated before anything is built: a typo must not cost a build.
+    options = RpmOptions(
+        summary=summary, description=description, license=license_, url=url, release=release,
+        requires=requires, packager=packager, entry_points=entry_points or None,
+        bin_links=not no_bin_links, service_command=service_command,
+    )
+    if not output.exists() and (spec_only or output.suffix != ".rpm"):
+        output.mkdir(parents=True)
+    near = output if output.is_dir() else output.absolute().parent
+    with built_environment(opts, from_dir, near) as env:
+        path = emit_artifact(RpmEmitter(options, spec_only=spec_only), env, output, force)
+    if spec_only:
+        log.info('wrote %s; build it there with: rpmbuild -bb --define "_sourcedir $PWD" %s.spec',
+                 path, env.manifest.name)
+    else:
+        log.info("wrote %s", path)
+
+
+@cli.command()
+@build_options
+@click.option("--from", "from_dir",
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Pack this environment (made by 'venvpack build') instead of building one.")
+@click.option("--compression", type=click.Choice([c.value for c in Compression]),
+              default=Compression.ZSTD.value, show_default=True,
+              help="zstd (multi-threaded); gzip or xz for hosts without zstd; none.")
+@click.option("--level", type=int, default=None, help="Compression level (default: per format).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Archive file, or a directory for <name>-<version>-linux-<arch>.tar.<ext> "
+                   "(default: the current directory).")
+@click.option("--force", is_flag=True, help="Replace the archive if it exists.")
+def tar(output: Path | None, force: bool, from_dir: Path | None, compression: str,
+        level: int | None, **opts: Any) -> None:
+    """Build (or take --from) an environment and pack it as a tarball that runs wherever
+    it is unpacked."""
+    from venvpack.emit.tar import TarEmitter
+
+    if output is not None and output.suffix and not output.is_dir():
+        check_output(output, force)  # a typo must not cost a build
+    kind = Compression(compression)
+    kind.resolve_level(level)
+    with built_environment(opts, from_dir, output_parent(output)) as env, \
+            _progress("compressing", opts) as progress:
+        path = emit_artifact(TarEmitter(kind, level, progress=progress), env, output, force)
+    if env.manifest.link_mode != "symlink":
+        log.warning("%s link mode: the environment runs at %s; unpacked elsewhere, run "
+                    "<dir>/bin/venvpack-relocate once first", env.manifest.link_mode,
+                    env.manifest.prefix)
+    log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
+
+
+@contextmanager
+def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal; nothing in pipes, CI or with -q."""
+    if opts.get("quiet") or not sys.stderr.isatty() or os.environ.get("CI"):
+        yield None
+        return
+    with click.progressbar(length=1, label=f"venvpack: {label}", file=sys.stderr) as bar:
+        def update(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        yield update
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one line and an exit code."""
     try:

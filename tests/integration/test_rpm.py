@@ -1,0 +1,339 @@
+"""`venvpack rpm` on real environments of examples/hello, read back with rpm and rpmlint, and
+installed, upgraded, relocated and erased with ``rpm --root`` in a root that holds only glibc,
+dash and coreutils.
+
+Two environments are built once per module (hello 1.0.0 and a copy at 1.0.1, about 25 s each
+on two cores); every package below is emitted from them, each distinct one once, all under
+the same SOURCE_DATE_EPOCH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import sandbox
+from venvpack.build import build_environment
+from venvpack.config import BuildSpec
+from venvpack.emit.rpm import RpmEmitter, RpmOptions
+from venvpack.manifest import BuiltEnv
+
+pytestmark = [pytest.mark.integration, pytest.mark.packaging]
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "examples" / "hello"
+PACKAGER = "Jane Doe <jane@example.org>"
+EPOCH = 1700000000
+DB = ["--dbpath", "/var/lib/rpm"]
+
+
+@dataclass(frozen=True)
+class Envs:
+    v1: BuiltEnv
+    v2: BuiltEnv
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tools() -> None:
+    missing = sandbox.missing_tools("rpm", "rpmbuild", "rpmlint", "rpm2cpio", "cpio")
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install rpm rpmlint cpio)")
+
+
+@pytest.fixture(scope="module")
+def envs(tmp_path_factory: pytest.TempPathFactory) -> Envs:
+    base = tmp_path_factory.mktemp("rpm-envs")
+    newer = base / "hello-1.0.1"
+    shutil.copytree(HELLO, newer)
+    pyproject = newer / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "1.0.0"', 'version = "1.0.1"'))
+    v1 = build_environment(BuildSpec(project=HELLO), base / "env-1.0.0")
+    v2 = build_environment(BuildSpec(project=newer), base / "env-1.0.1")
+    assert (v1.manifest.version, v2.manifest.version) == ("1.0.0", "1.0.1")
+    return Envs(v1, v2)
+
+
+Emit = Callable[..., Path]
+
+
+@pytest.fixture(scope="module")
+def emit(tmp_path_factory: pytest.TempPathFactory) -> Emit:
+    """``emit(env, spec_only=False, **options)`` → the package (or spec directory), made once
+    per distinct set of arguments, under SOURCE_DATE_EPOCH."""
+    out = tmp_path_factory.mktemp("rpms")
+    made: dict[tuple[object, ...], Path] = {}
+
+    def make(env: BuiltEnv, spec_only: bool = False, **changes: object) -> Path:
+        key = (env.root, spec_only, *sorted(changes.items()))
+        if key not in made:
+            options = RpmOptions(**{"packager": PACKAGER, **changes})  # type: ignore[arg-type]
+            emitter = RpmEmitter(options, spec_only=spec_only)
+            dest = out / str(len(made)) / emitter.filename(env)
+            dest.parent.mkdir()
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+                made[key] = emitter.emit(env, dest)
+        return made[key]
+
+    return make
+
+
+def _run(*argv: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    result = subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, check=False, env=env, cwd=cwd
+    )
+    assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _qf(rpm: Path, fmt: str) -> str:
+    return _run("rpm", "-qp", "--qf", fmt, rpm)
+
+
+def _env_files(env: BuiltEnv, prefix: str) -> set[str]:
+    paths = {prefix}
+    for directory, dirnames, filenames in os.walk(env.root):
+        for name in dirnames + filenames:
+            rel = Path(directory, name).relative_to(env.root).as_posix()
+            paths.add(f"{prefix}/{rel}")
+    return paths
+
+
+# --- reading the package back --------------------------------------------------------------
+
+
+def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
+    envs: Envs, emit: Emit
+) -> None:
+    package = emit(envs.v1, url="https://example.org/hello", license="MIT",
+                   requires=("tzdata",))
+    assert package.name == "hello-1.0.0-1.x86_64.rpm"
+    info = _run("rpm", "-qpi", package)
+    for field, value in [
+        ("Name", "hello"), ("Version", "1.0.0"), ("Release", "1"), ("Architecture", "x86_64"),
+        ("License", "MIT"), ("URL", "https://example.org/hello"), ("Packager", PACKAGER),
+        ("Build Host", "venvpack"), ("Relocations", "/opt/hello"),
+        ("Summary", "hello 1.0.0 with its own Python " + envs.v1.manifest.python.version),
+    ]:
+        assert re.search(rf"^{re.escape(field)}\s*: {re.escape(value)}\s*$", info, re.M), field
+
+    listed = set(_run("rpm", "-qpl", package).splitlines())
+    assert listed == _env_files(envs.v1, "/opt/hello") | {"/usr/bin/hello"}
+    assert not any(p.startswith("/usr/lib/.build-id") for p in listed)
+
+    requires = set(_run("rpm", "-qpR", package).splitlines())
+    explicit = {f"glibc >= {envs.v1.manifest.glibc_floor}", "tzdata", "/bin/sh"}  # sh: %post
+    assert {r for r in requires if not r.startswith("rpmlib(")} == explicit
+    provides = set(_run("rpm", "-qp", "--provides", package).splitlines())
+    assert provides == {"hello = 1.0.0-1", "hello(x86-64) = 1.0.0-1"}
+
+    # Nothing rewrote the tree: the payload's files are the environment's, byte for byte.
+    digests = dict(
+        line.split(" ", 1)[::-1]
+        for line in _qf(package, "[%{FILEDIGESTS} %{FILENAMES}\n]").splitlines()
+        if not line.startswith(" ")
+    )
+    python = envs.v1.root / envs.v1.manifest.python.executable
+    assert digests[f"/opt/hello/{envs.v1.manifest.python.executable}"] == hashlib.sha256(
+        python.read_bytes()
+    ).hexdigest()
+
+    # The ghost link is not in the payload: %post makes it.
+    payload = subprocess.run(
+        f"rpm2cpio {package} | cpio -t --quiet", shell=True, capture_output=True, text=True,
+        check=True,
+    ).stdout.split()
+    assert "./usr/bin/hello" not in payload
+    assert "./opt/hello/bin/hello" in payload
+    assert _qf(package, "%{PAYLOADCOMPRESSOR} %{BUILDTIME}") == f"xz {EPOCH}"
+    assert max(int(t) for t in _qf(package, "[%{FILEMTIMES}\n]").split()) <= EPOCH
+
+
+def test_no_build_host_path_in_headers_or_payload(envs: Envs, emit: Emit) -> None:
+    package = emit(envs.v1)
+    raw = package.read_bytes()
+    payload = subprocess.run(["rpm2cpio", str(package)], capture_output=True, check=True).stdout
+    for needle in (str(envs.v1.root), str(package.parent.parent), ".venvpack-rpm-", "/BUILDROOT"):
+        assert needle.encode() not in raw, needle
+        assert needle.encode() not in payload, needle
+    tags = _qf(package, "%{SOURCERPM}|%{BUILDHOST}|%{COOKIE}|%{PREFIXES}|[%{FILENAMES} ]")
+    assert "/tmp" not in tags
+    assert str(REPO) not in tags
+
+
+def test_rpmlint_reports_no_error_with_the_shipped_filters(envs: Envs, emit: Emit) -> None:
+    for options in ({}, {"service_command": "hello", "entry_points": ("hello",)},
+                    {"bin_links": False}):
+        package = emit(envs.v1, **options)
+        sources = emit(envs.v1, spec_only=True, **options)
+        result = subprocess.run(
+            ["rpmlint", "-r", str(sources / "hello.rpmlintrc"), str(package)],
+            capture_output=True, text=True, check=False,
+        )
+        assert " 0 errors," in result.stdout, f"{options}:\n{result.stdout}"
+
+
+def test_reproducible_under_source_date_epoch(
+    envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = emit(envs.v1)
+    emitter = RpmEmitter(RpmOptions(packager=PACKAGER))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    again = emitter.emit(envs.v1, tmp_path / first.name)
+    assert again.read_bytes() == first.read_bytes()
+
+
+def test_spec_only_builds_with_plain_rpmbuild(envs: Envs, emit: Emit, tmp_path: Path) -> None:
+    sources = emit(envs.v1, spec_only=True)
+    assert sorted(p.name for p in sources.iterdir()) == [
+        "hello-1.0.0-1.x86_64.tar", "hello.rpmlintrc", "hello.spec"
+    ]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "SOURCE_DATE_EPOCH": str(EPOCH)}
+    _run("rpmbuild", "-bb", "--define", f"_sourcedir {sources}", "hello.spec",
+         env=env, cwd=sources)
+    built = home / "rpmbuild" / "RPMS" / "x86_64" / "hello-1.0.0-1.x86_64.rpm"
+    # The same spec and sources as venvpack's own build: the same package, byte for byte.
+    assert built.read_bytes() == emit(envs.v1).read_bytes()
+
+
+# --- hostile text ----------------------------------------------------------------------------
+
+
+def test_hostile_text_runs_nothing_and_leaks_nothing(
+    envs: Envs, emit: Emit, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    canary = tmp_path_factory.mktemp("canary") / "PWNED"
+    hostile = {
+        "summary": (
+            f"%(touch {canary}) %{{lua: os.execute('touch {canary}')}} %%include /etc/passwd"
+        ),
+        "description": (
+            f"Runs nothing: %(touch {canary}) and %{{lua: os.execute('touch {canary}')}}\n"
+            "  nor includes: %%include /etc/passwd\n"
+            "text before %files\n"
+            "ends with a backslash \\\n"
+            "100%"
+        ),
+        "license": f"MIT and %(touch {canary})",
+        "url": f'https://example.org/%{{lua:os.execute("touch\\32{canary}")}}',
+        "packager": f"%{{lua: os.execute('touch {canary}')}} <%(touch {canary})@example.org>",
+    }
+    package = emit(envs.v1, **hostile)
+    assert not canary.exists()
+
+    assert _qf(package, "%{SUMMARY}") == hostile["summary"]
+    assert _qf(package, "%{DESCRIPTION}") == hostile["description"]
+    assert _qf(package, "%{LICENSE}") == hostile["license"]
+    assert _qf(package, "%{URL}") == hostile["url"]
+    assert _qf(package, "%{PACKAGER}") == hostile["packager"]
+    assert _qf(package, "[%{CHANGELOGNAME}]").startswith(hostile["packager"])
+
+    benign = emit(envs.v1)
+    for query in ("-qpl", "-qpR", "--provides", "--scripts"):
+        assert _run("rpm", "-qp", query, package) == _run("rpm", "-qp", query, benign), query
+    passwd = Path("/etc/passwd").read_text().splitlines()[0].encode()
+    payload = subprocess.run(["rpm2cpio", str(package)], capture_output=True, check=True).stdout
+    assert passwd not in package.read_bytes()
+    assert passwd not in payload
+
+
+# --- installing in a root with glibc, dash and coreutils only -------------------------------
+
+
+def _snapshot(root: Path) -> set[str]:
+    """Every path under ``root``, but rpm's own database."""
+    paths = set()
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            rel = Path(directory, name).relative_to(root).as_posix()
+            if not rel.startswith("var/lib/rpm/"):
+                paths.add(rel)
+    return paths
+
+
+@pytest.fixture
+def root(glibc_root_dir: Path, tmp_path: Path) -> Iterator[Path]:
+    """A private copy of the glibc root, with what a real system has and scriptlets expect:
+    the directories packages install into, and /dev/null (``rpm --root`` mounts no /dev;
+    without it a scriptlet's ``>/dev/null`` would create a file)."""
+    copy = sandbox.fresh_copy(glibc_root_dir, tmp_path / "root")
+    for name in ("opt", "srv", "var/lib/rpm", "var/tmp", "usr/lib/systemd/system"):
+        (copy / name).mkdir(parents=True, exist_ok=True)
+    os.mknod(copy / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    yield copy
+    shutil.rmtree(copy, ignore_errors=True)
+
+
+def _rpm(root: Path, *argv: str | Path) -> str:
+    return _run("rpm", "--root", root, *DB, *argv)
+
+
+def _hello(root: Path) -> str:
+    result = sandbox.run_in_root(root, ["/usr/bin/hello"])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.roots
+def test_install_upgrade_erase_leave_nothing_behind(
+    envs: Envs, emit: Emit, root: Path
+) -> None:
+    before = _snapshot(root)
+    _rpm(root, "-i", "--nodeps", emit(envs.v1))
+    link = root / "usr/bin/hello"
+    assert os.readlink(link) == "/opt/hello/bin/hello"  # made by %post
+    assert "hello from /opt/hello" in _hello(root)
+    assert _rpm(root, "-qf", "/usr/bin/hello").strip() == "hello-1.0.0-1.x86_64"
+    _rpm(root, "-V", "--nodeps", "hello")
+
+    _rpm(root, "-U", "--nodeps", emit(envs.v2))
+    assert _rpm(root, "-q", "hello").strip() == "hello-1.0.1-1.x86_64"
+    site = root / "opt/hello/lib" / f"python{envs.v2.manifest.python.version.rsplit('.', 1)[0]}"
+    assert (site / "site-packages/hello-1.0.1.dist-info").is_dir()
+    assert not (site / "site-packages/hello-1.0.0.dist-info").exists()
+    assert os.readlink(link) == "/opt/hello/bin/hello"
+    assert "hello from /opt/hello" in _hello(root)
+
+    _rpm(root, "-e", "hello")
+    assert _snapshot(root) == before
+
+
+@pytest.mark.roots
+def test_relocated_install(envs: Envs, emit: Emit, root: Path) -> None:
+    before = _snapshot(root)
+    _rpm(root, "-i", "--nodeps", "--prefix", "/srv/other", emit(envs.v1))
+    assert not (root / "opt/hello").exists()
+    assert os.readlink(root / "usr/bin/hello") == "/srv/other/bin/hello"
+    assert "hello from /srv/other" in _hello(root)
+    assert _rpm(root, "-q", "--qf", "%{INSTPREFIXES}", "hello") == "/srv/other"
+    _rpm(root, "-e", "hello")
+    assert _snapshot(root) == before
+
+
+@pytest.mark.roots
+def test_service_package_installs_without_systemd(envs: Envs, emit: Emit, root: Path) -> None:
+    package = emit(envs.v1, service_command="hello", entry_points=("hello",))
+    before = _snapshot(root)
+    result = subprocess.run(
+        ["rpm", "--root", str(root), *DB, "-i", "--nodeps", "--prefix", "/srv/x", str(package)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode != 0
+    assert "not relocatable" in result.stderr
+    _rpm(root, "-i", "--nodeps", package)
+    unit = root / "usr/lib/systemd/system/hello.service"
+    assert "ExecStart=/opt/hello/bin/hello\n" in unit.read_text()
+    assert "hello from /opt/hello" in _hello(root)
+    _rpm(root, "-e", "hello")
+    assert _snapshot(root) == before

@@ -1,0 +1,542 @@
+"""The rpm emitter on a small fake environment: escaping, validation, the plan, golden specs.
+
+No rpmbuild here (tests/integration/test_rpm.py builds and installs real packages). Specs are
+compared with golden copies under ``tests/golden/rpm/``; regenerate them with
+``VENVPACK_UPDATE_GOLDEN=1 pytest tests/unit/test_emit_rpm.py`` and review the diff.
+
+Besides the golden files, every rendered spec is read back the way rpm's parser sees it:
+the lines whose first non-blank character is ``%`` are rpm's directives and sections, and
+whatever the user typed, that list must be exactly the one the template writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from venvpack.cli import main
+from venvpack.emit import rpm
+from venvpack.emit.rpm import (
+    LintFacts,
+    RpmEmitter,
+    RpmOptions,
+    plan_package,
+    render_rpmlintrc,
+    render_spec,
+    rpm_arch,
+    rpm_dep,
+    rpm_line,
+    rpm_text,
+    rpm_token,
+    scan_tree,
+    write_sources,
+)
+from venvpack.errors import ConfigError, ToolMissingError
+from venvpack.manifest import BuiltEnv, Distribution, Manifest, PythonInfo
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "rpm"
+UPDATE = os.environ.get("VENVPACK_UPDATE_GOLDEN") == "1"
+EPOCH = 1700000000
+PACKAGER = "Jane Doe <jane@example.org>"
+
+# What a test would create if anything in a spec ever ran (it never exists: nothing here
+# runs rpmbuild; the integration tests build these same values for real).
+CANARY = "/tmp/venvpack-rpm-canary"
+HOSTILE_LINES = [
+    f"%(touch {CANARY})",
+    "%%include /etc/passwd",
+    "%include /etc/passwd",
+    f'%{{lua: os.execute("touch {CANARY}")}}',
+    "%files",
+    "%post",
+    "%if 1",
+    "%endif",
+    "%global x 1",
+    "%{expand:%%(id)}",
+]
+
+MakeEnv = Callable[..., BuiltEnv]
+
+
+@pytest.fixture(autouse=True)
+def _source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+
+
+def _manifest(**changes: Any) -> Manifest:
+    base = Manifest(
+        name="hello",
+        version="1.0.0",
+        prefix="/opt/hello",
+        link_mode="symlink",
+        python=PythonInfo(
+            version="3.12.1",
+            source="pyenv",
+            executable="python/bin/python3.12",
+            machine="x86_64",
+            sha256="0" * 64,
+        ),
+        glibc_floor="2.34",
+        commands=("hello",),
+        distributions=(Distribution("hello", "1.0.0"), Distribution("markupsafe", "2.1.5")),
+        venvpack_version="0.1.0",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def make_env(tmp_path: Path) -> MakeEnv:
+    """A fake environment: the shape of a real one, a few bytes per file, no ELF."""
+    counter = iter(range(1000))
+
+    def make(**changes: Any) -> BuiltEnv:
+        root = tmp_path / f"env{next(counter)}"
+        for d in ("bin", "python/bin", "python/lib/python3.12", "lib/python3.12/site-packages"):
+            (root / d).mkdir(parents=True)
+        for command in ("hello", "serve"):
+            (root / "bin" / command).write_text("#!/bin/sh\necho hi\n")
+            (root / "bin" / command).chmod(0o755)
+        (root / "bin/activate").write_text("# source me\n")
+        (root / "bin/python").symlink_to("../python/bin/python3.12")
+        (root / "python/bin/python3.12").write_bytes(b"not really an interpreter")
+        (root / "python/bin/python3.12").chmod(0o755)
+        (root / "python/lib/python3.12/base64.py").write_text("#!/usr/bin/env python3\n")
+        (root / "lib/python3.12/site-packages/hello.py").write_text("def main(): pass\n")
+        env = BuiltEnv(root=root, manifest=_manifest(**changes))
+        env.save()
+        return env
+
+    return make
+
+
+def _check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"missing golden file {path}; run with VENVPACK_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden copy"
+
+
+def _directives(spec: str) -> list[str]:
+    """Lines rpm acts on as directives or section starts: first non-blank character ``%``.
+    (rpm expands a line before it looks, so this is checked on the text *after* ``%%`` →
+    ``%``: a ``%%include`` the escaping failed to break up would show here.)"""
+    expanded = spec.replace("%%", "%")
+    return [line.strip() for line in expanded.splitlines() if line.lstrip().startswith("%")]
+
+
+# --- escaping filters --------------------------------------------------------------------
+
+
+def test_rpm_line_doubles_percent_and_refuses_line_breaks() -> None:
+    assert rpm_line("100% sure %{x} %(id)") == "100%% sure %%{x} %%(id)"
+    assert rpm_line("  padded  ") == "padded"
+    for bad in ("a\nb", "a\rb", "a\x00b", "a\u2028b", "a\x85b", ""):
+        with pytest.raises(ConfigError):
+            rpm_line(bad)
+    with pytest.raises(ConfigError, match="backslash"):
+        rpm_line("ends with \\")
+
+
+def test_rpm_token_refuses_blanks() -> None:
+    assert rpm_token("https://e.org/%{x}") == "https://e.org/%%{x}"
+    with pytest.raises(ConfigError, match="blanks"):
+        rpm_token("https://e.org/ x")
+
+
+@pytest.mark.parametrize("line", HOSTILE_LINES)
+@pytest.mark.parametrize("indent", ["", " ", "\t", "   "])
+def test_rpm_text_refuses_lines_starting_with_percent(line: str, indent: str) -> None:
+    # A leading blank does not help: rpm skips blanks before it looks for %include & co.
+    with pytest.raises(ConfigError, match="line 2 starts with '%'"):
+        rpm_text(f"first line\n{indent}{line}\nlast line")
+
+
+def test_rpm_text_refuses_comment_lines() -> None:
+    with pytest.raises(ConfigError, match=r"line 1 starts with '#'.*comment"):
+        rpm_text("# Heading\ntext")
+
+
+def test_rpm_text_keeps_percent_inside_lines() -> None:
+    text = "Uses 100% of %{name} and %(id);\n  see %%include /x\n\nends with \\"
+    assert rpm_text(text) == (
+        "Uses 100%% of %%{name} and %%(id);\n  see %%%%include /x\n\nends with \\"
+    )
+    with pytest.raises(ConfigError, match="control"):
+        rpm_text("a\x1bb")
+    with pytest.raises(ConfigError, match="empty"):
+        rpm_text("\n\n")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("bash", "bash"),
+        ("openssl-libs>=3.0", "openssl-libs >= 3.0"),
+        ("  libpq  =  15.2-1 ", "libpq = 15.2-1"),
+        ("perl(Foo::Bar) < 2", "perl(Foo::Bar) < 2"),
+        ("libc.so.6()(64bit)", "libc.so.6()(64bit)"),
+        ("/usr/bin/sh", "/usr/bin/sh"),
+        ("(nginx or httpd)", "(nginx or httpd)"),
+        ("tzdata >= 1:2024a", "tzdata >= 1:2024a"),
+    ],
+)
+def test_rpm_dep_normalises(given: str, expected: str) -> None:
+    assert rpm_dep(given) == expected
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "a, b",
+        "a b",
+        "a >= 1 b",
+        "a\nRequires: b",
+        "a >= %{version}",
+        "%(touch /tmp/x)",
+        "(a or %(id))",
+        "a\\",
+        "-a",
+        ">= 1",
+    ],
+)
+def test_rpm_dep_refuses(bad: str) -> None:
+    with pytest.raises(ConfigError, match="--requires"):
+        rpm_dep(bad)
+
+
+# --- options -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"summary": "a\n%files"}, "--summary: line break"),
+        ({"license": "MIT\nRequires: x"}, "--license: line break"),
+        ({"packager": "J\n%post"}, "--packager: line break"),
+        ({"description": "ok\n%%include /etc/passwd"}, "--description: line 2"),
+        ({"url": "https://e.org/ %(id)"}, "--url: .* blanks"),
+        ({"url": "e.org"}, "absolute URL"),
+        ({"release": "1%{?dist}"}, "--release"),
+        ({"release": "1-2"}, "--release"),
+        ({"release": "1\n"}, "--release"),
+        ({"requires": ("a, b",)}, "--requires"),
+        ({"entry_points": ("../x",)}, "--entry-point"),
+        ({"entry_points": ("-x",)}, "--entry-point"),
+    ],
+)
+def test_bad_options(changes: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        RpmOptions(**changes)
+
+
+# --- the plan ----------------------------------------------------------------------------
+
+
+def test_plan_defaults(make_env: MakeEnv) -> None:
+    plan = plan_package(make_env(), RpmOptions())
+    assert (plan.name, plan.epoch, plan.version, plan.release, plan.arch) == (
+        "hello", None, "1.0.0", "1", "x86_64"
+    )
+    assert plan.relocatable
+    assert plan.links == ("hello",)
+    assert plan.unit is None
+    assert plan.build_time == EPOCH
+    assert plan.filename == "hello-1.0.0-1.x86_64.rpm"
+    assert plan.source_tar == "hello-1.0.0-1.x86_64.tar"
+    assert plan.summary == "hello 1.0.0 with its own Python 3.12.1"
+
+
+@pytest.mark.parametrize(
+    ("version", "epoch", "rpm_version", "evr"),
+    [
+        ("1.0rc1", None, "1.0~rc1", "1.0~rc1-1"),
+        ("2!1.0.post1", 2, "1.0+post1", "2:1.0+post1-1"),
+        ("1.0.dev3", None, "1.0~~dev3", "1.0~~dev3-1"),
+    ],
+)
+def test_versions(
+    make_env: MakeEnv, version: str, epoch: int | None, rpm_version: str, evr: str
+) -> None:
+    plan = plan_package(make_env(version=version), RpmOptions())
+    assert (plan.epoch, plan.version, plan.evr) == (epoch, rpm_version, evr)
+    spec = render_spec(plan)
+    assert f"\nVersion:        {rpm_version}\n" in spec
+    assert ("\nEpoch:" in spec) == (epoch is not None)
+
+
+def test_copy_mode_and_service_are_not_relocatable(make_env: MakeEnv) -> None:
+    for env, options in (
+        (make_env(link_mode="copy"), RpmOptions()),
+        (make_env(link_mode="hardlink"), RpmOptions()),
+        (make_env(), RpmOptions(service_command="serve --port 80")),
+    ):
+        plan = plan_package(env, options)
+        assert not plan.relocatable
+        assert "\nPrefix:" not in render_spec(plan)
+    assert "\nPrefix:         /opt/hello\n" in render_spec(plan_package(make_env(), RpmOptions()))
+
+
+def test_entry_points_and_no_bin_links(make_env: MakeEnv) -> None:
+    env = make_env()
+    assert plan_package(env, RpmOptions(entry_points=("serve", "hello"))).links == (
+        "serve", "hello"
+    )
+    plan = plan_package(env, RpmOptions(bin_links=False))
+    assert plan.links == ()
+    spec = render_spec(plan)
+    assert "%ghost" not in spec
+    assert "\n%post" not in spec
+    with pytest.raises(ConfigError, match="'nope' is not a command"):
+        plan_package(env, RpmOptions(entry_points=("nope",)))
+    with pytest.raises(ConfigError, match="'activate' is not a command"):
+        plan_package(env, RpmOptions(entry_points=("activate",)))  # not executable
+    with pytest.raises(ConfigError, match="command 'x y'"):
+        plan_package(make_env(commands=("x y",)), RpmOptions())
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["/opt", "/usr", "/", "opt/x", "/opt/my app", "/opt/%{x}", "/opt/x*", "/opt/./x",
+     "/opt/../etc", "/usr/bin/hello", "/usr/local", "/opt/x\n"],
+)
+def test_bad_prefixes(make_env: MakeEnv, prefix: str) -> None:
+    with pytest.raises(ConfigError, match="prefix"):
+        plan_package(make_env(prefix=prefix), RpmOptions())
+
+
+def test_manifest_values_are_checked(make_env: MakeEnv) -> None:
+    with pytest.raises(ConfigError, match="glibc_floor"):
+        plan_package(make_env(glibc_floor="2.34 %(id)"), RpmOptions())
+    with pytest.raises(ConfigError, match="python version"):
+        plan_package(make_env(python=dataclasses.replace(
+            _manifest().python, version="3.12 %(id)")), RpmOptions())
+    with pytest.raises(ConfigError, match="name"):
+        plan_package(make_env(name="Hello"), RpmOptions())
+    with pytest.raises(ConfigError, match="PEP 440"):
+        plan_package(make_env(version="1.0 %(id)"), RpmOptions())
+
+
+def test_arch_map() -> None:
+    assert rpm_arch("x86_64") == "x86_64"
+    assert rpm_arch("aarch64") == "aarch64"
+    assert rpm_arch("armv7l") == "armv7hl"
+    with pytest.raises(ConfigError, match="no RPM architecture"):
+        rpm_arch("pdp11")
+
+
+def test_no_glibc_floor(make_env: MakeEnv) -> None:
+    spec = render_spec(plan_package(make_env(glibc_floor=""), RpmOptions()))
+    assert "\nRequires:       glibc\n" in spec
+
+
+# --- golden specs and the directives rpm would see ----------------------------------------
+
+
+def test_default_spec_golden(make_env: MakeEnv) -> None:
+    env = make_env()
+    plan = plan_package(env, RpmOptions())
+    spec = render_spec(plan)
+    _check_golden("default/hello.spec", spec)
+    facts = scan_tree(env.root, plan.prefix, "3.12", ["/usr/bin/hello"])
+    _check_golden("default/hello.rpmlintrc", render_rpmlintrc(plan, facts))
+
+
+def test_service_spec_golden(make_env: MakeEnv) -> None:
+    env = make_env(version="2!1.0rc1", link_mode="copy")
+    options = RpmOptions(
+        summary="Hello service", description="Says hello.\n\nOn port 8080.",
+        license="MIT", url="https://example.org/hello", release="3", packager=PACKAGER,
+        requires=("openssl-libs >= 3.0", "(nginx or httpd)"), entry_points=("hello", "serve"),
+        service_command="serve --port 8080",
+    )
+    plan = plan_package(env, options)
+    _check_golden("service/hello.spec", render_spec(plan))
+    assert plan.unit is not None
+    _check_golden("service/hello.service", plan.unit.text)
+    facts = scan_tree(env.root, plan.prefix, "3.12", ["/usr/bin/hello", "/usr/bin/serve"])
+    _check_golden("service/hello.rpmlintrc", render_rpmlintrc(plan, facts))
+
+
+def _hostile_options() -> RpmOptions:
+    """Everything hostile that is accepted (the rest is refused, see test_bad_options)."""
+    return RpmOptions(
+        summary=f"%(touch {CANARY}) %{{lua: os.execute('touch {CANARY}')}} %%include /etc/passwd",
+        description=(
+            f"Runs nothing: %(touch {CANARY}) and %{{lua: os.execute('touch {CANARY}')}}\n"
+            "  nor includes: %%include /etc/passwd\n"
+            "text before %files\n"
+            "ends with a backslash \\\n"
+            "100%"
+        ),
+        license=f"MIT and %(touch {CANARY})",
+        url='https://example.org/%{lua:os.execute("touch\\32/tmp/venvpack-rpm-canary")}',
+        packager=f"%{{lua: os.execute('touch {CANARY}')}} <%(id)@example.org>",
+    )
+
+
+def test_hostile_spec_golden(make_env: MakeEnv) -> None:
+    env = make_env()
+    benign = render_spec(plan_package(env, RpmOptions(url="https://e.org", packager=PACKAGER)))
+    spec = render_spec(plan_package(env, _hostile_options()))
+    _check_golden("hostile/hello.spec", spec)
+    assert _directives(spec) == _directives(benign)
+    # Every % that came from the user is doubled: none is left single.
+    for tag in ("Summary:", "License:", "URL:", "Packager:"):
+        line = next(li for li in spec.splitlines() if li.startswith(tag))
+        assert "%" not in line.replace("%%", "")
+
+
+def test_every_template_directive_is_expected(make_env: MakeEnv) -> None:
+    spec = render_spec(plan_package(make_env(), RpmOptions(service_command="serve")))
+    for line in _directives(spec):
+        word = line.split()[0]
+        assert word in {
+            "%global", "%description", "%install", "%files", "%defattr(-,root,root,-)",
+            "%ghost", "%post", "%preun", "%postun", "%changelog",
+        }, line
+    # And no comment of the template holds a % (rpm expands comments too).
+    for line in spec.splitlines():
+        if line.startswith("#"):
+            assert "%" not in line, line
+
+
+def test_changelog_date_follows_source_date_epoch(
+    make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
+    spec = render_spec(plan_package(make_env(), RpmOptions(packager=PACKAGER)))
+    assert f"\n* Fri Jan 02 1970 {PACKAGER} - 1.0.0-1\n" in spec
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
+        plan_package(make_env(), RpmOptions())
+
+
+# --- sources and rpmlintrc ---------------------------------------------------------------
+
+
+def test_write_sources(make_env: MakeEnv, tmp_path: Path) -> None:
+    env = make_env()
+    plan = plan_package(env, RpmOptions(service_command="serve"))
+    out = tmp_path / "out"
+    spec = write_sources(plan, env, out)
+    assert spec == out / "hello.spec"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hello-1.0.0-1.x86_64.tar", "hello.rpmlintrc", "hello.spec"
+    ]
+    with tarfile.open(out / plan.source_tar) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["usr/bin/hello"].issym()
+    assert members["usr/bin/hello"].linkname == "/opt/hello/bin/hello"
+    assert members["opt/hello/bin/python"].linkname == "../python/bin/python3.12"
+    assert members["opt/hello/bin/hello"].mode == 0o755
+    assert members["usr/lib/systemd/system/hello.service"].isreg()
+    assert "opt/hello/.venvpack/manifest.json" in members
+    assert all(m.uid == 0 and m.gid == 0 and m.mtime <= EPOCH for m in members.values())
+    assert not any(name.startswith("/") or ".." in name.split("/") for name in members)
+
+
+def test_lint_facts_of_a_tree_without_elf(make_env: MakeEnv) -> None:
+    env = make_env()
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert facts == LintFacts(shebang_modules=True)
+    plan = plan_package(env, RpmOptions(packager=PACKAGER))
+    rc = render_rpmlintrc(plan, facts)
+    filters = [line for line in rc.splitlines() if line.startswith("addFilter")]
+    assert [f.split(": E: ")[1].split()[0] for f in filters] == [
+        "dir-or-file-in-opt",
+        "(env-script-interpreter|wrong-script-interpreter|non-executable-script)",
+        "no-signature$\")",
+    ]
+
+
+def test_rpmlintrc_filters_are_limited_to_the_prefix(make_env: MakeEnv) -> None:
+    env = make_env(prefix="/srv/my.app", name="my.app")
+    plan = plan_package(env, RpmOptions())
+    facts = LintFacts(**{f.name: True for f in dataclasses.fields(LintFacts)})
+    rc = render_rpmlintrc(plan, facts)
+    assert "dir-or-file-in-opt" not in rc  # not in /opt
+    assert r'addFilter(r"^my\.app\.x86_64: E: shared-library-not-executable /srv/my\.app/")' in rc
+    assert r"no-packager-tag" in rc
+
+
+# --- the emitter -------------------------------------------------------------------------
+
+
+def test_filenames(make_env: MakeEnv) -> None:
+    env = make_env(version="1!2.0b1")
+    assert RpmEmitter(RpmOptions(release="4")).filename(env) == "hello-2.0~b1-4.x86_64.rpm"
+    assert RpmEmitter(spec_only=True).filename(env) == "hello-2.0~b1-1.x86_64.rpmbuild"
+
+
+def test_missing_rpmbuild(
+    make_env: MakeEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    dest = tmp_path / "hello.rpm"
+    with pytest.raises(ToolMissingError, match=r"dnf install rpm-build.*--spec-only"):
+        RpmEmitter().emit(make_env(), dest)
+    assert not dest.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_spec_only_writes_a_directory_atomically(make_env: MakeEnv, tmp_path: Path) -> None:
+    env = make_env()
+    emitter = RpmEmitter(spec_only=True)
+    dest = tmp_path / emitter.filename(env)
+    assert emitter.emit(env, dest) == dest
+    assert (dest / "hello.spec").is_file()
+    (dest / "stale").write_text("x")
+    emitter.emit(env, dest)  # --force: replaced as a whole
+    assert not (dest / "stale").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_spec_only(make_env: MakeEnv, tmp_path: Path) -> None:
+    env = make_env()
+    out = tmp_path / "out"
+    main(["rpm", "-q", "--from", str(env.root), "--spec-only", "-o", str(out),
+          "--summary", "Hi 100%", "--requires", "bash >= 5"])
+    spec = (out / "hello-1.0.0-1.x86_64.rpmbuild" / "hello.spec").read_text()
+    assert "\nSummary:        Hi 100%%\n" in spec
+    assert "\nRequires:       bash >= 5\n" in spec
+    with pytest.raises(SystemExit) as exc:
+        main(["rpm", "-q", "--from", str(env.root), "--spec-only", "-o", str(out)])
+    assert exc.value.code == 2  # exists, no --force
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--description", "fine\n%%include /etc/passwd"],
+        ["--summary", "two\nlines"],
+        ["--requires", "a, b"],
+        ["--release", "1%{?dist}"],
+        ["--url", "https://e.org/%(id) x"],
+    ],
+)
+def test_cli_refuses_hostile_text_before_building(
+    make_env: MakeEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    env = make_env()
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["rpm", "--from", str(env.root), "--spec-only", "-o", str(out), *flags])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("venvpack: error: ")
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_module_exports() -> None:
+    for name in rpm.__all__:
+        assert hasattr(rpm, name), name
