@@ -14,6 +14,7 @@ from typing import Callable
 
 import pytest
 
+import builds
 import sandbox
 
 
@@ -73,3 +74,9 @@ def fresh_root(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
     yield make
     for dest in made:
         shutil.rmtree(dest, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def hello_envs(tmp_path_factory: pytest.TempPathFactory) -> builds.Envs:
+    """The example app built at 1.0.0 and 1.0.1 (real builds), shared by the packaging tests."""
+    return builds.build_hello_versions(tmp_path_factory.mktemp("hello-envs"))

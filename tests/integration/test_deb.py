@@ -13,15 +13,13 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import sandbox
-from venvpack.build import build_environment
-from venvpack.config import BuildSpec
+from builds import Envs
 from venvpack.emit.deb import DebEmitter, DebOptions
 from venvpack.manifest import BuiltEnv
 
@@ -37,23 +35,9 @@ SERVICE: dict[str, Any] = {
 EPOCH = 1700000000
 
 
-@dataclass(frozen=True)
-class Envs:
-    v1: BuiltEnv
-    v2: BuiltEnv
-
-
 @pytest.fixture(scope="module")
-def envs(tmp_path_factory: pytest.TempPathFactory) -> Envs:
-    base = tmp_path_factory.mktemp("deb-envs")
-    newer = base / "hello-1.0.1"
-    shutil.copytree(HELLO, newer)
-    pyproject = newer / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('version = "1.0.0"', 'version = "1.0.1"'))
-    v1 = build_environment(BuildSpec(project=HELLO), base / "env-1.0.0")
-    v2 = build_environment(BuildSpec(project=newer), base / "env-1.0.1")
-    assert (v1.manifest.version, v2.manifest.version) == ("1.0.0", "1.0.1")
-    return Envs(v1, v2)
+def envs(hello_envs: Envs) -> Envs:
+    return hello_envs
 
 
 Emit = Callable[..., Path]
@@ -127,7 +111,7 @@ def test_dpkg_deb_reads_the_package(envs: Envs, emit: Emit) -> None:
 
 def test_lintian_reports_nothing_beyond_the_overrides(envs: Envs, emit: Emit) -> None:
     if shutil.which("lintian") is None:
-        pytest.skip("lintian not installed")
+        sandbox.unavailable("lintian not installed (apt-get install lintian)")
     debs = [
         emit(envs.v1),
         emit(envs.v1, **SERVICE),

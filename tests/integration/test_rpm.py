@@ -16,14 +16,12 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import sandbox
-from venvpack.build import build_environment
-from venvpack.config import BuildSpec
+from builds import Envs
 from venvpack.emit.rpm import RpmEmitter, RpmOptions
 from venvpack.manifest import BuiltEnv
 
@@ -36,30 +34,16 @@ EPOCH = 1700000000
 DB = ["--dbpath", "/var/lib/rpm"]
 
 
-@dataclass(frozen=True)
-class Envs:
-    v1: BuiltEnv
-    v2: BuiltEnv
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _tools() -> None:
     missing = sandbox.missing_tools("rpm", "rpmbuild", "rpmlint", "rpm2cpio", "cpio")
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install rpm rpmlint cpio)")
+        sandbox.unavailable(f"needs {', '.join(missing)} (apt-get install rpm rpmlint cpio)")
 
 
 @pytest.fixture(scope="module")
-def envs(tmp_path_factory: pytest.TempPathFactory) -> Envs:
-    base = tmp_path_factory.mktemp("rpm-envs")
-    newer = base / "hello-1.0.1"
-    shutil.copytree(HELLO, newer)
-    pyproject = newer / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('version = "1.0.0"', 'version = "1.0.1"'))
-    v1 = build_environment(BuildSpec(project=HELLO), base / "env-1.0.0")
-    v2 = build_environment(BuildSpec(project=newer), base / "env-1.0.1")
-    assert (v1.manifest.version, v2.manifest.version) == ("1.0.0", "1.0.1")
-    return Envs(v1, v2)
+def envs(hello_envs: Envs) -> Envs:
+    return hello_envs
 
 
 Emit = Callable[..., Path]
