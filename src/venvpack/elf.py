@@ -48,6 +48,8 @@ class ElfInfo:
     """GLIBC_x.y symbol versions this file needs, as sortable tuples."""
     has_debug: bool
     """Carries .debug_* sections that ``strip --strip-debug`` would remove."""
+    has_sysv_hash: bool
+    """Has a SysV ``.hash`` section (rpmlint wants one in shared libraries)."""
     is_dynamic: bool
 
     @property
@@ -108,10 +110,12 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
                     runpath = entries
                 offsets[kind] = (tag.entry.d_val, len(value.encode()))
     versions: set[tuple[int, ...]] = set()
-    has_debug = False
+    has_debug = has_sysv_hash = False
     for section in elf.iter_sections():
         if section.name.startswith(".debug_"):
             has_debug = True
+        elif section.name == ".hash":
+            has_sysv_hash = True
         if offsets and isinstance(section, SymbolTableSection) and section.name == ".dynsym":
             refs.update(_symbol_name_offsets(section, elf.little_endian))
         if isinstance(section, GNUVerDefSection):
@@ -146,6 +150,7 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
         path_capacity=capacity,
         glibc_versions=tuple(sorted(versions)),
         has_debug=has_debug,
+        has_sysv_hash=has_sysv_hash,
         is_dynamic=dynamic is not None,
     )
 

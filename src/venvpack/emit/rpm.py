@@ -49,8 +49,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError as ELFParseError
-from elftools.elf.elffile import ELFFile
 from packaging.version import Version
 
 from venvpack import __version__, templates
@@ -570,7 +568,7 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
             found["shared_libs"] = True
             if not path.stat().st_mode & stat.S_IXUSR:
                 found["unexecutable_libs"] = True
-            if not _has_section(path, ".hash"):
+            if not info.has_sysv_hash:
                 found["libs_without_hash"] = True
         if _RPMLINT_LDCONFIG_RE.search(installed):
             found["ldconfig_libs"] = True
@@ -582,14 +580,6 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
 def _starts_with(path: Path, magic: bytes) -> bool:
     with open(path, "rb") as handle:
         return handle.read(len(magic)) == magic
-
-
-def _has_section(path: Path, name: str) -> bool:
-    with open(path, "rb") as handle:
-        try:
-            return ELFFile(handle).get_section_by_name(name) is not None
-        except ELFParseError as exc:
-            raise EmitError(f"cannot read ELF file {path}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- sources
