@@ -102,8 +102,11 @@ class Compression(enum.Enum):
         return _LEVELS[self]
 
     def resolve_level(self, level: int | None) -> int:
-        """``level`` checked against :attr:`levels`, or the default when it is ``None``."""
-        if level is None:
+        """``level`` checked against :attr:`levels`, or the default when it is ``None``.
+
+        Resolving an already resolved level gives it back, also for ``none``'s placeholder.
+        """
+        if level is None or (not self.levels and level == self.default_level):
             return self.default_level
         if level not in self.levels:
             if not self.levels:

@@ -8,6 +8,7 @@ venvpack error, 2 bad usage or configuration, 3 interpreter, 4 install, 5 ELF, 6
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from venvpack import __version__
+from venvpack.archive import Compression
 from venvpack.config import (
     BuildSpec,
     Installer,
@@ -41,28 +43,54 @@ def build_options(func: F) -> F:
     """The options every command that builds an environment accepts."""
     options = [
         click.argument("requirements", nargs=-1),
-        click.option("-r", "--requirement", "requirement_files", multiple=True,
-                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Install from a requirements file (repeatable)."),
-        click.option("--project", type=click.Path(file_okay=False, path_type=Path),
-                     help="Project directory to install (default: . when it has a "
-                          "pyproject.toml and no requirement is given)."),
-        click.option("--python", "python", metavar="PY",
-                     help="Interpreter path or version (3.12). Default: the Python running "
-                          "venvpack."),
+        click.option(
+            "-r",
+            "--requirement",
+            "requirement_files",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Install from a requirements file (repeatable).",
+        ),
+        click.option(
+            "--project",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Project directory to install (default: . when it has a "
+            "pyproject.toml and no requirement is given).",
+        ),
+        click.option(
+            "--python",
+            "python",
+            metavar="PY",
+            help="Interpreter path or version (3.12). Default: the Python running venvpack.",
+        ),
         click.option("--name", help="Application name (default: the project's name)."),
         click.option("--prefix", help="Install location (default: /opt/<name>)."),
-        click.option("--python-link", "link_mode",
-                     type=click.Choice([m.value for m in LinkMode]), default=None,
-                     help="How bin/python reaches the bundled interpreter (default: symlink)."),
-        click.option("--find-links", multiple=True, metavar="DIR",
-                     help="Look for packages in DIR (repeatable)."),
+        click.option(
+            "--python-link",
+            "link_mode",
+            type=click.Choice([m.value for m in LinkMode]),
+            default=None,
+            help="How bin/python reaches the bundled interpreter (default: symlink).",
+        ),
+        click.option(
+            "--find-links",
+            multiple=True,
+            metavar="DIR",
+            help="Look for packages in DIR (repeatable).",
+        ),
         click.option("--no-index", is_flag=True, help="Do not use the package index."),
         click.option("--with-tk", is_flag=True, help="Keep tkinter in the bundled runtime."),
-        click.option("--keep-dev", is_flag=True,
-                     help="Keep headers and build config to compile extensions later."),
-        click.option("--installer", type=click.Choice([i.value for i in Installer]),
-                     default="auto", hidden=True),
+        click.option(
+            "--keep-dev",
+            is_flag=True,
+            help="Keep headers and build config to compile extensions later.",
+        ),
+        click.option(
+            "--installer",
+            type=click.Choice([i.value for i in Installer]),
+            default="auto",
+            hidden=True,
+        ),
         click.option("-q", "--quiet", is_flag=True, help="Only print errors."),
         click.option("-v", "--verbose", is_flag=True, help="Print every step."),
     ]
@@ -103,8 +131,11 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         installer=Installer(opts.get("installer") or "auto"),
     )
     if project is not None:
-        given = [k for k in ("name", "prefix", "python", "with_tk", "keep_dev", "link_mode")
-                 if opts.get(k)]
+        given = [
+            k
+            for k in ("name", "prefix", "python", "with_tk", "keep_dev", "link_mode")
+            if opts.get(k)
+        ]
         spec = merge_pyproject(spec, load_pyproject_settings(project), given)
     if spec.name is not None:
         validate_name(spec.name)
@@ -124,13 +155,39 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
 
 def check_output(path: Path, force: bool) -> None:
     """Refuse to overwrite an existing output unless ``--force``."""
-    if path.exists() or path.is_symlink():
-        if not force:
-            raise OutputExistsError(f"{path} already exists (use --force to replace it)")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise OutputExistsError(f"{path} already exists (use --force to replace it)")
+
+
+# Options that shape a build, so they are meaningless (and refused) with --from.
+_BUILD_ONLY = (
+    "requirements",
+    "requirement_files",
+    "project",
+    "python",
+    "name",
+    "prefix",
+    "link_mode",
+    "find_links",
+    "no_index",
+    "with_tk",
+    "keep_dev",
+)
+
+
+def _flag(option: str) -> str:
+    names = {
+        "requirements": "REQUIREMENT",
+        "requirement_files": "--requirement",
+        "link_mode": "--python-link",
+    }
+    return names.get(option, "--" + option.replace("_", "-"))
 
 
 @contextmanager
-def built_environment(opts: dict[str, Any], from_dir: Path | None, near: Path) -> Iterator[BuiltEnv]:
+def built_environment(
+    opts: dict[str, Any], from_dir: Path | None, near: Path
+) -> Iterator[BuiltEnv]:
     """The environment an emitter packs: ``--from DIR`` as is, or a fresh build.
 
     A fresh build lives in a temporary directory beside ``near`` (same filesystem, so
@@ -140,6 +197,13 @@ def built_environment(opts: dict[str, Any], from_dir: Path | None, near: Path) -
 
     if from_dir is not None:
         _configure_logging(opts.get("quiet", False), opts.get("verbose", False))
+        given = sorted(k for k in _BUILD_ONLY if opts.get(k))
+        if given:
+            flags = ", ".join(_flag(k) for k in given)
+            raise ConfigError(
+                f"--from packs an environment as it was built; {flags} "
+                "cannot apply to it (build again instead)"
+            )
         yield BuiltEnv.load(from_dir)
         return
     spec = spec_from_options(opts)
@@ -152,15 +216,30 @@ def built_environment(opts: dict[str, Any], from_dir: Path | None, near: Path) -
 
 
 def emit_artifact(emitter: Emitter, env: BuiltEnv, output: Path | None, force: bool) -> Path:
-    """Write ``emitter``'s artifact: to ``output`` if it is a file path, else into the directory."""
+    """Write ``emitter``'s artifact and return its path.
+
+    ``output`` names the file when it has a suffix (``app.tar.zst``, ``app.deb``) and is not
+    an existing directory; otherwise it is a directory (created if missing) that receives
+    the conventional file name. None means the current directory.
+    """
     if output is None:
         dest = Path.cwd() / emitter.filename(env)
-    elif output.is_dir():
+    elif output.is_dir() or not output.suffix:
+        output.mkdir(parents=True, exist_ok=True)
         dest = output / emitter.filename(env)
     else:
         dest = output
     check_output(dest, force)
     return emitter.emit(env, dest)
+
+
+def output_parent(output: Path | None) -> Path:
+    """The directory an artifact for ``output`` lands in: temporary builds go beside it."""
+    if output is None:
+        return Path.cwd()
+    if output.is_dir() or not output.suffix:
+        return output.absolute()
+    return output.absolute().parent
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -171,8 +250,13 @@ def cli() -> None:
 
 @cli.command()
 @build_options
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Directory to create for the environment.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory to create for the environment.",
+)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 def build(output: Path, force: bool, **opts: Any) -> None:
     """Build a relocatable environment into OUTPUT."""
@@ -186,45 +270,201 @@ def build(output: Path, force: bool, **opts: Any) -> None:
 
 @cli.command()
 @build_options
-@click.option("--from", "from_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Pack this environment (made by 'venvpack build') instead of building one.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Directory for the package (created if missing), or its .rpm file name.")
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Pack this environment (made by 'venvpack build') instead of building one.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory for the package (or its file name).",
+)
+@click.option("--force", is_flag=True, help="Replace the package if it exists.")
+@click.option(
+    "--maintainer",
+    default="",
+    metavar="'NAME <MAIL>'",
+    help="Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>).",
+)
+@click.option(
+    "--description", default="", help="Synopsis line, then optional lines of extended description."
+)
+@click.option("--homepage", default="", metavar="URL", help="Homepage field.")
+@click.option(
+    "--depends",
+    multiple=True,
+    metavar="SPEC",
+    help="Add a Debian relation, e.g. 'libpq5 (>= 15)' (repeatable).",
+)
+@click.option("--section", default="misc", show_default=True, help="Section field.")
+@click.option(
+    "--entry-point",
+    "entry_points",
+    multiple=True,
+    metavar="NAME",
+    help="Link only this command into /usr/bin (repeatable; default: all "
+    "console scripts of the requirements).",
+)
+@click.option("--no-bin-links", is_flag=True, help="Link no command into /usr/bin.")
+@click.option(
+    "--service-command",
+    default="",
+    metavar="CMD",
+    help="Install a systemd unit that runs CMD (a command of the environment's "
+    "bin/ or an absolute path, with arguments).",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["xz", "gzip", "zstd"]),
+    default="xz",
+    show_default=True,
+    help="Compression of the package members.",
+)
+@click.option(
+    "--tree-only",
+    is_flag=True,
+    help="Write the DEBIAN/ + data tree for 'dpkg-deb --build' instead of a .deb.",
+)
+def deb(
+    output: Path,
+    force: bool,
+    from_dir: Path | None,
+    maintainer: str,
+    description: str,
+    homepage: str,
+    depends: tuple[str, ...],
+    section: str,
+    entry_points: tuple[str, ...],
+    no_bin_links: bool,
+    service_command: str,
+    compression: str,
+    tree_only: bool,
+    **opts: Any,
+) -> None:
+    """Build (or take --from) an environment and pack it as a Debian package."""
+    from venvpack.emit.deb import DebEmitter, DebOptions, maintainer_from_environment
+
+    # Validated before anything is built: a typo must not cost a build.
+    options = DebOptions(
+        maintainer=maintainer or maintainer_from_environment(os.environ),
+        description=description,
+        homepage=homepage,
+        depends=depends,
+        section=section,
+        entry_points=entry_points,
+        bin_links=not no_bin_links,
+        service_command=service_command,
+        compression=compression,
+        tree_only=tree_only,
+    )
+    if output.suffix and not output.is_dir():
+        check_output(output, force)
+    with built_environment(opts, from_dir, output_parent(output)) as env:
+        path = emit_artifact(DebEmitter(options), env, output, force)
+    log.info("wrote %s", path)
+
+
+@cli.command()
+@build_options
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Pack this environment (made by 'venvpack build') instead of building one.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory for the package (created if missing), or its .rpm file name.",
+)
 @click.option("--force", is_flag=True, help="Replace the package if it exists.")
 @click.option("--summary", default="", help="Summary tag (default: name, version, Python).")
 @click.option("--description", default="", help="%description text (default: generated).")
-@click.option("--license", "license_", default="NOASSERTION", show_default=True,
-              metavar="SPDX", help="License tag.")
+@click.option(
+    "--license",
+    "license_",
+    default="NOASSERTION",
+    show_default=True,
+    metavar="SPDX",
+    help="License tag.",
+)
 @click.option("--url", "--homepage", "url", default="", help="URL tag.")
 @click.option("--release", default="1", show_default=True, help="Release tag.")
-@click.option("--requires", multiple=True, metavar="SPEC",
-              help="Add a dependency, e.g. 'openssl-libs >= 3.0' (repeatable); "
-                   "glibc >= the environment's floor is always required.")
-@click.option("--packager", "--maintainer", "packager", default="", metavar="'NAME <MAIL>'",
-              help="Packager tag and changelog author.")
-@click.option("--entry-point", "entry_points", multiple=True, metavar="NAME",
-              help="Link only this command into /usr/bin (repeatable; default: all "
-                   "console scripts of the requirements).")
+@click.option(
+    "--requires",
+    multiple=True,
+    metavar="SPEC",
+    help="Add a dependency, e.g. 'openssl-libs >= 3.0' (repeatable); "
+    "glibc >= the environment's floor is always required.",
+)
+@click.option(
+    "--packager",
+    "--maintainer",
+    "packager",
+    default="",
+    metavar="'NAME <MAIL>'",
+    help="Packager tag and changelog author.",
+)
+@click.option(
+    "--entry-point",
+    "entry_points",
+    multiple=True,
+    metavar="NAME",
+    help="Link only this command into /usr/bin (repeatable; default: all "
+    "console scripts of the requirements).",
+)
 @click.option("--no-bin-links", is_flag=True, help="Link no command into /usr/bin.")
-@click.option("--service-command", default="", metavar="CMD",
-              help="Install a systemd unit that runs CMD (a command of the environment's "
-                   "bin/ or an absolute path, with arguments); the package then installs "
-                   "only at its prefix.")
-@click.option("--spec-only", is_flag=True,
-              help="Write the spec, its sources and an rpmlintrc for rpmbuild or mock "
-                   "instead of a .rpm.")
-def rpm(output: Path, force: bool, from_dir: Path | None, summary: str, description: str,
-        license_: str, url: str, release: str, requires: tuple[str, ...], packager: str,
-        entry_points: tuple[str, ...], no_bin_links: bool, service_command: str,
-        spec_only: bool, **opts: Any) -> None:
+@click.option(
+    "--service-command",
+    default="",
+    metavar="CMD",
+    help="Install a systemd unit that runs CMD (a command of the environment's "
+    "bin/ or an absolute path, with arguments); the package then installs "
+    "only at its prefix.",
+)
+@click.option(
+    "--spec-only",
+    is_flag=True,
+    help="Write the spec, its sources and an rpmlintrc for rpmbuild or mock instead of a .rpm.",
+)
+def rpm(
+    output: Path,
+    force: bool,
+    from_dir: Path | None,
+    summary: str,
+    description: str,
+    license_: str,
+    url: str,
+    release: str,
+    requires: tuple[str, ...],
+    packager: str,
+    entry_points: tuple[str, ...],
+    no_bin_links: bool,
+    service_command: str,
+    spec_only: bool,
+    **opts: Any,
+) -> None:
     """Build (or take --from) an environment and pack it as an RPM."""
     from venvpack.emit.rpm import RpmEmitter, RpmOptions
 
     # Validated before anything is built: a typo must not cost a build.
     options = RpmOptions(
-        summary=summary, description=description, license=license_, url=url, release=release,
-        requires=requires, packager=packager, entry_points=entry_points or None,
-        bin_links=not no_bin_links, service_command=service_command,
+        summary=summary,
+        description=description,
+        license=license_,
+        url=url,
+        release=release,
+        requires=requires,
+        packager=packager,
+        entry_points=entry_points or None,
+        bin_links=not no_bin_links,
+        service_command=service_command,
     )
     if not output.exists() and (spec_only or output.suffix != ".rpm"):
         output.mkdir(parents=True)
@@ -232,27 +472,48 @@ def rpm(output: Path, force: bool, from_dir: Path | None, summary: str, descript
     with built_environment(opts, from_dir, near) as env:
         path = emit_artifact(RpmEmitter(options, spec_only=spec_only), env, output, force)
     if spec_only:
-        log.info('wrote %s; build it there with: rpmbuild -bb --define "_sourcedir $PWD" %s.spec',
-                 path, env.manifest.name)
+        log.info(
+            'wrote %s; build it there with: rpmbuild -bb --define "_sourcedir $PWD" %s.spec',
+            path,
+            env.manifest.name,
+        )
     else:
         log.info("wrote %s", path)
 
 
 @cli.command()
 @build_options
-@click.option("--from", "from_dir",
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Pack this environment (made by 'venvpack build') instead of building one.")
-@click.option("--compression", type=click.Choice([c.value for c in Compression]),
-              default=Compression.ZSTD.value, show_default=True,
-              help="zstd (multi-threaded); gzip or xz for hosts without zstd; none.")
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Pack this environment (made by 'venvpack build') instead of building one.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice([c.value for c in Compression]),
+    default=Compression.ZSTD.value,
+    show_default=True,
+    help="zstd (multi-threaded); gzip or xz for hosts without zstd; none.",
+)
 @click.option("--level", type=int, default=None, help="Compression level (default: per format).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Archive file, or a directory for <name>-<version>-linux-<arch>.tar.<ext> "
-                   "(default: the current directory).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive file, or a directory for <name>-<version>-linux-<arch>.tar.<ext> "
+    "(default: the current directory).",
+)
 @click.option("--force", is_flag=True, help="Replace the archive if it exists.")
-def tar(output: Path | None, force: bool, from_dir: Path | None, compression: str,
-        level: int | None, **opts: Any) -> None:
+def tar(
+    output: Path | None,
+    force: bool,
+    from_dir: Path | None,
+    compression: str,
+    level: int | None,
+    **opts: Any,
+) -> None:
     """Build (or take --from) an environment and pack it as a tarball that runs wherever
     it is unpacked."""
     from venvpack.emit.tar import TarEmitter
@@ -261,13 +522,18 @@ def tar(output: Path | None, force: bool, from_dir: Path | None, compression: st
         check_output(output, force)  # a typo must not cost a build
     kind = Compression(compression)
     kind.resolve_level(level)
-    with built_environment(opts, from_dir, output_parent(output)) as env, \
-            _progress("compressing", opts) as progress:
+    with (
+        built_environment(opts, from_dir, output_parent(output)) as env,
+        _progress("compressing", opts) as progress,
+    ):
         path = emit_artifact(TarEmitter(kind, level, progress=progress), env, output, force)
     if env.manifest.link_mode != "symlink":
-        log.warning("%s link mode: the environment runs at %s; unpacked elsewhere, run "
-                    "<dir>/bin/venvpack-relocate once first", env.manifest.link_mode,
-                    env.manifest.prefix)
+        log.warning(
+            "%s link mode: the environment runs at %s; unpacked elsewhere, run "
+            "<dir>/bin/venvpack-relocate once first",
+            env.manifest.link_mode,
+            env.manifest.prefix,
+        )
     log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
 
 
@@ -278,6 +544,7 @@ def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int],
         yield None
         return
     with click.progressbar(length=1, label=f"venvpack: {label}", file=sys.stderr) as bar:
+
         def update(done: int, total: int) -> None:
             bar.length = max(total, 1)
             bar.update(done - bar.pos)

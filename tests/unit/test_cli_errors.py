@@ -112,3 +112,33 @@ def test_unwritable_location(capsys: pytest.CaptureFixture[str]) -> None:
     assert code != 0
     assert_one_line(err)
     assert "/proc" in err
+
+
+def test_from_refuses_build_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(
+        [
+            "tar",
+            "--from",
+            str(tmp_path),
+            "--name",
+            "x",
+            "--prefix",
+            "/srv/x",
+            "-o",
+            str(tmp_path / "x.tar.zst"),
+        ],
+        capsys,
+    )
+    assert code == 2
+    assert_one_line(err)
+    assert "--name, --prefix cannot apply to it" in err
+
+
+def test_from_needs_a_venvpack_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_cli(["tar", "--from", str(tmp_path), "-o", str(tmp_path / "x.tar.zst")], capsys)
+    assert code == 2
+    assert_one_line(err)
+    assert "is not a venvpack environment" in err
+    assert not (tmp_path / "x.tar.zst").exists()

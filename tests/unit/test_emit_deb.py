@@ -395,7 +395,16 @@ def test_service_argument_with_newline_is_refused(make_env: MakeEnv) -> None:
 
 @pytest.mark.parametrize(
     "prefix",
-    ["/opt", "/opt/../etc/x", "/opt/my\napp", "opt/hello", "/opt/hello/", "/opt//x", "/", "/opt/\t"],
+    [
+        "/opt",
+        "/opt/../etc/x",
+        "/opt/my\napp",
+        "opt/hello",
+        "/opt/hello/",
+        "/opt//x",
+        "/",
+        "/opt/\t",
+    ],
 )
 def test_bad_prefixes(make_env: MakeEnv, prefix: str) -> None:
     with pytest.raises(ConfigError, match="prefix"):
