@@ -37,6 +37,7 @@ log = logging.getLogger("venvpack")
 
 def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> BuiltEnv:
     """Build the environment ``spec`` describes at ``dest``."""
+    dest = dest.absolute()  # installers run elsewhere: every path handed on is absolute
     started = time.monotonic()
     interp = find_interpreter(spec.python)
     log.info("using CPython %s (%s)", interp.version, interp.source)

@@ -208,7 +208,7 @@ def built_environment(
         return
     spec = spec_from_options(opts)
     near.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".venvpack-build-", dir=near))
+    tmp = Path(tempfile.mkdtemp(prefix=".venvpack-build-", dir=near.absolute()))
     try:
         yield build_environment(spec, tmp / "env")
     finally:
@@ -468,8 +468,7 @@ def rpm(
     )
     if not output.exists() and (spec_only or output.suffix != ".rpm"):
         output.mkdir(parents=True)
-    near = output if output.is_dir() else output.absolute().parent
-    with built_environment(opts, from_dir, near) as env:
+    with built_environment(opts, from_dir, output_parent(output)) as env:
         path = emit_artifact(RpmEmitter(options, spec_only=spec_only), env, output, force)
     if spec_only:
         log.info(

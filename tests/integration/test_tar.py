@@ -208,21 +208,37 @@ def test_copy_mode_tarball_is_relocated_by_its_documented_step(
     assert "hello from /srv/elsewhere" in after.stdout
 
 
-def test_example_makefile_tar_target(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("target", "flags", "pattern"),
+    [
+        ("tar", "-q", "hello-1.0.0-linux-*.tar.zst"),
+        (
+            "deb",
+            "-q --compression gzip --maintainer 'Ex Ample <ex@example.org>'",
+            "hello_1.0.0-1_*.deb",
+        ),
+        ("rpm", "-q", "hello-1.0.0-1.*.rpm"),
+    ],
+)
+def test_example_makefile_targets(target: str, flags: str, pattern: str, tmp_path: Path) -> None:
+    """The Makefile users copy into their projects builds each format into dist/."""
     project = tmp_path / "project"
     shutil.copytree(HELLO, project)
     venvpack = Path(sys.executable).parent / "venvpack"
-    subprocess.run(
-        ["make", "-C", str(project), "tar", f"VENVPACK={venvpack}", "PY=3.12", "VENVPACK_FLAGS=-q"],
-        check=True,
-    )
-    archives = list((project / "dist").glob("hello-1.0.0-linux-*.tar.zst"))
-    assert len(archives) == 1
-    # A second run replaces the artifact instead of failing on it.
-    subprocess.run(
-        ["make", "-C", str(project), "tar", f"VENVPACK={venvpack}", "PY=3.12", "VENVPACK_FLAGS=-q"],
-        check=True,
-    )
+    make = [
+        "make",
+        "-C",
+        str(project),
+        target,
+        f"VENVPACK={venvpack}",
+        "PY=3.12",
+        f"VENVPACK_FLAGS={flags}",
+    ]
+    subprocess.run(make, check=True)
+    assert len(list((project / "dist").glob(pattern))) == 1
+    if target == "tar":  # a second run replaces the artifact instead of failing on it
+        subprocess.run(make, check=True)
+        assert len(list((project / "dist").glob(pattern))) == 1
 
 
 def test_readme_demo_command(tmp_path: Path) -> None:
