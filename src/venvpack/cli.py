@@ -99,6 +99,37 @@ def build_options(func: F) -> F:
     return func
 
 
+def emit_options(func: F) -> F:
+    """The options of every command that writes an artifact (tar, deb, rpm)."""
+    options = [
+        click.option(
+            "--from",
+            "from_dir",
+            type=click.Path(file_okay=False, exists=True, path_type=Path),
+            help="Pack this environment (made by 'venvpack build') instead of building one.",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="The artifact's file name (when it has a suffix), or a directory "
+            "for it, created if missing (default: the current directory).",
+        ),
+        click.option("--force", is_flag=True, help="Replace the artifact if it exists."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def refuse_existing_output(output: Path | None, force: bool) -> None:
+    """When ``output`` names the artifact itself, refuse it before building: a typo must not
+    cost a build. (A directory's file name is only known after the build.)"""
+    if output is not None and output.suffix and not output.is_dir():
+        check_output(output, force)
+
+
 def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
     """Turn parsed build options into a BuildSpec, merging ``[tool.venvpack]``."""
     _configure_logging(opts.pop("quiet", False), opts.pop("verbose", False))
@@ -270,20 +301,7 @@ def build(output: Path, force: bool, **opts: Any) -> None:
 
 @cli.command()
 @build_options
-@click.option(
-    "--from",
-    "from_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Pack this environment (made by 'venvpack build') instead of building one.",
-)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Directory for the package (or its file name).",
-)
-@click.option("--force", is_flag=True, help="Replace the package if it exists.")
+@emit_options
 @click.option(
     "--maintainer",
     default="",
@@ -330,7 +348,7 @@ def build(output: Path, force: bool, **opts: Any) -> None:
     help="Write the DEBIAN/ + data tree for 'dpkg-deb --build' instead of a .deb.",
 )
 def deb(
-    output: Path,
+    output: Path | None,
     force: bool,
     from_dir: Path | None,
     maintainer: str,
@@ -361,8 +379,7 @@ def deb(
         compression=compression,
         tree_only=tree_only,
     )
-    if output.suffix and not output.is_dir():
-        check_output(output, force)
+    refuse_existing_output(output, force)
     with built_environment(opts, from_dir, output_parent(output)) as env:
         path = emit_artifact(DebEmitter(options), env, output, force)
     log.info("wrote %s", path)
@@ -370,20 +387,7 @@ def deb(
 
 @cli.command()
 @build_options
-@click.option(
-    "--from",
-    "from_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Pack this environment (made by 'venvpack build') instead of building one.",
-)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Directory for the package (created if missing), or its .rpm file name.",
-)
-@click.option("--force", is_flag=True, help="Replace the package if it exists.")
+@emit_options
 @click.option("--summary", default="", help="Summary tag (default: name, version, Python).")
 @click.option("--description", default="", help="%description text (default: generated).")
 @click.option(
@@ -434,7 +438,7 @@ def deb(
     help="Write the spec, its sources and an rpmlintrc for rpmbuild or mock instead of a .rpm.",
 )
 def rpm(
-    output: Path,
+    output: Path | None,
     force: bool,
     from_dir: Path | None,
     summary: str,
@@ -466,8 +470,6 @@ def rpm(
         bin_links=not no_bin_links,
         service_command=service_command,
     )
-    if not output.exists() and (spec_only or output.suffix != ".rpm"):
-        output.mkdir(parents=True)
     with built_environment(opts, from_dir, output_parent(output)) as env:
         path = emit_artifact(RpmEmitter(options, spec_only=spec_only), env, output, force)
     if spec_only:
@@ -482,12 +484,7 @@ def rpm(
 
 @cli.command()
 @build_options
-@click.option(
-    "--from",
-    "from_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Pack this environment (made by 'venvpack build') instead of building one.",
-)
+@emit_options
 @click.option(
     "--compression",
     type=click.Choice([c.value for c in Compression]),
@@ -496,15 +493,6 @@ def rpm(
     help="zstd (multi-threaded); gzip or xz for hosts without zstd; none.",
 )
 @click.option("--level", type=int, default=None, help="Compression level (default: per format).")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Archive file, or a directory for <name>-<version>-linux-<arch>.tar.<ext> "
-    "(default: the current directory).",
-)
-@click.option("--force", is_flag=True, help="Replace the archive if it exists.")
 def tar(
     output: Path | None,
     force: bool,
@@ -517,8 +505,7 @@ def tar(
     it is unpacked."""
     from venvpack.emit.tar import TarEmitter
 
-    if output is not None and output.suffix and not output.is_dir():
-        check_output(output, force)  # a typo must not cost a build
+    refuse_existing_output(output, force)
     kind = Compression(compression)
     kind.resolve_level(level)
     with (
