@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from fakes import fake_manifest
 from venvpack.archive import Entry, EntryKind
 from venvpack.emit import deb, systemd
 from venvpack.emit.deb import (
@@ -37,7 +38,7 @@ from venvpack.emit.deb import (
     plan_package,
 )
 from venvpack.errors import ConfigError, EmitError
-from venvpack.manifest import BuiltEnv, Distribution, GraftedLibrary, Manifest, PythonInfo
+from venvpack.manifest import BuiltEnv
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "deb"
 UPDATE = os.environ.get("VENVPACK_UPDATE_GOLDEN") == "1"
@@ -64,32 +65,6 @@ def _source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
 
 
-def _manifest(**changes: Any) -> Manifest:
-    base = Manifest(
-        name="hello",
-        version="1.0.0",
-        prefix="/opt/hello",
-        link_mode="symlink",
-        python=PythonInfo(
-            version="3.12.1",
-            source="pyenv",
-            executable="python/bin/python3.12",
-            machine="x86_64",
-            sha256="0" * 64,
-        ),
-        glibc_floor="2.34",
-        commands=("hello",),
-        grafted=(
-            GraftedLibrary(
-                soname="libffi.so.8",
-                origin="/usr/lib/x86_64-linux-gnu/libffi.so.8.1.2",
-                path="python/lib/libffi.so.8",
-            ),
-        ),
-        distributions=(Distribution("hello", "1.0.0"), Distribution("markupsafe", "2.1.5")),
-        venvpack_version="0.1.0",
-    )
-    return dataclasses.replace(base, **changes)
 
 
 @pytest.fixture
@@ -115,7 +90,7 @@ def make_env(tmp_path: Path) -> MakeEnv:
             'Reserved" are retained in Python alone\n'
         )
         (root / "lib/python3.12/site-packages/hello.py").write_text("def main(): pass\n")
-        env = BuiltEnv(root=root, manifest=_manifest(**changes))
+        env = BuiltEnv(root=root, manifest=fake_manifest(**changes))
         env.save()
         return env
 
@@ -179,9 +154,7 @@ def test_default_package_golden(make_env: MakeEnv) -> None:
     _check_golden("default/control", _text(package, "control", "control"))
     _check_golden("default/md5sums", _text(package, "md5sums", "control"))
     _check_golden("default/copyright", _text(package, "usr/share/doc/hello/copyright"))
-    _check_golden(
-        "default/lintian-overrides", _text(package, "usr/share/lintian/overrides/hello")
-    )
+    _check_golden("default/lintian-overrides", _text(package, "usr/share/lintian/overrides/hello"))
     changelog = _content(_member(package, "usr/share/doc/hello/changelog.Debian.gz"))
     assert changelog[4:8] == b"\0\0\0\0", "gzip mtime must be 0"
     _check_golden("default/changelog", gzip.decompress(changelog).decode())
@@ -198,16 +171,19 @@ def test_service_package_golden(make_env: MakeEnv) -> None:
     )
     package = plan_package(make_env(), options)
     assert [e.arcname for e in _entries(package, "control")] == [
-        ".", "./control", "./md5sums", "./postinst", "./postrm", "./prerm",
+        ".",
+        "./control",
+        "./md5sums",
+        "./postinst",
+        "./postrm",
+        "./prerm",
     ]
     for name in ("control", "md5sums", "postinst", "prerm", "postrm"):
         _check_golden(f"service/{name}", _text(package, name, "control"))
         mode = _member(package, name, "control").mode
         assert mode == (0o755 if name.startswith("post") or name == "prerm" else 0o644)
     _check_golden("service/hello.service", _text(package, "usr/lib/systemd/system/hello.service"))
-    _check_golden(
-        "service/lintian-overrides", _text(package, "usr/share/lintian/overrides/hello")
-    )
+    _check_golden("service/lintian-overrides", _text(package, "usr/share/lintian/overrides/hello"))
 
 
 def test_hostile_metadata_golden(make_env: MakeEnv) -> None:
@@ -220,9 +196,7 @@ def test_hostile_metadata_golden(make_env: MakeEnv) -> None:
         "Depends: rootkit\x0bX-Vertical-Tab: 1\x0cX-Form-Feed: 1\x85X-Nel: 1\u2028X-Ls: 1\n"
         "  Verbatim: line stays verbatim\n"
         ".hidden line\n"
-        "Description: again\n"
-        + "A long line of words that goes on and on " * 4
-        + "\n\n\n"
+        "Description: again\n" + "A long line of words that goes on and on " * 4 + "\n\n\n"
     )
     package = plan_package(make_env(), _options(description=description))
     control = _text(package, "control", "control")
@@ -255,13 +229,14 @@ def test_bad_versions(make_env: MakeEnv, version: str) -> None:
     [
         (" 1.0\n", "1.0-1", "hello_1.0-1_amd64.deb"),  # PEP 440 strips the white space
         ("2!1.0rc1", "2:1.0~rc1-1", "hello_1.0~rc1-1_amd64.deb"),
-        ("1.0.post1.dev2+local.7", "1.0+post1~dev2+local.local.7-1",
-         "hello_1.0+post1~dev2+local.local.7-1_amd64.deb"),
+        (
+            "1.0.post1.dev2+local.7",
+            "1.0+post1~dev2+local.local.7-1",
+            "hello_1.0+post1~dev2+local.local.7-1_amd64.deb",
+        ),
     ],
 )
-def test_versions_and_file_names(
-    make_env: MakeEnv, version: str, deb: str, filename: str
-) -> None:
+def test_versions_and_file_names(make_env: MakeEnv, version: str, deb: str, filename: str) -> None:
     env = make_env(version=version)
     package = plan_package(env, _options())
     assert package.version == deb

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from fakes import fake_manifest
 from venvpack.cli import main
 from venvpack.emit import rpm
 from venvpack.emit.rpm import (
@@ -38,7 +39,7 @@ from venvpack.emit.rpm import (
     write_sources,
 )
 from venvpack.errors import ConfigError, ToolMissingError
-from venvpack.manifest import BuiltEnv, Distribution, Manifest, PythonInfo
+from venvpack.manifest import BuiltEnv
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "rpm"
 UPDATE = os.environ.get("VENVPACK_UPDATE_GOLDEN") == "1"
@@ -69,25 +70,6 @@ def _source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
 
 
-def _manifest(**changes: Any) -> Manifest:
-    base = Manifest(
-        name="hello",
-        version="1.0.0",
-        prefix="/opt/hello",
-        link_mode="symlink",
-        python=PythonInfo(
-            version="3.12.1",
-            source="pyenv",
-            executable="python/bin/python3.12",
-            machine="x86_64",
-            sha256="0" * 64,
-        ),
-        glibc_floor="2.34",
-        commands=("hello",),
-        distributions=(Distribution("hello", "1.0.0"), Distribution("markupsafe", "2.1.5")),
-        venvpack_version="0.1.0",
-    )
-    return dataclasses.replace(base, **changes)
 
 
 @pytest.fixture
@@ -108,7 +90,7 @@ def make_env(tmp_path: Path) -> MakeEnv:
         (root / "python/bin/python3.12").chmod(0o755)
         (root / "python/lib/python3.12/base64.py").write_text("#!/usr/bin/env python3\n")
         (root / "lib/python3.12/site-packages/hello.py").write_text("def main(): pass\n")
-        env = BuiltEnv(root=root, manifest=_manifest(**changes))
+        env = BuiltEnv(root=root, manifest=fake_manifest(**changes))
         env.save()
         return env
 
@@ -244,7 +226,11 @@ def test_bad_options(changes: dict[str, Any], match: str) -> None:
 def test_plan_defaults(make_env: MakeEnv) -> None:
     plan = plan_package(make_env(), RpmOptions())
     assert (plan.name, plan.epoch, plan.version, plan.release, plan.arch) == (
-        "hello", None, "1.0.0", "1", "x86_64"
+        "hello",
+        None,
+        "1.0.0",
+        "1",
+        "x86_64",
     )
     assert plan.relocatable
     assert plan.links == ("hello",)
@@ -288,7 +274,8 @@ def test_copy_mode_and_service_are_not_relocatable(make_env: MakeEnv) -> None:
 def test_entry_points_and_no_bin_links(make_env: MakeEnv) -> None:
     env = make_env()
     assert plan_package(env, RpmOptions(entry_points=("serve", "hello"))).links == (
-        "serve", "hello"
+        "serve",
+        "hello",
     )
     plan = plan_package(env, RpmOptions(bin_links=False))
     assert plan.links == ()
@@ -305,8 +292,20 @@ def test_entry_points_and_no_bin_links(make_env: MakeEnv) -> None:
 
 @pytest.mark.parametrize(
     "prefix",
-    ["/opt", "/usr", "/", "opt/x", "/opt/my app", "/opt/%{x}", "/opt/x*", "/opt/./x",
-     "/opt/../etc", "/usr/bin/hello", "/usr/local", "/opt/x\n"],
+    [
+        "/opt",
+        "/usr",
+        "/",
+        "opt/x",
+        "/opt/my app",
+        "/opt/%{x}",
+        "/opt/x*",
+        "/opt/./x",
+        "/opt/../etc",
+        "/usr/bin/hello",
+        "/usr/local",
+        "/opt/x\n",
+    ],
 )
 def test_bad_prefixes(make_env: MakeEnv, prefix: str) -> None:
     with pytest.raises(ConfigError, match="prefix"):
@@ -317,8 +316,10 @@ def test_manifest_values_are_checked(make_env: MakeEnv) -> None:
     with pytest.raises(ConfigError, match="glibc_floor"):
         plan_package(make_env(glibc_floor="2.34 %(id)"), RpmOptions())
     with pytest.raises(ConfigError, match="python version"):
-        plan_package(make_env(python=dataclasses.replace(
-            _manifest().python, version="3.12 %(id)")), RpmOptions())
+        plan_package(
+            make_env(python=dataclasses.replace(fake_manifest().python, version="3.12 %(id)")),
+            RpmOptions(),
+        )
     with pytest.raises(ConfigError, match="name"):
         plan_package(make_env(name="Hello"), RpmOptions())
     with pytest.raises(ConfigError, match="PEP 440"):
@@ -353,9 +354,14 @@ def test_default_spec_golden(make_env: MakeEnv) -> None:
 def test_service_spec_golden(make_env: MakeEnv) -> None:
     env = make_env(version="2!1.0rc1", link_mode="copy")
     options = RpmOptions(
-        summary="Hello service", description="Says hello.\n\nOn port 8080.",
-        license="MIT", url="https://example.org/hello", release="3", packager=PACKAGER,
-        requires=("openssl-libs >= 3.0", "(nginx or httpd)"), entry_points=("hello", "serve"),
+        summary="Hello service",
+        description="Says hello.\n\nOn port 8080.",
+        license="MIT",
+        url="https://example.org/hello",
+        release="3",
+        packager=PACKAGER,
+        requires=("openssl-libs >= 3.0", "(nginx or httpd)"),
+        entry_points=("hello", "serve"),
         service_command="serve --port 8080",
     )
     plan = plan_package(env, options)
@@ -400,8 +406,16 @@ def test_every_template_directive_is_expected(make_env: MakeEnv) -> None:
     for line in _directives(spec):
         word = line.split()[0]
         assert word in {
-            "%global", "%description", "%install", "%files", "%defattr(-,root,root,-)",
-            "%ghost", "%post", "%preun", "%postun", "%changelog",
+            "%global",
+            "%description",
+            "%install",
+            "%files",
+            "%defattr(-,root,root,-)",
+            "%ghost",
+            "%post",
+            "%preun",
+            "%postun",
+            "%changelog",
         }, line
     # And no comment of the template holds a % (rpm expands comments too).
     for line in spec.splitlines():
@@ -430,7 +444,9 @@ def test_write_sources(make_env: MakeEnv, tmp_path: Path) -> None:
     spec = write_sources(plan, env, out)
     assert spec == out / "hello.spec"
     assert sorted(p.name for p in out.iterdir()) == [
-        "hello-1.0.0-1.x86_64.tar", "hello.rpmlintrc", "hello.spec"
+        "hello-1.0.0-1.x86_64.tar",
+        "hello.rpmlintrc",
+        "hello.spec",
     ]
     with tarfile.open(out / plan.source_tar) as tar:
         members = {m.name: m for m in tar.getmembers()}
@@ -454,7 +470,7 @@ def test_lint_facts_of_a_tree_without_elf(make_env: MakeEnv) -> None:
     assert [f.split(": E: ")[1].split()[0] for f in filters] == [
         "dir-or-file-in-opt",
         "(env-script-interpreter|wrong-script-interpreter|non-executable-script)",
-        "no-signature$\")",
+        'no-signature$")',
     ]
 
 
@@ -503,8 +519,21 @@ def test_spec_only_writes_a_directory_atomically(make_env: MakeEnv, tmp_path: Pa
 def test_cli_spec_only(make_env: MakeEnv, tmp_path: Path) -> None:
     env = make_env()
     out = tmp_path / "out"
-    main(["rpm", "-q", "--from", str(env.root), "--spec-only", "-o", str(out),
-          "--summary", "Hi 100%", "--requires", "bash >= 5"])
+    main(
+        [
+            "rpm",
+            "-q",
+            "--from",
+            str(env.root),
+            "--spec-only",
+            "-o",
+            str(out),
+            "--summary",
+            "Hi 100%",
+            "--requires",
+            "bash >= 5",
+        ]
+    )
     spec = (out / "hello-1.0.0-1.x86_64.rpmbuild" / "hello.spec").read_text()
     assert "\nSummary:        Hi 100%%\n" in spec
     assert "\nRequires:       bash >= 5\n" in spec
