@@ -118,7 +118,9 @@ def test_lintian_reports_nothing_beyond_the_overrides(envs: Envs, emit: Emit) ->
     ]
     result = subprocess.run(
         ["lintian", "--fail-on", "none", "--display-info", *map(str, debs)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     complaints = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:")]
@@ -149,20 +151,37 @@ def test_cli_rebuilds_byte_identical_packages(envs: Envs, emit: Emit, tmp_path: 
     bad options fail with one line and leave nothing behind."""
     out = tmp_path / "out"
     out.mkdir()
-    venvpack = [sys.executable, "-m", "venvpack", "deb", "--from", str(envs.v1.root),
-                "-o", str(out)]
+    venvpack = [
+        sys.executable,
+        "-m",
+        "venvpack",
+        "deb",
+        "--from",
+        str(envs.v1.root),
+        "-o",
+        str(out),
+    ]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(EPOCH)}
-    ok = subprocess.run([*venvpack, "--maintainer", MAINTAINER, "-q"], capture_output=True,
-                        text=True, env=env, check=False)
+    ok = subprocess.run(
+        [*venvpack, "--maintainer", MAINTAINER, "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
     assert (out / "hello_1.0.0-1_amd64.deb").read_bytes() == emit(envs.v1).read_bytes()
-    dates = {line.split()[3] for line in _run("dpkg-deb", "--contents", emit(envs.v1))
-             .splitlines()}
+    dates = {line.split()[3] for line in _run("dpkg-deb", "--contents", emit(envs.v1)).splitlines()}
     assert dates == {"2023-11-14"}  # every mtime clamped to SOURCE_DATE_EPOCH
 
-    again = subprocess.run([*venvpack, "--maintainer", MAINTAINER], capture_output=True,
-                           text=True, env=env, check=False)
+    again = subprocess.run(
+        [*venvpack, "--maintainer", MAINTAINER],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert again.returncode == 2
     assert "already exists" in again.stderr
     for hostile in (
@@ -173,8 +192,9 @@ def test_cli_rebuilds_byte_identical_packages(envs: Envs, emit: Emit, tmp_path: 
         ["--maintainer", MAINTAINER, "--entry-point", "nope", "--force"],
         ["--maintainer", MAINTAINER, "--service-command", "nope", "--force"],
     ):
-        result = subprocess.run([*venvpack, *hostile], capture_output=True, text=True,
-                                env=env, check=False)
+        result = subprocess.run(
+            [*venvpack, *hostile], capture_output=True, text=True, env=env, check=False
+        )
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
@@ -194,7 +214,9 @@ def test_reproducible_with_other_compressions(
     assert first.read_bytes() == second.read_bytes()
     suffix = {"gzip": "gz", "zstd": "zst"}[compression]
     assert _run("ar", "t", first).split() == [
-        "debian-binary", f"control.tar.{suffix}", f"data.tar.{suffix}"
+        "debian-binary",
+        f"control.tar.{suffix}",
+        f"data.tar.{suffix}",
     ]
     assert _listing(first) == _listing(emit(envs.v1))  # the same tree in other bytes
 
@@ -204,8 +226,17 @@ def test_hostile_description_cannot_add_fields(envs: Envs, emit: Emit) -> None:
     deb = emit(envs.v1, description=description, compression="zstd")
     fields = _run("dpkg-deb", "--field", deb)
     names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
-    assert names == ["Package", "Version", "Architecture", "Maintainer", "Installed-Size",
-                     "Depends", "Section", "Priority", "Description"]
+    assert names == [
+        "Package",
+        "Version",
+        "Architecture",
+        "Maintainer",
+        "Installed-Size",
+        "Depends",
+        "Section",
+        "Priority",
+        "Description",
+    ]
     assert _run("dpkg-deb", "--field", deb, "Essential") == "no\n"  # dpkg's default
     for field in ("Pre-Depends", "Conflicts"):
         assert _run("dpkg-deb", "--field", deb, field).strip() == ""

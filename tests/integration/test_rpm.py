@@ -98,14 +98,19 @@ def _env_files(env: BuiltEnv, prefix: str) -> set[str]:
 def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
     envs: Envs, emit: Emit
 ) -> None:
-    package = emit(envs.v1, url="https://example.org/hello", license="MIT",
-                   requires=("tzdata",))
+    package = emit(envs.v1, url="https://example.org/hello", license="MIT", requires=("tzdata",))
     assert package.name == "hello-1.0.0-1.x86_64.rpm"
     info = _run("rpm", "-qpi", package)
     for field, value in [
-        ("Name", "hello"), ("Version", "1.0.0"), ("Release", "1"), ("Architecture", "x86_64"),
-        ("License", "MIT"), ("URL", "https://example.org/hello"), ("Packager", PACKAGER),
-        ("Build Host", "venvpack"), ("Relocations", "/opt/hello"),
+        ("Name", "hello"),
+        ("Version", "1.0.0"),
+        ("Release", "1"),
+        ("Architecture", "x86_64"),
+        ("License", "MIT"),
+        ("URL", "https://example.org/hello"),
+        ("Packager", PACKAGER),
+        ("Build Host", "venvpack"),
+        ("Relocations", "/opt/hello"),
         ("Summary", "hello 1.0.0 with its own Python " + envs.v1.manifest.python.version),
     ]:
         assert re.search(rf"^{re.escape(field)}\s*: {re.escape(value)}\s*$", info, re.M), field
@@ -127,13 +132,17 @@ def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
         if not line.startswith(" ")
     )
     python = envs.v1.root / envs.v1.manifest.python.executable
-    assert digests[f"/opt/hello/{envs.v1.manifest.python.executable}"] == hashlib.sha256(
-        python.read_bytes()
-    ).hexdigest()
+    assert (
+        digests[f"/opt/hello/{envs.v1.manifest.python.executable}"]
+        == hashlib.sha256(python.read_bytes()).hexdigest()
+    )
 
     # The ghost link is not in the payload: %post makes it.
     payload = subprocess.run(
-        f"rpm2cpio {package} | cpio -t --quiet", shell=True, capture_output=True, text=True,
+        f"rpm2cpio {package} | cpio -t --quiet",
+        shell=True,
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout.split()
     assert "./usr/bin/hello" not in payload
@@ -155,13 +164,18 @@ def test_no_build_host_path_in_headers_or_payload(envs: Envs, emit: Emit) -> Non
 
 
 def test_rpmlint_reports_no_error_with_the_shipped_filters(envs: Envs, emit: Emit) -> None:
-    for options in ({}, {"service_command": "hello", "entry_points": ("hello",)},
-                    {"bin_links": False}):
+    for options in (
+        {},
+        {"service_command": "hello", "entry_points": ("hello",)},
+        {"bin_links": False},
+    ):
         package = emit(envs.v1, **options)
         sources = emit(envs.v1, spec_only=True, **options)
         result = subprocess.run(
             ["rpmlint", "-r", str(sources / "hello.rpmlintrc"), str(package)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert " 0 errors," in result.stdout, f"{options}:\n{result.stdout}"
 
@@ -179,13 +193,14 @@ def test_reproducible_under_source_date_epoch(
 def test_spec_only_builds_with_plain_rpmbuild(envs: Envs, emit: Emit, tmp_path: Path) -> None:
     sources = emit(envs.v1, spec_only=True)
     assert sorted(p.name for p in sources.iterdir()) == [
-        "hello-1.0.0-1.x86_64.tar", "hello.rpmlintrc", "hello.spec"
+        "hello-1.0.0-1.x86_64.tar",
+        "hello.rpmlintrc",
+        "hello.spec",
     ]
     home = tmp_path / "home"
     home.mkdir()
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "SOURCE_DATE_EPOCH": str(EPOCH)}
-    _run("rpmbuild", "-bb", "--define", f"_sourcedir {sources}", "hello.spec",
-         env=env, cwd=sources)
+    _run("rpmbuild", "-bb", "--define", f"_sourcedir {sources}", "hello.spec", env=env, cwd=sources)
     built = home / "rpmbuild" / "RPMS" / "x86_64" / "hello-1.0.0-1.x86_64.rpm"
     # The same spec and sources as venvpack's own build: the same package, byte for byte.
     assert built.read_bytes() == emit(envs.v1).read_bytes()
@@ -270,9 +285,7 @@ def _hello(root: Path) -> str:
 
 
 @pytest.mark.roots
-def test_install_upgrade_erase_leave_nothing_behind(
-    envs: Envs, emit: Emit, root: Path
-) -> None:
+def test_install_upgrade_erase_leave_nothing_behind(envs: Envs, emit: Emit, root: Path) -> None:
     before = _snapshot(root)
     _rpm(root, "-i", "--nodeps", emit(envs.v1))
     link = root / "usr/bin/hello"
@@ -311,7 +324,9 @@ def test_service_package_installs_without_systemd(envs: Envs, emit: Emit, root: 
     before = _snapshot(root)
     result = subprocess.run(
         ["rpm", "--root", str(root), *DB, "-i", "--nodeps", "--prefix", "/srv/x", str(package)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "not relocatable" in result.stderr

@@ -70,8 +70,6 @@ def _source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
 
 
-
-
 @pytest.fixture
 def make_env(tmp_path: Path) -> MakeEnv:
     """A fake environment: the shape of a real one, a few bytes per file, no ELF."""

@@ -569,9 +569,7 @@ def installed_size(entries: Iterable[Entry]) -> int:
 def md5sums(digests: Iterable[FileDigest], conffiles: Sequence[str] = ()) -> str:
     """The ``md5sums`` control file: every regular file except conffiles, like dh_md5sums."""
     skip = {f".{path}" for path in conffiles}
-    return "".join(
-        f"{d.md5}  {d.arcname[2:]}\n" for d in digests if d.arcname not in skip
-    )
+    return "".join(f"{d.md5}  {d.arcname[2:]}\n" for d in digests if d.arcname not in skip)
 
 
 class _Discard:

@@ -116,8 +116,9 @@ def rpm_line(value: object, what: str = "value") -> str:
     if not text:
         raise ConfigError(f"{what} is empty")
     if text.endswith("\\"):
-        raise ConfigError(f"{what}: {text!r} ends with a backslash, which rpm reads as a "
-                          "line continuation")
+        raise ConfigError(
+            f"{what}: {text!r} ends with a backslash, which rpm reads as a line continuation"
+        )
     return text.replace("%", "%%")
 
 
@@ -242,8 +243,9 @@ class RpmOptions:
         if self.url:
             rpm_token(self.url, "--url")
             if not _URL_RE.fullmatch(self.url.strip()):
-                raise ConfigError(f"--url {self.url!r}: expected an absolute URL such as "
-                                  "https://example.org/app")
+                raise ConfigError(
+                    f"--url {self.url!r}: expected an absolute URL such as https://example.org/app"
+                )
         if not _RELEASE_RE.fullmatch(self.release):
             raise ConfigError(f"--release {self.release!r}: use digits, letters and . _ + ~ ^")
         for dep in self.requires:
@@ -263,12 +265,42 @@ def _check_command(name: str, what: str) -> str:
 # ----------------------------------------------------------------------------- plan
 
 # The directories a prefix must not be: the package would own (and on erase remove) them.
-_SYSTEM_DIRS = frozenset((
-    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt",
-    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/bin",
-    "/usr/sbin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin",
-    "/usr/local/lib", "/usr/share", "/usr/include", "/var/lib", "/var/opt", "/opt/bin",
-))
+_SYSTEM_DIRS = frozenset(
+    (
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib64",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/var",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/libexec",
+        "/usr/local",
+        "/usr/local/bin",
+        "/usr/local/lib",
+        "/usr/share",
+        "/usr/include",
+        "/var/lib",
+        "/var/opt",
+        "/opt/bin",
+    )
+)
 _PREFIX_RE = re.compile(r"(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+")
 _FLOOR_RE = re.compile(r"[0-9]+\.[0-9]+")
 _PYTHON_VERSION_RE = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]+)?\+?")
@@ -281,11 +313,13 @@ def _check_prefix(prefix: str) -> str:
             "_ + - . (an rpm %files line would expand macros and globs in anything else)"
         )
     if prefix in _SYSTEM_DIRS:
-        raise ConfigError(f"prefix {prefix}: the package would own a system directory; use "
-                          f"e.g. {prefix}/<name>")
+        raise ConfigError(
+            f"prefix {prefix}: the package would own a system directory; use e.g. {prefix}/<name>"
+        )
     if prefix.startswith(("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/")):
-        raise ConfigError(f"prefix {prefix}: inside a directory of PATH, where the package "
-                          "links its commands")
+        raise ConfigError(
+            f"prefix {prefix}: inside a directory of PATH, where the package links its commands"
+        )
     return prefix
 
 
@@ -398,17 +432,20 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
     unit = None
     if options.service_command:
         argv = service_command(options.service_command, env)
-        unit = render_unit(package=name, argv=argv, description=summary,
-                           documentation=options.url.strip())
+        unit = render_unit(
+            package=name, argv=argv, description=summary, documentation=options.url.strip()
+        )
 
     relocatable = manifest.link_mode == "symlink" and unit is None
     if not relocatable:
         why = (
-            "its service unit names that path" if unit is not None
+            "its service unit names that path"
+            if unit is not None
             else f"--python-link {manifest.link_mode} needs that path"
         )
-        log.info("the package installs only at %s (%s); rpm --prefix refuses to move it",
-                 prefix, why)
+        log.info(
+            "the package installs only at %s (%s); rpm --prefix refuses to move it", prefix, why
+        )
     return RpmPlan(
         name=name,
         epoch=mapped.epoch,
@@ -603,8 +640,9 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     tree.add_tree(env.root, plan.prefix.lstrip("/"))
     for command in plan.links:
         # The ghost file rpm records; %post makes the real link, to the real prefix.
-        tree.add_symlink(f"usr/bin/{command}", f"{plan.prefix}/bin/{command}",
-                         mtime=plan.build_time)
+        tree.add_symlink(
+            f"usr/bin/{command}", f"{plan.prefix}/bin/{command}", mtime=plan.build_time
+        )
     if plan.unit is not None:
         tree.add_file(plan.unit.path, plan.unit.text.encode("utf-8"), mtime=plan.build_time)
     write_archive(tree, directory / plan.source_tar, Compression.NONE)
@@ -628,8 +666,10 @@ def _macro_path(path: Path) -> str:
     use it unquoted, so only plain characters are accepted."""
     text = str(path)
     if not re.fullmatch(r"[A-Za-z0-9._+/-]+", text):
-        raise EmitError(f"rpmbuild cannot work in {text!r} (blanks or special characters); "
-                        "set TMPDIR to a plain directory")
+        raise EmitError(
+            f"rpmbuild cannot work in {text!r} (blanks or special characters); "
+            "set TMPDIR to a plain directory"
+        )
     return text
 
 
@@ -648,10 +688,16 @@ def _rpmbuild(plan: RpmPlan, spec: Path, sources: Path, topdir: Path) -> Path:
     home = topdir / "home"
     home.mkdir()
     args: list[str | Path] = [
-        rpmbuild, "-bb", "--target", plan.arch,
-        "--define", f"_topdir {_macro_path(topdir)}",
-        "--define", f"_sourcedir {_macro_path(sources)}",
-        "--define", f"_tmppath {_macro_path(topdir)}",
+        rpmbuild,
+        "-bb",
+        "--target",
+        plan.arch,
+        "--define",
+        f"_topdir {_macro_path(topdir)}",
+        "--define",
+        f"_sourcedir {_macro_path(sources)}",
+        "--define",
+        f"_tmppath {_macro_path(topdir)}",
         spec,
     ]
     # HOME: no ~/.rpmmacros or ~/.rpmrc of the user changes what gets built.
@@ -677,8 +723,12 @@ class RpmEmitter:
         """``<name>-<version>-<release>.<arch>.rpm`` (``.rpmbuild``, a directory, for
         ``spec_only``)."""
         manifest = env.manifest
-        stem = _stem(validate_name(manifest.name), rpm_version(manifest.version).version,
-                     self.options.release, rpm_arch(manifest.python.machine))
+        stem = _stem(
+            validate_name(manifest.name),
+            rpm_version(manifest.version).version,
+            self.options.release,
+            rpm_arch(manifest.python.machine),
+        )
         return f"{stem}.rpmbuild" if self.spec_only else f"{stem}.rpm"
 
     def emit(self, env: BuiltEnv, dest: Path) -> Path:
