@@ -21,6 +21,7 @@ demo: $(BIN)/venvpack
 
 lint: $(BIN)/venvpack
 	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy
 
 test: lint
