@@ -133,15 +133,21 @@ def install_requirements(
     uv = _find_uv() if spec.installer is not Installer.PIP else None
     if spec.installer is Installer.UV and uv is None:
         raise ToolMissingError("uv is not available; reinstall venvpack or use --installer pip")
+    # On a terminal the installer's own progress display is the install step's progress
+    # bar; in pipes and CI its output is kept and only its last line reaches an error.
+    show = _interactive()
     if uv is not None:
         log.info("installing with uv: %s", " ".join(args))
-        env = clean_python_env({"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"})
+        extra = {"UV_PYTHON_DOWNLOADS": "never"}
+        if not show:
+            extra["UV_NO_PROGRESS"] = "1"
         run(
             [uv, "pip", "install", "--python", python, *args],
             error=InstallError,
             what="installing requirements (uv)",
-            env=env,
+            env=clean_python_env(extra),
             cwd=root.parent,
+            capture=not show,
         )
     else:
         log.info("installing with pip: %s", " ".join(args))
@@ -162,8 +168,18 @@ def install_requirements(
                 what="installing requirements (pip)",
                 env=env,
                 cwd=root.parent,
+                capture=not show,
             )
     return _inventory(root, site_packages, requested_names(spec))
+
+
+def _interactive() -> bool:
+    """stderr is a terminal, not CI, and the user did not ask for -q."""
+    return (
+        sys.stderr.isatty()
+        and not os.environ.get("CI")
+        and logging.getLogger("venvpack").getEffectiveLevel() <= logging.INFO
+    )
 
 
 def _find_uv() -> str | None:
