@@ -267,8 +267,19 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
             values = ast.literal_eval(node.value)
     if not isinstance(values, dict):
         raise BuildError(f"{path.name}: no build_time_vars literal to relocate")
+    # The directory the interpreter itself was compiled in (pyenv: /tmp/python-build.*)
+    # names a build host too; it now reads as the runtime's own prefix.
+    build_dirs = {
+        str(values[key]): ""
+        for key in ("abs_builddir", "abs_srcdir")
+        if isinstance(values.get(key), str)
+        and str(values[key]).startswith("/")
+        and len(str(values[key])) > 1
+        and str(values[key]) not in {p for p, _ in pairs}
+    }
+    all_pairs = sorted([*pairs, *build_dirs.items()], key=lambda p: -len(p[0]))
     marked = {
-        k: _substitute(v, pairs, _TOKEN) if isinstance(v, str) else v for k, v in values.items()
+        k: _substitute(v, all_pairs, _TOKEN) if isinstance(v, str) else v for k, v in values.items()
     }
     depth = len(runtime.stdlib.relative_to(runtime.root).parts)
     up = ", ".join(['".."'] * depth)
