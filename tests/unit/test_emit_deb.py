@@ -210,7 +210,7 @@ def test_hostile_metadata_golden(make_env: MakeEnv) -> None:
     ["MyApp", "a", "-app", "app_name", "app name", "app\nPackage: x", "app\n", "äpp", ""],
 )
 def test_bad_package_names(make_env: MakeEnv, name: str) -> None:
-    with pytest.raises(ConfigError, match="package name"):
+    with pytest.raises(ConfigError, match="invalid application name"):
         plan_package(make_env(name=name), _options())
 
 

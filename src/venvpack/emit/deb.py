@@ -43,6 +43,7 @@ from venvpack.archive import (
     write_archive,
     write_tar,
 )
+from venvpack.config import validate_name
 from venvpack.emit import systemd
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
@@ -143,16 +144,6 @@ class DebOptions:
             )
         if self.service_command.strip() == "" and self.service_command:
             raise ConfigError("--service-command is empty")
-
-
-def check_package_name(name: str) -> str:
-    """A Debian package name; dpkg-deb accepts ``MyApp`` and then half-installs it."""
-    if not _PACKAGE_RE.fullmatch(name):
-        raise ConfigError(
-            f"invalid Debian package name {name!r}: use lower-case letters, digits and + . - "
-            "(at least two characters, starting with a letter or digit); set one with --name"
-        )
-    return name
 
 
 def check_maintainer(value: str) -> str:
@@ -392,7 +383,7 @@ def check_prefix(prefix: str) -> str:
 def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     """Validate ``env`` against Debian's rules and decide every member of the package."""
     m = env.manifest
-    package = check_package_name(m.name)
+    package = validate_name(m.name)
     version = f"{deb_version(m.version)}-{REVISION}"
     arch = debian_arch(m.python.machine)
     prefix = check_prefix(m.prefix)
@@ -596,7 +587,7 @@ class DebEmitter:
     def filename(self, env: BuiltEnv) -> str:
         m = env.manifest
         name = package_filename(
-            check_package_name(m.name),
+            validate_name(m.name),
             f"{deb_version(m.version)}-{REVISION}",
             debian_arch(m.python.machine).arch,
         )
