@@ -110,11 +110,12 @@ def stage(name: str) -> Iterator[None]:
     log.info("%s ...", name)
     started = time.monotonic()
     yield
+    seconds = time.monotonic() - started
     log.debug(
         "stage %s took %.2fs",
         name,
-        time.monotonic() - started,
-        extra={"venvpack_stage": name, "venvpack_seconds": time.monotonic() - started},
+        seconds,
+        extra={"venvpack_stage": name, "venvpack_seconds": seconds},
     )
 
 
