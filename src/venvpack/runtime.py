@@ -43,6 +43,15 @@ _PRUNED_DIRS = frozenset(
 )
 _TK_DIRS = frozenset({"tkinter"})
 _PRUNED_FILES = frozenset({"EXTERNALLY-MANAGED", "turtle.py"})
+# Extension modules that exist only for CPython's own test suite.
+_TEST_EXTENSIONS = (
+    "_test",
+    "_ctypes_test.",
+    "_xxtestfuzz.",
+    "xxlimited.",
+    "xxlimited_35.",
+    "xxsubtype.",
+)
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ def _make_ignore(
                 or name.endswith(".a")
                 or rel + name in pruned
                 or (not with_tk and name.startswith("_tkinter."))
+                or (rel.endswith("lib-dynload/") and name.startswith(_TEST_EXTENSIONS))
                 or (not keep_dev and rel == "" and name.startswith("config-"))
                 or (not keep_dev and os.path.join(directory, name) == str(libpl))
             )
