@@ -123,6 +123,32 @@ def emit_options(func: F) -> F:
     return func
 
 
+def system_package_options(func: F) -> F:
+    """The options of the packages a system installs (deb, rpm): commands and a service."""
+    options = [
+        click.option(
+            "--entry-point",
+            "entry_points",
+            multiple=True,
+            metavar="NAME",
+            help="Link only this command into /usr/bin (repeatable; default: all "
+            "console scripts of the requirements).",
+        ),
+        click.option("--no-bin-links", is_flag=True, help="Link no command into /usr/bin."),
+        click.option(
+            "--service-command",
+            default="",
+            metavar="CMD",
+            help="Install a systemd unit that runs CMD (a command of the "
+            "environment's bin/ or an absolute path, with arguments); the "
+            "package then installs only at its prefix.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def refuse_existing_output(output: Path | None, force: bool) -> None:
     """When ``output`` names the artifact itself, refuse it before building: a typo must not
     cost a build. (A directory's file name is only known after the build.)"""
@@ -319,22 +345,7 @@ def build(output: Path, force: bool, **opts: Any) -> None:
     help="Add a Debian relation, e.g. 'libpq5 (>= 15)' (repeatable).",
 )
 @click.option("--section", default="misc", show_default=True, help="Section field.")
-@click.option(
-    "--entry-point",
-    "entry_points",
-    multiple=True,
-    metavar="NAME",
-    help="Link only this command into /usr/bin (repeatable; default: all "
-    "console scripts of the requirements).",
-)
-@click.option("--no-bin-links", is_flag=True, help="Link no command into /usr/bin.")
-@click.option(
-    "--service-command",
-    default="",
-    metavar="CMD",
-    help="Install a systemd unit that runs CMD (a command of the environment's "
-    "bin/ or an absolute path, with arguments).",
-)
+@system_package_options
 @click.option(
     "--compression",
     type=click.Choice(["xz", "gzip", "zstd"]),
@@ -415,23 +426,7 @@ def deb(
     metavar="'NAME <MAIL>'",
     help="Packager tag and changelog author.",
 )
-@click.option(
-    "--entry-point",
-    "entry_points",
-    multiple=True,
-    metavar="NAME",
-    help="Link only this command into /usr/bin (repeatable; default: all "
-    "console scripts of the requirements).",
-)
-@click.option("--no-bin-links", is_flag=True, help="Link no command into /usr/bin.")
-@click.option(
-    "--service-command",
-    default="",
-    metavar="CMD",
-    help="Install a systemd unit that runs CMD (a command of the environment's "
-    "bin/ or an absolute path, with arguments); the package then installs "
-    "only at its prefix.",
-)
+@system_package_options
 @click.option(
     "--spec-only",
     is_flag=True,
