@@ -35,11 +35,6 @@ SERVICE: dict[str, Any] = {
 EPOCH = 1700000000
 
 
-@pytest.fixture(scope="module")
-def envs(hello_envs: Envs) -> Envs:
-    return hello_envs
-
-
 Emit = Callable[..., Path]
 
 
@@ -85,19 +80,19 @@ def _listing(deb: Path) -> list[tuple[str, str, str]]:
 # --- reading the package back --------------------------------------------------------------
 
 
-def test_dpkg_deb_reads_the_package(envs: Envs, emit: Emit) -> None:
-    deb = emit(envs.v1)
+def test_dpkg_deb_reads_the_package(hello_envs: Envs, emit: Emit) -> None:
+    deb = emit(hello_envs.v1)
     assert deb.name == "hello_1.0.0-1_amd64.deb"
     assert _run("ar", "t", deb).split() == ["debian-binary", "control.tar.xz", "data.tar.xz"]
     info = _run("dpkg-deb", "--info", deb)
     assert " Package: hello\n" in info
     assert " Version: 1.0.0-1\n" in info
     fields = _run("dpkg-deb", "--field", deb, "Architecture", "Depends", "Installed-Size")
-    glibc = envs.v1.manifest.glibc_floor
+    glibc = hello_envs.v1.manifest.glibc_floor
     assert f"Architecture: amd64\nDepends: libc6 (>= {glibc})\n" in fields
     # Installed-Size is what dpkg-gencontrol would compute, within rounding of the tree.
     size = int(re.search(r"Installed-Size: (\d+)", fields)[1])  # type: ignore[index]
-    du = int(_run("du", "-sk", "--apparent-size", envs.v1.root).split()[0])
+    du = int(_run("du", "-sk", "--apparent-size", hello_envs.v1.root).split()[0])
     assert du <= size <= du * 1.2 + 200
     rows = _listing(deb)
     names = [name for _, name, _ in rows]
@@ -109,12 +104,12 @@ def test_dpkg_deb_reads_the_package(envs: Envs, emit: Emit) -> None:
     assert "./usr/share/lintian/overrides/hello" in names
 
 
-def test_lintian_reports_nothing_beyond_the_overrides(envs: Envs, emit: Emit) -> None:
+def test_lintian_reports_nothing_beyond_the_overrides(hello_envs: Envs, emit: Emit) -> None:
     if shutil.which("lintian") is None:
         sandbox.unavailable("lintian not installed (apt-get install lintian)")
     debs = [
-        emit(envs.v1),
-        emit(envs.v1, **SERVICE),
+        emit(hello_envs.v1),
+        emit(hello_envs.v1, **SERVICE),
     ]
     result = subprocess.run(
         ["lintian", "--fail-on", "none", "--display-info", *map(str, debs)],
@@ -130,23 +125,23 @@ def test_lintian_reports_nothing_beyond_the_overrides(envs: Envs, emit: Emit) ->
 
 
 def test_tree_only_is_accepted_by_dpkg_deb_build(
-    envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hello_envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     options = DebOptions(maintainer=MAINTAINER, tree_only=True, **SERVICE)
     emitter = DebEmitter(options)
-    tree = emitter.emit(envs.v1, tmp_path / emitter.filename(envs.v1))
+    tree = emitter.emit(hello_envs.v1, tmp_path / emitter.filename(hello_envs.v1))
     assert tree.name == "hello_1.0.0-1_amd64"
     assert (tree / "DEBIAN" / "control").is_file()
     _run("dpkg-deb", "--root-owner-group", "--build", tree)
     built = tmp_path / "hello_1.0.0-1_amd64.deb"
-    ours = emit(envs.v1, **SERVICE)
+    ours = emit(hello_envs.v1, **SERVICE)
     assert _listing(built) == _listing(ours)
     for field in ("Package", "Version", "Installed-Size", "Depends", "Description"):
         assert _run("dpkg-deb", "--field", built, field) == _run("dpkg-deb", "--field", ours, field)
 
 
-def test_cli_rebuilds_byte_identical_packages(envs: Envs, emit: Emit, tmp_path: Path) -> None:
+def test_cli_rebuilds_byte_identical_packages(hello_envs: Envs, emit: Emit, tmp_path: Path) -> None:
     """`venvpack deb --from` under SOURCE_DATE_EPOCH writes the bytes the emitter wrote;
     bad options fail with one line and leave nothing behind."""
     out = tmp_path / "out"
@@ -157,7 +152,7 @@ def test_cli_rebuilds_byte_identical_packages(envs: Envs, emit: Emit, tmp_path: 
         "venvpack",
         "deb",
         "--from",
-        str(envs.v1.root),
+        str(hello_envs.v1.root),
         "-o",
         str(out),
     ]
@@ -171,8 +166,10 @@ def test_cli_rebuilds_byte_identical_packages(envs: Envs, emit: Emit, tmp_path: 
     )
     assert ok.returncode == 0, ok.stderr
     assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
-    assert (out / "hello_1.0.0-1_amd64.deb").read_bytes() == emit(envs.v1).read_bytes()
-    dates = {line.split()[3] for line in _run("dpkg-deb", "--contents", emit(envs.v1)).splitlines()}
+    assert (out / "hello_1.0.0-1_amd64.deb").read_bytes() == emit(hello_envs.v1).read_bytes()
+    dates = {
+        line.split()[3] for line in _run("dpkg-deb", "--contents", emit(hello_envs.v1)).splitlines()
+    }
     assert dates == {"2023-11-14"}  # every mtime clamped to SOURCE_DATE_EPOCH
 
     again = subprocess.run(
@@ -204,13 +201,13 @@ def test_cli_rebuilds_byte_identical_packages(envs: Envs, emit: Emit, tmp_path: 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_reproducible_with_other_compressions(
-    envs: Envs, emit: Emit, compression: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hello_envs: Envs, emit: Emit, compression: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # xz, the default, is covered by the CLI test above.
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     emitter = DebEmitter(DebOptions(maintainer=MAINTAINER, compression=compression))
-    first = emitter.emit(envs.v1, tmp_path / "a.deb")
-    second = emitter.emit(envs.v1, tmp_path / "b.deb")
+    first = emitter.emit(hello_envs.v1, tmp_path / "a.deb")
+    second = emitter.emit(hello_envs.v1, tmp_path / "b.deb")
     assert first.read_bytes() == second.read_bytes()
     suffix = {"gzip": "gz", "zstd": "zst"}[compression]
     assert _run("ar", "t", first).split() == [
@@ -218,12 +215,12 @@ def test_reproducible_with_other_compressions(
         f"control.tar.{suffix}",
         f"data.tar.{suffix}",
     ]
-    assert _listing(first) == _listing(emit(envs.v1))  # the same tree in other bytes
+    assert _listing(first) == _listing(emit(hello_envs.v1))  # the same tree in other bytes
 
 
-def test_hostile_description_cannot_add_fields(envs: Envs, emit: Emit) -> None:
+def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> None:
     description = "Synopsis\nEssential: yes\n\nPre-Depends: evil\r\n.\rConflicts: dpkg"
-    deb = emit(envs.v1, description=description, compression="zstd")
+    deb = emit(hello_envs.v1, description=description, compression="zstd")
     fields = _run("dpkg-deb", "--field", deb)
     names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
     assert names == [
@@ -296,7 +293,7 @@ def _lifecycle(root: Path, v1: Path, v2: Path, service: bool) -> None:
 def test_install_upgrade_remove_purge(
     suite: str,
     service: bool,
-    envs: Envs,
+    hello_envs: Envs,
     emit: Emit,
     request: pytest.FixtureRequest,
     fresh_root: Callable[[Path], Path],
@@ -304,5 +301,5 @@ def test_install_upgrade_remove_purge(
     cached: Path = request.getfixturevalue(f"{suite}_root")
     extra = SERVICE if service else {}
     # The upgrade comes as zstd: cheaper to make, and dpkg must read both.
-    v1, v2 = emit(envs.v1, **extra), emit(envs.v2, compression="zstd", **extra)
+    v1, v2 = emit(hello_envs.v1, **extra), emit(hello_envs.v2, compression="zstd", **extra)
     _lifecycle(fresh_root(cached), v1, v2, service)

@@ -41,11 +41,6 @@ def _tools() -> None:
         sandbox.unavailable(f"needs {', '.join(missing)} (apt-get install rpm rpmlint cpio)")
 
 
-@pytest.fixture(scope="module")
-def envs(hello_envs: Envs) -> Envs:
-    return hello_envs
-
-
 Emit = Callable[..., Path]
 
 
@@ -96,9 +91,11 @@ def _env_files(env: BuiltEnv, prefix: str) -> set[str]:
 
 
 def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
-    envs: Envs, emit: Emit
+    hello_envs: Envs, emit: Emit
 ) -> None:
-    package = emit(envs.v1, url="https://example.org/hello", license="MIT", requires=("tzdata",))
+    package = emit(
+        hello_envs.v1, url="https://example.org/hello", license="MIT", requires=("tzdata",)
+    )
     assert package.name == "hello-1.0.0-1.x86_64.rpm"
     info = _run("rpm", "-qpi", package)
     for field, value in [
@@ -111,16 +108,16 @@ def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
         ("Packager", PACKAGER),
         ("Build Host", "venvpack"),
         ("Relocations", "/opt/hello"),
-        ("Summary", "hello 1.0.0 with its own Python " + envs.v1.manifest.python.version),
+        ("Summary", "hello 1.0.0 with its own Python " + hello_envs.v1.manifest.python.version),
     ]:
         assert re.search(rf"^{re.escape(field)}\s*: {re.escape(value)}\s*$", info, re.M), field
 
     listed = set(_run("rpm", "-qpl", package).splitlines())
-    assert listed == _env_files(envs.v1, "/opt/hello") | {"/usr/bin/hello"}
+    assert listed == _env_files(hello_envs.v1, "/opt/hello") | {"/usr/bin/hello"}
     assert not any(p.startswith("/usr/lib/.build-id") for p in listed)
 
     requires = set(_run("rpm", "-qpR", package).splitlines())
-    explicit = {f"glibc >= {envs.v1.manifest.glibc_floor}", "tzdata", "/bin/sh"}  # sh: %post
+    explicit = {f"glibc >= {hello_envs.v1.manifest.glibc_floor}", "tzdata", "/bin/sh"}  # sh: %post
     assert {r for r in requires if not r.startswith("rpmlib(")} == explicit
     provides = set(_run("rpm", "-qp", "--provides", package).splitlines())
     assert provides == {"hello = 1.0.0-1", "hello(x86-64) = 1.0.0-1"}
@@ -131,9 +128,9 @@ def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
         for line in _qf(package, "[%{FILEDIGESTS} %{FILENAMES}\n]").splitlines()
         if not line.startswith(" ")
     )
-    python = envs.v1.root / envs.v1.manifest.python.executable
+    python = hello_envs.v1.root / hello_envs.v1.manifest.python.executable
     assert (
-        digests[f"/opt/hello/{envs.v1.manifest.python.executable}"]
+        digests[f"/opt/hello/{hello_envs.v1.manifest.python.executable}"]
         == hashlib.sha256(python.read_bytes()).hexdigest()
     )
 
@@ -151,11 +148,16 @@ def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
     assert max(int(t) for t in _qf(package, "[%{FILEMTIMES}\n]").split()) <= EPOCH
 
 
-def test_no_build_host_path_in_headers_or_payload(envs: Envs, emit: Emit) -> None:
-    package = emit(envs.v1)
+def test_no_build_host_path_in_headers_or_payload(hello_envs: Envs, emit: Emit) -> None:
+    package = emit(hello_envs.v1)
     raw = package.read_bytes()
     payload = subprocess.run(["rpm2cpio", str(package)], capture_output=True, check=True).stdout
-    for needle in (str(envs.v1.root), str(package.parent.parent), ".venvpack-rpm-", "/BUILDROOT"):
+    for needle in (
+        str(hello_envs.v1.root),
+        str(package.parent.parent),
+        ".venvpack-rpm-",
+        "/BUILDROOT",
+    ):
         assert needle.encode() not in raw, needle
         assert needle.encode() not in payload, needle
     tags = _qf(package, "%{SOURCERPM}|%{BUILDHOST}|%{COOKIE}|%{PREFIXES}|[%{FILENAMES} ]")
@@ -163,14 +165,14 @@ def test_no_build_host_path_in_headers_or_payload(envs: Envs, emit: Emit) -> Non
     assert str(REPO) not in tags
 
 
-def test_rpmlint_reports_no_error_with_the_shipped_filters(envs: Envs, emit: Emit) -> None:
+def test_rpmlint_reports_no_error_with_the_shipped_filters(hello_envs: Envs, emit: Emit) -> None:
     for options in (
         {},
         {"service_command": "hello", "entry_points": ("hello",)},
         {"bin_links": False},
     ):
-        package = emit(envs.v1, **options)
-        sources = emit(envs.v1, spec_only=True, **options)
+        package = emit(hello_envs.v1, **options)
+        sources = emit(hello_envs.v1, spec_only=True, **options)
         result = subprocess.run(
             ["rpmlint", "-r", str(sources / "hello.rpmlintrc"), str(package)],
             capture_output=True,
@@ -181,17 +183,17 @@ def test_rpmlint_reports_no_error_with_the_shipped_filters(envs: Envs, emit: Emi
 
 
 def test_reproducible_under_source_date_epoch(
-    envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hello_envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = emit(envs.v1)
+    first = emit(hello_envs.v1)
     emitter = RpmEmitter(RpmOptions(packager=PACKAGER))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
-    again = emitter.emit(envs.v1, tmp_path / first.name)
+    again = emitter.emit(hello_envs.v1, tmp_path / first.name)
     assert again.read_bytes() == first.read_bytes()
 
 
-def test_spec_only_builds_with_plain_rpmbuild(envs: Envs, emit: Emit, tmp_path: Path) -> None:
-    sources = emit(envs.v1, spec_only=True)
+def test_spec_only_builds_with_plain_rpmbuild(hello_envs: Envs, emit: Emit, tmp_path: Path) -> None:
+    sources = emit(hello_envs.v1, spec_only=True)
     assert sorted(p.name for p in sources.iterdir()) == [
         "hello-1.0.0-1.x86_64.tar",
         "hello.rpmlintrc",
@@ -203,14 +205,14 @@ def test_spec_only_builds_with_plain_rpmbuild(envs: Envs, emit: Emit, tmp_path: 
     _run("rpmbuild", "-bb", "--define", f"_sourcedir {sources}", "hello.spec", env=env, cwd=sources)
     built = home / "rpmbuild" / "RPMS" / "x86_64" / "hello-1.0.0-1.x86_64.rpm"
     # The same spec and sources as venvpack's own build: the same package, byte for byte.
-    assert built.read_bytes() == emit(envs.v1).read_bytes()
+    assert built.read_bytes() == emit(hello_envs.v1).read_bytes()
 
 
 # --- hostile text ----------------------------------------------------------------------------
 
 
 def test_hostile_text_runs_nothing_and_leaks_nothing(
-    envs: Envs, emit: Emit, tmp_path_factory: pytest.TempPathFactory
+    hello_envs: Envs, emit: Emit, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     canary = tmp_path_factory.mktemp("canary") / "PWNED"
     hostile = {
@@ -228,7 +230,7 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
         "url": f'https://example.org/%{{lua:os.execute("touch\\32{canary}")}}',
         "packager": f"%{{lua: os.execute('touch {canary}')}} <%(touch {canary})@example.org>",
     }
-    package = emit(envs.v1, **hostile)
+    package = emit(hello_envs.v1, **hostile)
     assert not canary.exists()
 
     assert _qf(package, "%{SUMMARY}") == hostile["summary"]
@@ -238,7 +240,7 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
     assert _qf(package, "%{PACKAGER}") == hostile["packager"]
     assert _qf(package, "[%{CHANGELOGNAME}]").startswith(hostile["packager"])
 
-    benign = emit(envs.v1)
+    benign = emit(hello_envs.v1)
     for query in ("-qpl", "-qpR", "--provides", "--scripts"):
         assert _run("rpm", "-qp", query, package) == _run("rpm", "-qp", query, benign), query
     passwd = Path("/etc/passwd").read_text().splitlines()[0].encode()
@@ -285,18 +287,22 @@ def _hello(root: Path) -> str:
 
 
 @pytest.mark.roots
-def test_install_upgrade_erase_leave_nothing_behind(envs: Envs, emit: Emit, root: Path) -> None:
+def test_install_upgrade_erase_leave_nothing_behind(
+    hello_envs: Envs, emit: Emit, root: Path
+) -> None:
     before = _snapshot(root)
-    _rpm(root, "-i", "--nodeps", emit(envs.v1))
+    _rpm(root, "-i", "--nodeps", emit(hello_envs.v1))
     link = root / "usr/bin/hello"
     assert os.readlink(link) == "/opt/hello/bin/hello"  # made by %post
     assert "hello from /opt/hello" in _hello(root)
     assert _rpm(root, "-qf", "/usr/bin/hello").strip() == "hello-1.0.0-1.x86_64"
     _rpm(root, "-V", "--nodeps", "hello")
 
-    _rpm(root, "-U", "--nodeps", emit(envs.v2))
+    _rpm(root, "-U", "--nodeps", emit(hello_envs.v2))
     assert _rpm(root, "-q", "hello").strip() == "hello-1.0.1-1.x86_64"
-    site = root / "opt/hello/lib" / f"python{envs.v2.manifest.python.version.rsplit('.', 1)[0]}"
+    site = (
+        root / "opt/hello/lib" / f"python{hello_envs.v2.manifest.python.version.rsplit('.', 1)[0]}"
+    )
     assert (site / "site-packages/hello-1.0.1.dist-info").is_dir()
     assert not (site / "site-packages/hello-1.0.0.dist-info").exists()
     assert os.readlink(link) == "/opt/hello/bin/hello"
@@ -307,9 +313,9 @@ def test_install_upgrade_erase_leave_nothing_behind(envs: Envs, emit: Emit, root
 
 
 @pytest.mark.roots
-def test_relocated_install(envs: Envs, emit: Emit, root: Path) -> None:
+def test_relocated_install(hello_envs: Envs, emit: Emit, root: Path) -> None:
     before = _snapshot(root)
-    _rpm(root, "-i", "--nodeps", "--prefix", "/srv/other", emit(envs.v1))
+    _rpm(root, "-i", "--nodeps", "--prefix", "/srv/other", emit(hello_envs.v1))
     assert not (root / "opt/hello").exists()
     assert os.readlink(root / "usr/bin/hello") == "/srv/other/bin/hello"
     assert "hello from /srv/other" in _hello(root)
@@ -319,8 +325,8 @@ def test_relocated_install(envs: Envs, emit: Emit, root: Path) -> None:
 
 
 @pytest.mark.roots
-def test_service_package_installs_without_systemd(envs: Envs, emit: Emit, root: Path) -> None:
-    package = emit(envs.v1, service_command="hello", entry_points=("hello",))
+def test_service_package_installs_without_systemd(hello_envs: Envs, emit: Emit, root: Path) -> None:
+    package = emit(hello_envs.v1, service_command="hello", entry_points=("hello",))
     before = _snapshot(root)
     result = subprocess.run(
         ["rpm", "--root", str(root), *DB, "-i", "--nodeps", "--prefix", "/srv/x", str(package)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import subprocess
@@ -11,31 +12,19 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from fakes import fake_manifest
 from venvpack.archive import Compression
 from venvpack.emit import Emitter
 from venvpack.emit.tar import TarEmitter
 from venvpack.errors import ConfigError, EmitError
-from venvpack.manifest import MANIFEST_PATH, BuiltEnv, Manifest, PythonInfo
+from venvpack.manifest import MANIFEST_PATH, BuiltEnv, Manifest
 
 SDE = 1_700_000_000
 
 
 def manifest(name: str = "hello", version: str = "1.2.3") -> Manifest:
-    return Manifest(
-        name=name,
-        version=version,
-        prefix=f"/opt/{name}",
-        link_mode="symlink",
-        python=PythonInfo(
-            version="3.12.1",
-            source="pyenv",
-            executable="python/bin/python3.12",
-            machine="aarch64",
-            sha256="0" * 64,
-        ),
-        glibc_floor="2.34",
-        commands=("hello",),
-    )
+    python = dataclasses.replace(fake_manifest().python, machine="aarch64")
+    return fake_manifest(name=name, version=version, prefix=f"/opt/{name}", python=python)
 
 
 @pytest.fixture
