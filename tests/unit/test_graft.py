@@ -75,13 +75,16 @@ def test_plan_grafts_missing_libraries_and_relative_runpaths(tmp_path: Path) -> 
         assert all(entry.startswith("$ORIGIN") for entry in runpath)
 
 
-def test_plan_leaves_a_wheel_repaired_library_alone(tmp_path: Path) -> None:
+def test_plan_leaves_files_that_need_no_change_alone(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     plan = plan_grafts(root, root / "python/lib", system_libraries(), host_dirs=HOST_DIRS)
-    # A grafted system library has no RUNPATH of its own and needs only glibc: no update.
-    libz = [g for g in plan.grafts if g.soname == "libz.so.1"]
-    if libz:
-        assert all(u.paths[0] != libz[0].dest for u in plan.updates)
+    # libcrypto needs only glibc and has no RPATH: grafted as is, never patched.
+    libcrypto = next(g for g in plan.grafts if g.soname == "libcrypto.so.3")
+    assert read_elf(libcrypto.source).search_path == ()
+    assert all(libcrypto.dest not in u.paths for u in plan.updates)
+    # Planning again after nothing changed plans the same, and touches no file.
+    again = plan_grafts(root, root / "python/lib", system_libraries(), host_dirs=HOST_DIRS)
+    assert again == plan
 
 
 def test_unresolvable_library_is_a_clear_error(tmp_path: Path) -> None:
