@@ -17,20 +17,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
 from venvpack import __version__
 from venvpack.audit import audit_tree
 from venvpack.config import BuildSpec, validate_name
-from venvpack.errors import BuildError, ConfigError, OutputExistsError, ToolMissingError
+from venvpack.errors import (
+    BuildError,
+    ConfigError,
+    InterpreterError,
+    OutputExistsError,
+    ToolMissingError,
+)
 from venvpack.graft import apply_plan, plan_grafts
-from venvpack.install import Installed, install_requirements
-from venvpack.interpreter import find_interpreter
+from venvpack.install import Installed, install_requirements, plan_install, requested_names
+from venvpack.interpreter import Interpreter, find_interpreter
 from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
 from venvpack.policy import system_libraries
 from venvpack.relocate import relocate, source_paths
 from venvpack.runtime import copy_runtime
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
-__all__ = ["build_environment", "find_patchelf", "stage"]
+__all__ = [
+    "app_name",
+    "app_version",
+    "build_environment",
+    "choose_interpreter",
+    "find_patchelf",
+    "stage",
+]
 
 log = logging.getLogger("venvpack")
 
@@ -39,8 +55,11 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     """Build the environment ``spec`` describes at ``dest``."""
     dest = dest.absolute()  # installers run elsewhere: every path handed on is absolute
     started = time.monotonic()
-    interp = find_interpreter(spec.python)
+    # Everything that can be refused is refused before any work is done.
+    interp = choose_interpreter(spec)
+    name, main_dist = app_name(spec)
     log.info("using CPython %s (%s)", interp.version, interp.source)
+    install_plan = plan_install(spec)
     patchelf = find_patchelf()
     allow = system_libraries()
     with _staging(dest, replace) as root:
@@ -48,11 +67,13 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             runtime = copy_runtime(
                 interp, root / "python", with_tk=spec.with_tk, keep_dev=spec.keep_dev
             )
-            python = create_skeleton(root, runtime, spec.link_mode, prompt=spec.name or dest.name)
+            python = create_skeleton(root, runtime, spec.link_mode, prompt=name)
         site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
         with stage("install"):
-            installed = install_requirements(root, python, site_packages, spec)
-        name, version = _identity(spec, installed)
+            installed = install_requirements(
+                root, python, site_packages, spec, install_plan, workdir=root.parent
+            )
+        version = app_version(spec, name, main_dist, installed)
         prefix = spec.install_prefix(name)
 
         with stage("graft"):
@@ -93,6 +114,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             ),
             distributions=installed.distributions,
             venvpack_version=__version__,
+            source=install_plan.source,
         )
         BuiltEnv(root, manifest).save()
     log.info(
@@ -119,20 +141,70 @@ def stage(name: str) -> Iterator[None]:
     )
 
 
-def _identity(spec: BuildSpec, installed: Installed) -> tuple[str, str]:
-    """The application's name and version: --name, else the first requested distribution."""
-    if spec.name is not None:
-        name = spec.name
-    elif installed.top_level:
-        name = installed.top_level[0]
+def app_name(spec: BuildSpec) -> tuple[str, str | None]:
+    """The application's name, and the distribution whose version (and metadata) it takes.
+
+    The main distribution is the project's; without a project, the one ``--name`` names, or
+    else the first requirement (which then also names the application).
+    """
+    requested = requested_names(spec)
+    if spec.project is not None:
+        main = requested[0] if requested else None
+    elif spec.name is not None:
+        main = str(canonicalize_name(spec.name))
     else:
+        main = requested[0] if requested else None
+    name = spec.name or main
+    if name is None:
         raise ConfigError("cannot tell the application's name from the requirements; give --name")
-    validate_name(name)
-    # --name may name no distribution (an app called "api" made of "myco-api"): then the
-    # version is the first requested distribution's.
-    candidates = [name, *installed.top_level]
-    version = next((v for v in map(installed.version_of, candidates) if v), "0")
-    return name, version
+    return validate_name(name), main
+
+
+def app_version(spec: BuildSpec, name: str, main: str | None, installed: Installed) -> str:
+    """``--version``, else the installed version of the main distribution; never a guess."""
+    if spec.version is not None:
+        return spec.version
+    version = installed.version_of(main) if main else None
+    if version is not None:
+        return version
+    if spec.project is not None:
+        raise ConfigError(
+            f"the project's distribution {main or '(unnamed)'} is not among the installed "
+            "ones, so its version is unknown; give --version"
+        )
+    others = ", ".join(installed.top_level) or "none"
+    raise ConfigError(
+        f"--name {name} names no installed distribution, so the application's version is "
+        f"unknown: give --version, or a --name among the requirements ({others})"
+    )
+
+
+def choose_interpreter(spec: BuildSpec) -> Interpreter:
+    """``--python`` (or ``.python-version``); else the running Python when it satisfies the
+    project's ``requires-python``, else the newest that does. The choice must satisfy it."""
+    required = _requires_python(spec.requires_python)
+    if spec.python is None and required is not None:
+        running = find_interpreter(None)
+        interp = running if required.contains(running.version) else None
+        if interp is None:
+            interp = find_interpreter(str(required))
+    else:
+        interp = find_interpreter(spec.python)
+    if required is not None and not required.contains(interp.version):
+        raise InterpreterError(
+            f"CPython {interp.version} ({interp.executable}) does not satisfy the project's "
+            f"requires-python {required}"
+        )
+    return interp
+
+
+def _requires_python(text: str | None) -> SpecifierSet | None:
+    if text is None:
+        return None
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        raise ConfigError(f"the project's requires-python {text!r} is not valid") from None
 
 
 def find_patchelf() -> str:

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,9 +26,9 @@ from venvpack.config import (
     BuildSpec,
     Installer,
     LinkMode,
-    load_pyproject_settings,
-    merge_pyproject,
     validate_name,
+    validate_version,
+    with_project_defaults,
 )
 from venvpack.emit import Emitter
 from venvpack.errors import ConfigError, OutputExistsError, VenvpackError
@@ -61,9 +62,56 @@ def build_options(func: F) -> F:
             "--python",
             "python",
             metavar="PY",
-            help="Interpreter path or version (3.12). Default: the Python running venvpack.",
+            help="Interpreter: a path, 3.12, 3.12.4, cpython@3.12, '>=3.11' ... "
+            "Default: the project's .python-version, else the running Python if it satisfies "
+            "requires-python, else the newest that does.",
         ),
         click.option("--name", help="Application name (default: the project's name)."),
+        click.option(
+            "--version",
+            "version",
+            metavar="VERSION",
+            help="Application version (default: the installed project's, or the "
+            "distribution --name names).",
+        ),
+        click.option(
+            "--no-lock",
+            is_flag=True,
+            help="Resolve the requirements afresh instead of installing what the "
+            "project's uv.lock or pylock.toml pins.",
+        ),
+        click.option(
+            "--extra",
+            "extras",
+            multiple=True,
+            metavar="NAME",
+            help="Install this optional-dependency group of the project (repeatable).",
+        ),
+        click.option("--all-extras", is_flag=True, help="Install every extra of the project."),
+        click.option(
+            "--group",
+            "groups",
+            multiple=True,
+            metavar="NAME",
+            help="Install this dependency group too (repeatable; dev groups are left out).",
+        ),
+        click.option("--index-url", metavar="URL", help="Package index to use instead of PyPI."),
+        click.option(
+            "--extra-index-url",
+            "extra_index_urls",
+            multiple=True,
+            metavar="URL",
+            help="Another package index (repeatable).",
+        ),
+        click.option(
+            "-c",
+            "--constraint",
+            "constraints",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Constrain versions with this file (repeatable).",
+        ),
+        click.option("--pre", is_flag=True, help="Allow pre-release versions."),
         click.option("--prefix", help="Install location (default: /opt/<name>)."),
         click.option(
             "--python-link",
@@ -157,9 +205,9 @@ def refuse_existing_output(output: Path | None, force: bool) -> None:
 
 
 def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
-    """Turn parsed build options into a BuildSpec, merging ``[tool.venvpack]``."""
+    """Turn parsed build options into a BuildSpec, completed from the project's files."""
     _configure_logging(opts.pop("quiet", False), opts.pop("verbose", False))
-    requirements = tuple(opts.get("requirements") or ())
+    requirements = tuple(_absolute_if_path(r) for r in opts.get("requirements") or ())
     project: Path | None = opts.get("project")
     if project is None and not requirements and not opts.get("requirement_files"):
         if Path("pyproject.toml").is_file():
@@ -181,24 +229,62 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         name=opts.get("name"),
         prefix=opts.get("prefix"),
         link_mode=LinkMode(opts.get("link_mode") or "symlink"),
-        find_links=tuple(opts.get("find_links") or ()),
+        find_links=tuple(_absolute_if_exists(f) for f in opts.get("find_links") or ()),
         no_index=bool(opts.get("no_index")),
         with_tk=bool(opts.get("with_tk")),
         keep_dev=bool(opts.get("keep_dev")),
         installer=Installer(opts.get("installer") or "auto"),
+        version=opts.get("version"),
+        use_lock=not opts.get("no_lock"),
+        extras=tuple(opts.get("extras") or ()),
+        all_extras=bool(opts.get("all_extras")),
+        groups=tuple(opts.get("groups") or ()),
+        index_url=opts.get("index_url"),
+        extra_index_urls=tuple(opts.get("extra_index_urls") or ()),
+        constraints=tuple(p.resolve() for p in opts.get("constraints") or ()),
+        pre=bool(opts.get("pre")),
     )
-    if project is not None:
-        given = [
-            k
-            for k in ("name", "prefix", "python", "with_tk", "keep_dev", "link_mode")
-            if opts.get(k)
-        ]
-        spec = merge_pyproject(spec, load_pyproject_settings(project), given)
+    given = [k for k in _SPEC_FIELDS if opts.get(k)]
+    given += ["use_lock"] if opts.get("no_lock") else []
+    spec = with_project_defaults(spec, given)
     if spec.name is not None:
         validate_name(spec.name)
+    if spec.version is not None:
+        validate_version(spec.version)
     if spec.prefix is not None and not spec.prefix.startswith("/"):
         raise ConfigError(f"--prefix must be an absolute path, got {spec.prefix!r}")
     return spec
+
+
+# Flags that replace a [tool.venvpack] setting when given.
+_SPEC_FIELDS = (
+    "name",
+    "prefix",
+    "python",
+    "with_tk",
+    "keep_dev",
+    "link_mode",
+    "version",
+    "all_extras",
+    "index_url",
+    "pre",
+)
+
+
+def _absolute_if_exists(value: str) -> str:
+    """A local ``--find-links`` directory as an absolute path; URLs stay as they are."""
+    return str(Path(value).absolute()) if Path(value).exists() else value
+
+
+def _absolute_if_path(value: str) -> str:
+    """A relative path (``./x.whl``, ``../proj``, ``wheels``) as an absolute one: the installer
+    runs in the project directory, not where venvpack was started."""
+    if "://" in value or value.startswith("/"):
+        return value
+    path = Path(value).expanduser()
+    if value.startswith((".", "~")) or (("/" in value or path.suffix == ".whl") and path.exists()):
+        return str(path.absolute())
+    return value
 
 
 def _configure_logging(quiet: bool, verbose: bool) -> None:
@@ -229,6 +315,15 @@ _BUILD_ONLY = (
     "no_index",
     "with_tk",
     "keep_dev",
+    "version",
+    "no_lock",
+    "extras",
+    "all_extras",
+    "groups",
+    "index_url",
+    "extra_index_urls",
+    "constraints",
+    "pre",
 )
 
 
@@ -237,6 +332,10 @@ def _flag(option: str) -> str:
         "requirements": "REQUIREMENT",
         "requirement_files": "--requirement",
         "link_mode": "--python-link",
+        "extras": "--extra",
+        "groups": "--group",
+        "extra_index_urls": "--extra-index-url",
+        "constraints": "--constraint",
     }
     return names.get(option, "--" + option.replace("_", "-"))
 
@@ -539,6 +638,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="venvpack", standalone_mode=False)
     except VenvpackError as exc:
         click.echo(f"venvpack: error: {exc}", err=True)
+        if exc.detail:
+            click.echo(textwrap.indent(exc.detail, "    "), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("venvpack: interrupted", err=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from venvpack.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -21,7 +23,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-__all__ = ["BuildSpec", "Installer", "LinkMode", "load_pyproject_settings", "validate_name"]
+__all__ = [
+    "BuildSpec",
+    "Installer",
+    "LinkMode",
+    "Pyproject",
+    "load_pyproject_settings",
+    "merge_pyproject",
+    "python_version_file",
+    "read_pyproject",
+    "validate_name",
+    "validate_version",
+    "with_project_defaults",
+]
 
 
 class LinkMode(str, enum.Enum):
@@ -54,6 +68,19 @@ def validate_name(name: str) -> str:
     return name
 
 
+def validate_version(version: str) -> str:
+    """A PEP 440 version, which the deb and rpm version maps need."""
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise ConfigError(
+            f"invalid version {version!r}: use a PEP 440 version such as 1.2.3 or 2.0rc1"
+        ) from None
+    if version != version.strip() or "\n" in version:
+        raise ConfigError(f"invalid version {version!r}: no spaces or line breaks")
+    return version
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     """Everything the build pipeline needs, decided before any work starts."""
@@ -76,6 +103,24 @@ class BuildSpec:
     keep_dev: bool = False
     installer: Installer = Installer.AUTO
     """uv when it can run, else pip under the bundled interpreter; tests force either."""
+    version: str | None = None
+    """PEP 440 version of the application; None: the main distribution's installed version."""
+    use_lock: bool = True
+    """Install exactly what the project's ``uv.lock`` or ``pylock.toml`` pins, when it has one;
+    False (``--no-lock``) resolves the requirements afresh."""
+    extras: tuple[str, ...] = ()
+    """Optional-dependency groups of the project to install (``--extra``)."""
+    all_extras: bool = False
+    groups: tuple[str, ...] = ()
+    """Dependency groups (PEP 735) to install; development groups are left out otherwise."""
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    constraints: tuple[Path, ...] = ()
+    pre: bool = False
+    """Allow pre-releases when resolving."""
+    requires_python: str | None = None
+    """The project's ``requires-python``: the default interpreter request, and checked
+    against whichever interpreter is chosen."""
 
     def install_prefix(self, name: str) -> str:
         return self.prefix or f"/opt/{name}"
@@ -90,19 +135,63 @@ _PYPROJECT_KEYS = {
     "keep-dev": bool,
     "requirements": list,
     "find-links": list,
+    "version": str,
+    "lock": bool,
+    "extras": list,
+    "all-extras": bool,
+    "groups": list,
+    "index-url": str,
+    "extra-index-urls": list,
+    "constraints": list,
+    "pre": bool,
 }
 
 
-def load_pyproject_settings(project: Path) -> dict[str, Any]:
-    """``[tool.venvpack]`` of ``project/pyproject.toml``, checked against the known keys."""
+@dataclass(frozen=True)
+class Pyproject:
+    """What venvpack reads from a project's ``pyproject.toml``, parsed once."""
+
+    name: str | None
+    """``[project].name`` as written (None for a project with only a setup.py)."""
+    requires_python: str | None
+    optional_dependencies: tuple[str, ...]
+    """Names of the extras ``[project.optional-dependencies]`` declares."""
+    settings: Mapping[str, Any]
+    """``[tool.venvpack]``, checked against the known keys and their types."""
+
+
+def read_pyproject(project: Path) -> Pyproject:
+    """Parse ``project/pyproject.toml`` (an absent file reads as empty)."""
     path = project / "pyproject.toml"
     if not path.is_file():
-        return {}
+        return Pyproject(None, None, (), {})
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    table = data.get("tool", {}).get("venvpack", {})
+    table = data.get("project", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [project] must be a table")
+    name = table.get("name")
+    requires = table.get("requires-python")
+    extras = table.get("optional-dependencies", {})
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{path}: project.name must be a string")
+    if requires is not None and not isinstance(requires, str):
+        raise ConfigError(f"{path}: project.requires-python must be a string")
+    if not isinstance(extras, dict):
+        raise ConfigError(f"{path}: project.optional-dependencies must be a table")
+    return Pyproject(name, requires, tuple(sorted(extras)), _check_settings(path, data))
+
+
+def load_pyproject_settings(project: Path) -> Mapping[str, Any]:
+    """``[tool.venvpack]`` of ``project/pyproject.toml``, checked against the known keys."""
+    return read_pyproject(project).settings
+
+
+def _check_settings(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+    tool = data.get("tool", {})
+    table = tool.get("venvpack", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.venvpack] must be a table")
     for key, value in table.items():
@@ -112,7 +201,25 @@ def load_pyproject_settings(project: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: unknown key tool.venvpack.{key} (known: {known})")
         if not isinstance(value, expected):
             raise ConfigError(f"{path}: tool.venvpack.{key} must be a {expected.__name__}")
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{path}: tool.venvpack.{key} must be a list of strings")
     return table
+
+
+def python_version_file(project: Path) -> str | None:
+    """The interpreter request in ``project/.python-version`` (uv's and pyenv's pin file):
+    its first line that is neither blank nor a comment."""
+    try:
+        text = (project / ".python-version").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {project / '.python-version'}: {exc}") from None
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line
+    return None
 
 
 def merge_pyproject(
@@ -126,6 +233,10 @@ def merge_pyproject(
         "python": "python",
         "with-tk": "with_tk",
         "keep-dev": "keep_dev",
+        "version": "version",
+        "all-extras": "all_extras",
+        "index-url": "index_url",
+        "pre": "pre",
     }
     for key, attr in simple.items():
         if key in settings and attr not in given:
@@ -142,5 +253,39 @@ def merge_pyproject(
             tuple(str(r) for r in settings["requirements"]) + spec.requirements
         )
     if "find-links" in settings:
-        changes["find_links"] = spec.find_links + tuple(str(f) for f in settings["find-links"])
+        found = tuple(_beside(spec.project, f) for f in settings["find-links"])
+        changes["find_links"] = spec.find_links + found
+    if "lock" in settings and "use_lock" not in given:
+        changes["use_lock"] = settings["lock"]
+    # Lists add to what the flags give, like requirements and find-links above.
+    for key, attr in (
+        ("extras", "extras"),
+        ("groups", "groups"),
+        ("extra-index-urls", "extra_index_urls"),
+    ):
+        if key in settings:
+            changes[attr] = tuple(settings[key]) + tuple(getattr(spec, attr))
+    if "constraints" in settings:
+        files = tuple(Path(_beside(spec.project, c)) for c in settings["constraints"])
+        changes["constraints"] = files + spec.constraints
     return replace(spec, **changes)
+
+
+def _beside(project: Path | None, value: str) -> str:
+    """A path written in pyproject.toml means a path relative to that file, not to wherever
+    venvpack happens to run; URLs stay as they are."""
+    if project is None or "://" in value:
+        return value
+    return str((project / Path(value).expanduser()).absolute())
+
+
+def with_project_defaults(spec: BuildSpec, given: Sequence[str]) -> BuildSpec:
+    """Complete ``spec`` from its project: ``[tool.venvpack]`` for every field not ``given`` as a
+    flag, then the interpreter pinned in ``.python-version``, and ``requires-python``."""
+    project = spec.project
+    if project is None:
+        return spec
+    pyproject = read_pyproject(project)
+    spec = merge_pyproject(spec, pyproject.settings, given)
+    python = spec.python or python_version_file(project)
+    return replace(spec, python=python, requires_python=pyproject.requires_python)

@@ -20,9 +20,17 @@ __all__ = [
 
 
 class VenvpackError(Exception):
-    """Base of every error venvpack reports to its user (exit code 1 unless overridden)."""
+    """Base of every error venvpack reports to its user (exit code 1 unless overridden).
+
+    The message is one line; ``detail`` is what a tool said about the failure (uv's cause
+    lines, say), which the CLI shows indented under it.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class ConfigError(VenvpackError):

@@ -7,14 +7,16 @@ either way. Both only see the build-time environment; ``relocate`` cleans up aft
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +24,22 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from venvpack.config import BuildSpec, Installer
+from venvpack.config import BuildSpec, Installer, read_pyproject
 from venvpack.errors import ConfigError, InstallError, ToolMissingError
-from venvpack.manifest import Distribution
+from venvpack.manifest import Distribution, InputFile, InstallSource
 from venvpack.proc import clean_python_env, run
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
-
-__all__ = ["Installed", "install_requirements", "requested_names"]
+__all__ = [
+    "InstallPlan",
+    "Installed",
+    "export_uv_lock",
+    "install_requirements",
+    "is_pylock",
+    "plan_install",
+    "redact",
+    "requested_names",
+    "uv_environment",
+]
 
 log = logging.getLogger("venvpack")
 
@@ -64,7 +71,8 @@ def requested_names(spec: BuildSpec) -> list[str]:
             names.append(name)
     lines = list(spec.requirements)
     for path in spec.requirement_files:
-        lines += _requirement_file_lines(path)
+        if not is_pylock(path):
+            lines += _requirement_file_lines(path)
     for text in lines:
         name = _requirement_name(text)
         if name and name not in names:
@@ -75,13 +83,14 @@ def requested_names(spec: BuildSpec) -> list[str]:
 def _requirement_file_lines(path: Path) -> list[str]:
     try:
         raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read requirements file {path}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read requirements file {path}: {exc}") from None
     out = []
-    for line in raw.splitlines():
+    # A backslash continues a line (hash-pinned files put each --hash on its own line).
+    for line in raw.replace("\\\n", " ").splitlines():
         line = line.split(" #", 1)[0].strip()
         if line and not line.startswith(("#", "-")):
-            out.append(line)
+            out.append(line.split(" --", 1)[0].strip())
     return out
 
 
@@ -102,75 +111,326 @@ def _requirement_name(text: str) -> str | None:
 
 def _project_name(project: Path) -> str | None:
     try:
-        data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        name = read_pyproject(project).name
+    except ConfigError:
         return None
-    name = data.get("project", {}).get("name")
-    return str(canonicalize_name(name)) if isinstance(name, str) else None
+    return str(canonicalize_name(name)) if name else None
 
 
-def _install_args(spec: BuildSpec) -> list[str]:
+# --- what to install from: a lock, or requirements resolved now ------------------------------
+
+
+def is_pylock(path: Path) -> bool:
+    """PEP 751 names lock files ``pylock.toml`` or ``pylock.<name>.toml``."""
+    return path.name == "pylock.toml" or (
+        path.name.startswith("pylock.") and path.name.endswith(".toml")
+    )
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """Where the installed set comes from, decided (and checked) before the build starts."""
+
+    source: InstallSource
+    """What the manifest records."""
+    uv_lock: Path | None = None
+    """The project's ``uv.lock``, exported to a PEP 751 lock at install time."""
+    pylock: Path | None = None
+    """A PEP 751 lock installed as it is."""
+
+    @property
+    def locked(self) -> bool:
+        return self.uv_lock is not None or self.pylock is not None
+
+
+def plan_install(spec: BuildSpec) -> InstallPlan:
+    """Choose the lock (``uv.lock``, then ``pylock.toml``) or plain resolution for ``spec``.
+
+    A lock is the author's tested set, so it wins unless ``--no-lock``; requirements given
+    on top of a lock would be resolved around it and change it, so they are refused.
+    """
+    for path in (*spec.requirement_files, *spec.constraints):
+        if not path.is_file():
+            raise ConfigError(f"{path} not found")
+    pylocks = [p for p in spec.requirement_files if is_pylock(p)]
+    uv_lock = pylock = None
+    if len(pylocks) > 1:
+        raise ConfigError("give at most one pylock.toml; a lock is a whole environment")
+    if pylocks:
+        pylock = pylocks[0]
+    elif spec.project is not None and spec.use_lock:
+        if (spec.project / "uv.lock").is_file():
+            uv_lock = spec.project / "uv.lock"
+        elif (spec.project / "pylock.toml").is_file():
+            pylock = spec.project / "pylock.toml"
+    lock = uv_lock or pylock
+    if lock is None:
+        files = [*spec.requirement_files, *spec.constraints]
+        return InstallPlan(
+            source=InstallSource(
+                kind="resolved",
+                files=tuple(_input_file(p, spec.project) for p in files),
+                extras=_extras(spec),
+                groups=spec.groups,
+            )
+        )
+    others = [r for r in spec.requirements] + [
+        p.name for p in spec.requirement_files if not is_pylock(p)
+    ]
+    if others or spec.constraints:
+        given = ", ".join(others) or "--constraint"
+        raise ConfigError(
+            f"{given}: cannot be added to the locked set of {lock.name} without changing it; "
+            "add them to the project (uv add), or pass --no-lock to resolve everything afresh"
+        )
+    if spec.installer is Installer.PIP:
+        raise ConfigError(f"installing from {lock.name} needs uv; pass --no-lock to use pip")
+    return InstallPlan(
+        source=InstallSource(
+            kind="uv.lock" if uv_lock else "pylock",
+            files=(_input_file(lock, spec.project),),
+            extras=_extras(spec),
+            groups=spec.groups,
+        ),
+        uv_lock=uv_lock,
+        pylock=pylock,
+    )
+
+
+def _extras(spec: BuildSpec) -> tuple[str, ...]:
+    if spec.all_extras:
+        return ("*",)
+    return spec.extras
+
+
+def _input_file(path: Path, project: Path | None) -> InputFile:
+    """``path`` by its name in the project (or its base name) and its sha256: no host path."""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    name = path.name
+    if project is not None and project in path.parents:
+        name = path.relative_to(project).as_posix()
+    return InputFile(name=name, sha256=digest)
+
+
+# --- installer arguments and environment ----------------------------------------------------
+
+
+def _index_args(spec: BuildSpec, uv: bool) -> list[str]:
     args: list[str] = []
+    if spec.index_url:
+        args += ["--index-url", spec.index_url]
+    for url in spec.extra_index_urls:
+        args += ["--extra-index-url", url]
     for link in spec.find_links:
         args += ["--find-links", link]
     if spec.no_index:
         args.append("--no-index")
-    for path in spec.requirement_files:
-        if not path.is_file():
-            raise ConfigError(f"requirements file {path} not found")
-        args += ["-r", str(path)]
-    args += list(spec.requirements)
-    if spec.project is not None:
-        args.append(str(spec.project))
+    for path in spec.constraints:
+        args += ["--constraint", str(path)]
+    if spec.pre:
+        args += ["--prerelease", "allow"] if uv else ["--pre"]
     return args
 
 
+def _resolve_args(spec: BuildSpec) -> list[str]:
+    """What to install when there is no lock: the requirements, files and the project."""
+    args: list[str] = []
+    for path in spec.requirement_files:
+        args += ["-r", str(path)]
+    args += list(spec.requirements)
+    if spec.project is not None:
+        extras = _project_extras(spec)
+        name = _project_name(spec.project)
+        if extras and name:
+            # A direct reference is how both uv and pip take extras of a local project.
+            args.append(f"{name}[{','.join(extras)}] @ {spec.project.as_uri()}")
+        elif extras:
+            raise ConfigError("--extra needs a project with a [project] name")
+        else:
+            args.append(str(spec.project))
+    elif spec.extras or spec.all_extras:
+        raise ConfigError("--extra and --all-extras select extras of a project; give --project")
+    for group in spec.groups:
+        if spec.project is None:
+            raise ConfigError("--group selects a dependency group of a project; give --project")
+        args += ["--group", group]  # from the pyproject.toml where the installer runs
+    return args
+
+
+def _project_extras(spec: BuildSpec) -> list[str]:
+    if spec.project is None:
+        return []
+    declared = read_pyproject(spec.project).optional_dependencies
+    if spec.all_extras:
+        return list(declared)
+    for extra in spec.extras:
+        if str(canonicalize_name(extra)) not in {str(canonicalize_name(d)) for d in declared}:
+            known = ", ".join(declared) or "none"
+            raise ConfigError(f"--extra {extra}: the project declares no such extra (has: {known})")
+    return list(spec.extras)
+
+
+def _selection_args(spec: BuildSpec) -> list[str]:
+    """Extras and groups, as uv's export and pylock install take them."""
+    args = ["--all-extras"] if spec.all_extras else []
+    for extra in spec.extras:
+        args += ["--extra", extra]
+    for group in spec.groups:
+        args += ["--group", group]
+    return args
+
+
+def uv_environment(environ: Mapping[str, str], *, interactive: bool) -> dict[str, str]:
+    """Variables for uv: never download an interpreter, and honour pip's index variables.
+
+    ``PIP_INDEX_URL`` and ``PIP_EXTRA_INDEX_URL`` are what many CI systems set for a private
+    index; uv reads only its own names, so they are carried over unless those are set.
+    """
+    extra = {"UV_PYTHON_DOWNLOADS": "never"}
+    if not interactive:
+        extra["UV_NO_PROGRESS"] = "1"
+    pairs = (("PIP_INDEX_URL", "UV_INDEX_URL"), ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"))
+    for pip_name, uv_name in pairs:
+        uv_names = (uv_name, "UV_DEFAULT_INDEX") if uv_name == "UV_INDEX_URL" else (uv_name,)
+        if environ.get(pip_name) and not any(environ.get(n) for n in uv_names):
+            extra[uv_name] = environ[pip_name]
+    return extra
+
+
+_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user:password part of every URL replaced, for logs and messages."""
+    return _CREDENTIALS_RE.sub(r"\g<scheme>****@", text)
+
+
+# --- installing ---------------------------------------------------------------------------------
+
+
 def install_requirements(
-    root: Path, python: Path, site_packages: Path, spec: BuildSpec
+    root: Path,
+    python: Path,
+    site_packages: Path,
+    spec: BuildSpec,
+    plan: InstallPlan,
+    workdir: Path,
 ) -> Installed:
-    """Install what ``spec`` asks for into the environment at ``root``."""
-    args = _install_args(spec)
+    """Install what ``plan`` says for ``spec`` into the environment at ``root``.
+
+    ``workdir`` is a private scratch directory (the exported lock goes there).
+    """
     uv = _find_uv() if spec.installer is not Installer.PIP else None
     if spec.installer is Installer.UV and uv is None:
         raise ToolMissingError("uv is not available; reinstall venvpack or use --installer pip")
+    if plan.locked and uv is None:
+        raise ToolMissingError("installing from a lock file needs uv, which cannot run here")
+    # uv reads its configuration (uv.toml, [tool.uv]) from where it runs: the project.
+    cwd = spec.project or Path.cwd()
     # On a terminal the installer's own progress display is the install step's progress
-    # bar; in pipes and CI its output is kept and only its last line reaches an error.
+    # bar; in pipes and CI its output is kept and shown whole if it fails.
     show = _interactive()
     if uv is not None:
-        log.info("installing with uv: %s", " ".join(args))
-        extra = {"UV_PYTHON_DOWNLOADS": "never"}
-        if not show:
-            extra["UV_NO_PROGRESS"] = "1"
-        run(
-            [uv, "pip", "install", "--python", python, *args],
-            error=InstallError,
-            what="installing requirements (uv)",
-            env=clean_python_env(extra),
-            cwd=root.parent,
-            capture=not show,
-        )
+        env = clean_python_env(uv_environment(os.environ, interactive=show))
+        if plan.uv_lock is not None:
+            lock = export_uv_lock(uv, plan.uv_lock, python, spec, workdir, env)
+            args = ["-r", str(lock), *_index_args(spec, uv=True)]
+        elif plan.pylock is not None:
+            args = ["-r", str(plan.pylock), "--no-editable", *_selection_args(spec)]
+            args += _index_args(spec, uv=True)
+        else:
+            args = [*_resolve_args(spec), *_index_args(spec, uv=True)]
+        _run_installer([uv, "pip", "install", "--python", str(python), *args], "uv", env, cwd, show)
+        if plan.pylock is not None and spec.project is not None:
+            # A project's pylock.toml may pin only its dependencies: the project goes on top.
+            name = _project_name(spec.project)
+            if name and not _has(site_packages, name):
+                argv = [uv, "pip", "install", "--python", str(python), "--no-deps"]
+                _run_installer([*argv, str(spec.project)], "uv", env, cwd, show)
     else:
-        log.info("installing with pip: %s", " ".join(args))
+        args = [*_resolve_args(spec), *_index_args(spec, uv=False)]
         with _pip_path() as pythonpath:
             env = clean_python_env({"PYTHONPATH": str(pythonpath)})
-            run(
-                [
-                    python,
-                    "-m",
-                    "pip",
-                    "install",
-                    "--no-compile",
-                    "--disable-pip-version-check",
-                    "--no-warn-script-location",
-                    *args,
-                ],
-                error=InstallError,
-                what="installing requirements (pip)",
-                env=env,
-                cwd=root.parent,
-                capture=not show,
-            )
+            pip = [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--no-compile",
+                "--disable-pip-version-check",
+                "--no-warn-script-location",
+            ]
+            _run_installer([*pip, *args], "pip", env, cwd, show)
     return _inventory(root, site_packages, requested_names(spec))
+
+
+def export_uv_lock(
+    uv: str,
+    lock: Path,
+    python: Path,
+    spec: BuildSpec,
+    workdir: Path,
+    env: Mapping[str, str],
+) -> Path:
+    """The locked set of ``lock`` as a PEP 751 ``pylock.toml`` in ``workdir``.
+
+    ``--locked`` makes uv refuse a lock that no longer matches ``pyproject.toml`` instead of
+    silently locking again; the project itself is exported as a non-editable directory (it
+    is built into a wheel at install); development groups are left out unless asked for.
+    """
+    out = workdir / "pylock.toml"
+    argv = [
+        uv,
+        "export",
+        "--project",
+        str(lock.parent),
+        "--locked",
+        "--format",
+        "pylock.toml",
+        "--no-editable",
+        "--no-default-groups",
+        "--python",
+        str(python),
+        "--quiet",
+        "--output-file",
+        str(out),
+        *_selection_args(spec),
+    ]
+    log.info("exporting %s", lock.name)
+    run(
+        argv,
+        error=InstallError,
+        what=f"exporting the locked set of {lock}",
+        env=env,
+        cwd=lock.parent,
+        full_output=True,
+    )
+    return out
+
+
+def _run_installer(
+    argv: list[str], tool: str, env: Mapping[str, str], cwd: Path, show: bool
+) -> None:
+    log.info("installing with %s: %s", tool, redact(" ".join(argv[argv.index("install") + 1 :])))
+    run(
+        argv,
+        error=InstallError,
+        what=f"installing requirements ({tool})",
+        env=env,
+        cwd=cwd,
+        capture=not show,
+        full_output=True,
+    )
+
+
+def _has(site_packages: Path, name: str) -> bool:
+    return any(
+        str(canonicalize_name(d.metadata["Name"] or "")) == name
+        for d in importlib.metadata.distributions(path=[str(site_packages)])
+    )
 
 
 def _interactive() -> bool:

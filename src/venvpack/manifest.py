@@ -19,6 +19,8 @@ __all__ = [
     "BuiltEnv",
     "Distribution",
     "GraftedLibrary",
+    "InputFile",
+    "InstallSource",
     "Manifest",
     "PythonInfo",
 ]
@@ -61,6 +63,40 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """A file the installation was made from, identified without naming a build-host path."""
+
+    name: str
+    """Its name relative to the project (``uv.lock``), or its base name."""
+    sha256: str
+
+
+@dataclass(frozen=True)
+class InstallSource:
+    """What decided the installed set, so an artifact can be traced to the lock it came from."""
+
+    kind: str
+    """``uv.lock`` or ``pylock`` (installed exactly as locked), or ``resolved`` (requirements
+    resolved at build time, e.g. with ``--no-lock``)."""
+    files: tuple[InputFile, ...] = ()
+    """The lock file, or the requirements and constraints files given."""
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> InstallSource:
+        files = data.get("files", ())
+        if not isinstance(files, (list, tuple)):
+            raise TypeError("source.files must be a list")
+        return cls(
+            kind=str(data["kind"]),
+            files=tuple(InputFile(**f) for f in files),
+            extras=tuple(data.get("extras", ())),  # type: ignore[arg-type]
+            groups=tuple(data.get("groups", ())),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     """Application name: the package name of deb/rpm and the default directory name."""
@@ -78,6 +114,8 @@ class Manifest:
     grafted: tuple[GraftedLibrary, ...] = ()
     distributions: tuple[Distribution, ...] = ()
     venvpack_version: str = ""
+    source: InstallSource | None = None
+    """Where the installed set came from; None in environments made before it was recorded."""
     schema: int = SCHEMA
 
     def to_json(self) -> str:
@@ -100,6 +138,7 @@ class Manifest:
                 grafted=tuple(GraftedLibrary(**g) for g in data.get("grafted", ())),
                 distributions=tuple(Distribution(**d) for d in data.get("distributions", ())),
                 venvpack_version=data.get("venvpack_version", ""),
+                source=InstallSource.from_dict(data["source"]) if data.get("source") else None,
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"malformed venvpack manifest: {exc}") from exc

@@ -55,11 +55,14 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     capture: bool = True,
+    full_output: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``args``; on failure raise ``error`` with ``what`` and the tool's last stderr line.
 
     Output is captured (and returned) unless ``capture`` is false, in which case it goes to
-    the user's terminal, for long steps such as installing packages.
+    the user's terminal, for long steps such as installing packages. With ``full_output``
+    the error carries everything the tool wrote to stderr as its ``detail``: an installer's
+    last line alone ("And because ... we can conclude ...") rarely says what went wrong.
     """
     argv = [os.fspath(a) for a in args]
     try:
@@ -77,8 +80,12 @@ def run(
     except PermissionError as exc:
         raise error(f"{what}: {argv[0]} is not executable") from exc
     if proc.returncode != 0:
-        detail = _last_line(proc.stderr or "") or _last_line(proc.stdout or "")
-        raise error(f"{what} failed (exit {proc.returncode})" + (f": {detail}" if detail else ""))
+        summary = f"{what} failed (exit {proc.returncode})"
+        if full_output and capture:
+            output = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+            raise error(summary, detail=output)
+        last = _last_line(proc.stderr or "") or _last_line(proc.stdout or "")
+        raise error(summary + (f": {last}" if last else ""))
     return proc
 
 
