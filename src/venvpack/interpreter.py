@@ -39,6 +39,7 @@ __all__ = [
     "examine",
     "find_interpreter",
     "host_platform",
+    "probe_refusal",
     "search_places",
     "source_label",
 ]
@@ -218,7 +219,7 @@ def examine(path: Path, places: SearchPlaces | None = None) -> Interpreter | Ref
     Raises InterpreterError only when ``path`` is not a Python at all.
     """
     data = _probe(path)
-    refused = _refusal(data, path)
+    refused = probe_refusal(data, path)
     if refused is not None:
         return refused
     if places is None:
@@ -257,7 +258,8 @@ def candidates(request: PythonRequest, places: SearchPlaces, host: Host) -> list
 
     When two names reach the same binary (uv's ``cpython-3.12-...`` alias of
     ``cpython-3.12.4-...``, ``/usr/bin/python3`` of ``python3.11``), the one from the
-    preferred origin, then the most precise name, is kept.
+    preferred origin, then the most precise name, is kept; only then are names filtered, so
+    an alias cannot bring back an interpreter its real name rules out.
     """
     found = [
         *_from_uv(places.uv_dir, host),
@@ -265,12 +267,16 @@ def candidates(request: PythonRequest, places: SearchPlaces, host: Host) -> list
         *_from_path(places.path_dirs),
         *_from_system(places.system_bin),
     ]
-    found = [c for c in found if request.might_admit(c.hint)]
-    found.sort(key=lambda c: (ORIGINS.index(c.origin), -len(c.hint), str(c.path)))
     unique: dict[str, Candidate] = {}
-    for candidate in found:
+    for candidate in sorted(found, key=_preference):
         unique.setdefault(os.path.realpath(candidate.path), candidate)
-    return list(unique.values())
+    return [c for c in unique.values() if request.might_admit(c.hint)]
+
+
+def _preference(candidate: Candidate) -> tuple[int, int, bool, str]:
+    """Which of several names of one binary to keep: origin, precision, its own name."""
+    renamed = candidate.path.name != os.path.basename(os.path.realpath(candidate.path))
+    return (ORIGINS.index(candidate.origin), -len(candidate.hint), renamed, str(candidate.path))
 
 
 def _choose(request: PythonRequest, found: list[Candidate], places: SearchPlaces) -> Interpreter:
@@ -433,7 +439,7 @@ def _probe(path: Path) -> dict[str, Any]:
     return data
 
 
-def _refusal(data: dict[str, Any], path: Path) -> Refusal | None:
+def probe_refusal(data: Mapping[str, Any], path: Path) -> Refusal | None:
     """Why the probed Python cannot be bundled, or None if it can."""
     info = data["version_info"]
     version = (int(info[0]), int(info[1]), int(info[2]))
