@@ -61,7 +61,12 @@ def build_options(func: F) -> F:
             "--python",
             "python",
             metavar="PY",
-            help="Interpreter path or version (3.12). Default: the Python running venvpack.",
+            help=(
+                "Interpreter path, version (3, 3.12, 3.12.4), cpython@3.12, "
+                "cpython-3.12.4-linux-x86_64-gnu or specifier ('>=3.11'); the newest match "
+                "on PATH, in pyenv, uv's pythons or /usr/bin wins. "
+                "Default: the Python running venvpack."
+            ),
         ),
         click.option("--name", help="Application name (default: the project's name)."),
         click.option("--prefix", help="Install location (default: /opt/<name>)."),

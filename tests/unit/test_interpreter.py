@@ -2,7 +2,7 @@
 
 Every spelling is parsed from a table; discovery is checked on fake trees of empty executable
 files, which is enough because names are read before anything is probed. Probing real
-interpreters is in ``tests/integration/test_interpreter.py``.
+interpreters is in ``tests/integration/test_discovery.py``.
 """
 
 from __future__ import annotations
