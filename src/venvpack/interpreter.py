@@ -181,6 +181,10 @@ class Candidate:
     origin: str
     """One of ``ORIGINS``."""
 
+    def origin_rank(self) -> int:
+        """0 for the most preferred origin (see ``ORIGINS``)."""
+        return ORIGINS.index(self.origin)
+
     def ceiling(self) -> tuple[int, int, int]:
         """The newest version this candidate can turn out to be."""
         padded = (*self.hint, _NO_MICRO, _NO_MICRO, _NO_MICRO)
@@ -229,7 +233,10 @@ def examine(path: Path, places: SearchPlaces | None = None) -> Interpreter | Ref
 
 def describe(path: Path) -> Interpreter:
     """Run the probe with ``path`` and check it is a supported CPython."""
-    found = examine(path)
+    return _accepted(examine(path))
+
+
+def _accepted(found: Interpreter | Refusal) -> Interpreter:
     if isinstance(found, Refusal):
         raise InterpreterError(found.message())
     return found
@@ -276,34 +283,37 @@ def candidates(request: PythonRequest, places: SearchPlaces, host: Host) -> list
 def _preference(candidate: Candidate) -> tuple[int, int, bool, str]:
     """Which of several names of one binary to keep: origin, precision, its own name."""
     renamed = candidate.path.name != os.path.basename(os.path.realpath(candidate.path))
-    return (ORIGINS.index(candidate.origin), -len(candidate.hint), renamed, str(candidate.path))
+    return (candidate.origin_rank(), -len(candidate.hint), renamed, str(candidate.path))
 
 
 def _choose(request: PythonRequest, found: list[Candidate], places: SearchPlaces) -> Interpreter:
-    """Probe newest-first and stop once nothing left can beat the best match."""
-    best: tuple[tuple[int, int, int], int, Interpreter] | None = None
+    """Probe newest-first and stop once nothing left can beat the best match.
+
+    The best is the newest version, then the preferred origin; refusals are kept only to
+    name one when nothing acceptable matches.
+    """
+    best: Interpreter | None = None
+    best_rank = ((0, 0, 0), 0)
     refused: list[Refusal] = []
-    for candidate in sorted(found, key=lambda c: (_negated(c.ceiling()), ORIGINS.index(c.origin))):
-        if best is not None and best[0] > candidate.ceiling():
+    for candidate in sorted(found, key=lambda c: (_negated(c.ceiling()), c.origin_rank())):
+        if best is not None and best_rank[0] > candidate.ceiling():
             break
         try:
             result = examine(candidate.path, places)
         except InterpreterError:
             continue  # not a Python after all, e.g. a pyenv shim for a version not selected
-        if isinstance(result, Refusal):
-            if request.admits(result.version_info):
-                refused.append(result)
-            continue
         if not request.admits(result.version_info):
             continue
-        rank = (result.version_info, -ORIGINS.index(candidate.origin))
-        if best is None or rank > (best[0], best[1]):
-            best = (*rank, result)
+        if isinstance(result, Refusal):
+            refused.append(result)
+            continue
+        rank = (result.version_info, -candidate.origin_rank())
+        if best is None or rank > best_rank:
+            best, best_rank = result, rank
     if best is not None:
-        return best[2]
+        return best
     if refused:
-        newest = max(refused, key=lambda r: r.version_info)
-        raise InterpreterError(newest.message())
+        raise InterpreterError(max(refused, key=lambda r: r.version_info).message())
     raise InterpreterError(f"no {request.describe()} found ({places.summary()})")
 
 
@@ -321,10 +331,7 @@ def _at_path(path: Path, places: SearchPlaces) -> Interpreter:
         if inside is None:
             raise InterpreterError(f"{path} is a directory, not an interpreter")
         given = inside
-    found = examine(given, places)
-    if isinstance(found, Refusal):
-        raise InterpreterError(found.message())
-    return found
+    return _accepted(examine(given, places))
 
 
 def _from_uv(uv_dir: Path, host: Host) -> Iterator[Candidate]:
