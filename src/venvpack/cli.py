@@ -62,9 +62,13 @@ def build_options(func: F) -> F:
             "--python",
             "python",
             metavar="PY",
-            help="Interpreter: a path, 3.12, 3.12.4, cpython@3.12, '>=3.11' ... "
-            "Default: the project's .python-version, else the running Python if it satisfies "
-            "requires-python, else the newest that does.",
+            help=(
+                "Interpreter path, version (3, 3.12, 3.12.4), cpython@3.12, "
+                "cpython-3.12.4-linux-x86_64-gnu or specifier ('>=3.11'); the newest match "
+                "on PATH, in pyenv, uv's pythons or /usr/bin wins. Default: the project's "
+                ".python-version, else the running Python if it satisfies requires-python, "
+                "else the newest that does."
+            ),
         ),
         click.option("--name", help="Application name (default: the project's name)."),
         click.option(

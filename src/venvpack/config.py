@@ -91,7 +91,8 @@ class BuildSpec:
     project: Path | None = None
     """A project directory installed (non-editable) with its dependencies."""
     python: str | None = None
-    """Interpreter path or version (``3.12``); None: the base interpreter running venvpack."""
+    """A ``--python`` request (``python_request.parse_request``); None: the interpreter
+    running venvpack."""
     name: str | None = None
     """Application name; None: derived from the project or the first requirement."""
     prefix: str | None = None

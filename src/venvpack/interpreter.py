@@ -3,6 +3,12 @@
 The description comes from running the interpreter once with a small probe, so shims
 (pyenv), venvs and distro layouts all reduce to the same facts: where the real binary,
 the standard library, lib-dynload and libpython live, relative to the base prefix.
+
+Finding one for a request (``python_request``) looks where users keep interpreters: PATH,
+pyenv, uv's managed pythons and ``/usr/bin``. Versions are read from file and directory names
+first, so a request probes only the interpreters that can match. The probe has the last word,
+and interpreters venvpack cannot bundle (PyPy, CPython < 3.9, free-threaded or debug builds)
+are remembered with their reason: "3.8 is refused because ..." helps more than "not found".
 """
 
 from __future__ import annotations
@@ -10,17 +16,33 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
-import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from venvpack.elf import read_elf
 from venvpack.errors import InterpreterError
+from venvpack.python_request import Host, PythonRequest, parse_request, refusal
 
-__all__ = ["Interpreter", "describe", "find_interpreter"]
+__all__ = [
+    "Candidate",
+    "Interpreter",
+    "Refusal",
+    "SearchPlaces",
+    "candidates",
+    "describe",
+    "examine",
+    "find_interpreter",
+    "host_platform",
+    "probe_refusal",
+    "search_places",
+    "source_label",
+]
 
 MIN_VERSION = (3, 9)
 
@@ -29,7 +51,8 @@ MIN_VERSION = (3, 9)
 _PROBE = r"""
 import json, os, platform, sys
 out = {"implementation": platform.python_implementation(),
-       "version_info": list(sys.version_info[:3])}
+       "version_info": list(sys.version_info[:3]),
+       "executable": os.path.realpath(sys.executable)}
 if sys.version_info >= (3, 9):
     import sysconfig
     base_exe = getattr(sys, "_base_executable", None) or sys.executable
@@ -56,9 +79,22 @@ if sys.version_info >= (3, 9):
         "platlibdir": getattr(sys, "platlibdir", "lib"),
         "sysconfigdata": sysconfig._get_sysconfigdata_name(),
         "schemes": list(sysconfig.get_scheme_names()),
+        "free_threaded": bool(cv.get("Py_GIL_DISABLED")),
+        "debug": bool(cv.get("Py_DEBUG")) or hasattr(sys, "gettotalrefcount"),
     })
 sys.stdout.write(json.dumps(out))
 """
+
+# Where a candidate was found; on a version tie the earlier origin wins. uv's managed
+# pythons (python-build-standalone) come first: they are built to be copied (static
+# OpenSSL/sqlite, $ORIGIN RPATH), then pyenv's own builds, then whatever PATH holds, and
+# Debian's last, whose sysconfig patches (dist-packages, posix_local) travel badly.
+ORIGINS = ("uv", "pyenv", "PATH", "system")
+
+# python3, python3.12 (and python2.7, so that "2.7" is refused with its reason).
+_EXE_NAME = re.compile(r"^python(\d)(?:\.(\d+))?$")
+_PYENV_NAME = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(t?)")
+_NO_MICRO = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,8 +130,301 @@ class Interpreter:
         return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A Python that runs but that venvpack will not bundle, and why."""
+
+    executable: Path
+    implementation: str
+    """``CPython``, ``PyPy`` ... as the interpreter names itself."""
+    version_info: tuple[int, int, int]
+    build: str
+    """``free-threaded``, ``debug`` or empty for the default build."""
+    reason: str
+
+    def message(self) -> str:
+        dotted = ".".join(map(str, self.version_info))
+        build = f" ({self.build})" if self.build else ""
+        return (
+            f"{self.implementation} {dotted}{build} at {self.executable} is refused: {self.reason}"
+        )
+
+
+@dataclass(frozen=True)
+class SearchPlaces:
+    """Where discovery looks, read from the environment once (tests set the variables)."""
+
+    path_dirs: tuple[Path, ...]
+    pyenv_root: Path
+    uv_dir: Path
+    """``$UV_PYTHON_INSTALL_DIR``, else ``$XDG_DATA_HOME/uv/python``, else
+    ``~/.local/share/uv/python``: where uv installs managed pythons."""
+    uv_default_dir: Path
+    """uv's directory without ``$UV_PYTHON_INSTALL_DIR``: what it installed there earlier is
+    still uv's, for the ``source`` label."""
+    system_bin: Path = Path("/usr/bin")
+
+    def summary(self) -> str:
+        return (
+            f"looked on PATH, in pyenv at {self.pyenv_root / 'versions'}, "
+            f"in uv's managed pythons at {self.uv_dir}, in {self.system_bin}"
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An executable that may be the requested Python, before it is probed."""
+
+    path: Path
+    hint: tuple[int, ...]
+    """The version its file or directory name promises: ``(3,)``, ``(3, 12)``, ``(3, 12, 1)``."""
+    origin: str
+    """One of ``ORIGINS``."""
+
+    def origin_rank(self) -> int:
+        """0 for the most preferred origin (see ``ORIGINS``)."""
+        return ORIGINS.index(self.origin)
+
+    def ceiling(self) -> tuple[int, int, int]:
+        """The newest version this candidate can turn out to be."""
+        padded = (*self.hint, _NO_MICRO, _NO_MICRO, _NO_MICRO)
+        return (padded[0], padded[1], padded[2])
+
+
+def search_places(environ: Mapping[str, str]) -> SearchPlaces:
+    """The places to look, following the variables pyenv and uv themselves read."""
+    home = Path(environ.get("HOME") or Path.home())
+    data_home = Path(environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    default_uv = data_home / "uv" / "python"
+    # An empty PATH entry means the current directory; an interpreter that happens to sit
+    # in the working directory should not be picked up silently.
+    dirs = tuple(Path(d) for d in environ.get("PATH", "").split(os.pathsep) if d)
+    return SearchPlaces(
+        path_dirs=dirs,
+        pyenv_root=Path(environ.get("PYENV_ROOT") or home / ".pyenv"),
+        uv_dir=Path(environ.get("UV_PYTHON_INSTALL_DIR") or default_uv),
+        uv_default_dir=default_uv,
+    )
+
+
+def host_platform() -> Host:
+    """This machine as uv's installation keys name it (``linux-x86_64-gnu``)."""
+    system = platform.system().lower()
+    os_name = {"darwin": "macos"}.get(system, system)
+    libc = "none"
+    if os_name == "linux":
+        libc = "gnu" if platform.libc_ver()[0] == "glibc" else "musl"
+    return Host(os=os_name, arch=platform.machine().lower(), libc=libc)
+
+
+def examine(path: Path, places: SearchPlaces | None = None) -> Interpreter | Refusal:
+    """Probe ``path``: a supported CPython, or a Python refused with its reason.
+
+    Raises InterpreterError only when ``path`` is not a Python at all.
+    """
+    data = _probe(path)
+    refused = probe_refusal(data, path)
+    if refused is not None:
+        return refused
+    if places is None:
+        places = search_places(os.environ)
+    return _interpreter(data, path, places)
+
+
 def describe(path: Path) -> Interpreter:
     """Run the probe with ``path`` and check it is a supported CPython."""
+    return _accepted(examine(path))
+
+
+def _accepted(found: Interpreter | Refusal) -> Interpreter:
+    if isinstance(found, Refusal):
+        raise InterpreterError(found.message())
+    return found
+
+
+def find_interpreter(
+    request: str | None, *, environ: Mapping[str, str] | None = None
+) -> Interpreter:
+    """Resolve ``--python``: None (the Python running venvpack), a path, or any spelling
+    ``python_request.parse_request`` accepts; the newest matching CPython wins."""
+    if request is None:
+        return describe(Path(sys.executable))
+    places = search_places(os.environ if environ is None else environ)
+    wanted = parse_request(request)
+    host = host_platform()
+    reason = refusal(wanted, host)
+    if reason is not None:
+        raise InterpreterError(reason)
+    if wanted.path is not None:
+        return _at_path(wanted.path, places)
+    return _choose(wanted, candidates(wanted, places, host), places)
+
+
+def candidates(request: PythonRequest, places: SearchPlaces, host: Host) -> list[Candidate]:
+    """Every executable whose name admits ``request``, one per real file, unprobed.
+
+    When two names reach the same binary (uv's ``cpython-3.12-...`` alias of
+    ``cpython-3.12.4-...``, ``/usr/bin/python3`` of ``python3.11``), the one from the
+    preferred origin, then the most precise name, is kept; only then are names filtered, so
+    an alias cannot bring back an interpreter its real name rules out.
+    """
+    found = [
+        *_from_uv(places.uv_dir, host),
+        *_from_pyenv(places.pyenv_root),
+        *_from_path(places.path_dirs),
+        *_from_system(places.system_bin),
+    ]
+    unique: dict[str, Candidate] = {}
+    for candidate in sorted(found, key=_preference):
+        unique.setdefault(os.path.realpath(candidate.path), candidate)
+    return [c for c in unique.values() if request.might_admit(c.hint)]
+
+
+def _preference(candidate: Candidate) -> tuple[int, int, bool, str]:
+    """Which of several names of one binary to keep: origin, precision, its own name."""
+    renamed = candidate.path.name != os.path.basename(os.path.realpath(candidate.path))
+    return (candidate.origin_rank(), -len(candidate.hint), renamed, str(candidate.path))
+
+
+def _choose(request: PythonRequest, found: list[Candidate], places: SearchPlaces) -> Interpreter:
+    """Probe newest-first and stop once nothing left can beat the best match.
+
+    The best is the newest version, then the preferred origin; refusals are kept only to
+    name one when nothing acceptable matches.
+    """
+    best: Interpreter | None = None
+    best_rank = ((0, 0, 0), 0)
+    refused: list[Refusal] = []
+    for candidate in sorted(found, key=lambda c: (_negated(c.ceiling()), c.origin_rank())):
+        if best is not None and best_rank[0] > candidate.ceiling():
+            break
+        try:
+            result = examine(candidate.path, places)
+        except InterpreterError:
+            continue  # not a Python after all, e.g. a pyenv shim for a version not selected
+        if not request.admits(result.version_info):
+            continue
+        if isinstance(result, Refusal):
+            refused.append(result)
+            continue
+        rank = (result.version_info, -candidate.origin_rank())
+        if best is None or rank > best_rank:
+            best, best_rank = result, rank
+    if best is not None:
+        return best
+    if refused:
+        raise InterpreterError(max(refused, key=lambda r: r.version_info).message())
+    raise InterpreterError(f"no {request.describe()} found ({places.summary()})")
+
+
+def _negated(version: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (-version[0], -version[1], -version[2])
+
+
+def _at_path(path: Path, places: SearchPlaces) -> Interpreter:
+    """An explicit path: an interpreter, or a prefix or venv directory holding one."""
+    given = path.expanduser()
+    if not given.exists():
+        raise InterpreterError(f"no interpreter at {path}")
+    if given.is_dir():
+        inside = _first_file(given / "bin", ["python3", "python"])
+        if inside is None:
+            raise InterpreterError(f"{path} is a directory, not an interpreter")
+        given = inside
+    return _accepted(examine(given, places))
+
+
+def _from_uv(uv_dir: Path, host: Host) -> Iterator[Candidate]:
+    """``<uv>/cpython-3.12.4-linux-x86_64-gnu/bin/python3.12`` and its aliases."""
+    for entry in _listing(uv_dir):
+        try:
+            key = parse_request(entry.name)
+        except InterpreterError:
+            continue  # .lock, .cache, .temp ...
+        if key.implementation != "cpython" or key.platform is None or len(key.version) < 2:
+            continue
+        if not host.runs(key.platform):
+            continue
+        exe = _versioned_exe(entry / "bin", key.version, key.free_threaded)
+        if exe is not None:
+            yield Candidate(exe, key.version, "uv")
+
+
+def _from_pyenv(root: Path) -> Iterator[Candidate]:
+    """``<root>/versions/3.12.1/bin/python3.12``; PyPy, conda and virtualenv names skipped."""
+    for entry in _listing(root / "versions"):
+        match = _PYENV_NAME.match(entry.name)
+        if match is None:
+            continue
+        hint = tuple(int(part) for part in match.groups()[:3] if part is not None)
+        exe = _versioned_exe(entry / "bin", hint, bool(match.group(4)))
+        if exe is not None:
+            yield Candidate(exe, hint, "pyenv")
+
+
+def _from_path(dirs: Iterable[Path]) -> Iterator[Candidate]:
+    """``python3`` and ``python3.X`` in every PATH directory (pyenv shims included)."""
+    for directory in dirs:
+        for entry in _listing(directory):
+            hint = _exe_hint(entry)
+            if hint is not None:
+                yield Candidate(entry, hint, "PATH")
+
+
+def _from_system(bindir: Path) -> Iterator[Candidate]:
+    """The distribution's ``/usr/bin/python3.X``."""
+    for entry in _listing(bindir):
+        hint = _exe_hint(entry)
+        if hint is not None and len(hint) == 2:
+            yield Candidate(entry, hint, "system")
+
+
+def _exe_hint(path: Path) -> tuple[int, ...] | None:
+    """The version a ``python3[.X]`` name promises, refined by where its symlinks lead."""
+    own = _EXE_NAME.match(path.name)
+    if own is None or not _is_executable(path):
+        return None
+    hint = _name_hint(own)
+    target = _EXE_NAME.match(os.path.basename(os.path.realpath(path)))
+    if target is None:
+        return hint
+    # /usr/bin/python3 -> python3.11 promises 3.11; a link to another major is not trusted.
+    resolved = _name_hint(target)
+    return resolved if resolved[:1] == hint[:1] and len(resolved) > len(hint) else hint
+
+
+def _name_hint(match: re.Match[str]) -> tuple[int, ...]:
+    return tuple(int(part) for part in match.groups() if part is not None)
+
+
+def _versioned_exe(bindir: Path, version: tuple[int, ...], free_threaded: bool) -> Path | None:
+    short = ".".join(map(str, version[:2]))
+    names = [f"python{short}t", f"python{short}"] if free_threaded else [f"python{short}"]
+    return _first_file(bindir, names)
+
+
+def _first_file(directory: Path, names: list[str]) -> Path | None:
+    for name in names:
+        path = directory / name
+        if _is_executable(path):
+            return path
+    return None
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _listing(directory: Path) -> list[Path]:
+    """The entries of ``directory`` in a stable order, or none if it cannot be read."""
+    try:
+        return sorted(directory.iterdir())
+    except OSError:
+        return []
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    """The probe's facts about ``path``; InterpreterError if it is not a Python."""
     try:
         proc = subprocess.run(
             [str(path), "-E", "-s", "-S", "-c", _PROBE],
@@ -114,14 +443,29 @@ def describe(path: Path) -> Interpreter:
         data = None
     if proc.returncode != 0 or not isinstance(data, dict):
         raise InterpreterError(f"{path} is not a Python interpreter")
-    version_info = tuple(data["version_info"])
-    dotted = ".".join(str(v) for v in version_info)
-    if data["implementation"] != "CPython":
-        raise InterpreterError(
-            f"{path} is {data['implementation']} {dotted}; venvpack bundles CPython only"
-        )
-    if version_info < MIN_VERSION:
-        raise InterpreterError(f"{path} is CPython {dotted}; venvpack needs CPython 3.9 or newer")
+    return data
+
+
+def probe_refusal(data: Mapping[str, Any], path: Path) -> Refusal | None:
+    """Why the probed Python cannot be bundled, or None if it can."""
+    info = data["version_info"]
+    version = (int(info[0]), int(info[1]), int(info[2]))
+    implementation = str(data["implementation"])
+    build = "free-threaded" if data.get("free_threaded") else "debug" if data.get("debug") else ""
+    if implementation != "CPython":
+        reason = "venvpack bundles CPython only"
+    elif version[:2] < MIN_VERSION:
+        reason = "venvpack needs CPython 3.9 or newer"
+    elif build:
+        reason = f"venvpack does not support {build} builds yet"
+    else:
+        return None
+    executable = Path(data.get("executable") or path)
+    return Refusal(executable, implementation, version, build, reason)
+
+
+def _interpreter(data: dict[str, Any], path: Path, places: SearchPlaces) -> Interpreter:
+    version_info = data["version_info"]
     exe = Path(data["executable"])
     libpython = None
     if data["shared"] and data["libdir"] and data["instsoname"]:
@@ -129,12 +473,11 @@ def describe(path: Path) -> Interpreter:
         # Debian ships libpython3.X.so but its /usr/bin/python3.X does not use it.
         if candidate.exists() and candidate.name in read_elf(exe).needed:
             libpython = candidate
-    base = Path(data["base_prefix"])
     return Interpreter(
         executable=exe,
         version=data["version"],
         version_info=(version_info[0], version_info[1], version_info[2]),
-        base_prefix=base,
+        base_prefix=Path(data["base_prefix"]),
         stdlib=Path(data["stdlib"]),
         lib_dynload=Path(data["lib_dynload"]) if data["lib_dynload"] else None,
         machine=data["machine"],
@@ -143,79 +486,23 @@ def describe(path: Path) -> Interpreter:
         include=Path(data["include"]) if data["include"] else None,
         sysconfigdata=data["sysconfigdata"],
         platlibdir=data["platlibdir"],
-        source=_source_label(exe, base, data["schemes"]),
+        source=source_label(path, exe, data["schemes"], places),
     )
 
 
-def _source_label(exe: Path, base: Path, schemes: list[str]) -> str:
-    pyenv_versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    if pyenv_versions in exe.parents or "/.pyenv/versions/" in str(exe):
+def source_label(given: Path, exe: Path, schemes: list[str], places: SearchPlaces) -> str:
+    """``uv``, ``pyenv``, ``debian`` or ``other``, for the manifest.
+
+    uv is decided by where the interpreter was *found* as well as where it resolves to:
+    an alias directory, or a managed python that symlinks elsewhere, is still uv's.
+    """
+    uv_dirs = {places.uv_dir, places.uv_default_dir}
+    uv_dirs |= {Path(os.path.realpath(d)) for d in uv_dirs}
+    for path in (Path(os.path.abspath(given.expanduser())), exe):
+        if any(d in path.parents for d in uv_dirs):
+            return "uv"
+    if places.pyenv_root / "versions" in exe.parents or "/.pyenv/versions/" in str(exe):
         return "pyenv"
-    if "/uv/python/" in str(exe):
-        return "uv"
     if "posix_local" in schemes or "deb_system" in schemes:
         return "debian"
     return "other"
-
-
-_VERSION_RE = re.compile(r"^(?:python)?(3)\.(\d+)(?:\.(\d+))?$")
-
-
-def find_interpreter(request: str | None) -> Interpreter:
-    """Resolve ``--python``: None, a path, or a version such as ``3.12`` / ``3.12.1``."""
-    if request is None:
-        return describe(Path(sys.executable))
-    match = _VERSION_RE.match(request)
-    if match is None or "/" in request:
-        path = Path(request).expanduser()
-        if not path.exists():
-            raise InterpreterError(f"no interpreter at {request}")
-        if path.is_dir():
-            raise InterpreterError(f"{request} is a directory, not an interpreter")
-        return describe(path)
-    major, minor, micro = match.group(1), match.group(2), match.group(3)
-    for candidate in _candidates(f"{major}.{minor}", micro):
-        try:
-            found = describe(candidate)
-        except InterpreterError:
-            continue
-        if micro is None or found.version_info[2] == int(micro):
-            return found
-    raise InterpreterError(
-        f"no CPython {request} found on PATH, in pyenv, in uv's managed pythons or in /usr/bin"
-    )
-
-
-def _candidates(short: str, micro: str | None) -> list[Path]:
-    """Places to look for CPython ``short`` (3.12), most specific first."""
-    out: list[Path] = []
-    on_path = shutil.which(f"python{short}")
-    if on_path:
-        out.append(Path(on_path))
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    out += _versioned_dirs(pyenv_root / "versions", short, micro, f"bin/python{short}")
-    uv_dir = os.environ.get("UV_PYTHON_INSTALL_DIR") or str(
-        Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "uv/python"
-    )
-    out += _versioned_dirs(Path(uv_dir), short, micro, f"bin/python{short}", prefix="cpython-")
-    out.append(Path(f"/usr/bin/python{short}"))
-    return [p for p in out if p.exists()]
-
-
-def _versioned_dirs(
-    parent: Path, short: str, micro: str | None, exe: str, prefix: str = ""
-) -> list[Path]:
-    """``parent/<prefix>3.12.N*/exe`` for every N, newest first (or exactly N)."""
-    if not parent.is_dir():
-        return []
-    pattern = re.compile(
-        re.escape(prefix + short + ".")
-        + (re.escape(micro) if micro else r"(\d+)")
-        + r"(?:[-+].*)?$"
-    )
-    found: list[tuple[int, Path]] = []
-    for child in parent.iterdir():
-        m = pattern.match(child.name)
-        if m and (child / exe).exists():
-            found.append((int(micro) if micro else int(m.group(1)), child / exe))
-    return [p for _, p in sorted(found, reverse=True)]

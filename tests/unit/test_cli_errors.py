@@ -35,6 +35,8 @@ def assert_one_line(err: str) -> None:
         ("/nonexistent/python3", "no interpreter at /nonexistent/python3"),
         ("/bin/ls", "is not a Python interpreter"),
         ("3.1", "no CPython 3.1 found"),
+        ("cpython@three", "cannot read Python request 'cpython@three': expected a path"),
+        ("pypy@3.10", "'pypy@3.10' asks for PyPy; venvpack bundles CPython only"),
     ],
 )
 def test_bad_interpreter(
@@ -55,7 +57,7 @@ def test_python2_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         pytest.skip("no Python 2 on this machine")
     code, err = run_cli(["build", "x", "--python", str(py2), "-o", str(tmp_path / "o")], capsys)
     assert code == 3
-    assert "CPython 2.7.18; venvpack needs CPython 3.9 or newer" in err
+    assert f"CPython 2.7.18 at {py2} is refused: venvpack needs CPython 3.9 or newer" in err
 
 
 def test_existing_output_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
