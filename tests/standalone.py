@@ -42,6 +42,7 @@ from pathlib import Path
 import sandbox
 
 __all__ = [
+    "BUILD_DIR",
     "BUILD_PREFIX",
     "UPSTREAM_VERSION",
     "StandalonePython",
@@ -56,6 +57,9 @@ UPSTREAM_VERSION = "3.11.2"
 """Pinned so the cache key says what is inside; the build fails if the mirror has another one."""
 BUILD_PREFIX = "/install"
 """PBS's build prefix: named by sysconfigdata and the config Makefile, absent everywhere else."""
+
+BUILD_DIR = f"/build/Python-{UPSTREAM_VERSION}"
+"""Where it was compiled: named by sysconfigdata (``abs_builddir``) and C assert messages."""
 
 _FORMAT = 1  # bump when the build below changes, so an old cached interpreter is not reused
 _BUILD_TIMEOUT = 3600.0
@@ -93,7 +97,7 @@ _BUILD_SCRIPT = r"""
 set -eu
 cd /build
 tar -xf {orig}
-cd Python-{version}
+cd {build_dir}
 ./configure --prefix={prefix} --with-ensurepip=no --with-system-expat \
     --with-system-libmpdec \
     'LINKFORSHARED=-Xlinker -export-dynamic -Wl,--disable-new-dtags -Wl,-rpath,\$$ORIGIN/../lib' \
@@ -207,7 +211,7 @@ def _compile(root: Path) -> Path:
         top = tar.next()
     if top is None or not top.name.startswith(f"Python-{UPSTREAM_VERSION}"):
         raise RuntimeError(f"{origs[0].name} does not hold Python-{UPSTREAM_VERSION}")
-    script = _BUILD_SCRIPT.format(orig=origs[0].name, version=UPSTREAM_VERSION, prefix=BUILD_PREFIX)
+    script = _BUILD_SCRIPT.format(orig=origs[0].name, build_dir=BUILD_DIR, prefix=BUILD_PREFIX)
     (root / "build" / "build.sh").write_text(script)
     _in_root(root, ["sh", "/build/build.sh"])
     return root / "out" / BUILD_PREFIX.lstrip("/")

@@ -23,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
 import sandbox
-from standalone import BUILD_PREFIX, StandalonePython
+from standalone import BUILD_DIR, BUILD_PREFIX, StandalonePython
 from venvpack.audit import find_leaks
 from venvpack.elf import glibc_floor, is_elf, read_elf
 from venvpack.graft import find_elf_files, plan_grafts, system_library_dirs
@@ -267,6 +267,7 @@ def test_no_build_prefix_or_cache_path_in_text_files(
 ) -> None:
     needles = [
         BUILD_PREFIX,
+        BUILD_DIR,
         str(standalone_python.install_dir),
         str(standalone_python.install_dir.resolve()),
         str(sandbox.default_cache()),
@@ -274,10 +275,10 @@ def test_no_build_prefix_or_cache_path_in_text_files(
     leaks = find_leaks(packed.path, needles)
     # Justified: the static binary embeds its configure-time PREFIX as getpath's last-resort
     # default, used only when no landmark is found (the bundled stdlib always is); and C
-    # assert() messages may name the source directory. ELF files only: text must not name it.
+    # assert() messages name the compile directory. ELF files only: text must not name them.
     text_leaks = [(rel, n) for rel, n in leaks if not is_elf(packed.path / rel)]
     assert [leak for leak in text_leaks if leak[0] != MANIFEST] == []
-    assert {n for rel, n in leaks if rel != MANIFEST} <= {BUILD_PREFIX}
+    assert {n for rel, n in leaks if rel != MANIFEST} <= {BUILD_PREFIX, BUILD_DIR}
     assert _manifest_without_provenance(packed.path, needles) == []
     assert not (packed.path / "python" / "lib" / "python3.11" / "EXTERNALLY-MANAGED").exists()
 
