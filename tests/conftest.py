@@ -61,7 +61,7 @@ def bullseye_glibc_root(sandbox_cache: Path) -> Path:
 def standalone_python(sandbox_cache: Path) -> standalone.StandalonePython:
     """A python-build-standalone look-alike in uv's layout (``standalone.py``): its
     ``install_dir`` is what ``UV_PYTHON_INSTALL_DIR`` would name, ``executable`` the binary.
-    Built from source in a bullseye root the first time (about 5 minutes), cached after."""
+    Built from source in a bullseye root the first time (6 to 10 minutes), cached after."""
     problem = standalone.standalone_problem()
     if problem:
         sandbox.unavailable(f"standalone python fixture: {problem}")

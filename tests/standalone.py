@@ -21,11 +21,12 @@ the traits that matter to venvpack, from Debian's copy of the upstream CPython s
   ``cpython-3.11-linux-x86_64-gnu`` pointing at it, so a uv-style discovery test
   (``UV_PYTHON_INSTALL_DIR``) can use :attr:`StandalonePython.install_dir` as is.
 
-Cost, measured on the 2-core test machine while another test suite ran on it: 302 s cold
-(a fresh copy of the bullseye root, ``apt-get`` of the build dependencies, configure, ``make
--j2`` without PGO/LTO, ``make install`` with its byte-compilation), plus 55 s for the bullseye
-debootstrap when that is not cached yet; 364 MB on disk. Afterwards it costs nothing: the result
-is cached under :func:`sandbox.default_cache`, keyed by the upstream version and :data:`_FORMAT`,
+Cost, measured on the 2-core test machine, which other test suites shared: cold, 302 s (a
+fresh copy of the bullseye root, ``apt-get`` of the build dependencies, configure, ``make -j2``
+without PGO/LTO, ``make install`` with its byte-compilation) plus 55 s for the bullseye
+debootstrap when that is not cached yet; 572 s for both together with a load average of 8.
+So 6 to 10 minutes in CI, once; 364 MB on disk. Afterwards it costs nothing: the result is
+cached under :func:`sandbox.default_cache`, keyed by the upstream version and :data:`_FORMAT`,
 built atomically under a lock like every cached root. Needs root, ``bwrap``, ``debootstrap``
 and the Debian mirror.
 """
