@@ -28,7 +28,7 @@ test: lint
 	$(BIN)/pytest
 
 test-fast: $(BIN)/venvpack
-	$(BIN)/pytest -m "not integration and not packaging and not roots"
+	$(BIN)/pytest -m "not integration and not packaging and not roots and not standalone"
 
 clean:
 	rm -rf $(VENV) $(DEMO)

@@ -16,6 +16,7 @@ import pytest
 
 import builds
 import sandbox
+import standalone
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,27 @@ def _debootstrap(suite: str, cache: Path) -> Path:
 def bullseye_root(sandbox_cache: Path) -> Path:
     """Shared minbase Debian 11 root. Never write to it: take ``fresh_root(bullseye_root)``."""
     return _debootstrap("bullseye", sandbox_cache)
+
+
+@pytest.fixture(scope="session")
+def bullseye_glibc_root(sandbox_cache: Path) -> Path:
+    """Like ``glibc_root_dir``, but bullseye's libc6 (glibc 2.31), dash and coreutils: where an
+    artifact whose manifest claims a glibc floor of 2.31 or lower must run."""
+    problem = sandbox.debootstrap_problem()
+    if problem:
+        sandbox.unavailable(f"bullseye glibc root: {problem}")
+    return sandbox.old_glibc_root("bullseye", sandbox_cache)
+
+
+@pytest.fixture(scope="session")
+def standalone_python(sandbox_cache: Path) -> standalone.StandalonePython:
+    """A python-build-standalone look-alike in uv's layout (``standalone.py``): its
+    ``install_dir`` is what ``UV_PYTHON_INSTALL_DIR`` would name, ``executable`` the binary.
+    Built from source in a bullseye root the first time (6 to 10 minutes), cached after."""
+    problem = standalone.standalone_problem()
+    if problem:
+        sandbox.unavailable(f"standalone python fixture: {problem}")
+    return standalone.standalone_python(sandbox_cache)
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,10 @@ __all__ = [
     "HOST_ENV",
     "REQUIRED_COREUTILS",
     "ROOT_ENV",
+    "Builder",
     "SandboxUnavailable",
+    "build_once",
+    "cache_key",
     "debootstrap_problem",
     "debootstrap_root",
     "default_cache",
@@ -55,6 +58,8 @@ __all__ = [
     "glibc_root",
     "hidden_run",
     "missing_tools",
+    "old_glibc_root",
+    "package_files",
     "python_hide_list",
     "python_traces",
     "run_in_chroot",
@@ -110,7 +115,7 @@ On Debian 12 ``ls``, ``mkdir``, ``cp``, ``mv``, ``id``, ``stat``, ``install``, `
 ``mknod`` link ``libselinux`` (and ``cp``/``mv``/``install`` ``libacl``/``libattr``), ``expr``
 and ``factor`` link ``libgmp``: they are left out rather than dragging those libraries in."""
 
-_GLIBC_ROOT_FORMAT = 1  # bump when _populate_glibc_root changes, so old caches are not reused
+_GLIBC_ROOT_FORMAT = 1  # bump when _glibc_root_builder changes, so old caches are not reused
 _DEBOOTSTRAP_FORMAT = 1
 _ROOT = PurePosixPath("/")
 _MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -429,7 +434,11 @@ def _locked(lock: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build_once(cache: Path, name: str, build: Callable[[Path], None]) -> Path:
+Builder = Callable[[Path], None]
+"""Fills a new directory (given empty) with what :func:`build_once` caches."""
+
+
+def build_once(cache: Path, name: str, build: Builder) -> Path:
     """``cache/name``, built by ``build(tmpdir)`` once: in a temporary directory next to it,
     renamed into place only when complete, under ``cache/name.lock`` so that concurrent pytest
     workers wait for one build instead of racing (the directory existing means it is whole)."""
@@ -453,13 +462,14 @@ def _build_once(cache: Path, name: str, build: Callable[[Path], None]) -> Path:
 
 
 def _is_cached_root(root: Path) -> bool:
-    """True for a directory made by :func:`_build_once` (it has a ``.lock`` sibling): writing
+    """True for a directory made by :func:`build_once` (it has a ``.lock`` sibling): writing
     into it would corrupt every later test, so writable runs refuse it."""
     resolved = Path(os.path.realpath(root))
     return (resolved.parent / f"{resolved.name}.lock").exists()
 
 
-def _cache_key(*parts: str) -> str:
+def cache_key(*parts: str) -> str:
+    """A short digest of ``parts`` (versions, architecture, a format number) for cache names."""
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
@@ -469,9 +479,16 @@ def _arch() -> str:
     ).stdout.strip()
 
 
-def _dpkg_files(package: str) -> list[Path]:
+def package_files(root: Path, package: str) -> list[Path]:
+    """The paths dpkg lists for ``package`` installed in ``root`` (``/`` for the host), as seen
+    from inside ``root``. Read with ``dpkg-query --admindir``, so another Debian release's root
+    (a debootstrap copy) is read without running anything inside it."""
+    admindir = root / "var" / "lib" / "dpkg"
     out = subprocess.run(
-        ["dpkg-query", "-L", package], capture_output=True, text=True, check=True
+        ["dpkg-query", f"--admindir={admindir}", "-L", package],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     # Skip "/." and the "diverted by"/"package diverts" lines dpkg adds for diversions.
     return [Path(line) for line in out.splitlines() if line.startswith("/") and line != "/."]
@@ -489,12 +506,14 @@ def elf_needed(path: StrPath) -> list[str]:
         return [str(getattr(tag, "needed")) for tag in dynamic.iter_tags("DT_NEEDED")]  # noqa: B009 (set by setattr)
 
 
-def _copy_into(root: Path, source: Path) -> None:
-    """Copy one host file, symlink or directory to the same path under ``root``.
+def _copy_into(root: Path, path: Path, base: Path) -> None:
+    """Copy one file, symlink or directory at ``path`` in the root ``base`` to the same path
+    under ``root``.
 
     Writing through ``root``'s own relative merged-usr links (``lib -> usr/lib``) puts files
-    where they are on the host; symlinks are copied as symlinks, never followed."""
-    dest = root / str(source).lstrip("/")
+    where they are in ``base``; symlinks are copied as symlinks, never followed."""
+    dest = root / str(path).lstrip("/")
+    source = base / str(path).lstrip("/")
     if source.is_symlink():
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not os.path.lexists(dest):
@@ -507,45 +526,77 @@ def _copy_into(root: Path, source: Path) -> None:
     # else: listed by dpkg but absent (dpkg path-exclude, e.g. docs): nothing to copy
 
 
-def _populate_glibc_root(root: Path) -> None:
-    """Fill ``root`` with libc6's files, dash as /bin/sh and the libc-only coreutils."""
-    for name in _MERGED_USR_LINKS:
-        host = Path("/") / name
-        if host.is_symlink() and not os.readlink(host).startswith("/"):
-            target = os.readlink(host)
-            (root / target).mkdir(parents=True, exist_ok=True)
-            os.symlink(target, root / name)
+def _glibc_root_builder(base: Path) -> Builder:
+    """Fills a root with ``base``'s libc6 files, dash as /bin/sh and the libc-only coreutils
+    (``base`` is ``/`` for the host, or a debootstrap root for an older glibc)."""
 
-    libc_files = _dpkg_files("libc6")
-    for path in libc_files:
-        _copy_into(root, path)
-    libc_names = {path.name for path in libc_files}
+    def populate(root: Path) -> None:
+        for name in _MERGED_USR_LINKS:
+            link = base / name
+            if link.is_symlink() and not os.readlink(link).startswith("/"):
+                target = os.readlink(link)
+                (root / target).mkdir(parents=True, exist_ok=True)
+                os.symlink(target, root / name)
 
-    def libc_only(binary: Path) -> bool:
-        return set(elf_needed(binary)) <= libc_names
+        libc_files = package_files(base, "libc6")
+        for path in libc_files:
+            _copy_into(root, path, base)
+        libc_names = {path.name for path in libc_files}
 
-    dash = next(p for p in _dpkg_files("dash") if p.name == "dash" and p.parent.name == "bin")
-    if not libc_only(dash):
-        raise RuntimeError(f"{dash} needs more than libc6: {elf_needed(dash)}")
-    _copy_into(root, dash)
-    os.symlink("dash", root / "bin" / "sh")
+        def libc_only(binary: Path) -> bool:
+            return set(elf_needed(_on(base, PurePosixPath(binary)))) <= libc_names
 
-    included = set()
-    for path in _dpkg_files("coreutils"):
-        is_binary = path.parent.name == "bin" and path.is_file() and not path.is_symlink()
-        if is_binary and libc_only(path):
-            _copy_into(root, path)
-            included.add(path.name)
-    lacking = [name for name in REQUIRED_COREUTILS if name not in included]
-    if lacking:
-        raise RuntimeError(f"coreutils needing more than libc6 on this host: {lacking}")
+        dash = next(
+            p for p in package_files(base, "dash") if p.name == "dash" and p.parent.name == "bin"
+        )
+        if not libc_only(dash):
+            needed = elf_needed(_on(base, PurePosixPath(dash)))
+            raise RuntimeError(f"{dash} needs more than libc6: {needed}")
+        _copy_into(root, dash, base)
+        os.symlink("dash", root / "bin" / "sh")
 
-    for name, mode in (("tmp", 0o1777), ("dev", 0o755), ("proc", 0o555), ("root", 0o700)):
-        (root / name).mkdir(exist_ok=True)
-        (root / name).chmod(mode)
-    (root / "etc").mkdir(exist_ok=True)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\n")
+        included = set()
+        for path in package_files(base, "coreutils"):
+            inside = _on(base, PurePosixPath(path))
+            is_binary = path.parent.name == "bin" and inside.is_file() and not inside.is_symlink()
+            if is_binary and libc_only(path):
+                _copy_into(root, path, base)
+                included.add(path.name)
+        lacking = [name for name in REQUIRED_COREUTILS if name not in included]
+        if lacking:
+            raise RuntimeError(f"coreutils needing more than libc6 in {base}: {lacking}")
+
+        for name, mode in (("tmp", 0o1777), ("dev", 0o755), ("proc", 0o555), ("root", 0o700)):
+            (root / name).mkdir(exist_ok=True)
+            (root / name).chmod(mode)
+        (root / "etc").mkdir(exist_ok=True)
+        (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+        (root / "etc" / "group").write_text("root:x:0:\n")
+
+    return populate
+
+
+def _glibc_root_from(base: Path, label: str, cache: Path | None) -> Path:
+    cache = cache if cache is not None else default_cache()
+    admindir = base / "var" / "lib" / "dpkg"
+    versions = subprocess.run(
+        [
+            "dpkg-query",
+            f"--admindir={admindir}",
+            "-W",
+            "-f",
+            "${Package}=${Version}\n",
+            "libc6",
+            "dash",
+            "coreutils",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    arch = _arch()
+    key = cache_key(versions, arch, str(_GLIBC_ROOT_FORMAT))
+    return build_once(cache, f"glibc-root-{label}{arch}-{key}", _glibc_root_builder(base))
 
 
 def glibc_root(cache: Path | None = None) -> Path:
@@ -559,16 +610,19 @@ def glibc_root(cache: Path | None = None) -> Path:
     ``cache`` (default :func:`default_cache`), keyed by the libc6/dash/coreutils versions.
     Shared between tests: use it through :func:`run_in_root`, which binds it read-only.
     """
-    cache = cache if cache is not None else default_cache()
-    versions = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Package}=${Version}\n", "libc6", "dash", "coreutils"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    arch = _arch()
-    key = _cache_key(versions, arch, str(_GLIBC_ROOT_FORMAT))
-    return _build_once(cache, f"glibc-root-{arch}-{key}", _populate_glibc_root)
+    return _glibc_root_from(Path("/"), "", cache)
+
+
+def old_glibc_root(suite: str, cache: Path | None = None) -> Path:
+    """:func:`glibc_root`, but with the libc6, dash and coreutils of the ``debootstrap`` root of
+    ``suite`` (``bullseye``: glibc 2.31) instead of the host's.
+
+    What an artifact that claims an old glibc floor is run in: it must carry everything but
+    glibc, and everything it carries must also be content with that older glibc. Built in about
+    a second from the cached :func:`debootstrap_root` (which needs root and the mirror once).
+    """
+    base = debootstrap_root(suite, cache)
+    return _glibc_root_from(base, f"{suite}-", cache)
 
 
 def python_traces(root: Path) -> list[Path]:
@@ -633,7 +687,7 @@ def debootstrap_root(suite: str, cache: Path | None = None) -> Path:
     cache = cache if cache is not None else default_cache()
     name = f"debootstrap-{suite}-{_arch()}-v{_DEBOOTSTRAP_FORMAT}"
     mirror = os.environ.get("VENVPACK_DEBIAN_MIRROR")
-    return _build_once(cache, name, _populate_debootstrap(suite, mirror))
+    return build_once(cache, name, _populate_debootstrap(suite, mirror))
 
 
 def fresh_copy(root: Path, dest: Path) -> Path:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from venvpack.elf import glibc_floor, read_elf
 from venvpack.errors import BuildError, ElfError
 from venvpack.graft import find_elf_files, plan_grafts
+from venvpack.pathtext import contains_path
 
 __all__ = ["AuditReport", "audit_tree", "find_leaks"]
 
@@ -48,11 +50,13 @@ def audit_tree(root: Path, allow: frozenset[str], needles: Sequence[str]) -> Aud
 
 
 def find_leaks(root: Path, needles: Sequence[str]) -> list[tuple[str, str]]:
-    """Every (file, needle) where a file's bytes or a symlink's target contain a needle."""
+    """Every (file, needle) where a file's bytes or a symlink's target name a needle path.
+
+    Matched as a path (:mod:`venvpack.pathtext`): a short needle such as ``/install`` is
+    not found in ``/usr/bin/install``."""
     encoded = [(n, os.fsencode(n)) for n in needles if n]
     if not encoded:
         return []
-    overlap = max(len(b) for _, b in encoded)
     found: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -63,27 +67,21 @@ def find_leaks(root: Path, needles: Sequence[str]) -> list[tuple[str, str]]:
             rel = os.path.relpath(path, root)
             if os.path.islink(path):
                 target = os.fsencode(os.readlink(path))
-                found += [(rel, n) for n, b in encoded if b in target]
+                found += [(rel, n) for n, b in encoded if contains_path(target, b)]
                 continue
-            hits = _scan_file(path, encoded, overlap)
+            hits = _scan_file(path, encoded)
             found += [(rel, n) for n in hits]
     return found
 
 
-def _scan_file(path: str, encoded: list[tuple[str, bytes]], overlap: int) -> list[str]:
-    hits: list[str] = []
-    tail = b""
+def _scan_file(path: str, encoded: list[tuple[str, bytes]]) -> list[str]:
+    # Mapped, not read: the context a match needs can reach back past any block boundary,
+    # and the page cache serves libpython's megabytes as cheaply either way.
     try:
         with open(path, "rb") as fh:
-            while True:
-                block = fh.read(1 << 20)
-                if not block:
-                    break
-                window = tail + block
-                for text, needle in encoded:
-                    if text not in hits and needle in window:
-                        hits.append(text)
-                tail = window[-overlap:]
-    except OSError:
-        return hits
-    return hits
+            if os.fstat(fh.fileno()).st_size == 0:
+                return []
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return [text for text, needle in encoded if contains_path(data, needle)]
+    except (OSError, ValueError):
+        return []

@@ -77,7 +77,13 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
         prefix = spec.install_prefix(name)
 
         with stage("graft"):
-            plan = plan_grafts(root, root / "python" / "lib", allow)
+            plan = plan_grafts(
+                root,
+                root / "python" / "lib",
+                allow,
+                executable=runtime.executable,
+                origins=dict(runtime.origins),
+            )
             apply_plan(plan, patchelf)
 
         with stage("relocate"):

@@ -51,6 +51,10 @@ class ElfInfo:
     has_sysv_hash: bool
     """Has a SysV ``.hash`` section (rpmlint wants one in shared libraries)."""
     is_dynamic: bool
+    is_program: bool
+    """Has a program interpreter (PT_INTERP): started as a process of its own, not loaded into
+    another program. The search path of that process's executable (its DT_RPATH) also applies
+    to every library loaded into it that has no DT_RUNPATH."""
 
     @property
     def search_path(self) -> tuple[str, ...]:
@@ -152,6 +156,7 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
         has_debug=has_debug,
         has_sysv_hash=has_sysv_hash,
         is_dynamic=dynamic is not None,
+        is_program=any(segment["p_type"] == "PT_INTERP" for segment in elf.iter_segments()),
     )
 
 

@@ -2,11 +2,19 @@
 
 ``plan`` resolves every NEEDED entry of every ELF file in the tree the way the dynamic
 loader would: inside the tree first (the file's own ``$ORIGIN`` paths, then the runtime's
-``lib/``), else on the build host (the file's absolute RPATH/RUNPATH, ``ld.so.conf``, the
-default directories). Libraries on the system allowlist are left to the target. Everything
-else is copied into ``python/lib`` once, and every file gets a RUNPATH made only of
-``$ORIGIN``-relative directories inside the tree. The plan is data, so it is unit-tested
-without touching a file; ``apply`` is the only place that changes ELF files.
+``lib/``), else on the build host, in the loader's order: the file's DT_RPATH and, when it has
+no DT_RUNPATH, the interpreter executable's DT_RPATH (glibc applies the main program's DT_RPATH
+to every object loaded into the process, dlopened extension modules included); or else its
+DT_RUNPATH; then ``ld.so.conf`` and the default directories. ``$ORIGIN`` of a file copied from
+the source interpreter means the directory it was copied *from*: python-build-standalone's
+``bin/python3.X`` has ``RPATH=$ORIGIN/../lib`` and its extension modules find their libssl,
+libffi or libsqlite3 only through it, so this is what keeps a newer host library from being
+grafted in their place (and the environment's glibc floor at the interpreter's own).
+
+Libraries on the system allowlist are left to the target. Everything else is copied into
+``python/lib`` once, and every file gets a RUNPATH made only of ``$ORIGIN``-relative
+directories inside the tree. The plan is data, so it is unit-tested without touching a file;
+``apply`` is the only place that changes ELF files.
 """
 
 from __future__ import annotations
@@ -125,17 +133,32 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def _has_origin(entry: str) -> bool:
+    return "$ORIGIN" in entry or "${ORIGIN}" in entry
+
+
 class _Planner:
     def __init__(
-        self, root: Path, lib_dir: Path, allow: frozenset[str], host_dirs: tuple[Path, ...]
+        self,
+        root: Path,
+        lib_dir: Path,
+        allow: frozenset[str],
+        host_dirs: tuple[Path, ...],
+        executable: Path | None,
+        origins: Mapping[Path, Path],
     ) -> None:
         self.root = root
         self.lib_dir = lib_dir
         self.allow = allow
         self.host_dirs = host_dirs
+        self.executable = executable
+        # Deepest first, so a file maps through the most specific copied directory.
+        self.origins = sorted(origins.items(), key=lambda item: -len(item[0].parts))
         self.infos: dict[Path, ElfInfo] = {}
         self.by_name: dict[str, list[Path]] = defaultdict(list)
         self.grafts: dict[str, Graft] = {}
+        self.grafted_from: dict[Path, Path] = {}
+        """Planned graft destination -> the directory its source is in (its host $ORIGIN)."""
 
     def add(self, path: Path, info: ElfInfo) -> None:
         self.infos[path] = info
@@ -146,10 +169,40 @@ class _Planner:
     def _compatible(self, user: ElfInfo, candidate: ElfInfo) -> bool:
         return candidate.elfclass == user.elfclass and candidate.machine == user.machine
 
+    def search(self, path: Path, info: ElfInfo) -> list[tuple[str, Path]]:
+        """``(entry, owner)`` pairs the loader searches for ``path``'s NEEDED entries, in its
+        order, before the system directories; ``$ORIGIN`` in ``entry`` is ``owner``'s directory.
+
+        A file with a DT_RUNPATH gets only that. Otherwise its own DT_RPATH, then the
+        interpreter executable's DT_RPATH, unless ``path`` is a program of its own or the
+        executable has a DT_RUNPATH (which disables its DT_RPATH). (glibc also searches the
+        DT_RPATH of each object in the chain that loaded ``path``; the executable ends every
+        chain in the interpreter's process, and the intermediate links are left out.)
+        """
+        if info.runpath:
+            return [(entry, path) for entry in info.runpath]
+        found = [(entry, path) for entry in info.rpath]
+        exe = self.executable
+        if exe is not None and exe != path and exe in self.infos and not info.is_program:
+            exe_info = self.infos[exe]
+            if not exe_info.runpath:
+                found += [(entry, exe) for entry in exe_info.rpath]
+        return found
+
+    def host_origin(self, path: Path) -> Path | None:
+        """``$ORIGIN`` of ``path`` on the build host: the directory it was copied from (or is
+        planned to be grafted from); None for files that exist only in the tree."""
+        if path in self.grafted_from:
+            return self.grafted_from[path]
+        for tree, host in self.origins:
+            if _inside(path.parent, tree):
+                return host / path.parent.relative_to(tree)
+        return None
+
     def in_tree(self, path: Path, info: ElfInfo, name: str) -> Path | None:
         """Where the loader finds ``name`` for ``path`` inside the tree, if it does."""
-        for entry in info.search_path:
-            directory = _expand(entry, path.parent)
+        for entry, owner in self.search(path, info):
+            directory = _expand(entry, owner.parent)
             if _inside(directory, self.root):
                 hit = self._tree_file(directory / name)
                 if hit is not None and self._compatible(info, self.infos[hit]):
@@ -169,8 +222,9 @@ class _Planner:
     def on_host(self, path: Path, info: ElfInfo, name: str) -> tuple[Path, ElfInfo]:
         """Where the build host's loader finds ``name`` for ``path``; error if nowhere."""
         dirs: list[Path] = []
-        for entry in info.search_path:
-            directory = _expand(entry, path.parent)
+        for entry, owner in self.search(path, info):
+            origin = self.host_origin(owner) if _has_origin(entry) else None
+            directory = _expand(entry, origin if origin is not None else owner.parent)
             if not _inside(directory, self.root):
                 dirs.append(directory)
         for directory in [*dirs, *self.host_dirs]:
@@ -197,6 +251,7 @@ class _Planner:
                     source, found = self.on_host(path, info, name)
                     hit = self.lib_dir / name
                     self.grafts[name] = Graft(soname=name, source=source, dest=hit)
+                    self.grafted_from[hit] = source.parent
                     self.add(hit, found)
                     queue.append(hit)
                 if hit.parent not in dirs:
@@ -252,10 +307,24 @@ def plan_grafts(
     *,
     files: Iterable[Path] | None = None,
     host_dirs: tuple[Path, ...] | None = None,
+    executable: Path | None = None,
+    origins: Mapping[Path, Path] | None = None,
 ) -> GraftPlan:
-    """Plan grafts and RUNPATH updates for every ELF file under ``root``."""
+    """Plan grafts and RUNPATH updates for every ELF file under ``root``.
+
+    ``executable`` is the interpreter binary in the tree: its DT_RPATH serves every library
+    loaded into its process. ``origins`` maps directories of the tree to the build-host
+    directories their files were copied from, so that ``$ORIGIN`` resolves on the host where
+    the loader would have resolved it (a missing library is then taken from the source
+    interpreter's own tree, never from the host's system directories).
+    """
     planner = _Planner(
-        root, lib_dir, allow, host_dirs if host_dirs is not None else system_library_dirs()
+        root,
+        lib_dir,
+        allow,
+        host_dirs if host_dirs is not None else system_library_dirs(),
+        executable,
+        origins or {},
     )
     for path in files if files is not None else find_elf_files(root):
         info = read_elf(path)

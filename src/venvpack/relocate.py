@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from venvpack.elf import is_elf
 from venvpack.errors import BuildError
+from venvpack.pathtext import replace_path
 from venvpack.proc import clean_python_env, run
 from venvpack.runtime import Runtime
 from venvpack.templates import render
@@ -194,6 +195,9 @@ def _rewrite_record(dist_info: Path, root: Path, changed: set[Path], removed: se
 def source_paths(runtime: Runtime) -> list[tuple[str, str]]:
     """(source path, path relative to the runtime root) pairs to replace, longest first."""
     pairs: list[tuple[str, str]] = []
+    if runtime.build_prefix is not None and runtime.build_prefix not in _SYSTEM_PREFIXES:
+        # python-build-standalone's /install: its files name it, and it is the runtime too.
+        pairs.append((str(runtime.build_prefix), ""))
     if runtime.source_prefix not in _SYSTEM_PREFIXES:
         pairs.append((str(runtime.source_prefix), ""))
     else:
@@ -208,8 +212,9 @@ def source_paths(runtime: Runtime) -> list[tuple[str, str]]:
 
 
 def _substitute(text: str, pairs: list[tuple[str, str]], new_root: str) -> str:
+    # As paths, not substrings: "/install" must not touch "/usr/bin/install".
     for old, rel in pairs:
-        text = text.replace(old, new_root + ("/" + rel if rel else ""))
+        text = replace_path(text, old, new_root + ("/" + rel if rel else ""))
     return text
 
 
@@ -230,14 +235,15 @@ def _relocate_runtime_text(runtime: Runtime, prefix: str) -> None:
 def _restore_stdlib_shebangs(runtime: Runtime) -> None:
     """Distributions point stdlib shebangs at their python (Debian: ``#! /usr/bin/python3.11``);
     give them back upstream's ``#! /usr/bin/env python3``, which names no build-host path."""
-    source = os.fsencode(runtime.source_prefix / "bin")
+    prefixes = [runtime.source_prefix, runtime.build_prefix]
+    sources = tuple(os.fsencode(p / "bin") + b"/python" for p in prefixes if p is not None)
     for path in sorted(runtime.stdlib.rglob("*.py")):
         with path.open("rb") as fh:
             head = fh.read(256)
         if not head.startswith(b"#!"):
             continue
         first, _, _ = head.partition(b"\n")
-        if first[2:].strip().startswith(source + b"/python"):
+        if first[2:].strip().startswith(sources):
             data = path.read_bytes()
             _replace_bytes(path, b"#! /usr/bin/env python3" + data[len(first) :])
 

@@ -8,6 +8,7 @@ later stages rewrite files, and the source interpreter must never change under i
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import shutil
@@ -71,6 +72,14 @@ class Runtime:
     """Full version, e.g. ``3.12.1``."""
     source_prefix: Path
     """The source interpreter's base prefix, to find leftovers that name it."""
+    build_prefix: Path | None
+    """The prefix the source was configured with, when it is not where the source is:
+    python-build-standalone's ``/install``, still named by its sysconfigdata, config Makefile
+    and pkg-config files. None when it is ``source_prefix`` (pyenv, Debian)."""
+    origins: tuple[tuple[Path, Path], ...]
+    """(directory in ``root``, the source directory its files were copied from): where the
+    copied files' ``$ORIGIN`` was, so the graft planner finds what they need where the loader
+    found it (python-build-standalone's libraries in its own ``lib/``)."""
 
 
 def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bool) -> Runtime:
@@ -82,13 +91,16 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     exe = bindir / f"python{short}"
     shutil.copy2(interp.executable, exe)
     os.symlink(exe.name, bindir / "python3")
+    origins = [(dest, base), (bindir, interp.executable.parent)]
 
     stdlib = dest / _under(base, interp.stdlib, f"lib/python{short}")
     ignore = _make_ignore(interp.stdlib, with_tk=with_tk, keep_dev=keep_dev, libpl=interp.libpl)
     shutil.copytree(interp.stdlib, stdlib, symlinks=True, ignore=ignore)
+    origins.append((stdlib, interp.stdlib))
     if interp.lib_dynload is not None and not _inside(interp.lib_dynload, interp.stdlib):
         target = dest / _under(base, interp.lib_dynload, f"lib/python{short}/lib-dynload")
         shutil.copytree(interp.lib_dynload, target, symlinks=True, ignore=ignore)
+        origins.append((target, interp.lib_dynload))
     (stdlib / "site-packages").mkdir(exist_ok=True)
 
     libpython = None
@@ -96,10 +108,12 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         libpython = dest / "lib" / interp.libpython.name
         libpython.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(interp.libpython, libpython)
+        origins.append((libpython.parent, interp.libpython.parent))
     if keep_dev:
         _copy_dev(interp, dest, libpython)
 
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
+    build_prefix = _configured_prefix(sysconfigdata) if sysconfigdata.exists() else None
     _strip_debug(dest)
     return Runtime(
         root=dest,
@@ -110,7 +124,37 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         short_version=short,
         version=interp.version,
         source_prefix=base,
+        build_prefix=build_prefix if build_prefix not in (None, base) else None,
+        origins=tuple(origins),
     )
+
+
+def _configured_prefix(sysconfigdata: Path) -> Path | None:
+    """The ``prefix`` build variable of a ``_sysconfigdata_*.py`` file, read without running it.
+
+    The interpreter's ``sysconfig.get_config_var("prefix")`` cannot tell: it reports where the
+    interpreter runs from, while every other build variable still names the configured one.
+    """
+    try:
+        tree = ast.parse(sysconfigdata.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["build_time_vars"]
+            and isinstance(node.value, ast.Dict)
+        ):
+            for key, value in zip(node.value.keys, node.value.values):
+                if (
+                    isinstance(key, ast.Constant)
+                    and key.value == "prefix"
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)
+                    and value.value.startswith("/")
+                ):
+                    return Path(os.path.normpath(value.value))
+    return None
 
 
 def _under(base: Path, path: Path, fallback: str) -> Path:
