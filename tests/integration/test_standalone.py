@@ -10,6 +10,7 @@ must run, moved, in a root that has nothing but bullseye's glibc 2.31.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -184,21 +185,15 @@ class Packed:
 def packed(standalone_python: StandalonePython, tmp_path_factory: pytest.TempPathFactory) -> Packed:
     base = tmp_path_factory.mktemp("standalone-tar")
     archive = base / "hello.tar.zst"
+    # Found the way a uv user's interpreter is: by uv's installation key, in uv's directory.
+    key = standalone_python.prefix.name
     result = subprocess.run(
-        [
-            *VENVPACK,
-            "tar",
-            "--project",
-            str(HELLO),
-            "--python",
-            str(standalone_python.executable),
-            "-o",
-            str(archive),
-        ],
+        [*VENVPACK, "tar", "--project", str(HELLO), "--python", key, "-o", str(archive)],
         capture_output=True,
         text=True,
         cwd=base,
         check=False,
+        env={**os.environ, "UV_PYTHON_INSTALL_DIR": str(standalone_python.install_dir)},
     )
     assert result.returncode == 0, result.stderr
     unpacked = base / "unpacked"
@@ -208,6 +203,13 @@ def packed(standalone_python: StandalonePython, tmp_path_factory: pytest.TempPat
     moved.parent.mkdir()
     os.rename(unpacked / "hello", moved)
     return Packed(env=BuiltEnv.load(moved), path=moved, archive=archive)
+
+
+def test_found_as_a_uv_managed_python(packed: Packed, standalone_python: StandalonePython) -> None:
+    python = packed.env.manifest.python
+    assert (python.source, python.version) == ("uv", standalone_python.version)
+    digest = hashlib.sha256(standalone_python.executable.read_bytes()).hexdigest()
+    assert python.sha256 == digest
 
 
 def test_glibc_floor_is_the_interpreters(packed: Packed) -> None:
