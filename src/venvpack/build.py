@@ -25,6 +25,7 @@ from venvpack.graft import apply_plan, plan_grafts
 from venvpack.install import Installed, install_requirements
 from venvpack.interpreter import find_interpreter
 from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
+from venvpack.metadata import read_app_metadata
 from venvpack.policy import system_libraries
 from venvpack.relocate import relocate, source_paths
 from venvpack.runtime import copy_runtime
@@ -93,6 +94,9 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             ),
             distributions=installed.distributions,
             venvpack_version=__version__,
+            # The application's own metadata: the distribution whose canonical name is the
+            # package's (None for an app named with --name after no distribution).
+            metadata=read_app_metadata(site_packages, name, root),
         )
         BuiltEnv(root, manifest).save()
     log.info(

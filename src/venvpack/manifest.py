@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from venvpack.errors import ConfigError
+from venvpack.metadata import AppMetadata
 
 __all__ = [
     "MANIFEST_PATH",
@@ -78,6 +79,9 @@ class Manifest:
     grafted: tuple[GraftedLibrary, ...] = ()
     distributions: tuple[Distribution, ...] = ()
     venvpack_version: str = ""
+    metadata: AppMetadata | None = None
+    """The application's own core metadata (summary, license, URLs, people); None for
+    environments made before venvpack read it, or when no distribution is the application."""
     schema: int = SCHEMA
 
     def to_json(self) -> str:
@@ -100,6 +104,9 @@ class Manifest:
                 grafted=tuple(GraftedLibrary(**g) for g in data.get("grafted", ())),
                 distributions=tuple(Distribution(**d) for d in data.get("distributions", ())),
                 venvpack_version=data.get("venvpack_version", ""),
+                metadata=(
+                    AppMetadata.from_dict(data["metadata"]) if data.get("metadata") else None
+                ),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"malformed venvpack manifest: {exc}") from exc
