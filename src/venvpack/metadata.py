@@ -301,9 +301,9 @@ def homepage_of(urls: Iterable[tuple[str, str]]) -> str | None:
         by_label.setdefault(_normalise_label(label), url)
     for group in _HOMEPAGE_LABELS:
         for label in group:
-            url = by_label.get(label)
-            if url is not None and _is_web_url(url):
-                return url
+            found = by_label.get(label)
+            if found is not None and _is_web_url(found):
+                return found
     return None
 
 

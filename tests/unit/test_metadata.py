@@ -148,7 +148,8 @@ def test_metadata_2_1_with_classifiers_and_legacy_fields(tmp_path: Path) -> None
         ),
         ("Classifier: License :: OSI Approved :: ISC License (ISCL)\n", "ISC"),
         (
-            "License-Expression: MIT\n %(id)\nClassifier: License :: OSI Approved :: ISC License (ISCL)\n",
+            "License-Expression: MIT\n %(id)\n"
+            "Classifier: License :: OSI Approved :: ISC License (ISCL)\n",
             None,
         ),
         ("License-Expression: GPL-2.0-or-later WITH Classpath-exception-2.0\n", None),
