@@ -332,12 +332,18 @@ def build(output: Path, force: bool, **opts: Any) -> None:
     "--maintainer",
     default="",
     metavar="'NAME <MAIL>'",
-    help="Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>).",
+    help="Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>, else the project's first "
+    "maintainer or author with a name and an address).",
 )
 @click.option(
-    "--description", default="", help="Synopsis line, then optional lines of extended description."
+    "--description",
+    default="",
+    help="Synopsis line, then optional lines of extended description (default: from the "
+    "project's summary and description).",
 )
-@click.option("--homepage", default="", metavar="URL", help="Homepage field.")
+@click.option(
+    "--homepage", default="", metavar="URL", help="Homepage field (default: the project's)."
+)
 @click.option(
     "--depends",
     multiple=True,
@@ -377,7 +383,9 @@ def deb(
     """Build (or take --from) an environment and pack it as a Debian package."""
     from venvpack.emit.deb import DebEmitter, DebOptions, maintainer_from_environment
 
-    # Validated before anything is built: a typo must not cost a build.
+    # Validated before anything is built: a typo must not cost a build. Only when neither
+    # the flag nor the environment names a maintainer is the project's metadata asked,
+    # after the build, when it is known.
     options = DebOptions(
         maintainer=maintainer or maintainer_from_environment(os.environ),
         description=description,

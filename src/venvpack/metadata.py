@@ -39,6 +39,7 @@ __all__ = [
     "SpdxCompound",
     "SpdxLicense",
     "SpdxNode",
+    "first_paragraph",
     "format_spdx",
     "homepage_of",
     "one_line",
@@ -108,6 +109,55 @@ def one_line(value: object) -> str:
     """A value meant to be one line: folding, line breaks and control characters become
     single spaces (RFC 5322 unfolding, and then some)."""
     return " ".join(_CONTROL_RE.sub(" ", str(value)).split())
+
+
+# A block of a README that is not prose: a heading (Markdown "#", or a line underlined in
+# reStructuredText), a badge or image, HTML, a directive or substitution, a code block, a
+# list, a table or a quote.
+_NOT_PROSE_RE = re.compile(r"(#|!\[|\[!\[|<|\.\.|\||```|~~~|>|[-*+] |[0-9]+[.)] |:|=|\+-)")
+_RST_UNDERLINE_RE = re.compile(r"([=\-~^\"'`#*+.:_])\1{2,}")
+_MD_IMAGE_RE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_MD_LINK_RE = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_RST_LINK_RE = re.compile(r"`([^`<]+?)\s*<[^`>]*>`__?")
+_EMPHASIS_RE = re.compile(r"(\*\*|__|``)(\S(?:.*?\S)?)\1")
+_LEAD_MAX = 600
+
+
+def first_paragraph(description: str, summary: str = "") -> str:
+    """The first block of plain prose of a long description, as one line of plain text.
+
+    A README is made for a web page (headings, badges, code, links); a package manager
+    shows plain text. Its first prose paragraph is usually what the project is, in the
+    project's words: that is kept, with link and emphasis markup reduced to their text,
+    at most about 600 characters, and skipped when it only repeats ``summary``.
+    """
+    blocks: list[list[str]] = [[]]
+    fence = False
+    for line in description.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fence = not fence
+            blocks.append([])
+            continue
+        if fence or not line.strip():
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    for lines in blocks:
+        if not lines or lines[0][:1].isspace() or _NOT_PROSE_RE.match(lines[0]):
+            continue
+        if len(lines) > 1 and _RST_UNDERLINE_RE.fullmatch(lines[1].strip()):
+            continue
+        text = one_line(" ".join(lines))
+        text = _MD_IMAGE_RE.sub("", text)
+        text = _RST_LINK_RE.sub(r"\1", _MD_LINK_RE.sub(r"\1", text))
+        text = one_line(_EMPHASIS_RE.sub(r"\2", text))
+        if len(text.split()) < 3 or text.rstrip(".").lower() == summary.rstrip(".").lower():
+            continue
+        if len(text) > _LEAD_MAX:
+            cut = text.rfind(". ", 0, _LEAD_MAX)
+            text = text[: cut + 1] if cut > 0 else text[:_LEAD_MAX].rsplit(" ", 1)[0] + " ..."
+        return text
+    return ""
 
 
 # ----------------------------------------------------------------------------- SPDX
