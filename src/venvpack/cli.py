@@ -407,17 +407,26 @@ def deb(
 @cli.command()
 @build_options
 @emit_options
-@click.option("--summary", default="", help="Summary tag (default: name, version, Python).")
-@click.option("--description", default="", help="%description text (default: generated).")
+@click.option(
+    "--summary",
+    default="",
+    help="Summary tag (default: the project's summary, else name, version, Python).",
+)
+@click.option(
+    "--description",
+    default="",
+    help="%description text (default: the project's first paragraph and a generated one).",
+)
 @click.option(
     "--license",
     "license_",
-    default="NOASSERTION",
-    show_default=True,
+    default="",
     metavar="SPDX",
-    help="License tag.",
+    help="License tag (default: the project's license expression, else NOASSERTION).",
 )
-@click.option("--url", "--homepage", "url", default="", help="URL tag.")
+@click.option(
+    "--url", "--homepage", "url", default="", help="URL tag (default: the project's homepage)."
+)
 @click.option("--release", default="1", show_default=True, help="Release tag.")
 @click.option(
     "--requires",
@@ -432,7 +441,8 @@ def deb(
     "packager",
     default="",
     metavar="'NAME <MAIL>'",
-    help="Packager tag and changelog author.",
+    help="Packager tag and changelog author (default: the project's first maintainer, "
+    "else author).",
 )
 @system_package_options
 @click.option(

@@ -829,3 +829,42 @@ def test_golden_files_are_plain_text() -> None:
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]", text), path
+
+
+@pytest.mark.parametrize("metadata", [None, fake_metadata()])
+def test_cli_maintainer_fallbacks(
+    make_env: MakeEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    metadata: AppMetadata | None,
+) -> None:
+    """No --maintainer and no DEBFULLNAME/DEBEMAIL: the project's authors, else one line."""
+    from venvpack.cli import main
+
+    for name in ("DEBEMAIL", "EMAIL", "DEBFULLNAME", "NAME"):
+        monkeypatch.delenv(name, raising=False)
+    env = make_env(metadata=metadata)
+    out = tmp_path / "out"
+    argv = ["deb", "-q", "--from", str(env.root), "--tree-only", "-o", str(out)]
+    if metadata is None:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("venvpack: error: no maintainer: give --maintainer")
+        assert err.count("\n") == 1
+        assert not out.exists() or list(out.iterdir()) == []
+        return
+    main(argv)
+    control = (out / "hello_1.0.0-1_amd64" / "DEBIAN" / "control").read_text()
+    assert "\nMaintainer: Jane Doe <jane@example.org>\n" in control
+    monkeypatch.setenv("DEBFULLNAME", "Deb Full")
+    monkeypatch.setenv("DEBEMAIL", "deb@example.org")
+    main([*argv, "--force"])
+    control = (out / "hello_1.0.0-1_amd64" / "DEBIAN" / "control").read_text()
+    assert "\nMaintainer: Deb Full <deb@example.org>\n" in control
+    # A bad --maintainer is refused before anything is read or built.
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--force", "--maintainer", "nobody"])
+    assert exc.value.code == 2
