@@ -119,7 +119,7 @@ _RST_UNDERLINE_RE = re.compile(r"([=\-~^\"'`#*+.:_])\1{2,}")
 _MD_IMAGE_RE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _MD_LINK_RE = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _RST_LINK_RE = re.compile(r"`([^`<]+?)\s*<[^`>]*>`__?")
-_EMPHASIS_RE = re.compile(r"(\*\*|__|``)(\S(?:.*?\S)?)\1")
+_EMPHASIS_RE = re.compile(r"(\*\*|__|``|`)(\S(?:.*?\S)?)\1")
 _LEAD_MAX = 600
 
 

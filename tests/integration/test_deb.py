@@ -28,6 +28,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.packaging]
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello"
 MAINTAINER = "Jane Doe <jane@example.org>"
+# What examples/hello/pyproject.toml says about the project.
+SYNOPSIS = "Greets the world from a Python that travels with it"
+AUTHOR = "Ada Example <ada@example.org>"
 SERVICE: dict[str, Any] = {
     "service_command": "hello --flag '50%'",
     "homepage": "https://example.org/hello",
@@ -197,6 +200,53 @@ def test_cli_rebuilds_byte_identical_packages(hello_envs: Envs, emit: Emit, tmp_
         assert len(result.stderr.strip().splitlines()) == 1
         assert result.stderr.startswith("venvpack: error: ")
     assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
+
+
+def _copyright(deb: Path) -> str:
+    """The copyright file, taken out of the data tarball by dpkg-deb and tar."""
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    out = subprocess.run(
+        ["tar", "-xO", "./usr/share/doc/hello/copyright"],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert tar.wait() == 0
+    return out
+
+
+def test_project_metadata_reaches_the_package(hello_envs: Envs, emit: Emit) -> None:
+    """No flags: dpkg reads the project's summary, homepage and author, and the copyright
+    file carries its license with the full text of its LICENSE file."""
+    deb = emit(hello_envs.v1, maintainer="")
+    fields = _run("dpkg-deb", "-f", deb, "Version", "Description", "Homepage", "Maintainer")
+    assert fields.startswith("Version: 1.0.0-1\n")
+    assert f"\nDescription: {SYNOPSIS}\n `hello` prints where it runs from" not in fields
+    assert f"\nDescription: {SYNOPSIS}\n hello prints where it runs from" in fields
+    assert "\nHomepage: https://example.org/hello\n" in fields
+    assert fields.endswith(f"\nMaintainer: {AUTHOR}\n")
+    copyright_ = _copyright(deb)
+    assert copyright_.startswith("Format: https://www.debian.org/doc/packaging-manuals/")
+    assert f"\nFiles: *\nCopyright: {AUTHOR}\nLicense: MIT\n" in copyright_
+    license_text = (HELLO / "LICENSE").read_text().strip().splitlines()
+    indented = "\n".join(f" {line}" if line else " ." for line in license_text)
+    assert "\n\nLicense: MIT\n /opt/hello/lib/python" in copyright_  # stand-alone
+    assert indented in copyright_
+
+
+def test_flags_override_project_metadata(hello_envs: Envs, emit: Emit) -> None:
+    deb = emit(
+        hello_envs.v1,
+        description="Given synopsis\nGiven text.",
+        homepage="https://given.example.org/",
+        compression="zstd",
+    )
+    assert _run("dpkg-deb", "-f", deb, "Description", "Homepage", "Maintainer") == (
+        "Description: Given synopsis\n Given text.\n"
+        "Homepage: https://given.example.org/\n"
+        f"Maintainer: {MAINTAINER}\n"
+    )
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])

@@ -30,6 +30,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.packaging]
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello"
 PACKAGER = "Jane Doe <jane@example.org>"
+# What examples/hello/pyproject.toml says about the project.
+SUMMARY = "Greets the world from a Python that travels with it"
+AUTHOR = "Ada Example <ada@example.org>"
 EPOCH = 1700000000
 DB = ["--dbpath", "/var/lib/rpm"]
 
@@ -108,7 +111,7 @@ def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
         ("Packager", PACKAGER),
         ("Build Host", "venvpack"),
         ("Relocations", "/opt/hello"),
-        ("Summary", "hello 1.0.0 with its own Python " + hello_envs.v1.manifest.python.version),
+        ("Summary", SUMMARY),  # the project's
     ]:
         assert re.search(rf"^{re.escape(field)}\s*: {re.escape(value)}\s*$", info, re.M), field
 
@@ -206,6 +209,39 @@ def test_spec_only_builds_with_plain_rpmbuild(hello_envs: Envs, emit: Emit, tmp_
     built = home / "rpmbuild" / "RPMS" / "x86_64" / "hello-1.0.0-1.x86_64.rpm"
     # The same spec and sources as venvpack's own build: the same package, byte for byte.
     assert built.read_bytes() == emit(hello_envs.v1).read_bytes()
+
+
+def test_project_metadata_reaches_the_package(hello_envs: Envs, emit: Emit) -> None:
+    """No flags: rpm reads the project's summary, license, homepage, author and license file."""
+    package = emit(hello_envs.v1, packager="")
+    info = _run("rpm", "-qpi", package)
+    for field, value in [
+        ("Version", "1.0.0"),
+        ("Summary", SUMMARY),
+        ("License", "MIT"),
+        ("URL", "https://example.org/hello"),
+        ("Packager", AUTHOR),
+    ]:
+        assert re.search(rf"^{re.escape(field)}\s*: {re.escape(value)}\s*$", info, re.M), field
+    assert "prints where it runs from" in _qf(package, "%{DESCRIPTION}")
+    xy = hello_envs.v1.manifest.python.version.rsplit(".", 1)[0]
+    license_file = f"/opt/hello/lib/python{xy}/site-packages/hello-1.0.0.dist-info/licenses/LICENSE"
+    assert _run("rpm", "-qpL", package).splitlines() == [license_file]
+    assert _run("rpm", "-qpl", package) == _run("rpm", "-qpl", emit(hello_envs.v1))
+    assert f"{AUTHOR} - 1.0.0-1" in _qf(package, "[%{CHANGELOGNAME}]")
+
+
+def test_flags_override_project_metadata(hello_envs: Envs, emit: Emit) -> None:
+    package = emit(
+        hello_envs.v1,
+        summary="Given summary",
+        description="Given description",
+        license="Apache-2.0",
+        url="https://given.example.org/",
+    )
+    assert _qf(package, "%{SUMMARY}|%{DESCRIPTION}|%{LICENSE}|%{URL}|%{PACKAGER}") == (
+        f"Given summary|Given description|Apache-2.0|https://given.example.org/|{PACKAGER}"
+    )
 
 
 # --- hostile text ----------------------------------------------------------------------------
