@@ -204,16 +204,16 @@ def test_cli_rebuilds_byte_identical_packages(hello_envs: Envs, emit: Emit, tmp_
 
 def _copyright(deb: Path) -> str:
     """The copyright file, taken out of the data tarball by dpkg-deb and tar."""
-    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-    out = subprocess.run(
-        ["tar", "-xO", "./usr/share/doc/hello/copyright"],
-        stdin=tar.stdout,
-        capture_output=True,
-        text=True,
-        check=True,
+    data = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True
     ).stdout
-    assert tar.wait() == 0
-    return out
+    member = subprocess.run(
+        ["tar", "-xO", "./usr/share/doc/hello/copyright"],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    return member.stdout.decode("utf-8")
 
 
 def test_project_metadata_reaches_the_package(hello_envs: Envs, emit: Emit) -> None:
@@ -282,6 +282,7 @@ def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> 
         "Depends",
         "Section",
         "Priority",
+        "Homepage",  # the project's
         "Description",
     ]
     assert _run("dpkg-deb", "--field", deb, "Essential") == "no\n"  # dpkg's default
