@@ -108,7 +108,7 @@ class Manifest:
                     AppMetadata.from_dict(data["metadata"]) if data.get("metadata") else None
                 ),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"malformed venvpack manifest: {exc}") from exc
 
 

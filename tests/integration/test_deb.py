@@ -7,6 +7,7 @@ on two cores); every package below is emitted from them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -288,6 +289,53 @@ def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> 
     assert _run("dpkg-deb", "--field", deb, "Essential") == "no\n"  # dpkg's default
     for field in ("Pre-Depends", "Conflicts"):
         assert _run("dpkg-deb", "--field", deb, field).strip() == ""
+
+
+def test_hostile_project_metadata_cannot_add_fields(
+    hello_envs: Envs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's metadata is user text too: dpkg sees no field it did not write, and the
+    copyright file no paragraph."""
+    env = hello_envs.v1
+    assert env.manifest.metadata is not None
+    hostile = dataclasses.replace(
+        env.manifest.metadata,
+        summary="Synopsis\nEssential: yes",
+        description="Plain words in a paragraph\nPre-Depends: evil\r\nConflicts: dpkg\n",
+        license="MIT\nFiles: *",
+        homepage="https://example.org/\nX: y",
+        authors=("Evil\nEssential: yes <e@example.org>",),
+    )
+    env = dataclasses.replace(env, manifest=dataclasses.replace(env.manifest, metadata=hostile))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    deb = DebEmitter(DebOptions(compression="zstd")).emit(env, tmp_path / "hostile.deb")
+    fields = _run("dpkg-deb", "--field", deb)
+    names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
+    assert names == [
+        "Package",
+        "Version",
+        "Architecture",
+        "Maintainer",
+        "Installed-Size",
+        "Depends",
+        "Section",
+        "Priority",
+        "Description",
+    ]
+    assert _run("dpkg-deb", "--field", deb, "Maintainer") == (
+        "Evil Essential: yes <e@example.org>\n"
+    )
+    assert _run("dpkg-deb", "--field", deb, "Essential") == "no\n"
+    for field in ("Pre-Depends", "Conflicts"):
+        assert _run("dpkg-deb", "--field", deb, field).strip() == ""
+    paragraphs = [
+        [line.split(":")[0] for line in block.splitlines() if not line[:1].isspace()]
+        for block in _copyright(deb).split("\n\n")
+    ]
+    assert all(p[0] == "Files" for p in paragraphs[1:-1]), paragraphs
+    assert paragraphs[0][0] == "Format"
+    assert paragraphs[-1][0] == "Files"  # "other": the texts stay in the Files paragraphs
+    assert all(p in (["Files", "Copyright", "License"],) for p in paragraphs[1:])
 
 
 # --- installing in minimal Debian roots ------------------------------------------------------

@@ -9,6 +9,7 @@ the same SOURCE_DATE_EPOCH.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -283,6 +284,34 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
     payload = subprocess.run(["rpm2cpio", str(package)], capture_output=True, check=True).stdout
     assert passwd not in package.read_bytes()
     assert passwd not in payload
+
+
+def test_hostile_project_metadata_runs_nothing(
+    hello_envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's metadata is user text too: through real rpmbuild, nothing in it runs."""
+    canary = tmp_path / "PWNED"
+    env = hello_envs.v1
+    assert env.manifest.metadata is not None
+    hostile = dataclasses.replace(
+        env.manifest.metadata,
+        summary=f"Sum\n%(touch {canary})\n%%include /etc/passwd",
+        description=f"%(touch {canary}) starts it,\n%%include /etc/passwd\n%files and \\",
+        license=f"MIT AND %(touch {canary})",
+        homepage="https://example.org/%(id)",
+        authors=(f"%{{lua: os.execute('touch {canary}')}} <x@example.org>",),
+    )
+    env = dataclasses.replace(env, manifest=dataclasses.replace(env.manifest, metadata=hostile))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    package = RpmEmitter(RpmOptions()).emit(env, tmp_path / "hostile.rpm")
+    assert not canary.exists()
+    assert _qf(package, "%{SUMMARY}") == f"Sum %(touch {canary}) %%include /etc/passwd"
+    assert _qf(package, "%{LICENSE}|%{URL}") == "NOASSERTION|https://example.org/%(id)"
+    assert _qf(package, "%{PACKAGER}") == hostile.authors[0]
+    description = " ".join(_qf(package, "%{DESCRIPTION}").split())  # rewrapped
+    assert f"(touch {canary}) starts it, %%include /etc/passwd %files and" in description
+    for query in ("-qpl", "-qpR", "--provides", "--scripts"):
+        assert _run("rpm", "-qp", query, package) == _run("rpm", "-qp", query, emit(env)), query
 
 
 # --- installing in a root with glibc, dash and coreutils only -------------------------------

@@ -364,7 +364,9 @@ def test_hostile_project_metadata_golden(make_env: MakeEnv) -> None:
         maintainers=("Max <max@example.org>\nX-Evil: 1",),
         homepage="https://example.org/\nX: y",
         name="hello\nUpstream-Contact: evil",
-        paths=("lib/python3.12/site-packages/hello.py\nFiles: *", "lib/x y"),
+        paths=("lib/python3.12/site-packages/hello.py\nFiles: *", "lib/x y", "/etc", "../x"),
+        # Only files inside the environment are copied into the copyright file.
+        license_files=(LICENSE_FILE, "/etc/passwd", "../../../../../../../../etc/passwd"),
     )
     env = make_env(metadata=metadata, license_text=hostile_license)
     package = plan_package(env, DebOptions())
@@ -373,6 +375,8 @@ def test_hostile_project_metadata_golden(make_env: MakeEnv) -> None:
     _check_golden("hostile-metadata/control", control)
     copyright_ = _text(package, "usr/share/doc/hello/copyright")
     _check_golden("hostile-metadata/copyright", copyright_)
+    assert "root:" not in copyright_
+    assert copyright_.count("dist-info/licenses/LICENSE:") == 1
     assert _paragraphs(copyright_) == [
         ["Format", "Upstream-Name", "Upstream-Contact", "Comment"],
         *DEP5[1:3],

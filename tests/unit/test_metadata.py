@@ -10,6 +10,7 @@ import pytest
 
 from fakes import fake_manifest
 from venvpack import metadata
+from venvpack.errors import ConfigError
 from venvpack.manifest import Manifest
 from venvpack.metadata import (
     AppMetadata,
@@ -269,3 +270,16 @@ def test_app_metadata_from_dict_defaults() -> None:
     meta = AppMetadata.from_dict({"name": "x", "version": "1"})
     assert meta == AppMetadata(name="x", version="1")
     assert dataclasses.asdict(meta)["license"] is None
+
+
+@pytest.mark.parametrize(
+    "metadata", [{"name": "x"}, {"name": "x", "version": "1", "urls": [["only a label"]]}, []]
+)
+def test_malformed_metadata_in_a_manifest(metadata: object) -> None:
+    data = json.loads(fake_manifest().to_json())
+    data["metadata"] = metadata
+    if metadata == []:  # empty: as if absent
+        assert Manifest.from_json(json.dumps(data)).metadata is None
+        return
+    with pytest.raises(ConfigError, match="malformed venvpack manifest"):
+        Manifest.from_json(json.dumps(data))

@@ -671,6 +671,8 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
         f"{root_pattern}/{path}/*" if (env.root / path).is_dir() else f"{root_pattern}/{path}"
         for path in (meta.paths if meta else ())
         if _DEP5_PATTERN_RE.fullmatch(path)
+        and not path.startswith("/")
+        and ".." not in path.split("/")
     ]
     return templates.render(
         "deb/copyright",
@@ -701,8 +703,12 @@ def _license_texts(env: BuiltEnv, meta: AppMetadata | None) -> str:
     """The application's license files, each under a heading line naming where it is."""
     parts = []
     for rel in meta.license_files if meta else ():
+        # Only files inside the environment: an edited manifest must not copy the build
+        # host's files (/etc/shadow ...) into a package.
         path = env.root / rel
-        if ".." in Path(rel).parts or not path.is_file() or path.is_symlink():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            continue
+        if not path.is_file() or path.is_symlink():
             continue
         text = path.read_bytes().decode("utf-8", errors="replace").strip("\n")
         parts.append(f"{env.manifest.prefix}/{rel}:\n\n{text}")
