@@ -343,6 +343,15 @@ def test_dep5_license(expression: str | None, dep5: str) -> None:
     assert deb.dep5_license(expression) == dep5
 
 
+def test_license_without_files(make_env: MakeEnv) -> None:
+    env = make_env(metadata=fake_metadata(license_files=()))
+    copyright_ = _text(plan_package(env, _options()), "usr/share/doc/hello/copyright")
+    assert _paragraphs(copyright_) == DEP5[:-1]  # no stand-alone paragraph without a text
+    assert "\nLicense: MIT\n hello names no license file in its metadata. The text of MIT" in (
+        copyright_
+    )
+
+
 def test_compound_license_text_stays_in_its_files_paragraph(make_env: MakeEnv) -> None:
     env = make_env(metadata=fake_metadata(license="MIT OR Apache-2.0"), license_text=MIT_TEXT)
     copyright_ = _text(plan_package(env, _options()), "usr/share/doc/hello/copyright")

@@ -653,6 +653,9 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
     authors = [one_line(p) for p in meta.authors if one_line(p)] if meta else []
     app_license = dep5_license(meta.license if meta else None)
     texts = _license_texts(env, meta)
+    # A stand-alone License paragraph holds a license's text: only for one license (DEP-5
+    # cannot say which file is which part of an expression) whose files are at hand.
+    standalone = bool(texts) and app_license != "other" and " " not in app_license
     if not texts:
         texts = "\n".join(
             textwrap.wrap(
@@ -666,7 +669,6 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
                 72,
             )
         )
-    standalone = app_license != "other" and " " not in app_license
     app_paths = [
         f"{root_pattern}/{path}/*" if (env.root / path).is_dir() else f"{root_pattern}/{path}"
         for path in (meta.paths if meta else ())
