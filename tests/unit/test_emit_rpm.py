@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from fakes import LICENSE_FILE, fake_manifest, fake_metadata
+from fakes import LICENSE_FILE, MIT_TEXT, fake_manifest, fake_metadata
 from venvpack.cli import main
 from venvpack.emit import rpm
 from venvpack.emit.rpm import (
@@ -575,6 +575,8 @@ def test_module_exports() -> None:
 def test_metadata_spec_golden(make_env: MakeEnv) -> None:
     """No flags: summary, description, license, URL and packager come from the project."""
     env = make_env(metadata=fake_metadata())
+    (env.root / LICENSE_FILE).parent.mkdir(parents=True)
+    (env.root / LICENSE_FILE).write_text(MIT_TEXT)
     plan = plan_package(env, RpmOptions())
     assert (plan.summary, plan.license, plan.url, plan.packager) == (
         "Greets the world from its own Python",
@@ -634,8 +636,20 @@ def test_metadata_fallbacks(
 
 
 def test_unmarkable_license_files_stay_unmarked(make_env: MakeEnv) -> None:
-    files = (LICENSE_FILE, "lib/x/LICENSE %(id)", "lib/x/COPYING*", "../etc/passwd", "lib/a b")
-    plan = plan_package(make_env(metadata=fake_metadata(license_files=files)), RpmOptions())
+    files = (
+        LICENSE_FILE,
+        "lib/x/LICENSE %(id)",
+        "lib/x/COPYING*",
+        "../etc/passwd",
+        "lib/a b",
+        "lib/NOT-THERE",
+    )
+    env = make_env(metadata=fake_metadata(license_files=files))
+    for rel in files:
+        if ".." not in rel and rel != "lib/NOT-THERE":
+            (env.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (env.root / rel).write_text("text")
+    plan = plan_package(env, RpmOptions())
     assert plan.license_files == (f"/opt/hello/{LICENSE_FILE}",)
 
 
@@ -656,9 +670,14 @@ def test_hostile_metadata_spec_golden(make_env: MakeEnv) -> None:
         license_files=(LICENSE_FILE,),
     )
     env = make_env(metadata=metadata)
+    (env.root / LICENSE_FILE).parent.mkdir(parents=True)
+    (env.root / LICENSE_FILE).write_text(MIT_TEXT)
     spec = render_spec(plan_package(env, RpmOptions()))
     _check_golden("hostile-metadata/hello.spec", spec)
-    benign = render_spec(plan_package(make_env(metadata=fake_metadata()), RpmOptions()))
+    benign_env = make_env(metadata=fake_metadata())
+    (benign_env.root / LICENSE_FILE).parent.mkdir(parents=True)
+    (benign_env.root / LICENSE_FILE).write_text(MIT_TEXT)
+    benign = render_spec(plan_package(benign_env, RpmOptions()))
     assert _directives(spec) == _directives(benign)
     for tag in ("Summary:", "License:", "URL:", "Packager:"):
         line = next(li for li in spec.splitlines() if li.startswith(tag))

@@ -471,7 +471,10 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         url=url,
         packager=options.packager.strip() or _metadata_packager(meta),
         license_files=tuple(
-            f"{prefix}/{rel}" for rel in (meta.license_files if meta else ()) if _plain_path(rel)
+            f"{prefix}/{rel}"
+            for rel in (meta.license_files if meta else ())
+            # rpmbuild fails on a %license file missing from the tree (an edited manifest).
+            if _plain_path(rel) and (env.root / rel).is_file()
         ),
         requires=tuple(rpm_dep(dep) for dep in options.requires),
         glibc_floor=floor,
