@@ -343,6 +343,24 @@ def test_dep5_license(expression: str | None, dep5: str) -> None:
     assert deb.dep5_license(expression) == dep5
 
 
+@pytest.mark.parametrize(
+    ("expression", "common"), [("Apache-2.0", "Apache-2.0"), ("GPL-3.0-or-later", "GPL-3")]
+)
+def test_common_licenses_are_referred_to(make_env: MakeEnv, expression: str, common: str) -> None:
+    """Debian has these texts in /usr/share/common-licenses; lintian calls a copy an error."""
+    text = "Apache License\nVersion 2.0, January 2004\nTERMS AND CONDITIONS FOR USE ...\n"
+    env = make_env(metadata=fake_metadata(license=expression), license_text=text)
+    copyright_ = _text(plan_package(env, _options()), "usr/share/doc/hello/copyright")
+    assert _paragraphs(copyright_) == DEP5
+    assert copyright_.endswith(
+        f"\n\nLicense: {expression}\n"
+        f" On Debian systems, the full text of the {expression} license is in\n"
+        f" /usr/share/common-licenses/{common}.\n .\n hello's own copy:\n"
+        f" /opt/hello/{LICENSE_FILE}\n"
+    )
+    assert "TERMS AND CONDITIONS" not in copyright_
+
+
 def test_license_without_files(make_env: MakeEnv) -> None:
     env = make_env(metadata=fake_metadata(license_files=()))
     copyright_ = _text(plan_package(env, _options()), "usr/share/doc/hello/copyright")

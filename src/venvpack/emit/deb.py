@@ -652,7 +652,17 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
     people = [p for p in dict.fromkeys(people) if p]
     authors = [one_line(p) for p in meta.authors if one_line(p)] if meta else []
     app_license = dep5_license(meta.license if meta else None)
-    texts = _license_texts(env, meta)
+    files = _license_files(env, meta)
+    texts = "\n\n".join(f"{m.prefix}/{rel}:\n\n{text}" for rel, text in files)
+    common = _common_license(meta.license if meta else None)
+    if common:
+        # Debian has this text already: point to it (and to the project's own copies).
+        texts = (
+            f"On Debian systems, the full text of the {app_license} license is in\n"
+            f"/usr/share/common-licenses/{common}."
+        )
+        if files:
+            texts += f"\n\n{m.name}'s own copy:\n" + "\n".join(f"{m.prefix}/{r}" for r, _ in files)
     # A stand-alone License paragraph holds a license's text: only for one license (DEP-5
     # cannot say which file is which part of an expression) whose files are at hand.
     standalone = bool(texts) and app_license != "other" and " " not in app_license
@@ -701,9 +711,9 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
 _DEP5_PATTERN_RE = re.compile(r"[^\s*?\\\[\]]+")
 
 
-def _license_texts(env: BuiltEnv, meta: AppMetadata | None) -> str:
-    """The application's license files, each under a heading line naming where it is."""
-    parts = []
+def _license_files(env: BuiltEnv, meta: AppMetadata | None) -> list[tuple[str, str]]:
+    """``(path relative to the root, text)`` of each of the application's license files."""
+    found = []
     for rel in meta.license_files if meta else ():
         # Only files inside the environment: an edited manifest must not copy the build
         # host's files (/etc/shadow ...) into a package.
@@ -712,9 +722,32 @@ def _license_texts(env: BuiltEnv, meta: AppMetadata | None) -> str:
             continue
         if not path.is_file() or path.is_symlink():
             continue
-        text = path.read_bytes().decode("utf-8", errors="replace").strip("\n")
-        parts.append(f"{env.manifest.prefix}/{rel}:\n\n{text}")
-    return "\n\n".join(parts)
+        found.append((rel, path.read_bytes().decode("utf-8", errors="replace").strip("\n")))
+    return found
+
+
+@cache
+def _common_licenses() -> dict[str, str]:
+    licenses = load_json("deb-common-licenses.json").get("licenses")
+    if not isinstance(licenses, dict) or not licenses:
+        raise ConfigError("deb-common-licenses.json needs a non-empty 'licenses' object")
+    for spdx, name in licenses.items():
+        if not isinstance(parse_spdx(spdx), SpdxLicense):
+            raise ConfigError(f"deb-common-licenses.json: {spdx!r} is not an SPDX identifier")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", name):
+            raise ConfigError(f"deb-common-licenses.json: invalid file name {name!r}")
+    return dict(licenses)
+
+
+def _common_license(expression: str | None) -> str:
+    """The file in /usr/share/common-licenses of a single-license expression, or ""."""
+    try:
+        node = parse_spdx(expression or "")
+    except ValueError:
+        return ""
+    if not isinstance(node, SpdxLicense) or node.exception:
+        return ""
+    return _common_licenses().get(node.id, "")
 
 
 def dep5_license(expression: str | None) -> str:
