@@ -6,8 +6,50 @@ import dataclasses
 from typing import Any
 
 from venvpack.manifest import Distribution, GraftedLibrary, Manifest, PythonInfo
+from venvpack.metadata import AppMetadata
 
-__all__ = ["fake_manifest"]
+__all__ = ["LICENSE_FILE", "MIT_TEXT", "fake_manifest", "fake_metadata"]
+
+LICENSE_FILE = "lib/python3.12/site-packages/hello-1.0.0.dist-info/licenses/LICENSE"
+"""Where :func:`fake_metadata` says the license file is; tests write :data:`MIT_TEXT` there."""
+MIT_TEXT = """\
+MIT License
+
+Copyright (c) 2026 Jane Doe
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction.
+"""
+
+
+def fake_metadata(**changes: Any) -> AppMetadata:
+    """What a realistic ``hello`` project says about itself (core metadata 2.4)."""
+    base = AppMetadata(
+        name="hello",
+        version="1.0.0",
+        summary="Greets the world from its own Python",
+        description=(
+            "# hello\n\n[![CI](https://example.org/badge.svg)](https://example.org/ci)\n\n"
+            "**hello** prints a greeting and the versions of what it runs on, to show\n"
+            "what [venvpack](https://example.org/venvpack) builds.\n\n```sh\nhello\n```\n"
+        ),
+        description_content_type="text/markdown",
+        license="MIT",
+        license_files=(LICENSE_FILE,),
+        urls=(
+            ("Homepage", "https://example.org/hello"),
+            ("Source", "https://example.org/hello/src"),
+        ),
+        homepage="https://example.org/hello",
+        authors=("Jane Doe <jane@example.org>", "bob@example.org"),
+        maintainers=(),
+        paths=(
+            "lib/python3.12/site-packages/hello-1.0.0.dist-info",
+            "lib/python3.12/site-packages/hello.py",
+        ),
+    )
+    return dataclasses.replace(base, **changes)
 
 
 def fake_manifest(**changes: Any) -> Manifest:

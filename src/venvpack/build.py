@@ -34,6 +34,7 @@ from venvpack.graft import apply_plan, plan_grafts
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
 from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
+from venvpack.metadata import read_app_metadata
 from venvpack.policy import system_libraries
 from venvpack.relocate import relocate, source_paths
 from venvpack.runtime import copy_runtime
@@ -121,6 +122,9 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             distributions=installed.distributions,
             venvpack_version=__version__,
             source=install_plan.source,
+            # The application's own metadata: that of its main distribution (None for an app
+            # named with --name after no distribution, with --version).
+            metadata=read_app_metadata(site_packages, main_dist, root) if main_dist else None,
         )
         BuiltEnv(root, manifest).save()
     log.info(

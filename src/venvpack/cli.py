@@ -435,12 +435,18 @@ def build(output: Path, force: bool, **opts: Any) -> None:
     "--maintainer",
     default="",
     metavar="'NAME <MAIL>'",
-    help="Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>).",
+    help="Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>, else the project's first "
+    "maintainer or author with a name and an address).",
 )
 @click.option(
-    "--description", default="", help="Synopsis line, then optional lines of extended description."
+    "--description",
+    default="",
+    help="Synopsis line, then optional lines of extended description (default: from the "
+    "project's summary and description).",
 )
-@click.option("--homepage", default="", metavar="URL", help="Homepage field.")
+@click.option(
+    "--homepage", default="", metavar="URL", help="Homepage field (default: the project's)."
+)
 @click.option(
     "--depends",
     multiple=True,
@@ -480,7 +486,9 @@ def deb(
     """Build (or take --from) an environment and pack it as a Debian package."""
     from venvpack.emit.deb import DebEmitter, DebOptions, maintainer_from_environment
 
-    # Validated before anything is built: a typo must not cost a build.
+    # Validated before anything is built: a typo must not cost a build. Only when neither
+    # the flag nor the environment names a maintainer is the project's metadata asked,
+    # after the build, when it is known.
     options = DebOptions(
         maintainer=maintainer or maintainer_from_environment(os.environ),
         description=description,
@@ -502,17 +510,26 @@ def deb(
 @cli.command()
 @build_options
 @emit_options
-@click.option("--summary", default="", help="Summary tag (default: name, version, Python).")
-@click.option("--description", default="", help="%description text (default: generated).")
+@click.option(
+    "--summary",
+    default="",
+    help="Summary tag (default: the project's summary, else name, version, Python).",
+)
+@click.option(
+    "--description",
+    default="",
+    help="%description text (default: the project's first paragraph and a generated one).",
+)
 @click.option(
     "--license",
     "license_",
-    default="NOASSERTION",
-    show_default=True,
+    default="",
     metavar="SPDX",
-    help="License tag.",
+    help="License tag (default: the project's license expression, else NOASSERTION).",
 )
-@click.option("--url", "--homepage", "url", default="", help="URL tag.")
+@click.option(
+    "--url", "--homepage", "url", default="", help="URL tag (default: the project's homepage)."
+)
 @click.option("--release", default="1", show_default=True, help="Release tag.")
 @click.option(
     "--requires",
@@ -527,7 +544,8 @@ def deb(
     "packager",
     default="",
     metavar="'NAME <MAIL>'",
-    help="Packager tag and changelog author.",
+    help="Packager tag and changelog author (default: the project's first maintainer, "
+    "else author).",
 )
 @system_package_options
 @click.option(

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from venvpack.errors import ConfigError
+from venvpack.metadata import AppMetadata
 
 __all__ = [
     "MANIFEST_PATH",
@@ -116,6 +117,9 @@ class Manifest:
     venvpack_version: str = ""
     source: InstallSource | None = None
     """Where the installed set came from; None in environments made before it was recorded."""
+    metadata: AppMetadata | None = None
+    """The application's own core metadata (summary, license, URLs, people); None for
+    environments made before venvpack read it, or when no distribution is the application."""
     schema: int = SCHEMA
 
     def to_json(self) -> str:
@@ -139,8 +143,11 @@ class Manifest:
                 distributions=tuple(Distribution(**d) for d in data.get("distributions", ())),
                 venvpack_version=data.get("venvpack_version", ""),
                 source=InstallSource.from_dict(data["source"]) if data.get("source") else None,
+                metadata=(
+                    AppMetadata.from_dict(data["metadata"]) if data.get("metadata") else None
+                ),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"malformed venvpack manifest: {exc}") from exc
 
 

@@ -7,6 +7,7 @@ on two cores); every package below is emitted from them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -28,6 +29,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.packaging]
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello"
 MAINTAINER = "Jane Doe <jane@example.org>"
+# What examples/hello/pyproject.toml says about the project.
+SYNOPSIS = "Greets the world from a Python that travels with it"
+AUTHOR = "Ada Example <ada@example.org>"
 SERVICE: dict[str, Any] = {
     "service_command": "hello --flag '50%'",
     "homepage": "https://example.org/hello",
@@ -199,6 +203,53 @@ def test_cli_rebuilds_byte_identical_packages(hello_envs: Envs, emit: Emit, tmp_
     assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
 
 
+def _copyright(deb: Path) -> str:
+    """The copyright file, taken out of the data tarball by dpkg-deb and tar."""
+    data = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True
+    ).stdout
+    member = subprocess.run(
+        ["tar", "-xO", "./usr/share/doc/hello/copyright"],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    return member.stdout.decode("utf-8")
+
+
+def test_project_metadata_reaches_the_package(hello_envs: Envs, emit: Emit) -> None:
+    """No flags: dpkg reads the project's summary, homepage and author, and the copyright
+    file carries its license with the full text of its LICENSE file."""
+    deb = emit(hello_envs.v1, maintainer="")
+    fields = _run("dpkg-deb", "-f", deb, "Version", "Description", "Homepage", "Maintainer")
+    assert fields.startswith("Version: 1.0.0-1\n")
+    assert f"\nDescription: {SYNOPSIS}\n `hello` prints where it runs from" not in fields
+    assert f"\nDescription: {SYNOPSIS}\n hello prints where it runs from" in fields
+    assert "\nHomepage: https://example.org/hello\n" in fields
+    assert fields.endswith(f"\nMaintainer: {AUTHOR}\n")
+    copyright_ = _copyright(deb)
+    assert copyright_.startswith("Format: https://www.debian.org/doc/packaging-manuals/")
+    assert f"\nFiles: *\nCopyright: {AUTHOR}\nLicense: MIT\n" in copyright_
+    license_text = (HELLO / "LICENSE").read_text().strip().splitlines()
+    indented = "\n".join(f" {line}" if line else " ." for line in license_text)
+    assert "\n\nLicense: MIT\n /opt/hello/lib/python" in copyright_  # stand-alone
+    assert indented in copyright_
+
+
+def test_flags_override_project_metadata(hello_envs: Envs, emit: Emit) -> None:
+    deb = emit(
+        hello_envs.v1,
+        description="Given synopsis\nGiven text.",
+        homepage="https://given.example.org/",
+        compression="zstd",
+    )
+    assert _run("dpkg-deb", "-f", deb, "Description", "Homepage", "Maintainer") == (
+        "Description: Given synopsis\n Given text.\n"
+        "Homepage: https://given.example.org/\n"
+        f"Maintainer: {MAINTAINER}\n"
+    )
+
+
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_reproducible_with_other_compressions(
     hello_envs: Envs, emit: Emit, compression: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -232,11 +283,59 @@ def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> 
         "Depends",
         "Section",
         "Priority",
+        "Homepage",  # the project's
         "Description",
     ]
     assert _run("dpkg-deb", "--field", deb, "Essential") == "no\n"  # dpkg's default
     for field in ("Pre-Depends", "Conflicts"):
         assert _run("dpkg-deb", "--field", deb, field).strip() == ""
+
+
+def test_hostile_project_metadata_cannot_add_fields(
+    hello_envs: Envs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's metadata is user text too: dpkg sees no field it did not write, and the
+    copyright file no paragraph."""
+    env = hello_envs.v1
+    assert env.manifest.metadata is not None
+    hostile = dataclasses.replace(
+        env.manifest.metadata,
+        summary="Synopsis\nEssential: yes",
+        description="Plain words in a paragraph\nPre-Depends: evil\r\nConflicts: dpkg\n",
+        license="MIT\nFiles: *",
+        homepage="https://example.org/\nX: y",
+        authors=("Evil\nEssential: yes <e@example.org>",),
+    )
+    env = dataclasses.replace(env, manifest=dataclasses.replace(env.manifest, metadata=hostile))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    deb = DebEmitter(DebOptions(compression="zstd")).emit(env, tmp_path / "hostile.deb")
+    fields = _run("dpkg-deb", "--field", deb)
+    names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
+    assert names == [
+        "Package",
+        "Version",
+        "Architecture",
+        "Maintainer",
+        "Installed-Size",
+        "Depends",
+        "Section",
+        "Priority",
+        "Description",
+    ]
+    assert _run("dpkg-deb", "--field", deb, "Maintainer") == (
+        "Evil Essential: yes <e@example.org>\n"
+    )
+    assert _run("dpkg-deb", "--field", deb, "Essential") == "no\n"
+    for field in ("Pre-Depends", "Conflicts"):
+        assert _run("dpkg-deb", "--field", deb, field).strip() == ""
+    paragraphs = [
+        [line.split(":")[0] for line in block.splitlines() if not line[:1].isspace()]
+        for block in _copyright(deb).split("\n\n")
+    ]
+    assert all(p[0] == "Files" for p in paragraphs[1:-1]), paragraphs
+    assert paragraphs[0][0] == "Format"
+    assert paragraphs[-1][0] == "Files"  # "other": the texts stay in the Files paragraphs
+    assert all(p in (["Files", "Copyright", "License"],) for p in paragraphs[1:])
 
 
 # --- installing in minimal Debian roots ------------------------------------------------------

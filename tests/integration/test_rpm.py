@@ -9,6 +9,7 @@ the same SOURCE_DATE_EPOCH.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -30,6 +31,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.packaging]
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello"
 PACKAGER = "Jane Doe <jane@example.org>"
+# What examples/hello/pyproject.toml says about the project.
+SUMMARY = "Greets the world from a Python that travels with it"
+AUTHOR = "Ada Example <ada@example.org>"
 EPOCH = 1700000000
 DB = ["--dbpath", "/var/lib/rpm"]
 
@@ -108,7 +112,7 @@ def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
         ("Packager", PACKAGER),
         ("Build Host", "venvpack"),
         ("Relocations", "/opt/hello"),
-        ("Summary", "hello 1.0.0 with its own Python " + hello_envs.v1.manifest.python.version),
+        ("Summary", SUMMARY),  # the project's
     ]:
         assert re.search(rf"^{re.escape(field)}\s*: {re.escape(value)}\s*$", info, re.M), field
 
@@ -208,6 +212,39 @@ def test_spec_only_builds_with_plain_rpmbuild(hello_envs: Envs, emit: Emit, tmp_
     assert built.read_bytes() == emit(hello_envs.v1).read_bytes()
 
 
+def test_project_metadata_reaches_the_package(hello_envs: Envs, emit: Emit) -> None:
+    """No flags: rpm reads the project's summary, license, homepage, author and license file."""
+    package = emit(hello_envs.v1, packager="")
+    info = _run("rpm", "-qpi", package)
+    for field, value in [
+        ("Version", "1.0.0"),
+        ("Summary", SUMMARY),
+        ("License", "MIT"),
+        ("URL", "https://example.org/hello"),
+        ("Packager", AUTHOR),
+    ]:
+        assert re.search(rf"^{re.escape(field)}\s*: {re.escape(value)}\s*$", info, re.M), field
+    assert "prints where it runs from" in _qf(package, "%{DESCRIPTION}")
+    xy = hello_envs.v1.manifest.python.version.rsplit(".", 1)[0]
+    license_file = f"/opt/hello/lib/python{xy}/site-packages/hello-1.0.0.dist-info/licenses/LICENSE"
+    assert _run("rpm", "-qpL", package).splitlines() == [license_file]
+    assert _run("rpm", "-qpl", package) == _run("rpm", "-qpl", emit(hello_envs.v1))
+    assert f"{AUTHOR} - 1.0.0-1" in _qf(package, "[%{CHANGELOGNAME}]")
+
+
+def test_flags_override_project_metadata(hello_envs: Envs, emit: Emit) -> None:
+    package = emit(
+        hello_envs.v1,
+        summary="Given summary",
+        description="Given description",
+        license="Apache-2.0",
+        url="https://given.example.org/",
+    )
+    assert _qf(package, "%{SUMMARY}|%{DESCRIPTION}|%{LICENSE}|%{URL}|%{PACKAGER}") == (
+        f"Given summary|Given description|Apache-2.0|https://given.example.org/|{PACKAGER}"
+    )
+
+
 # --- hostile text ----------------------------------------------------------------------------
 
 
@@ -247,6 +284,34 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
     payload = subprocess.run(["rpm2cpio", str(package)], capture_output=True, check=True).stdout
     assert passwd not in package.read_bytes()
     assert passwd not in payload
+
+
+def test_hostile_project_metadata_runs_nothing(
+    hello_envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's metadata is user text too: through real rpmbuild, nothing in it runs."""
+    canary = tmp_path / "PWNED"
+    env = hello_envs.v1
+    assert env.manifest.metadata is not None
+    hostile = dataclasses.replace(
+        env.manifest.metadata,
+        summary=f"Sum\n%(touch {canary})\n%%include /etc/passwd",
+        description=f"%(touch {canary}) starts it,\n%%include /etc/passwd\n%files and \\",
+        license=f"MIT AND %(touch {canary})",
+        homepage="https://example.org/%(id)",
+        authors=(f"%{{lua: os.execute('touch {canary}')}} <x@example.org>",),
+    )
+    env = dataclasses.replace(env, manifest=dataclasses.replace(env.manifest, metadata=hostile))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    package = RpmEmitter(RpmOptions()).emit(env, tmp_path / "hostile.rpm")
+    assert not canary.exists()
+    assert _qf(package, "%{SUMMARY}") == f"Sum %(touch {canary}) %%include /etc/passwd"
+    assert _qf(package, "%{LICENSE}|%{URL}") == "NOASSERTION|https://example.org/%(id)"
+    assert _qf(package, "%{PACKAGER}") == hostile.authors[0]
+    description = " ".join(_qf(package, "%{DESCRIPTION}").split())  # rewrapped
+    assert f"(touch {canary}) starts it, %%include /etc/passwd %files and" in description
+    for query in ("-qpl", "-qpR", "--provides", "--scripts"):
+        assert _run("rpm", "-qp", query, package) == _run("rpm", "-qp", query, emit(env)), query
 
 
 # --- installing in a root with glibc, dash and coreutils only -------------------------------

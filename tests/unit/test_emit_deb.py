@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from fakes import fake_manifest
+from fakes import LICENSE_FILE, MIT_TEXT, fake_manifest, fake_metadata
 from venvpack.archive import Entry, EntryKind
 from venvpack.emit import deb, systemd
 from venvpack.emit.deb import (
@@ -39,6 +39,7 @@ from venvpack.emit.deb import (
 )
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
+from venvpack.metadata import AppMetadata
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "deb"
 UPDATE = os.environ.get("VENVPACK_UPDATE_GOLDEN") == "1"
@@ -70,7 +71,8 @@ def make_env(tmp_path: Path) -> MakeEnv:
     """A fake environment: the shape of a real one, a few bytes per file."""
     counter = iter(range(1000))
 
-    def make(**changes: Any) -> BuiltEnv:
+    def make(license_text: str | None = None, **changes: Any) -> BuiltEnv:
+        """``license_text``: written where :func:`fake_metadata` puts the license file."""
         root = tmp_path / f"env{next(counter)}"
         for d in ("bin", "python/bin", "python/lib/python3.12", "lib/python3.12/site-packages"):
             (root / d).mkdir(parents=True)
@@ -88,6 +90,9 @@ def make_env(tmp_path: Path) -> MakeEnv:
             'Reserved" are retained in Python alone\n'
         )
         (root / "lib/python3.12/site-packages/hello.py").write_text("def main(): pass\n")
+        if license_text is not None:
+            (root / LICENSE_FILE).parent.mkdir(parents=True)
+            (root / LICENSE_FILE).write_text(license_text, encoding="utf-8")
         env = BuiltEnv(root=root, manifest=fake_manifest(**changes))
         env.save()
         return env
@@ -202,6 +207,210 @@ def test_hostile_metadata_golden(make_env: MakeEnv) -> None:
     _check_golden("hostile/control", control)
 
 
+def _paragraphs(text: str) -> list[list[str]]:
+    """deb822 paragraphs as lists of field names (a line that does not start with white
+    space is a field), the way a DEP-5 reader splits the copyright file."""
+    assert text.endswith("\n")
+    assert "\n\n\n" not in text
+    paragraphs = []
+    for block in text.split("\n\n"):
+        names = []
+        for line in block.splitlines():
+            if not line[:1].isspace():
+                name, sep, _ = line.partition(":")
+                assert sep, f"not a field: {line!r}"
+                names.append(name)
+        paragraphs.append(names)
+    return paragraphs
+
+
+DEP5 = [
+    ["Format", "Upstream-Name", "Upstream-Contact", "Source", "Comment"],
+    ["Files", "Copyright", "License"],  # *: the application
+    ["Files", "Copyright", "License"],  # lib/*: the distributions
+    ["Files", "Copyright", "License"],  # the application's own files in site-packages
+    ["Files", "Copyright", "License"],  # python/*
+    ["Files", "Copyright", "License"],  # the grafted libffi
+    ["License"],  # the stand-alone MIT text
+]
+
+
+def test_metadata_package_golden(make_env: MakeEnv) -> None:
+    """A project that states its summary, description, license, homepage and authors."""
+    env = make_env(metadata=fake_metadata(), license_text=MIT_TEXT)
+    package = plan_package(env, DebOptions())  # no --maintainer: the first author
+    control = _text(package, "control", "control")
+    _check_golden("metadata/control", control)
+    assert _fields(control) == FIELDS
+    assert package.fields["maintainer"] == "Jane Doe <jane@example.org>"
+    assert package.fields["homepage"] == "https://example.org/hello"
+    assert control.partition("Description: ")[2].startswith(
+        "Greets the world from its own Python\n hello prints a greeting"
+    )
+    copyright_ = _text(package, "usr/share/doc/hello/copyright")
+    _check_golden("metadata/copyright", copyright_)
+    assert _paragraphs(copyright_) == DEP5
+    assert "\nLicense: MIT\n /opt/hello/lib/python3.12/site-packages/hello-1.0.0.dist-info/" in (
+        copyright_
+    )
+    assert " Permission is hereby granted, free of charge," in copyright_
+
+
+def test_flags_win_over_metadata(make_env: MakeEnv) -> None:
+    env = make_env(metadata=fake_metadata(), license_text=MIT_TEXT)
+    package = plan_package(
+        env,
+        _options(
+            maintainer="Max <max@example.org>",
+            description="Given synopsis\nGiven text.",
+            homepage="https://given.example.org/",
+        ),
+    )
+    control = _text(package, "control", "control")
+    assert "\nMaintainer: Max <max@example.org>\n" in control
+    assert "\nHomepage: https://given.example.org/\n" in control
+    assert "\nDescription: Given synopsis\n Given text.\n" in control
+    assert "prints a greeting" not in control
+    # A synopsis alone still gets the project's paragraph.
+    package = plan_package(env, _options(description="Given synopsis"))
+    assert "\nDescription: Given synopsis\n hello prints a greeting" in (
+        _text(package, "control", "control")
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "maintainer"),
+    [
+        ({}, "Jane Doe <jane@example.org>"),
+        ({"maintainers": ("Max <max@example.org>",)}, "Max <max@example.org>"),
+        # Debian takes no comma in a name, and needs both a name and an address.
+        (
+            {"authors": ("Doe, Jane <j@example.org>", "bob@example.org", "Bob <b@example.org>")},
+            "Bob <b@example.org>",
+        ),
+        ({"authors": ("Evil\nPackage: x <e@example.org>",)}, "Evil Package: x <e@example.org>"),
+    ],
+)
+def test_maintainer_from_metadata(
+    make_env: MakeEnv, changes: dict[str, Any], maintainer: str
+) -> None:
+    env = make_env(metadata=fake_metadata(**changes))
+    assert plan_package(env, DebOptions()).fields["maintainer"] == maintainer
+
+
+@pytest.mark.parametrize(
+    "metadata", [None, fake_metadata(authors=("bob@example.org", "Jane Doe"), maintainers=())]
+)
+def test_no_maintainer_anywhere(make_env: MakeEnv, metadata: AppMetadata | None) -> None:
+    with pytest.raises(ConfigError, match=r"no maintainer: give --maintainer .*DEBEMAIL"):
+        plan_package(make_env(metadata=metadata), DebOptions())
+
+
+@pytest.mark.parametrize(
+    ("summary", "synopsis"),
+    [
+        ("A tool that greets.", "Tool that greets"),
+        ("the greeter", "Greeter"),
+        ("Another greeter...", "Another greeter..."),
+        ("word " * 30, ("word " * 15).strip() + " ..."),
+    ],
+)
+def test_synopsis_from_summary(make_env: MakeEnv, summary: str, synopsis: str) -> None:
+    env = make_env(metadata=fake_metadata(summary=summary, description=""))
+    control = _text(plan_package(env, _options()), "control", "control")
+    assert f"\nDescription: {synopsis}\n" in control
+    if synopsis.endswith(" ..."):  # the whole summary opens the extended description
+        assert "\n word word" in control
+
+
+@pytest.mark.parametrize(
+    ("expression", "dep5"),
+    [
+        (None, "other"),
+        ("MIT", "MIT"),
+        ("MIT OR Apache-2.0", "MIT or Apache-2.0"),
+        ("(MIT OR Apache-2.0) AND BSD-3-Clause", "MIT or Apache-2.0, and BSD-3-Clause"),
+        ("MIT OR (ISC AND Zlib)", "MIT or ISC and Zlib"),
+        (
+            "GPL-2.0-or-later WITH Classpath-exception-2.0",
+            "GPL-2.0-or-later with Classpath-exception-2.0 exception",
+        ),
+        ("MIT AND (ISC OR (Zlib AND (A OR B)))", "other"),  # deeper than DEP-5 can say
+        ("MIT\nFiles: *", "other"),
+    ],
+)
+def test_dep5_license(expression: str | None, dep5: str) -> None:
+    assert deb.dep5_license(expression) == dep5
+
+
+@pytest.mark.parametrize(
+    ("expression", "common"), [("Apache-2.0", "Apache-2.0"), ("GPL-3.0-or-later", "GPL-3")]
+)
+def test_common_licenses_are_referred_to(make_env: MakeEnv, expression: str, common: str) -> None:
+    """Debian has these texts in /usr/share/common-licenses; lintian calls a copy an error."""
+    text = "Apache License\nVersion 2.0, January 2004\nTERMS AND CONDITIONS FOR USE ...\n"
+    env = make_env(metadata=fake_metadata(license=expression), license_text=text)
+    copyright_ = _text(plan_package(env, _options()), "usr/share/doc/hello/copyright")
+    assert _paragraphs(copyright_) == DEP5
+    assert copyright_.endswith(
+        f"\n\nLicense: {expression}\n"
+        f" On Debian systems, the full text of the {expression} license is in\n"
+        f" /usr/share/common-licenses/{common}.\n .\n hello's own copy:\n"
+        f" /opt/hello/{LICENSE_FILE}\n"
+    )
+    assert "TERMS AND CONDITIONS" not in copyright_
+
+
+def test_license_without_files(make_env: MakeEnv) -> None:
+    env = make_env(metadata=fake_metadata(license_files=()))
+    copyright_ = _text(plan_package(env, _options()), "usr/share/doc/hello/copyright")
+    assert _paragraphs(copyright_) == DEP5[:-1]  # no stand-alone paragraph without a text
+    assert "\nLicense: MIT\n hello names no license file in its metadata. The text of MIT" in (
+        copyright_
+    )
+
+
+def test_compound_license_text_stays_in_its_files_paragraph(make_env: MakeEnv) -> None:
+    env = make_env(metadata=fake_metadata(license="MIT OR Apache-2.0"), license_text=MIT_TEXT)
+    copyright_ = _text(plan_package(env, _options()), "usr/share/doc/hello/copyright")
+    assert _paragraphs(copyright_) == DEP5[:-1]
+    assert copyright_.count(" Permission is hereby granted") == 2  # "*" and the app's files
+
+
+def test_hostile_project_metadata_golden(make_env: MakeEnv) -> None:
+    """Project metadata is user text too: nothing in it may add a field or a paragraph."""
+    hostile_license = (
+        "MIT License\n\nFiles: *\nLicense: evil\n.\n\x1b[31mred\x07\r\nPackage: evil\x0c"
+        "Format: x\u2028Comment: y\n\n\n"
+    )
+    metadata = fake_metadata(
+        summary="Synopsis\nPackage: evil\n\nEssential: yes",
+        description="Plain words in a paragraph\nDepends: rootkit\n.\nHomepage: x\x85X: y\n",
+        license="MIT\nFiles: *",
+        authors=("Evil\nPackage: x <e@example.org>", "Jane\n\nFormat: y"),
+        maintainers=("Max <max@example.org>\nX-Evil: 1",),
+        homepage="https://example.org/\nX: y",
+        name="hello\nUpstream-Contact: evil",
+        paths=("lib/python3.12/site-packages/hello.py\nFiles: *", "lib/x y", "/etc", "../x"),
+        # Only files inside the environment are copied into the copyright file.
+        license_files=(LICENSE_FILE, "/etc/passwd", "../../../../../../../../etc/passwd"),
+    )
+    env = make_env(metadata=metadata, license_text=hostile_license)
+    package = plan_package(env, DebOptions())
+    control = _text(package, "control", "control")
+    assert _fields(control) == [f for f in FIELDS if f != "Homepage"]
+    _check_golden("hostile-metadata/control", control)
+    copyright_ = _text(package, "usr/share/doc/hello/copyright")
+    _check_golden("hostile-metadata/copyright", copyright_)
+    assert "root:" not in copyright_
+    assert copyright_.count("dist-info/licenses/LICENSE:") == 1
+    assert _paragraphs(copyright_) == [
+        ["Format", "Upstream-Name", "Upstream-Contact", "Comment"],
+        *DEP5[1:3],
+        *DEP5[4:6],
+    ]
+
+
 # --- validation: bad values are refused before anything is built -------------------------
 
 
@@ -255,7 +464,6 @@ def test_versions_and_file_names(make_env: MakeEnv, version: str, deb: str, file
         "Jane <a b@example.org>",
         " Jane <jane@example.org>",
         "Jane\x00 <jane@example.org>",
-        "",
     ],
 )
 def test_bad_maintainers(maintainer: str) -> None:
@@ -538,8 +746,9 @@ def test_maintainer_from_environment() -> None:
     assert maintainer_from_environment({"DEBFULLNAME": "A B", "DEBEMAIL": "a@b.org"}) == (
         "A B <a@b.org>"
     )
-    with pytest.raises(ConfigError, match="--maintainer"):
-        maintainer_from_environment({"DEBEMAIL": "a@b.org"})
+    # Incomplete: not an error yet, the application's metadata may name someone.
+    assert maintainer_from_environment({"DEBEMAIL": "a@b.org"}) == ""
+    assert maintainer_from_environment({}) == ""
     with pytest.raises(ConfigError, match="maintainer"):
         maintainer_from_environment({"DEBEMAIL": "A <a@b.org>\nX: y"})
 
@@ -651,3 +860,42 @@ def test_golden_files_are_plain_text() -> None:
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]", text), path
+
+
+@pytest.mark.parametrize("metadata", [None, fake_metadata()])
+def test_cli_maintainer_fallbacks(
+    make_env: MakeEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    metadata: AppMetadata | None,
+) -> None:
+    """No --maintainer and no DEBFULLNAME/DEBEMAIL: the project's authors, else one line."""
+    from venvpack.cli import main
+
+    for name in ("DEBEMAIL", "EMAIL", "DEBFULLNAME", "NAME"):
+        monkeypatch.delenv(name, raising=False)
+    env = make_env(metadata=metadata)
+    out = tmp_path / "out"
+    argv = ["deb", "-q", "--from", str(env.root), "--tree-only", "-o", str(out)]
+    if metadata is None:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("venvpack: error: no maintainer: give --maintainer")
+        assert err.count("\n") == 1
+        assert not out.exists() or list(out.iterdir()) == []
+        return
+    main(argv)
+    control = (out / "hello_1.0.0-1_amd64" / "DEBIAN" / "control").read_text()
+    assert "\nMaintainer: Jane Doe <jane@example.org>\n" in control
+    monkeypatch.setenv("DEBFULLNAME", "Deb Full")
+    monkeypatch.setenv("DEBEMAIL", "deb@example.org")
+    main([*argv, "--force"])
+    control = (out / "hello_1.0.0-1_amd64" / "DEBIAN" / "control").read_text()
+    assert "\nMaintainer: Deb Full <deb@example.org>\n" in control
+    # A bad --maintainer is refused before anything is read or built.
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--force", "--maintainer", "nobody"])
+    assert exc.value.code == 2

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from fakes import fake_manifest
+from fakes import LICENSE_FILE, MIT_TEXT, fake_manifest, fake_metadata
 from venvpack.cli import main
 from venvpack.emit import rpm
 from venvpack.emit.rpm import (
@@ -567,3 +567,121 @@ def test_cli_refuses_hostile_text_before_building(
 def test_module_exports() -> None:
     for name in rpm.__all__:
         assert hasattr(rpm, name), name
+
+
+# --- the project's metadata ----------------------------------------------------------------
+
+
+def test_metadata_spec_golden(make_env: MakeEnv) -> None:
+    """No flags: summary, description, license, URL and packager come from the project."""
+    env = make_env(metadata=fake_metadata())
+    (env.root / LICENSE_FILE).parent.mkdir(parents=True)
+    (env.root / LICENSE_FILE).write_text(MIT_TEXT)
+    plan = plan_package(env, RpmOptions())
+    assert (plan.summary, plan.license, plan.url, plan.packager) == (
+        "Greets the world from its own Python",
+        "MIT",
+        "https://example.org/hello",
+        "Jane Doe <jane@example.org>",
+    )
+    assert plan.license_files == (f"/opt/hello/{LICENSE_FILE}",)
+    spec = render_spec(plan)
+    _check_golden("metadata/hello.spec", spec)
+    assert f"\n%license /opt/hello/{LICENSE_FILE}\n" in spec
+    assert "\n%description\nhello prints a greeting and the versions" in spec
+
+
+def test_flags_win_over_metadata(make_env: MakeEnv) -> None:
+    env = make_env(metadata=fake_metadata())
+    plan = plan_package(
+        env,
+        RpmOptions(
+            summary="Given",
+            description="Given text",
+            license="Apache-2.0",
+            url="https://given.example.org",
+            packager="Max <max@example.org>",
+        ),
+    )
+    assert (plan.summary, plan.description, plan.license, plan.url, plan.packager) == (
+        "Given",
+        "Given text",
+        "Apache-2.0",
+        "https://given.example.org",
+        "Max <max@example.org>",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "license_", "packager"),
+    [
+        ({"license": None}, "NOASSERTION", "Jane Doe <jane@example.org>"),
+        ({"license": "mit or isc"}, "mit OR isc", "Jane Doe <jane@example.org>"),
+        ({"license": "MIT\nRequires: evil"}, "NOASSERTION", "Jane Doe <jane@example.org>"),
+        ({"authors": ("bob@example.org", "Ann <ann@example.org>")}, "MIT", "Ann <ann@example.org>"),
+        (
+            {"authors": ("Jane",), "maintainers": ("Max <m@example.org>",)},
+            "MIT",
+            "Max <m@example.org>",
+        ),
+        ({"authors": ("Ends with \\",)}, "MIT", ""),
+        ({"authors": ()}, "MIT", ""),
+    ],
+)
+def test_metadata_fallbacks(
+    make_env: MakeEnv, changes: dict[str, Any], license_: str, packager: str
+) -> None:
+    plan = plan_package(make_env(metadata=fake_metadata(**changes)), RpmOptions())
+    assert (plan.license, plan.packager) == (license_, packager)
+
+
+def test_unmarkable_license_files_stay_unmarked(make_env: MakeEnv) -> None:
+    files = (
+        LICENSE_FILE,
+        "lib/x/LICENSE %(id)",
+        "lib/x/COPYING*",
+        "../etc/passwd",
+        "lib/a b",
+        "lib/NOT-THERE",
+    )
+    env = make_env(metadata=fake_metadata(license_files=files))
+    for rel in files:
+        if ".." not in rel and rel != "lib/NOT-THERE":
+            (env.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (env.root / rel).write_text("text")
+    plan = plan_package(env, RpmOptions())
+    assert plan.license_files == (f"/opt/hello/{LICENSE_FILE}",)
+
+
+def test_hostile_metadata_spec_golden(make_env: MakeEnv) -> None:
+    """Project metadata reaches the spec through the same filters as flags: nothing in it
+    runs, includes or adds a directive, and it never fails the package."""
+    metadata = fake_metadata(
+        summary=f"Sum\n%(touch {CANARY})\n%%include /etc/passwd\x07",
+        description=(
+            f"%(touch {CANARY}) starts the paragraph, and\n%%include /etc/passwd\n"
+            f"#comment %{{lua: os.execute('touch {CANARY}')}} %files\n%post and on \\\n"
+            + "%if 1 "
+            * 30
+        ),
+        license=f"MIT AND %(touch {CANARY})",
+        homepage="https://example.org/%(id)",
+        authors=(f"%(touch {CANARY}) <x@example.org>\n%post",),
+        license_files=(LICENSE_FILE,),
+    )
+    env = make_env(metadata=metadata)
+    (env.root / LICENSE_FILE).parent.mkdir(parents=True)
+    (env.root / LICENSE_FILE).write_text(MIT_TEXT)
+    spec = render_spec(plan_package(env, RpmOptions()))
+    _check_golden("hostile-metadata/hello.spec", spec)
+    benign_env = make_env(metadata=fake_metadata())
+    (benign_env.root / LICENSE_FILE).parent.mkdir(parents=True)
+    (benign_env.root / LICENSE_FILE).write_text(MIT_TEXT)
+    benign = render_spec(plan_package(benign_env, RpmOptions()))
+    assert _directives(spec) == _directives(benign)
+    for tag in ("Summary:", "License:", "URL:", "Packager:"):
+        line = next(li for li in spec.splitlines() if li.startswith(tag))
+        assert "%" not in line.replace("%%", ""), line
+    assert "\nLicense:        NOASSERTION\n" in spec  # not an SPDX expression
+    body = spec.partition("%description\n")[2].partition("\n%install")[0]
+    assert all(line.lstrip()[:1] not in ("%", "#") for line in body.splitlines())

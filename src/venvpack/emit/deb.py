@@ -47,6 +47,15 @@ from venvpack.config import validate_name
 from venvpack.emit import systemd
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
+from venvpack.metadata import (
+    AppMetadata,
+    SpdxCompound,
+    SpdxLicense,
+    SpdxNode,
+    first_paragraph,
+    one_line,
+    parse_spdx,
+)
 from venvpack.policy import load_json
 from venvpack.versions import deb_version
 
@@ -58,7 +67,10 @@ __all__ = [
     "DebPackage",
     "deb_description",
     "deb_line",
+    "deb_lines",
+    "deb_text",
     "debian_arch",
+    "dep5_license",
     "maintainer_from_environment",
     "parse_depends",
     "plan_package",
@@ -110,11 +122,13 @@ class DebOptions:
     when the package is planned; everything here is checked before anything is built.
     """
 
-    maintainer: str
-    """``Full Name <address>``."""
+    maintainer: str = ""
+    """``Full Name <address>``; empty: the application's maintainers, then its authors."""
     description: str = ""
-    """First line: the synopsis; further lines: the extended description. Empty: generated."""
+    """First line: the synopsis; further lines: the extended description. Empty: from the
+    application's summary and description, else generated."""
     homepage: str = ""
+    """Empty: the application's homepage, if it names one."""
     depends: tuple[str, ...] = ()
     """Debian relations added after ``libc6 (>= <glibc floor>)``; ``a, b | c`` accepted."""
     section: str = "misc"
@@ -128,7 +142,8 @@ class DebOptions:
     """Write the control + data tree for ``dpkg-deb --build`` instead of a .deb."""
 
     def __post_init__(self) -> None:
-        check_maintainer(self.maintainer)
+        if self.maintainer:
+            check_maintainer(self.maintainer)
         if self.description:
             check_description(self.description)
         if self.homepage:
@@ -309,7 +324,43 @@ def deb_description(value: object) -> str:
     return "\n".join([synopsis, *body])
 
 
-FILTERS = {"deb_line": deb_line, "deb_description": deb_description}
+def deb_lines(values: str | Iterable[object]) -> str:
+    """A line-based list (DEP-5 ``Copyright:``, ``Upstream-Contact:``): the first value on
+    the field's line, each further one on a continuation line; each must be one line."""
+    items = [deb_line(v) for v in ([values] if isinstance(values, str) else values)]
+    return "\n ".join(items)
+
+
+def deb_text(value: object) -> str:
+    """Formatted text without a synopsis (a DEP-5 ``Comment:`` or license text), as the
+    continuation lines that follow its field line.
+
+    Every line is indented by one space and blank lines become `` .``, so no line of the
+    text (a license may well contain ``Files: *`` or ``License:``) can start a field or a
+    paragraph; line breaks are every one Python knows, control characters are dropped.
+    Lines are kept as they are (license texts are not re-wrapped).
+    """
+    lines = [_clean_line(line) for line in str(value).splitlines()]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    out = []
+    for line in lines:
+        if not line.strip():
+            out.append(" .")
+        else:
+            # " ." followed by more is reserved in deb822 text: show a leading dot verbatim.
+            out.append("  " + line if line.startswith(".") else " " + line)
+    return "\n".join(out)
+
+
+FILTERS = {
+    "deb_line": deb_line,
+    "deb_lines": deb_lines,
+    "deb_description": deb_description,
+    "deb_text": deb_text,
+}
 
 
 # --- the package plan ------------------------------------------------------------------
@@ -397,6 +448,9 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     if options.entry_points and not options.bin_links:
         raise ConfigError("--entry-point and --no-bin-links exclude each other")
     commands = _commands(env, options) if options.bin_links else []
+    # Flags win; what the application says about itself comes next; generated text last.
+    maintainer = options.maintainer or _metadata_maintainer(m.metadata)
+    homepage = options.homepage or _metadata_homepage(m.metadata)
     description = _description(env, options.description)
     synopsis = _clean_line(description.splitlines()[0]).strip()
     context: dict[str, Any] = {
@@ -405,7 +459,8 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         "name": m.name,
         "upstream_version": m.version,
         "prefix": prefix,
-        "maintainer": options.maintainer,
+        "maintainer": maintainer,
+        "homepage": homepage,
         "venvpack_version": __version__,
     }
 
@@ -425,7 +480,7 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
             package=package,
             argv=systemd.service_command(options.service_command, env),
             description=synopsis,
-            documentation=options.homepage,
+            documentation=homepage,
         )
         data.add_file(f"./{unit.path}", unit.text.encode("utf-8"), 0o644, mtime)
         for script in ("postinst", "prerm", "postrm"):
@@ -439,11 +494,11 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         "package": package,
         "version": version,
         "architecture": arch.arch,
-        "maintainer": options.maintainer,
+        "maintainer": maintainer,
         "installed_size": str(installed_size(entries)),
         "depends": ", ".join(depends),
         "section": options.section,
-        "homepage": options.homepage,
+        "homepage": homepage,
     }
     control = templates.render("deb/control", filters=FILTERS, description=description, **fields)
     fields["description"] = control.partition("\nDescription: ")[2]
@@ -466,18 +521,78 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
 
 
 def _description(env: BuiltEnv, given: str) -> str:
-    """``--description``, or a generated one; a synopsis alone gets the generated body."""
+    """``--description``; else the application's summary as the synopsis and, as the
+    extended description, the first prose paragraph of its long description followed by a
+    generated paragraph on what the package holds. A synopsis alone (given or from the
+    summary) gets the paragraphs.
+
+    Not the whole long description: it is usually a Markdown or reST README made for a web
+    page (headings, badges, code blocks), where a package manager shows plain text.
+    """
     m = env.manifest
+    meta = m.metadata
     lines = given.splitlines()
-    synopsis = lines[0] if lines else f"Python application {m.name} with its own interpreter"
     if any(line.strip() for line in lines[1:]):
         return given
-    return (
-        f"{synopsis}\n"
+    summary = one_line(meta.summary) if meta else ""
+    paragraphs: list[str] = []
+    if lines:
+        synopsis = lines[0]
+    elif summary:
+        synopsis = _synopsis(summary)
+        if synopsis.endswith(" ..."):  # shortened: the whole summary opens the body
+            paragraphs.append(summary)
+    else:
+        synopsis = f"Python application {m.name} with its own interpreter"
+    lead = first_paragraph(meta.description, summary) if meta else ""
+    if lead:
+        paragraphs.append(lead)
+    paragraphs.append(
         f"This package installs {m.name} {m.version} in {m.prefix} together with the Python "
         f"distributions it needs and its own CPython {m.python.version} interpreter. It "
         "neither uses nor changes the system's Python."
     )
+    return synopsis + "\n" + "\n\n".join(paragraphs)
+
+
+_ARTICLE_RE = re.compile(r"(?:an?|the)\s+(?=\S)", re.IGNORECASE)
+
+
+def _synopsis(summary: str) -> str:
+    """A project summary as a Debian synopsis: no leading article, no final full stop (as
+    Debian's style and lintian want), at most 80 characters, shortened at a word."""
+    text = summary
+    if _ARTICLE_RE.match(text):
+        text = _ARTICLE_RE.sub("", text, count=1)
+        text = text[:1].upper() + text[1:]
+    if text.endswith(".") and not text.endswith(".."):
+        text = text[:-1]
+    if len(text) > _SYNOPSIS_MAX:
+        text = text[: _SYNOPSIS_MAX - 3].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return text
+
+
+def _metadata_maintainer(meta: AppMetadata | None) -> str:
+    """The first of the application's maintainers, then authors, that Debian accepts as
+    ``Full Name <address>``."""
+    for person in (*meta.maintainers, *meta.authors) if meta else ():
+        try:
+            return check_maintainer(one_line(person))
+        except ConfigError:
+            continue
+    raise ConfigError(
+        "no maintainer: give --maintainer 'Full Name <address>', set DEBFULLNAME and "
+        "DEBEMAIL, or name an author or maintainer with an e-mail address in the project"
+    )
+
+
+def _metadata_homepage(meta: AppMetadata | None) -> str:
+    if meta is None or not meta.homepage:
+        return ""
+    try:
+        return check_homepage(meta.homepage)
+    except ConfigError:
+        return ""  # not usable in a control file: the package simply has no Homepage
 
 
 def _commands(env: BuiltEnv, options: DebOptions) -> list[str]:
@@ -515,22 +630,160 @@ def _changelog_date(epoch: int) -> str:
 
 
 def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
+    """``/usr/share/doc/<package>/copyright`` in Debian's machine-readable format (DEP-5).
+
+    One ``Files`` paragraph per part with a license of its own, the last match winning: the
+    package as a whole (the application's license), the Python distributions it needs (each
+    under the license in its ``.dist-info``), the application's own files again, CPython,
+    and each grafted library. The application's license files are copied in full: a
+    stand-alone ``License`` paragraph for a single license, else the text of the Files
+    paragraph (DEP-5 has no way to say which file belongs to which part of an expression).
+    """
     m = env.manifest
+    meta = m.metadata
+    root_pattern = m.prefix.lstrip("/")
     licenses = sorted(env.root.glob("python/lib/python3*/LICENSE.txt"))
     python_license = (
         f"{m.prefix}/{licenses[0].relative_to(env.root).as_posix()}"
         if licenses
         else "https://docs.python.org/3/license.html"
     )
+    people = [one_line(p) for p in (*meta.maintainers, *meta.authors)] if meta else []
+    people = [p for p in dict.fromkeys(people) if p]
+    authors = [one_line(p) for p in meta.authors if one_line(p)] if meta else []
+    app_license = dep5_license(meta.license if meta else None)
+    files = _license_files(env, meta)
+    texts = "\n\n".join(f"{m.prefix}/{rel}:\n\n{text}" for rel, text in files)
+    common = _common_license(meta.license if meta else None)
+    if common:
+        # Debian has this text already: point to it (and to the project's own copies).
+        texts = (
+            f"On Debian systems, the full text of the {app_license} license is in\n"
+            f"/usr/share/common-licenses/{common}."
+        )
+        if files:
+            texts += f"\n\n{m.name}'s own copy:\n" + "\n".join(f"{m.prefix}/{r}" for r, _ in files)
+    # A stand-alone License paragraph holds a license's text: only for one license (DEP-5
+    # cannot say which file is which part of an expression) whose files are at hand.
+    standalone = bool(texts) and app_license != "other" and " " not in app_license
+    if not texts:
+        texts = "\n".join(
+            textwrap.wrap(
+                f"{m.name} names no license file in its metadata."
+                + (
+                    f" The text of {app_license} is at https://spdx.org/licenses/."
+                    if app_license != "other"
+                    else f" Its license is not stated in a form this file can name: see its "
+                    f"METADATA in the .dist-info directory under {m.prefix}/lib/."
+                ),
+                72,
+            )
+        )
+    app_paths = [
+        f"{root_pattern}/{path}/*" if (env.root / path).is_dir() else f"{root_pattern}/{path}"
+        for path in (meta.paths if meta else ())
+        if _DEP5_PATTERN_RE.fullmatch(path)
+        and not path.startswith("/")
+        and ".." not in path.split("/")
+    ]
     return templates.render(
         "deb/copyright",
+        filters=FILTERS,
+        upstream_name=one_line(meta.name) if meta and one_line(meta.name) else m.name,
+        upstream_contact=people,
+        root_pattern=root_pattern,
+        app_copyright=authors or [f"the authors of {m.name}"],
+        app_license=app_license,
+        app_license_text="" if standalone else texts,
+        standalone_license_text=texts if standalone else "",
+        app_paths=app_paths,
         python_version=m.python.version,
         python_license=python_license,
-        python_notice=textwrap.wrap(_python_notice(licenses[0]), 78) if licenses else [],
-        grafted=[f"{m.prefix}/{g.path} (from {g.origin})" for g in m.grafted],
+        python_notice=_python_notice(licenses[0]) if licenses else "",
+        grafted=[(f"{root_pattern}/{g.path}", g.origin) for g in m.grafted],
         distributions=[f"{d.name} {d.version}" for d in m.distributions],
         **context,
     )
+
+
+# A path DEP-5 can name as a Files pattern: no blanks (they separate patterns) and no
+# wildcard or escape characters of its own.
+_DEP5_PATTERN_RE = re.compile(r"[^\s*?\\\[\]]+")
+
+
+def _license_files(env: BuiltEnv, meta: AppMetadata | None) -> list[tuple[str, str]]:
+    """``(path relative to the root, text)`` of each of the application's license files."""
+    found = []
+    for rel in meta.license_files if meta else ():
+        # Only files inside the environment: an edited manifest must not copy the build
+        # host's files (/etc/shadow ...) into a package.
+        path = env.root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            continue
+        if not path.is_file() or path.is_symlink():
+            continue
+        found.append((rel, path.read_bytes().decode("utf-8", errors="replace").strip("\n")))
+    return found
+
+
+@cache
+def _common_licenses() -> dict[str, str]:
+    licenses = load_json("deb-common-licenses.json").get("licenses")
+    if not isinstance(licenses, dict) or not licenses:
+        raise ConfigError("deb-common-licenses.json needs a non-empty 'licenses' object")
+    for spdx, name in licenses.items():
+        if not isinstance(parse_spdx(spdx), SpdxLicense):
+            raise ConfigError(f"deb-common-licenses.json: {spdx!r} is not an SPDX identifier")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", name):
+            raise ConfigError(f"deb-common-licenses.json: invalid file name {name!r}")
+    return dict(licenses)
+
+
+def _common_license(expression: str | None) -> str:
+    """The file in /usr/share/common-licenses of a single-license expression, or ""."""
+    try:
+        node = parse_spdx(expression or "")
+    except ValueError:
+        return ""
+    if not isinstance(node, SpdxLicense) or node.exception:
+        return ""
+    return _common_licenses().get(node.id, "")
+
+
+def dep5_license(expression: str | None) -> str:
+    """An SPDX expression as the first line of a DEP-5 ``License:`` field.
+
+    SPDX identifiers serve as the short names; the operators become DEP-5's: ``or`` and
+    ``and`` (``and`` binds tighter), ``, and`` for an AND of ORs, ``X with Y exception``.
+    ``other`` when the application states no license, or one DEP-5 cannot write without
+    parentheses, or the value is not an SPDX expression at all (e.g. an edited manifest).
+    """
+    if not expression:
+        return "other"
+    try:
+        node = parse_spdx(expression)
+    except ValueError:
+        return "other"
+    return _dep5(node, 0) or "other"
+
+
+def _dep5(node: SpdxNode, depth: int) -> str:
+    """DEP-5 text of ``node``, or "" when it nests deeper than DEP-5's three levels
+    (``, and`` / ``or`` / ``and``)."""
+    if isinstance(node, SpdxLicense):
+        return f"{node.id} with {node.exception} exception" if node.exception else node.id
+    if node.operator == "OR":
+        if depth > 1:
+            return ""
+        parts = [_dep5(part, 2) for part in node.operands]
+        return " or ".join(parts) if all(parts) else ""
+    # AND: plain "and" binds tighter than "or"; an AND that holds an OR needs ", and".
+    if any(isinstance(part, SpdxCompound) for part in node.operands):
+        if depth > 0:
+            return ""
+        parts = [_dep5(part, 1) for part in node.operands]
+        return ", and ".join(parts) if all(parts) else ""
+    return " and ".join(_dep5(part, 2) for part in node.operands)
 
 
 def _python_notice(license_file: Path) -> str:
@@ -684,6 +937,8 @@ def maintainer_from_environment(environ: Mapping[str, str]) -> str:
     """The maintainer Debian's tools (dch) take from ``DEBFULLNAME`` and ``DEBEMAIL``.
 
     ``DEBEMAIL`` may itself be ``Name <address>``; ``EMAIL`` and ``NAME`` are fallbacks.
+    Empty when they do not name both a name and an address (the application's metadata
+    may then), a ConfigError when they do but not in a form a control file takes.
     """
     email = (environ.get("DEBEMAIL") or environ.get("EMAIL") or "").strip()
     name = (environ.get("DEBFULLNAME") or environ.get("NAME") or "").strip()
@@ -691,6 +946,4 @@ def maintainer_from_environment(environ: Mapping[str, str]) -> str:
         return check_maintainer(email)
     if email and name:
         return check_maintainer(f"{name} <{email}>")
-    raise ConfigError(
-        "no maintainer: give --maintainer 'Full Name <address>' (or set DEBFULLNAME and DEBEMAIL)"
-    )
+    return ""

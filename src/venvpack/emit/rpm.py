@@ -44,7 +44,7 @@ import stat
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -58,6 +58,7 @@ from venvpack.elf import is_elf, read_elf
 from venvpack.emit.systemd import ServiceUnit, render_unit, service_command
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
+from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expression
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
 from venvpack.versions import rpm_version
@@ -216,12 +217,15 @@ class RpmOptions:
     """What ``venvpack rpm`` adds to the environment's manifest; checked when made."""
 
     summary: str = ""
-    """``Summary:``; empty: generated from the name and version."""
+    """``Summary:``; empty: the project's summary, else generated from name and version."""
     description: str = ""
-    """``%description``; empty: generated (what is inside, where it installs)."""
-    license: str = "NOASSERTION"
-    """``License:``, an SPDX expression; the SPDX word for "not stated" by default."""
+    """``%description``; empty: the project's first paragraph and a generated one (what is
+    inside, where it installs)."""
+    license: str = ""
+    """``License:``, an SPDX expression; empty: the project's, else ``NOASSERTION`` (the SPDX
+    word for "not stated")."""
     url: str = ""
+    """``URL:``; empty: the project's homepage, if any."""
     release: str = "1"
     """``Release:``: digits, letters and ``. _ + ~ ^`` (no macros such as ``%{?dist}``)."""
     requires: tuple[str, ...] = ()
@@ -232,14 +236,16 @@ class RpmOptions:
     service_command: str = ""
     """Command line of a systemd service; empty: no unit."""
     packager: str = ""
-    """``Packager:`` and the changelog author, e.g. ``Jane Doe <jane@example.org>``."""
+    """``Packager:`` and the changelog author, e.g. ``Jane Doe <jane@example.org>``; empty:
+    the project's first maintainer, else its first author."""
 
     def __post_init__(self) -> None:
         if self.summary:
             rpm_line(self.summary, "--summary")
         if self.description:
             rpm_text(self.description, "--description")
-        rpm_line(self.license, "--license")
+        if self.license:
+            rpm_line(self.license, "--license")
         if self.url:
             rpm_token(self.url, "--url")
             if not _URL_RE.fullmatch(self.url.strip()):
@@ -357,6 +363,8 @@ class RpmPlan:
     license: str
     url: str
     packager: str
+    license_files: tuple[str, ...]
+    """Absolute paths, under the prefix, of the application's license files (``%license``)."""
     requires: tuple[str, ...]
     """The user's extra dependencies, normalised; ``glibc >= glibc_floor`` comes first."""
     glibc_floor: str
@@ -426,15 +434,18 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
                 raise ConfigError(f"{command!r} is not a command in the environment's bin/")
         links = tuple(dict.fromkeys(wanted))
 
-    summary = options.summary.strip() or (
-        f"{name} {upstream} with its own Python {manifest.python.version}"
+    # Flags win; what the application says about itself comes next; generated text last.
+    meta = manifest.metadata
+    summary = (
+        options.summary.strip()
+        or _usable(one_line(meta.summary) if meta else "", rpm_line)
+        or f"{name} {upstream} with its own Python {manifest.python.version}"
     )
+    url = options.url.strip() or _metadata_url(meta)
     unit = None
     if options.service_command:
         argv = service_command(options.service_command, env)
-        unit = render_unit(
-            package=name, argv=argv, description=summary, documentation=options.url.strip()
-        )
+        unit = render_unit(package=name, argv=argv, description=summary, documentation=url)
 
     relocatable = manifest.link_mode == "symlink" and unit is None
     if not relocatable:
@@ -454,9 +465,17 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         arch=rpm_arch(manifest.python.machine),
         summary=summary,
         description=options.description.strip("\n") or _generated_description(env, upstream),
-        license=options.license.strip(),
-        url=options.url.strip(),
-        packager=options.packager.strip(),
+        license=options.license.strip()
+        or spdx_expression(meta.license if meta else None)
+        or "NOASSERTION",
+        url=url,
+        packager=options.packager.strip() or _metadata_packager(meta),
+        license_files=tuple(
+            f"{prefix}/{rel}"
+            for rel in (meta.license_files if meta else ())
+            # rpmbuild fails on a %license file missing from the tree (an edited manifest).
+            if _plain_path(rel) and (env.root / rel).is_file()
+        ),
         requires=tuple(rpm_dep(dep) for dep in options.requires),
         glibc_floor=floor,
         prefix=prefix,
@@ -470,18 +489,78 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
 
 
 def _generated_description(env: BuiltEnv, upstream: str) -> str:
+    """The project's first prose paragraph (not its whole README, which is made for a web
+    page), then what the package holds and where it installs."""
     manifest = env.manifest
+    meta = manifest.metadata
+    lines: list[str] = []
+    lead = first_paragraph(meta.description, meta.summary) if meta else ""
+    if lead:
+        lines += [*_spec_safe_wrap(lead), ""]
     intro = (
         f"{manifest.name} {upstream}, packed by venvpack: the application, the Python "
         f"distributions it needs and a copy of the CPython {manifest.python.version} "
         f"interpreter, installed together in {manifest.prefix.rstrip('/')}. It needs no "
         "Python on the system."
     )
-    lines = textwrap.wrap(intro, width=76)
+    lines += textwrap.wrap(intro, width=76)
     if manifest.distributions:
         lines += ["", "Python distributions:"]
         lines += [f"- {d.name} {d.version}" for d in manifest.distributions]
     return "\n".join(lines)
+
+
+def _spec_safe_wrap(text: str, width: int = 76) -> list[str]:
+    """``text`` wrapped at ``width`` so that no line starts with ``%`` or ``#``, which
+    :func:`rpm_text` refuses (rpm would obey or drop the line): such a word stays on the
+    line before it, even past the width. On the first line there is none: its marker goes."""
+    lines: list[str] = []
+    for word in text.split():
+        if not lines:
+            word = word.lstrip("%#")
+            if word:
+                lines.append(word)
+        elif word[0] in "%#" or len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def _usable(value: str, check: Callable[[str, str], str]) -> str:
+    """``value`` if ``check`` (an rpm filter) accepts it, else empty: metadata that rpm
+    cannot hold (a trailing backslash ...) is left out rather than failing the package."""
+    if not value:
+        return ""
+    try:
+        check(value, "metadata")
+    except ConfigError:
+        return ""
+    return value
+
+
+def _metadata_url(meta: AppMetadata | None) -> str:
+    if meta is None or not meta.homepage or not _URL_RE.fullmatch(meta.homepage):
+        return ""
+    return _usable(meta.homepage, rpm_token)
+
+
+def _metadata_packager(meta: AppMetadata | None) -> str:
+    """The project's first maintainer, else author, preferring ``Name <mail>`` entries."""
+    people = [one_line(p) for p in (*meta.maintainers, *meta.authors)] if meta else []
+    for person in sorted(people, key=lambda p: "<" not in p):  # stable: order kept
+        if _usable(person, rpm_line):
+            return person
+    return ""
+
+
+_PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)*")
+
+
+def _plain_path(rel: str) -> bool:
+    """A path an rpm ``%files`` line can name as is: no macro, glob, quote or blank (others
+    stay in the package, only without the license mark)."""
+    return bool(_PLAIN_PATH_RE.fullmatch(rel)) and ".." not in rel.split("/")
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -512,6 +591,7 @@ def render_spec(plan: RpmPlan) -> str:
         license=plan.license,
         url=plan.url,
         packager=plan.packager,
+        license_files=plan.license_files,
         requires=plan.requires,
         glibc_floor=plan.glibc_floor,
         prefix=plan.prefix,
