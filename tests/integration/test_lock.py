@@ -273,3 +273,30 @@ def test_credentials_in_index_urls_are_never_shown(tmp_path: Path) -> None:
     assert result.returncode == 4
     assert "127.0.0.1:9" in result.stderr
     assert "s3cret-token" not in result.stderr
+
+
+UV_INDEX_TABLE = """
+[[tool.uv.index]]
+name = "private"
+url = "http://127.0.0.1:9/simple"
+default = true
+"""
+
+
+@pytest.mark.parametrize("where", ["tool.uv", "PIP_INDEX_URL"])
+def test_uv_configuration_and_pip_index_variables_are_honoured(
+    where: str, project: Path, tmp_path: Path
+) -> None:
+    """Both point uv at a closed local port: the failure names it, so the setting was used."""
+    copy = _copy(project, tmp_path / "lockapp")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+    env["UV_HTTP_RETRIES"] = "0"
+    if where == "tool.uv":
+        with (copy / "pyproject.toml").open("a") as fh:
+            fh.write(UV_INDEX_TABLE)
+    else:
+        env["PIP_INDEX_URL"] = "http://127.0.0.1:9/simple"
+    argv = [*VENVPACK, "build", "--project", str(copy), "--no-lock", "-o", str(tmp_path / "env")]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 4
+    assert "http://127.0.0.1:9/simple/" in result.stderr
