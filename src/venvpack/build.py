@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from venvpack import __version__
 from venvpack.audit import audit_tree
-from venvpack.config import BuildSpec, validate_name
+from venvpack.config import BuildSpec, validate_name, validate_version
 from venvpack.errors import (
     BuildError,
     ConfigError,
@@ -166,7 +166,8 @@ def app_version(spec: BuildSpec, name: str, main: str | None, installed: Install
         return spec.version
     version = installed.version_of(main) if main else None
     if version is not None:
-        return version
+        # Read from installed metadata (pip's fallback, a crafted sdist): it becomes file names.
+        return validate_version(version)
     if spec.project is not None:
         raise ConfigError(
             f"the project's distribution {main or '(unnamed)'} is not among the installed "

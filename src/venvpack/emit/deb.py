@@ -48,6 +48,7 @@ from venvpack.emit import systemd
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.policy import load_json
+from venvpack.validate import file_name
 from venvpack.versions import deb_version
 
 __all__ = [
@@ -591,7 +592,7 @@ class DebEmitter:
             f"{deb_version(m.version)}-{REVISION}",
             debian_arch(m.python.machine).arch,
         )
-        return name.removesuffix(".deb") if self.options.tree_only else name
+        return file_name(name.removesuffix(".deb") if self.options.tree_only else name)
 
     def emit(self, env: BuiltEnv, dest: Path) -> Path:
         package = plan_package(env, self.options)

@@ -60,6 +60,7 @@ from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
+from venvpack.validate import file_name
 from venvpack.versions import rpm_version
 
 __all__ = [
@@ -729,7 +730,7 @@ class RpmEmitter:
             self.options.release,
             rpm_arch(manifest.python.machine),
         )
-        return f"{stem}.rpmbuild" if self.spec_only else f"{stem}.rpm"
+        return file_name(f"{stem}.rpmbuild" if self.spec_only else f"{stem}.rpm")
 
     def emit(self, env: BuiltEnv, dest: Path) -> Path:
         plan = plan_package(env, self.options)
