@@ -43,6 +43,7 @@ __all__ = [
     "app_name",
     "app_version",
     "build_environment",
+    "checked_environment",
     "choose_interpreter",
     "find_patchelf",
     "stage",
@@ -124,6 +125,20 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
         len(plan.grafts),
     )
     return BuiltEnv(dest, manifest)
+
+
+def checked_environment(root: Path) -> BuiltEnv:
+    """An environment made earlier (``--from``), audited again before it is packed: it may
+    have been changed since (a grafted library deleted, a symlink added, the manifest
+    edited), and a package must not ship what the build would have refused."""
+    env = BuiltEnv.load(root)
+    report = audit_tree(root, system_libraries(), ())
+    if report.glibc_floor != env.manifest.glibc_floor:
+        raise BuildError(
+            f"audit: the tree needs glibc {report.glibc_floor or '(none)'} but its manifest "
+            f"says {env.manifest.glibc_floor or '(none)'}; build it again"
+        )
+    return env
 
 
 @contextmanager
