@@ -651,3 +651,10 @@ def test_golden_files_are_plain_text() -> None:
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]", text), path
+
+
+@pytest.mark.parametrize("name", ["python3", "python", "pip3", "activate.fish"])
+def test_interpreter_links_are_refused_as_entry_points(make_env: MakeEnv, name: str) -> None:
+    # issue 9, item 11: /usr/bin/python3 would become the bundled interpreter
+    with pytest.raises(ConfigError, match="shadow"):
+        plan_package(make_env(), _options(entry_points=(name,)))

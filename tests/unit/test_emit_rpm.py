@@ -282,7 +282,7 @@ def test_entry_points_and_no_bin_links(make_env: MakeEnv) -> None:
     assert "\n%post" not in spec
     with pytest.raises(ConfigError, match="'nope' is not a command"):
         plan_package(env, RpmOptions(entry_points=("nope",)))
-    with pytest.raises(ConfigError, match="'activate' is not a command"):
+    with pytest.raises(ConfigError, match="'activate': .* would shadow"):
         plan_package(env, RpmOptions(entry_points=("activate",)))  # not executable
     with pytest.raises(ConfigError, match="command 'x y'"):
         plan_package(make_env(commands=("x y",)), RpmOptions())
@@ -568,3 +568,11 @@ def test_cli_refuses_hostile_text_before_building(
 def test_module_exports() -> None:
     for name in rpm.__all__:
         assert hasattr(rpm, name), name
+
+
+@pytest.mark.parametrize("name", ["python3", "python", "python3.12", "pip", "activate"])
+def test_interpreter_links_are_refused_as_entry_points(make_env: MakeEnv, name: str) -> None:
+    # issue 9, item 11: /usr/bin/python3 would become the bundled interpreter
+    env = make_env()
+    with pytest.raises(ConfigError, match="shadow"):
+        plan_package(env, RpmOptions(entry_points=(name,)))

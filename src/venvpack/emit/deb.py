@@ -48,7 +48,7 @@ from venvpack.emit import systemd
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.policy import load_json
-from venvpack.validate import file_name
+from venvpack.validate import file_name, system_command
 from venvpack.versions import deb_version
 
 __all__ = [
@@ -486,6 +486,7 @@ def _commands(env: BuiltEnv, options: DebOptions) -> list[str]:
     chosen = options.entry_points or env.manifest.commands
     for name in chosen:
         check_command_name(name, "command")
+        system_command(name, env.manifest.commands)
         path = env.root / "bin" / name
         if not (path.is_file() or path.is_symlink()):
             what = "--entry-point" if options.entry_points else "manifest command"

@@ -60,7 +60,7 @@ from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
-from venvpack.validate import file_name
+from venvpack.validate import file_name, system_command
 from venvpack.versions import rpm_version
 
 __all__ = [
@@ -422,6 +422,7 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         wanted = options.entry_points if options.entry_points is not None else manifest.commands
         for command in wanted:
             _check_command(command, "--entry-point" if options.entry_points else "command")
+            system_command(command, manifest.commands)
             target = env.root / "bin" / command
             if not (target.is_file() and os.access(target, os.X_OK)):
                 raise ConfigError(f"{command!r} is not a command in the environment's bin/")
