@@ -282,8 +282,8 @@ def test_entry_points_and_no_bin_links(make_env: MakeEnv) -> None:
     assert "\n%post" not in spec
     with pytest.raises(ConfigError, match="'nope' is not a command"):
         plan_package(env, RpmOptions(entry_points=("nope",)))
-    with pytest.raises(ConfigError, match="'activate': .* would shadow"):
-        plan_package(env, RpmOptions(entry_points=("activate",)))  # not executable
+    with pytest.raises(ConfigError, match=r"'activate': .* would shadow"):
+        plan_package(env, RpmOptions(entry_points=("activate",)))  # venv machinery
     with pytest.raises(ConfigError, match="command 'x y'"):
         plan_package(make_env(commands=("x y",)), RpmOptions())
 

@@ -65,5 +65,8 @@ def test_requested_names_read_paths_beside_the_file(tmp_path: Path) -> None:
     (proj / "pyproject.toml").write_text('[project]\nname = "Proj"\nversion = "1"\n')
     reqs = tmp_path / "deploy" / "reqs.txt"
     reqs.write_text("./proj\n./w/hello-1.0.0-py3-none-any.whl\n-e ./x\n")
-    assert requirement_lines(reqs) == [str(proj), f"{tmp_path}/deploy/w/hello-1.0.0-py3-none-any.whl"]
+    assert requirement_lines(reqs) == [
+        str(proj),
+        f"{tmp_path}/deploy/w/hello-1.0.0-py3-none-any.whl",
+    ]
     assert requested_names(BuildSpec(requirement_files=(reqs,))) == ["proj", "hello"]

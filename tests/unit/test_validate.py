@@ -43,7 +43,8 @@ def test_public_url_drops_userinfo_query_and_non_hash_fragment() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["python", "python3", "python3.12", "pip", "pip3", "pip3.12", "activate", "activate.fish"]
+    "name",
+    ["python", "python3", "python3.12", "pip", "pip3", "pip3.12", "activate", "activate.fish"],
 )
 def test_interpreter_links_are_not_system_commands(name: str) -> None:
     with pytest.raises(ConfigError, match="shadow"):
