@@ -12,7 +12,6 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from venvpack.errors import ConfigError, InstallError, ToolMissingError
 from venvpack.manifest import Distribution, InputFile, InstallSource
 from venvpack.proc import clean_python_env, run
 from venvpack.requirements_file import absolute_copy, requirement_lines
-from venvpack.validate import installer_argument
+from venvpack.validate import installer_argument, redact_urls
 
 __all__ = [
     "InstallPlan",
@@ -293,12 +292,9 @@ def uv_environment(environ: Mapping[str, str], *, interactive: bool) -> dict[str
     return extra
 
 
-_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-
-
 def redact(text: str) -> str:
-    """``text`` with the user:password part of every URL replaced, for logs and messages."""
-    return _CREDENTIALS_RE.sub(r"\g<scheme>****@", text)
+    """``text`` with the secrets of every URL in it masked, for logs and messages."""
+    return redact_urls(text)
 
 
 # --- installing ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ check per kind, so every caller applies the same rule (issue 9, items 10-12).
 - an **installer argument** that is a requirement never starts with ``-``: uv and pip would
   read ``--target=/elsewhere`` as an option (they also get requirements after ``--``);
 - a **public URL** (what ``direct_url.json`` keeps) has no userinfo, query or fragment
-  other than a hash: tokens in ``?token=`` do not ship;
+  other than a hash: tokens in ``?token=`` do not ship, and logs mask the same parts;
 - a **system command** (what deb and rpm link into ``/usr/bin``) is never one of the names
   ``bin/`` holds as interpreter links or venv machinery (``python3``, ``pip``, ``activate``),
   unless the application itself installs a console script of that name.
@@ -24,6 +24,7 @@ __all__ = [
     "file_name",
     "installer_argument",
     "public_url",
+    "redact_urls",
     "reserved_command",
     "system_command",
 ]
@@ -71,6 +72,17 @@ def public_url(url: str) -> str:
         netloc = ("git@" if userinfo == "git" else "") + host
     fragment = parts.fragment if _HASH_FRAGMENT_RE.fullmatch(parts.fragment) else ""
     return urlunsplit(parts._replace(netloc=netloc, query="", fragment=fragment))
+
+
+_URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_URL_QUERY_RE = re.compile(r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s?#]*)\?[^\s#]*")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` (a command line, a tool's output) with the userinfo and the query string of
+    every URL in it masked: the same secrets :func:`public_url` drops, for logs."""
+    text = _URL_USERINFO_RE.sub(r"\g<scheme>****@", text)
+    return _URL_QUERY_RE.sub(r"\g<url>?****", text)
 
 
 # Names ``bin/`` holds as links to the interpreter or as the venv's own machinery. Linked

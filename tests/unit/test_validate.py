@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from venvpack.errors import ConfigError
-from venvpack.validate import file_name, installer_argument, public_url, system_command
+from venvpack.validate import (
+    file_name,
+    installer_argument,
+    public_url,
+    redact_urls,
+    system_command,
+)
 
 
 @pytest.mark.parametrize(
@@ -55,3 +61,12 @@ def test_an_apps_own_console_script_of_a_reserved_name_is_allowed() -> None:
     assert system_command("pip", ["pip", "hello"]) == "pip"
     assert system_command("hello", ["hello"]) == "hello"
     assert system_command("serve", ["hello"]) == "serve"  # another script of bin/
+
+
+def test_logs_mask_the_secrets_of_every_url() -> None:
+    text = "six @ https://host/six-1.16.0-py2.py3-none-any.whl?token=abc#sha256=00 --no-index"
+    assert (
+        redact_urls(text)
+        == "six @ https://host/six-1.16.0-py2.py3-none-any.whl?****#sha256=00 --no-index"
+    )
+    assert redact_urls("git+https://tok@h/x.git?a=1 b") == "git+https://****@h/x.git?**** b"
