@@ -64,3 +64,24 @@ def test_from_refuses_a_manifest_whose_floor_the_tree_does_not_match(tmp_path: P
     BuiltEnv(root, fake_manifest(glibc_floor="2.10")).save()
     with pytest.raises(BuildError, match=r"manifest says 2\.10"):
         checked_environment(root)
+
+
+def test_the_runtime_copy_drops_links_to_the_build_host(tmp_path: Path) -> None:
+    # Debian's stdlib has sitecustomize.py -> /etc/python3.11/sitecustomize.py: the host's hook
+    from venvpack.runtime import _drop_links_out_of
+
+    runtime = tmp_path / "env" / "python"
+    stdlib = runtime / "lib" / "python3.11"
+    stdlib.mkdir(parents=True)
+    (stdlib / "_sysconfigdata__x86_64-linux-gnu.py").write_text("")
+    (stdlib / "_sysconfigdata__linux_x86_64-linux-gnu.py").symlink_to(
+        "_sysconfigdata__x86_64-linux-gnu.py"
+    )
+    (stdlib / "sitecustomize.py").symlink_to("/etc/python3.11/sitecustomize.py")
+    (stdlib / "up").symlink_to("../../../../elsewhere")
+    _drop_links_out_of(runtime)
+    assert sorted(p.name for p in stdlib.iterdir()) == [
+        "_sysconfigdata__linux_x86_64-linux-gnu.py",
+        "_sysconfigdata__x86_64-linux-gnu.py",
+    ]
+    check_symlinks(tmp_path / "env")
