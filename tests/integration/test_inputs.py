@@ -162,7 +162,8 @@ def test_url_token_and_changed_trees(wheels: Path, wheel_server: str, tmp_path: 
     manifest, the log); then --from audits the tree again: a symlink out of the tree, a
     deleted grafted library."""
     url = f"{wheel_server}/{_hello_wheel(wheels)}?token=s3cr3t"
-    args = ["build", f"hello @ {url}", "--no-index", "--find-links", wheels, "-o", "env", "-v"]
+    args: list[str | Path] = ["build", f"hello @ {url}", "--no-index", "--find-links", wheels]
+    args += ["-o", "env", "-v"]
     result = venvpack(args, cwd=tmp_path)
     assert "s3cr3t" not in result.stderr
     direct_urls = list(
