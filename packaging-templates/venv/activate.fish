@@ -30,7 +30,7 @@ deactivate nondestructive
 set -gx VIRTUAL_ENV (builtin realpath (dirname (status filename))/..)
 set -gx _OLD_VIRTUAL_PATH $PATH
 set -gx PATH "$VIRTUAL_ENV/bin" $PATH
-set -gx VIRTUAL_ENV_PROMPT {{ prompt | fish }}
+set -gx VIRTUAL_ENV_PROMPT {{ prompt | prompt | fish }}
 
 if set -q PYTHONHOME
     set -gx _OLD_VIRTUAL_PYTHONHOME $PYTHONHOME

@@ -4,7 +4,12 @@
   library is inside the tree or on the system allowlist (the graft planner, run again with
   no host directories, must find nothing to do);
 - the glibc floor: the highest GLIBC_x.y symbol version any ELF file needs;
+- every symlink is relative and stays inside the tree (venvpack makes only such links:
+  ``bin/python -> ../python/bin/python3.X``, ``lib64 -> lib``); an absolute or escaping one
+  would ship a path of the build host, or a way out of ``/opt/<app>``;
 - leaks: files that still name the build directory or the source interpreter.
+
+It runs at the end of every build, and again on every ``--from`` tree before it is packed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from venvpack.errors import BuildError, ElfError
 from venvpack.graft import find_elf_files, plan_grafts
 from venvpack.pathtext import contains_path
 
-__all__ = ["AuditReport", "audit_tree", "find_leaks"]
+__all__ = ["AuditReport", "audit_tree", "check_symlinks", "find_leaks"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class AuditReport:
 
 def audit_tree(root: Path, allow: frozenset[str], needles: Sequence[str]) -> AuditReport:
     """Check the tree at ``root``; raise BuildError when a promise is broken."""
+    check_symlinks(root)
     files = find_elf_files(root)
     try:
         plan = plan_grafts(root, root / "python" / "lib", allow, files=files, host_dirs=())
@@ -47,6 +53,24 @@ def audit_tree(root: Path, allow: frozenset[str], needles: Sequence[str]) -> Aud
         elf_files=len(files),
         leaks=tuple(find_leaks(root, needles)),
     )
+
+
+def check_symlinks(root: Path) -> None:
+    """Refuse a symlink that is absolute or leads outside ``root`` (read lexically, as the
+    link will be read wherever the tree is unpacked)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames) + sorted(dirnames):
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                continue
+            target = os.readlink(path)
+            rel = os.path.relpath(path, root)
+            if os.path.isabs(target):
+                raise BuildError(f"audit: {rel} is an absolute symlink (to {target})")
+            resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+            if resolved == ".." or resolved.startswith("../"):
+                raise BuildError(f"audit: {rel} is a symlink leading out of the tree ({target})")
 
 
 def find_leaks(root: Path, needles: Sequence[str]) -> list[tuple[str, str]]:

@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from venvpack import __version__
 from venvpack.audit import audit_tree
-from venvpack.config import BuildSpec, validate_name
+from venvpack.config import BuildSpec, validate_name, validate_version
 from venvpack.errors import (
     BuildError,
     ConfigError,
@@ -44,6 +44,7 @@ __all__ = [
     "app_name",
     "app_version",
     "build_environment",
+    "checked_environment",
     "choose_interpreter",
     "find_patchelf",
     "stage",
@@ -136,6 +137,20 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     return BuiltEnv(dest, manifest)
 
 
+def checked_environment(root: Path) -> BuiltEnv:
+    """An environment made earlier (``--from``), audited again before it is packed: it may
+    have been changed since (a grafted library deleted, a symlink added, the manifest
+    edited), and a package must not ship what the build would have refused."""
+    env = BuiltEnv.load(root)
+    report = audit_tree(root, system_libraries(), ())
+    if report.glibc_floor != env.manifest.glibc_floor:
+        raise BuildError(
+            f"audit: the tree needs glibc {report.glibc_floor or '(none)'} but its manifest "
+            f"says {env.manifest.glibc_floor or '(none)'}; build it again"
+        )
+    return env
+
+
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     """Log the start of a pipeline stage and, at debug level, how long it took."""
@@ -176,7 +191,8 @@ def app_version(spec: BuildSpec, name: str, main: str | None, installed: Install
         return spec.version
     version = installed.version_of(main) if main else None
     if version is not None:
-        return version
+        # Read from installed metadata (pip's fallback, a crafted sdist): it becomes file names.
+        return validate_version(version)
     if spec.project is not None:
         raise ConfigError(
             f"the project's distribution {main or '(unnamed)'} is not among the installed "

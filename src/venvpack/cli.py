@@ -353,7 +353,7 @@ def built_environment(
     A fresh build lives in a temporary directory beside ``near`` (same filesystem, so
     nothing is copied twice) and is removed afterwards, also on failure or Ctrl-C.
     """
-    from venvpack.build import build_environment
+    from venvpack.build import build_environment, checked_environment
 
     if from_dir is not None:
         _configure_logging(opts.get("quiet", False), opts.get("verbose", False))
@@ -364,7 +364,7 @@ def built_environment(
                 f"--from packs an environment as it was built; {flags} "
                 "cannot apply to it (build again instead)"
             )
-        yield BuiltEnv.load(from_dir)
+        yield checked_environment(from_dir)
         return
     spec = spec_from_options(opts)
     near.mkdir(parents=True, exist_ok=True)

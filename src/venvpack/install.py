@@ -12,7 +12,6 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from venvpack.config import BuildSpec, Installer, read_pyproject
 from venvpack.errors import ConfigError, InstallError, ToolMissingError
 from venvpack.manifest import Distribution, InputFile, InstallSource
 from venvpack.proc import clean_python_env, run
+from venvpack.requirements_file import absolute_copy, requirement_lines
+from venvpack.validate import installer_argument, redact_urls
 
 __all__ = [
     "InstallPlan",
@@ -72,26 +73,12 @@ def requested_names(spec: BuildSpec) -> list[str]:
     lines = list(spec.requirements)
     for path in spec.requirement_files:
         if not is_pylock(path):
-            lines += _requirement_file_lines(path)
+            lines += requirement_lines(path)
     for text in lines:
         name = _requirement_name(text)
         if name and name not in names:
             names.append(name)
     return names
-
-
-def _requirement_file_lines(path: Path) -> list[str]:
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read requirements file {path}: {exc}") from None
-    out = []
-    # A backslash continues a line (hash-pinned files put each --hash on its own line).
-    for line in raw.replace("\\\n", " ").splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith(("#", "-")):
-            out.append(line.split(" --", 1)[0].strip())
-    return out
 
 
 def _requirement_name(text: str) -> str | None:
@@ -152,6 +139,8 @@ def plan_install(spec: BuildSpec) -> InstallPlan:
     for path in (*spec.requirement_files, *spec.constraints):
         if not path.is_file():
             raise ConfigError(f"{path} not found")
+    for requirement in spec.requirements:
+        installer_argument(requirement)
     pylocks = [p for p in spec.requirement_files if is_pylock(p)]
     uv_lock = pylock = None
     if len(pylocks) > 1:
@@ -218,7 +207,7 @@ def _input_file(path: Path, project: Path | None) -> InputFile:
 # --- installer arguments and environment ----------------------------------------------------
 
 
-def _index_args(spec: BuildSpec, uv: bool) -> list[str]:
+def _index_args(spec: BuildSpec, uv: bool, constraints: list[Path]) -> list[str]:
     args: list[str] = []
     if spec.index_url:
         args += ["--index-url", spec.index_url]
@@ -228,19 +217,26 @@ def _index_args(spec: BuildSpec, uv: bool) -> list[str]:
         args += ["--find-links", link]
     if spec.no_index:
         args.append("--no-index")
-    for path in spec.constraints:
+    for path in constraints:
         args += ["--constraint", str(path)]
     if spec.pre:
         args += ["--prerelease", "allow"] if uv else ["--pre"]
     return args
 
 
-def _resolve_args(spec: BuildSpec) -> list[str]:
-    """What to install when there is no lock: the requirements, files and the project."""
+def _resolve_args(spec: BuildSpec, files: list[Path]) -> list[str]:
+    """What to install when there is no lock: the requirements ``files`` (the spec's, their
+    relative paths made absolute), the groups, then ``--`` and the requirements and project,
+    so that nothing given as a requirement can be read as an option."""
     args: list[str] = []
-    for path in spec.requirement_files:
+    for path in files:
         args += ["-r", str(path)]
-    args += list(spec.requirements)
+    for group in spec.groups:
+        if spec.project is None:
+            raise ConfigError("--group selects a dependency group of a project; give --project")
+        args += ["--group", group]  # from the pyproject.toml where the installer runs
+    args.append("--")
+    args += [installer_argument(r) for r in spec.requirements]
     if spec.project is not None:
         extras = _project_extras(spec)
         name = _project_name(spec.project)
@@ -253,10 +249,6 @@ def _resolve_args(spec: BuildSpec) -> list[str]:
             args.append(str(spec.project))
     elif spec.extras or spec.all_extras:
         raise ConfigError("--extra and --all-extras select extras of a project; give --project")
-    for group in spec.groups:
-        if spec.project is None:
-            raise ConfigError("--group selects a dependency group of a project; give --project")
-        args += ["--group", group]  # from the pyproject.toml where the installer runs
     return args
 
 
@@ -300,12 +292,9 @@ def uv_environment(environ: Mapping[str, str], *, interactive: bool) -> dict[str
     return extra
 
 
-_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-
-
 def redact(text: str) -> str:
-    """``text`` with the user:password part of every URL replaced, for logs and messages."""
-    return _CREDENTIALS_RE.sub(r"\g<scheme>****@", text)
+    """``text`` with the secrets of every URL in it masked, for logs and messages."""
+    return redact_urls(text)
 
 
 # --- installing ---------------------------------------------------------------------------------
@@ -333,25 +322,29 @@ def install_requirements(
     # On a terminal the installer's own progress display is the install step's progress
     # bar; in pipes and CI its output is kept and shown whole if it fails.
     show = _interactive()
+    # Relative paths in -r and -c files mean paths beside the file (requirements_file).
+    inputs = workdir / "requirements"
+    files = [absolute_copy(p, inputs) for p in spec.requirement_files if not is_pylock(p)]
+    constraints = [absolute_copy(p, inputs) for p in spec.constraints]
     if uv is not None:
         env = clean_python_env(uv_environment(os.environ, interactive=show))
         if plan.uv_lock is not None:
             lock = export_uv_lock(uv, plan.uv_lock, python, spec, workdir, env)
-            args = ["-r", str(lock), *_index_args(spec, uv=True)]
+            args = ["-r", str(lock), *_index_args(spec, True, constraints)]
         elif plan.pylock is not None:
             args = ["-r", str(plan.pylock), "--no-editable", *_selection_args(spec)]
-            args += _index_args(spec, uv=True)
+            args += _index_args(spec, True, constraints)
         else:
-            args = [*_resolve_args(spec), *_index_args(spec, uv=True)]
+            args = [*_index_args(spec, True, constraints), *_resolve_args(spec, files)]
         _run_installer([uv, "pip", "install", "--python", str(python), *args], "uv", env, cwd, show)
         if plan.pylock is not None and spec.project is not None:
             # A project's pylock.toml may pin only its dependencies: the project goes on top.
             name = _project_name(spec.project)
             if name and not _has(site_packages, name):
                 argv = [uv, "pip", "install", "--python", str(python), "--no-deps"]
-                _run_installer([*argv, str(spec.project)], "uv", env, cwd, show)
+                _run_installer([*argv, "--", str(spec.project)], "uv", env, cwd, show)
     else:
-        args = [*_resolve_args(spec), *_index_args(spec, uv=False)]
+        args = [*_index_args(spec, False, constraints), *_resolve_args(spec, files)]
         with _pip_path() as pythonpath:
             env = clean_python_env({"PYTHONPATH": str(pythonpath)})
             pip = [

@@ -8,9 +8,11 @@ floor, commands) from here.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from venvpack.config import validate_name, validate_version
 from venvpack.errors import ConfigError
 from venvpack.metadata import AppMetadata
 
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 MANIFEST_PATH = ".venvpack/manifest.json"
+_MACHINE_RE = re.compile(r"[A-Za-z0-9_]+")
 SCHEMA = 1
 
 
@@ -131,7 +134,7 @@ class Manifest:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ConfigError("not a venvpack manifest of a supported schema")
         try:
-            return cls(
+            manifest = cls(
                 name=data["name"],
                 version=data["version"],
                 prefix=data["prefix"],
@@ -149,6 +152,21 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"malformed venvpack manifest: {exc}") from exc
+        manifest.check()
+        return manifest
+
+    def check(self) -> None:
+        """Refuse values that become file names, package fields or paths and could not have
+        come from a build: a tampered manifest must not steer an artifact (``../../x``)."""
+        try:
+            validate_name(self.name)
+            validate_version(self.version)
+        except ConfigError as exc:
+            raise ConfigError(f"manifest: {exc}") from None
+        if not _MACHINE_RE.fullmatch(self.python.machine):
+            raise ConfigError(f"manifest: invalid machine {self.python.machine!r}")
+        if not self.prefix.startswith("/") or "\n" in self.prefix:
+            raise ConfigError(f"manifest: prefix {self.prefix!r} is not an absolute path")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ gets a location-independent form.
   own resolved path (so ``/usr/bin/app -> /opt/app/bin/app`` works), never ``/usr/bin/env``;
 - ``.pth`` lines and ``RECORD`` rows pointing into the tree become relative; rows of files
   changed here get new hashes;
-- ``direct_url.json`` of local paths is dropped and credentials are removed from URLs;
+- ``direct_url.json`` of local paths is dropped; URLs lose credentials, query strings and
+  fragments other than a hash (``validate.public_url``);
 - the runtime's sysconfigdata computes its prefix at import time; python-config, pkg-config
   and the build Makefile (``--keep-dev``) name the install prefix instead of the source;
 - everything is byte-compiled to hash-based pycs by the bundled interpreter, so a
@@ -25,7 +26,7 @@ import os
 import pprint
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from venvpack.elf import is_elf
 from venvpack.errors import BuildError
@@ -33,6 +34,7 @@ from venvpack.pathtext import replace_path
 from venvpack.proc import clean_python_env, run
 from venvpack.runtime import Runtime
 from venvpack.templates import render
+from venvpack.validate import public_url
 
 __all__ = ["relocate"]
 
@@ -144,10 +146,9 @@ def _clean_direct_url(dist_info: Path, changed: set[Path], removed: set[Path]) -
         path.unlink()
         removed.add(path)
         return
-    if "@" in parts.netloc:
-        userinfo, _, host = parts.netloc.rpartition("@")
-        keep = "git@" if userinfo == "git" else ""
-        data["url"] = urlunsplit(parts._replace(netloc=keep + host))
+    public = public_url(url)
+    if public != url:
+        data["url"] = public
         _replace_bytes(path, (json.dumps(data, sort_keys=True) + "\n").encode())
         changed.add(path)
 

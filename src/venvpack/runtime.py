@@ -114,6 +114,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
 
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
     build_prefix = _configured_prefix(sysconfigdata) if sysconfigdata.exists() else None
+    _drop_links_out_of(dest)
     _strip_debug(dest)
     return Runtime(
         root=dest,
@@ -155,6 +156,22 @@ def _configured_prefix(sysconfigdata: Path) -> Path | None:
                 ):
                     return Path(os.path.normpath(value.value))
     return None
+
+
+def _drop_links_out_of(dest: Path) -> None:
+    """Remove symlinks of the copied runtime that are absolute or lead out of it: they name
+    files of the build host (Debian's ``sitecustomize.py -> /etc/python3.X/...``, the host's
+    own hook), which the audit refuses and a target does not have."""
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in filenames + dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                continue
+            target = os.readlink(path)
+            rel = os.path.normpath(os.path.join(os.path.relpath(dirpath, dest), target))
+            if os.path.isabs(target) or rel == ".." or rel.startswith("../"):
+                log.debug("not shipping %s -> %s", os.path.relpath(path, dest), target)
+                os.unlink(path)
 
 
 def _under(base: Path, path: Path, fallback: str) -> Path:

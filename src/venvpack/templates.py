@@ -6,6 +6,7 @@ syntax gets its own escaping filter, so user text cannot break out of the place 
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,6 +37,16 @@ def _fish_quote(value: object) -> str:
     return f"'{text}'"
 
 
+_PROMPT_UNSAFE_RE = re.compile(r"[^A-Za-z0-9 ._+,:=@/~-]")
+
+
+def _prompt_text(value: object) -> str:
+    """Text for a shell prompt: bash and zsh expand ``$(...)``, backquotes, ``\\``, ``!``
+    and ``%`` in PS1 *every time it is shown*, after the assignment's quoting is gone; so
+    every other character becomes ``_``. Still to be quoted for the shell (``sh``/``fish``)."""
+    return _PROMPT_UNSAFE_RE.sub("_", str(value))
+
+
 _env: jinja2.Environment | None = None
 
 
@@ -52,6 +63,7 @@ def _environment() -> jinja2.Environment:
         )
         _env.filters["sh"] = _sh_quote
         _env.filters["fish"] = _fish_quote
+        _env.filters["prompt"] = _prompt_text
     return _env
 
 

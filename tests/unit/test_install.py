@@ -10,7 +10,14 @@ import pytest
 from venvpack.build import app_name, app_version
 from venvpack.config import BuildSpec, Installer
 from venvpack.errors import ConfigError
-from venvpack.install import Installed, plan_install, redact, requested_names, uv_environment
+from venvpack.install import (
+    Installed,
+    _resolve_args,
+    plan_install,
+    redact,
+    requested_names,
+    uv_environment,
+)
 from venvpack.manifest import Distribution, InputFile
 
 
@@ -149,3 +156,15 @@ def test_no_name_is_refused_before_the_build(tmp_path: Path) -> None:
     lock.write_text("")
     with pytest.raises(ConfigError, match="give --name"):
         app_name(BuildSpec(requirement_files=(lock,)))
+
+
+def test_a_requirement_that_looks_like_an_option_is_refused() -> None:
+    # issue 9, item 12: uv took --target=/elsewhere as an option and reported success
+    with pytest.raises(ConfigError, match="starts with '-'"):
+        plan_install(BuildSpec(requirements=("six", "--target=/elsewhere")))
+
+
+def test_requirements_and_project_come_after_the_option_separator(tmp_path: Path) -> None:
+    files = [tmp_path / "reqs.txt"]
+    args = _resolve_args(BuildSpec(requirements=("six",), project=tmp_path), files)
+    assert args == ["-r", str(files[0]), "--", "six", str(tmp_path)]

@@ -6,6 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from venvpack.relocate import _clean_direct_url, _record_hash, _relocate_pth, _rewrite_record
 
 
@@ -34,6 +36,29 @@ def test_credentials_are_removed_from_urls(tmp_path: Path) -> None:
     assert "user" not in text
     assert json.loads(text)["url"] == "https://git.example.org/app.tar.gz"
     assert changed == {dist_info / "direct_url.json"}
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        # issue 9, item 10: a token in the query string must not ship
+        (
+            "https://host/six-1.16.0-py2.py3-none-any.whl?token=abc",
+            "https://host/six-1.16.0-py2.py3-none-any.whl",
+        ),
+        ("https://host/app.tar.gz#sha256=0a1b", "https://host/app.tar.gz#sha256=0a1b"),
+        ("https://host/app.tar.gz?x=1#egg=app&secret=s3", "https://host/app.tar.gz"),
+        ("git+ssh://git@github.com/o/app.git", "git+ssh://git@github.com/o/app.git"),
+        ("git+https://tok:x-oauth@github.com/o/app.git?s=1", "git+https://github.com/o/app.git"),
+    ],
+)
+def test_direct_url_keeps_no_secret(tmp_path: Path, url: str, kept: str) -> None:
+    dist_info = _dist_info(tmp_path, url)
+    changed: set[Path] = set()
+    _clean_direct_url(dist_info, changed, set())
+    data = json.loads((dist_info / "direct_url.json").read_text())
+    assert data["url"] == kept
+    assert changed == ({dist_info / "direct_url.json"} if kept != url else set())
 
 
 def test_record_gets_new_hashes_and_loses_removed_rows(tmp_path: Path) -> None:

@@ -53,6 +53,17 @@ def test_script_body_detects_only_interpreters_in_the_tree(
 
 def test_activate_quotes_the_prompt() -> None:
     text = render("venv/activate", prompt="x'; rm -rf / #")
-    assert "VIRTUAL_ENV_PROMPT='x'\"'\"'; rm -rf / #'" in text
-    fish = render("venv/activate.fish", prompt="a'b")
-    assert "set -gx VIRTUAL_ENV_PROMPT 'a\\'b'" in fish
+    assert "VIRTUAL_ENV_PROMPT='x__ rm -rf / _'" in text
+    fish = render("venv/activate.fish", prompt="a'b c")
+    assert "set -gx VIRTUAL_ENV_PROMPT 'a_b c'" in fish
+
+
+@pytest.mark.parametrize("prompt", ["$(touch pwned)", "`id`", "a\\$(id)", "!!%F{red}", "x'\"y;z"])
+def test_activate_prompt_cannot_run_at_every_prompt(prompt: str) -> None:
+    # issue 9, item 12: PS1 is expanded each time it is shown, after the quoting is gone
+    sh = render("venv/activate", prompt=prompt)
+    fish = render("venv/activate.fish", prompt=prompt)
+    line = next(x for x in sh.splitlines() if x.startswith("VIRTUAL_ENV_PROMPT="))
+    value = line.partition("=")[2].strip("'")
+    assert not set(value) & set("$`\\!%'\"();")
+    assert f"set -gx VIRTUAL_ENV_PROMPT '{value}'" in fish

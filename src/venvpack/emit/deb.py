@@ -57,6 +57,7 @@ from venvpack.metadata import (
     parse_spdx,
 )
 from venvpack.policy import load_json
+from venvpack.validate import file_name, system_command
 from venvpack.versions import deb_version
 
 __all__ = [
@@ -600,6 +601,7 @@ def _commands(env: BuiltEnv, options: DebOptions) -> list[str]:
     chosen = options.entry_points or env.manifest.commands
     for name in chosen:
         check_command_name(name, "command")
+        system_command(name, env.manifest.commands)
         path = env.root / "bin" / name
         if not (path.is_file() or path.is_symlink()):
             what = "--entry-point" if options.entry_points else "manifest command"
@@ -844,7 +846,7 @@ class DebEmitter:
             f"{deb_version(m.version)}-{REVISION}",
             debian_arch(m.python.machine).arch,
         )
-        return name.removesuffix(".deb") if self.options.tree_only else name
+        return file_name(name.removesuffix(".deb") if self.options.tree_only else name)
 
     def emit(self, env: BuiltEnv, dest: Path) -> Path:
         package = plan_package(env, self.options)

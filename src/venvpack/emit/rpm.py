@@ -18,9 +18,10 @@ the tarball, so no build-host path is in the spec, the payload or the headers.
 Relocation: a symlink-mode environment runs from anywhere, so the spec declares ``Prefix:``
 and ``rpm --prefix /srv/x`` moves it. The ``/usr/bin`` links cannot be packaged symlinks
 (rpm relocates only what is under the Prefix, and would leave them pointing at the old
-place): ``%post`` makes them from ``$RPM_INSTALL_PREFIX0``, and ``%files`` lists them as
-``%ghost`` so rpm still owns them, reports them in ``rpm -qf`` and removes them on erase or
-when an upgrade drops a command. Copy and hardlink modes need their prefix, and a service
+place): ``%post`` makes them from ``$RPM_INSTALL_PREFIX0`` where no other file of that name
+exists, and ``%postun`` removes those that point into the package, on erase or when an
+upgrade drops a command. They are not ``%ghost`` files: rpm would remove a ghost on erase
+even when it was another package's link. Copy and hardlink modes need their prefix, and a service
 unit names it, so those packages declare no ``Prefix:`` and ``rpm --prefix`` refuses them.
 
 The spec is macro-expanded line by line *before* rpm decides what a line is, comments
@@ -61,6 +62,7 @@ from venvpack.manifest import BuiltEnv
 from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expression
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
+from venvpack.validate import file_name, system_command
 from venvpack.versions import rpm_version
 
 __all__ = [
@@ -372,7 +374,8 @@ class RpmPlan:
     relocatable: bool
     """Whether the spec declares ``Prefix:`` so ``rpm --prefix`` can move it."""
     links: tuple[str, ...]
-    """Commands that get ``/usr/bin/<command>`` (as ghost files made by ``%post``)."""
+    """Commands that get ``/usr/bin/<command>``, made by ``%post`` (not rpm files, so an
+    erase never removes a link that another package or the administrator put there)."""
     unit: ServiceUnit | None
     upstream_version: str
     python_version: str
@@ -429,6 +432,7 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         wanted = options.entry_points if options.entry_points is not None else manifest.commands
         for command in wanted:
             _check_command(command, "--entry-point" if options.entry_points else "command")
+            system_command(command, manifest.commands)
             target = env.root / "bin" / command
             if not (target.is_file() and os.access(target, os.X_OK)):
                 raise ConfigError(f"{command!r} is not a command in the environment's bin/")
@@ -710,19 +714,12 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     spec = directory / plan.spec_name
     spec.write_text(render_spec(plan), encoding="utf-8")
-    others = [f"/usr/bin/{command}" for command in plan.links]
-    if plan.unit is not None:
-        others.append(f"/{plan.unit.path}")
+    others = [f"/{plan.unit.path}"] if plan.unit is not None else []
     python_xy = ".".join(plan.python_version.split(".")[:2])
     facts = scan_tree(env.root, plan.prefix, python_xy, others)
     (directory / plan.rpmlintrc_name).write_text(render_rpmlintrc(plan, facts), encoding="utf-8")
     tree = TarPlan()
     tree.add_tree(env.root, plan.prefix.lstrip("/"))
-    for command in plan.links:
-        # The ghost file rpm records; %post makes the real link, to the real prefix.
-        tree.add_symlink(
-            f"usr/bin/{command}", f"{plan.prefix}/bin/{command}", mtime=plan.build_time
-        )
     if plan.unit is not None:
         tree.add_file(plan.unit.path, plan.unit.text.encode("utf-8"), mtime=plan.build_time)
     write_archive(tree, directory / plan.source_tar, Compression.NONE)
@@ -809,7 +806,7 @@ class RpmEmitter:
             self.options.release,
             rpm_arch(manifest.python.machine),
         )
-        return f"{stem}.rpmbuild" if self.spec_only else f"{stem}.rpm"
+        return file_name(f"{stem}.rpmbuild" if self.spec_only else f"{stem}.rpm")
 
     def emit(self, env: BuiltEnv, dest: Path) -> Path:
         plan = plan_package(env, self.options)

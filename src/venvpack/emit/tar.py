@@ -10,6 +10,7 @@ from pathlib import Path
 from venvpack.archive import Compression, Progress, TarPlan, atomic_output, write_archive
 from venvpack.errors import EmitError
 from venvpack.manifest import BuiltEnv
+from venvpack.validate import file_name
 
 __all__ = ["TarEmitter"]
 
@@ -33,7 +34,8 @@ class TarEmitter:
 
     def filename(self, env: BuiltEnv) -> str:
         m = env.manifest
-        return f"{m.name}-{m.version}-linux-{m.python.machine}.tar{self.compression.suffix}"
+        name = f"{m.name}-{m.version}-linux-{m.python.machine}.tar{self.compression.suffix}"
+        return file_name(name, "tarball name")
 
     def emit(self, env: BuiltEnv, dest: Path) -> Path:
         name = env.manifest.name
