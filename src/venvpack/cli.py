@@ -621,6 +621,28 @@ def tar(
     log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
 
 
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as JSON (schema inspect-1)."
+)
+@click.option(
+    "--max-glibc",
+    metavar="X.Y",
+    help="Report a problem when the tree needs a newer glibc than X.Y.",
+)
+def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
+    """Report what PATH (an environment directory, a tarball, a .deb or an .rpm) contains
+    and whether it runs elsewhere. Exit 0 when self-contained, 1 when a problem is found."""
+    from venvpack.errors import CheckFailed
+    from venvpack.inspect import inspect_artifact, render_text
+
+    report = inspect_artifact(path, max_glibc=max_glibc)
+    click.echo(report.to_json() if as_json else render_text(report), nl=False)
+    if report.problems:
+        raise CheckFailed(f"{path}: {len(report.problems)} problem(s) found")
+
+
 @contextmanager
 def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on a terminal; nothing in pipes, CI or with -q."""

@@ -30,9 +30,11 @@ __all__ = [
     "ElfUpdate",
     "Graft",
     "GraftPlan",
+    "TreeLinks",
     "apply_plan",
     "find_elf_files",
     "plan_grafts",
+    "resolve_in_tree",
     "system_library_dirs",
 ]
 
@@ -262,6 +264,44 @@ def plan_grafts(
         if info.is_dynamic:
             planner.add(path, info)
     return planner.plan()
+
+
+@dataclass(frozen=True)
+class TreeLinks:
+    """How every ELF file's NEEDED entries resolve inside a finished tree."""
+
+    infos: Mapping[Path, ElfInfo]
+    resolved: Mapping[Path, tuple[Path, ...]]
+    """For each file, the in-tree files its NEEDED entries resolve to."""
+    unresolved: tuple[tuple[Path, str], ...]
+    """(file, soname) that neither the tree nor the allowlist provides."""
+
+
+def resolve_in_tree(
+    root: Path, lib_dir: Path, allow: frozenset[str], files: Iterable[Path]
+) -> TreeLinks:
+    """Resolve every NEEDED entry as the planner and the audit do, but report all of them
+    instead of stopping at the first: ``inspect`` names every file that would fail to load,
+    and follows grafted libraries back to the files that need them."""
+    planner = _Planner(root, lib_dir, allow, ())
+    for path in files:
+        info = read_elf(path)
+        if info.is_dynamic:
+            planner.add(path, info)
+    resolved: dict[Path, tuple[Path, ...]] = {}
+    unresolved: list[tuple[Path, str]] = []
+    for path, info in sorted(planner.infos.items()):
+        hits: list[Path] = []
+        for name in info.needed:
+            if name in allow:
+                continue
+            hit = planner.in_tree(path, info, name)
+            if hit is None:
+                unresolved.append((path, name))
+            else:
+                hits.append(hit)
+        resolved[path] = tuple(hits)
+    return TreeLinks(dict(planner.infos), resolved, tuple(unresolved))
 
 
 def apply_plan(plan: GraftPlan, patchelf: str) -> None:
