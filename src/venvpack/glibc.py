@@ -23,7 +23,10 @@ from venvpack.errors import ConfigError
 __all__ = [
     "OPTIONAL_MODULES",
     "FloorSetter",
+    "FloorVerdict",
+    "check_max_glibc",
     "floor_setters",
+    "judge_floor",
     "optional_culprits",
     "parse_glibc",
     "symbols_needing",
@@ -168,3 +171,63 @@ def _needing_modules(
             return None
         found |= sub
     return found
+
+
+@dataclass(frozen=True)
+class FloorVerdict:
+    """How a tree's glibc needs compare with ``--max-glibc``."""
+
+    above: tuple[FloorSetter, ...]
+    """Every file needing more than the bound, the most demanding first."""
+    optional_modules: tuple[str, ...]
+    """When only optional stdlib modules (and what was grafted for them) need more: those."""
+    symbols: tuple[str, ...]
+    """Some symbols the most demanding file imports at its version."""
+
+    def message(self, max_glibc: str) -> str:
+        """One line: the file, the symbol version, and what to do."""
+        top = self.above[0]
+        example = f", e.g. {self.symbols[0]}" if self.symbols else ""
+        more = len(self.above) - 1
+        others = f"; {more} more file(s) need more than {max_glibc}" if more else ""
+        if self.optional_modules:
+            flags = " ".join(f"--exclude-module {m}" for m in self.optional_modules)
+            todo = f"only optional stdlib modules need it: leave them out with {flags}"
+        else:
+            todo = "build on an older distribution (README: Run on older distributions)"
+        return (
+            f"{top.path} needs glibc {top.version} ({top.symbol_version}{example}), above "
+            f"--max-glibc {max_glibc}{others}; {todo}"
+        )
+
+
+def judge_floor(
+    root: Path,
+    infos: Iterable[ElfInfo],
+    resolved: Mapping[Path, Sequence[Path]],
+    max_glibc: str,
+) -> FloorVerdict | None:
+    """None when every file in ``infos`` runs on glibc ``max_glibc``; else what exceeds it.
+
+    ``resolved`` maps each ELF file to the in-tree files its NEEDED entries resolve to
+    (``graft.resolve_in_tree``), to tell a library grafted for ``_curses`` from one the
+    interpreter needs."""
+    above = floor_setters(root, infos, above=parse_glibc(max_glibc))
+    if not above:
+        return None
+    users: dict[str, list[str]] = {}
+    for user, libs in resolved.items():
+        for lib in libs:
+            users.setdefault(str(lib.relative_to(root)), []).append(str(user.relative_to(root)))
+    culprits = optional_culprits(above, users)
+    modules = tuple(sorted({m for ms in (culprits or {}).values() for m in ms}))
+    symbols = tuple(symbols_needing(root / above[0].path, above[0].symbol_version))
+    return FloorVerdict(tuple(above), modules, symbols)
+
+
+def check_max_glibc(root: Path, max_glibc: str, allow: frozenset[str]) -> FloorVerdict | None:
+    """Read every ELF file under ``root`` and judge it against ``max_glibc``."""
+    from venvpack.graft import find_elf_files, resolve_in_tree
+
+    links = resolve_in_tree(root, root / "python" / "lib", allow, find_elf_files(root))
+    return judge_floor(root, links.infos.values(), links.resolved, max_glibc)

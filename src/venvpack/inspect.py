@@ -24,12 +24,7 @@ from pathlib import Path
 from venvpack.artifact import Opened, open_artifact
 from venvpack.elf import ElfInfo
 from venvpack.errors import VenvpackError
-from venvpack.glibc import (
-    floor_setters,
-    optional_culprits,
-    parse_glibc,
-    symbols_needing,
-)
+from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
 from venvpack.graft import find_elf_files, resolve_in_tree
 from venvpack.manifest import MANIFEST_PATH, InstallSource, Manifest
 from venvpack.policy import system_libraries
@@ -497,9 +492,9 @@ def _check_pth(ctx: _Context) -> None:
 def _check_build_paths(ctx: _Context) -> None:
     """Text files naming the build directory (or, for a directory, the tree's own absolute
     location when that is not where it is meant to be installed)."""
-    own: bytes | None = None
+    own: re.Pattern[bytes] | None = None
     if ctx.kind == "directory" and ctx.prefix != str(ctx.real_root):
-        own = os.fsencode(ctx.real_root) + b"/"
+        own = re.compile(re.escape(os.fsencode(ctx.real_root)) + rb"(?![A-Za-z0-9._+-])")
     for directory, _dirnames, filenames in _walk(ctx.root):
         for name in filenames:
             path = directory / name
@@ -520,7 +515,7 @@ def _check_build_paths(ctx: _Context) -> None:
                     path,
                     f"names the build directory {m.group(0).decode(errors='replace')}",
                 )
-            elif own is not None and own in data and b"\0" not in data[:8192]:
+            elif own is not None and b"\0" not in data[:8192] and own.search(data):
                 ctx.add(
                     "build-path",
                     path,
@@ -587,32 +582,11 @@ def _glibc(
         return GlibcReport(None, None, None, max=max_glibc)
     top = setters[0]
     symbols = tuple(symbols_needing(ctx.root / top.path, top.symbol_version))
-    if max_glibc is None:
-        return GlibcReport(top.version, top.path, top.symbol_version, symbols)
-    bound = parse_glibc(max_glibc)
-    above = floor_setters(ctx.root, infos, above=bound)
-    modules: tuple[str, ...] = ()
-    if above:
-        users: dict[str, list[str]] = {}
-        for user, libs in resolved.items():
-            for lib in libs:
-                users.setdefault(ctx.rel(lib), []).append(ctx.rel(user))
-        culprits = optional_culprits(above, users)
-        if culprits:
-            modules = tuple(sorted({m for ms in culprits.values() for m in ms}))
-        hint = (
-            "; only optional modules need it: leave them out with "
-            + " ".join(f"--exclude-module {m}" for m in modules)
-            if modules
-            else "; build on an older distribution (README: Run on older distributions)"
-        )
-        ctx.add(
-            "glibc-above-max",
-            top.path,
-            f"needs glibc {top.version} ({top.symbol_version}"
-            + (f", e.g. {symbols[0]}" if symbols else "")
-            + f"), above --max-glibc {max_glibc}; {len(above)} file(s) need more{hint}",
-        )
+    verdict = judge_floor(ctx.root, infos, resolved, max_glibc) if max_glibc else None
+    if verdict is None:
+        return GlibcReport(top.version, top.path, top.symbol_version, symbols, max_glibc)
+    assert max_glibc is not None
+    ctx.add("glibc-above-max", verdict.above[0].path, verdict.message(max_glibc))
     return GlibcReport(
         top.version,
         top.path,
@@ -621,9 +595,9 @@ def _glibc(
         max_glibc,
         tuple(
             {"path": s.path, "version": s.version, "symbol_version": s.symbol_version}
-            for s in above
+            for s in verdict.above
         ),
-        modules,
+        verdict.optional_modules,
     )
 
 
