@@ -32,7 +32,9 @@ from venvpack.config import (
 )
 from venvpack.emit import Emitter
 from venvpack.errors import ConfigError, OutputExistsError, VenvpackError
+from venvpack.glibc import parse_glibc, refuse_glibc_above
 from venvpack.manifest import BuiltEnv
+from venvpack.runtime import validate_module_name
 
 __all__ = ["cli", "main"]
 
@@ -136,6 +138,20 @@ def build_options(func: F) -> F:
             "--keep-dev",
             is_flag=True,
             help="Keep headers and build config to compile extensions later.",
+        ),
+        click.option(
+            "--max-glibc",
+            metavar="X.Y",
+            help="Stop before packing when the environment needs a newer glibc than X.Y "
+            "(naming the file and symbol version).",
+        ),
+        click.option(
+            "--exclude-module",
+            "exclude_modules",
+            multiple=True,
+            metavar="NAME",
+            help="Leave this stdlib extension module (e.g. _curses, readline, _sqlite3) out, "
+            "with the libraries only it needed (repeatable).",
         ),
         click.option(
             "--installer",
@@ -247,6 +263,8 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         extra_index_urls=tuple(opts.get("extra_index_urls") or ()),
         constraints=tuple(p.resolve() for p in opts.get("constraints") or ()),
         pre=bool(opts.get("pre")),
+        max_glibc=opts.get("max_glibc"),
+        exclude_modules=tuple(opts.get("exclude_modules") or ()),
     )
     given = [k for k in _SPEC_FIELDS if opts.get(k)]
     given += ["use_lock"] if opts.get("no_lock") else []
@@ -255,6 +273,10 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         validate_name(spec.name)
     if spec.version is not None:
         validate_version(spec.version)
+    if spec.max_glibc is not None:
+        parse_glibc(spec.max_glibc)
+    for module in spec.exclude_modules:
+        validate_module_name(module)
     if spec.prefix is not None and not spec.prefix.startswith("/"):
         raise ConfigError(f"--prefix must be an absolute path, got {spec.prefix!r}")
     return spec
@@ -272,6 +294,7 @@ _SPEC_FIELDS = (
     "all_extras",
     "index_url",
     "pre",
+    "max_glibc",
 )
 
 
@@ -328,6 +351,7 @@ _BUILD_ONLY = (
     "extra_index_urls",
     "constraints",
     "pre",
+    "exclude_modules",
 )
 
 
@@ -340,6 +364,7 @@ def _flag(option: str) -> str:
         "groups": "--group",
         "extra_index_urls": "--extra-index-url",
         "constraints": "--constraint",
+        "exclude_modules": "--exclude-module",
     }
     return names.get(option, "--" + option.replace("_", "-"))
 
@@ -364,7 +389,10 @@ def built_environment(
                 f"--from packs an environment as it was built; {flags} "
                 "cannot apply to it (build again instead)"
             )
-        yield BuiltEnv.load(from_dir)
+        env = BuiltEnv.load(from_dir)
+        if opts.get("max_glibc"):
+            refuse_glibc_above(env.root, opts["max_glibc"])
+        yield env
         return
     spec = spec_from_options(opts)
     near.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ __all__ = [
     "judge_floor",
     "optional_culprits",
     "parse_glibc",
+    "refuse_glibc_above",
     "symbols_needing",
     "version_text",
 ]
@@ -231,3 +232,14 @@ def check_max_glibc(root: Path, max_glibc: str, allow: frozenset[str]) -> FloorV
 
     links = resolve_in_tree(root, root / "python" / "lib", allow, find_elf_files(root))
     return judge_floor(root, links.infos.values(), links.resolved, max_glibc)
+
+
+def refuse_glibc_above(root: Path, max_glibc: str) -> None:
+    """Raise BuildError, naming the file, symbol version and remedy, when the tree at
+    ``root`` needs a newer glibc than ``max_glibc``."""
+    from venvpack.errors import BuildError
+    from venvpack.policy import system_libraries
+
+    verdict = check_max_glibc(root, max_glibc, system_libraries())
+    if verdict is not None:
+        raise BuildError(verdict.message(max_glibc))

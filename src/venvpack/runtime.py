@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from venvpack.elf import is_elf, read_elf
-from venvpack.errors import BuildError
+from venvpack.errors import BuildError, ConfigError
 from venvpack.interpreter import Interpreter
 from venvpack.proc import run
 
-__all__ = ["Runtime", "copy_runtime"]
+__all__ = ["Runtime", "copy_runtime", "exclude_modules", "validate_module_name"]
 
 log = logging.getLogger("venvpack")
 
@@ -196,3 +197,31 @@ def _strip_debug(tree: Path) -> None:
     if targets:
         log.debug("stripping debug info from %d runtime files", len(targets))
         run([strip, "--strip-debug", *targets], error=BuildError, what="strip --strip-debug")
+
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate_module_name(name: str) -> str:
+    """An ``--exclude-module`` value: a top-level module name, nothing path-like."""
+    if not _MODULE_NAME.match(name):
+        raise ConfigError(f"--exclude-module {name!r}: not a module name (e.g. _curses)")
+    return name
+
+
+def exclude_modules(runtime: Runtime, names: tuple[str, ...]) -> None:
+    """Remove the extension modules ``names`` from ``lib-dynload`` before grafting, so that
+    the libraries only they needed are never grafted; a name with no extension module there
+    (pure Python, built in, already pruned) is an error, never silently nothing."""
+    dynload = runtime.stdlib / "lib-dynload"
+    for name in names:
+        found = sorted(dynload.glob(f"{name}.*so")) if dynload.is_dir() else []
+        found = [p for p in found if p.name.split(".", 1)[0] == name]
+        if not found:
+            raise ConfigError(
+                f"--exclude-module {name}: no such extension module in the runtime's "
+                "lib-dynload (only stdlib extension modules can be left out)"
+            )
+        for path in found:
+            path.unlink()
+            log.info("left out %s", path.name)

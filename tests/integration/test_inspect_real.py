@@ -184,3 +184,23 @@ def test_python_m_venv_is_not_self_contained(tmp_path: Path) -> None:
     codes = {p.code for p in report.problems}
     assert {"no-interpreter", "pyvenv-cfg-outside"} <= codes
     assert "build-path" in codes  # activate names where the venv was made
+
+
+def test_build_stops_before_packing_above_max_glibc(tmp_path: Path) -> None:
+    """An environment built on this Debian 12 host needs more than bullseye's 2.31."""
+    out = tmp_path / "hello.tar.zst"
+    argv = ["tar", "--project", str(HELLO), "--max-glibc", "2.31", "-o", str(out), "-q"]
+    result = subprocess.run(
+        [sys.executable, "-m", "venvpack", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 6, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("venvpack: error: python/lib/")
+    assert "GLIBC_2.3" in line
+    assert "above --max-glibc 2.31" in line
+    assert "build on an older distribution" in line
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
