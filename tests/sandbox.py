@@ -25,21 +25,25 @@ run maintainer scripts.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import glob
-import hashlib
 import os
-import re
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Callable, NoReturn, Union
+from typing import NoReturn, Union
 
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
+from venvpack.roots import (
+    REQUIRED_COREUTILS,
+    _is_cached_root,
+    debootstrap_problem,
+    elf_needed,
+    fresh_copy,
+    missing_tools,
+    python_traces,
+)
+from venvpack.roots import debootstrap_root as _debootstrap_root
+from venvpack.roots import glibc_root as _glibc_root
 
 __all__ = [
     "CHROOT_ENV",
@@ -67,7 +71,6 @@ StrPath = Union[str, "os.PathLike[str]"]
 DEFAULT_TIMEOUT = 300.0
 """Seconds before a sandboxed command is killed; a hung artifact must fail, not hang CI."""
 
-DEBOOTSTRAP_TIMEOUT = 1800.0
 
 HOST_ENV: Mapping[str, str] = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -90,31 +93,7 @@ CHROOT_ENV: Mapping[str, str] = {
 """Default environment of :func:`run_in_chroot`: dpkg wants ``ldconfig`` and
 ``start-stop-daemon`` on PATH (both in sbin) and must never prompt."""
 
-REQUIRED_COREUTILS = (
-    "realpath",
-    "dirname",
-    "basename",
-    "cat",
-    "env",
-    "echo",
-    "true",
-    "false",
-    "rm",
-    "sleep",
-    "readlink",
-    "head",
-    "uname",
-)
-"""Coreutils the glibc root must have; building it fails if one of them needs more than libc.
-On Debian 12 ``ls``, ``mkdir``, ``cp``, ``mv``, ``id``, ``stat``, ``install``, ``mkfifo`` and
-``mknod`` link ``libselinux`` (and ``cp``/``mv``/``install`` ``libacl``/``libattr``), ``expr``
-and ``factor`` link ``libgmp``: they are left out rather than dragging those libraries in."""
-
-_GLIBC_ROOT_FORMAT = 1  # bump when _populate_glibc_root changes, so old caches are not reused
-_DEBOOTSTRAP_FORMAT = 1
 _ROOT = PurePosixPath("/")
-_MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-_PYTHON_NAME = re.compile(r"^(lib)?python[23]")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -134,11 +113,6 @@ def unavailable(reason: str) -> NoReturn:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def missing_tools(*tools: str) -> list[str]:
-    """The subset of ``tools`` not found on PATH (so fixtures can say exactly what to install)."""
-    return [tool for tool in tools if shutil.which(tool) is None]
 
 
 def _bwrap() -> str:
@@ -416,240 +390,24 @@ def python_hide_list(source_prefix: StrPath) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- cached roots
-
-
-@contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _build_once(cache: Path, name: str, build: Callable[[Path], None]) -> Path:
-    """``cache/name``, built by ``build(tmpdir)`` once: in a temporary directory next to it,
-    renamed into place only when complete, under ``cache/name.lock`` so that concurrent pytest
-    workers wait for one build instead of racing (the directory existing means it is whole)."""
-    final = cache / name
-    if final.is_dir():
-        return final
-    with _locked(cache / f"{name}.lock"):
-        if final.is_dir():
-            return final
-        for stale in cache.glob(f".{name}.tmp-*"):  # left by a killed build; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=cache))
-        try:
-            build(work)
-            work.chmod(0o755)  # mkdtemp makes it 0700; it becomes "/" of a root
-            os.rename(work, final)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-    return final
-
-
-def _is_cached_root(root: Path) -> bool:
-    """True for a directory made by :func:`_build_once` (it has a ``.lock`` sibling): writing
-    into it would corrupt every later test, so writable runs refuse it."""
-    resolved = Path(os.path.realpath(root))
-    return (resolved.parent / f"{resolved.name}.lock").exists()
-
-
-def _cache_key(*parts: str) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
-
-
-def _arch() -> str:
-    return subprocess.run(
-        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def _dpkg_files(package: str) -> list[Path]:
-    out = subprocess.run(
-        ["dpkg-query", "-L", package], capture_output=True, text=True, check=True
-    ).stdout
-    # Skip "/." and the "diverted by"/"package diverts" lines dpkg adds for diversions.
-    return [Path(line) for line in out.splitlines() if line.startswith("/") and line != "/."]
-
-
-def elf_needed(path: StrPath) -> list[str]:
-    """DT_NEEDED entries of an ELF file ([] for anything that is not a dynamic ELF)."""
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"\x7fELF":
-            return []
-        handle.seek(0)
-        dynamic = ELFFile(handle).get_section_by_name(".dynamic")
-        if not isinstance(dynamic, DynamicSection):
-            return []
-        return [str(getattr(tag, "needed")) for tag in dynamic.iter_tags("DT_NEEDED")]  # noqa: B009 (set by setattr)
-
-
-def _copy_into(root: Path, source: Path) -> None:
-    """Copy one host file, symlink or directory to the same path under ``root``.
-
-    Writing through ``root``'s own relative merged-usr links (``lib -> usr/lib``) puts files
-    where they are on the host; symlinks are copied as symlinks, never followed."""
-    dest = root / str(source).lstrip("/")
-    if source.is_symlink():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not os.path.lexists(dest):
-            os.symlink(os.readlink(source), dest)
-    elif source.is_dir():
-        dest.mkdir(parents=True, exist_ok=True)
-    elif source.is_file():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest)
-    # else: listed by dpkg but absent (dpkg path-exclude, e.g. docs): nothing to copy
-
-
-def _populate_glibc_root(root: Path) -> None:
-    """Fill ``root`` with libc6's files, dash as /bin/sh and the libc-only coreutils."""
-    for name in _MERGED_USR_LINKS:
-        host = Path("/") / name
-        if host.is_symlink() and not os.readlink(host).startswith("/"):
-            target = os.readlink(host)
-            (root / target).mkdir(parents=True, exist_ok=True)
-            os.symlink(target, root / name)
-
-    libc_files = _dpkg_files("libc6")
-    for path in libc_files:
-        _copy_into(root, path)
-    libc_names = {path.name for path in libc_files}
-
-    def libc_only(binary: Path) -> bool:
-        return set(elf_needed(binary)) <= libc_names
-
-    dash = next(p for p in _dpkg_files("dash") if p.name == "dash" and p.parent.name == "bin")
-    if not libc_only(dash):
-        raise RuntimeError(f"{dash} needs more than libc6: {elf_needed(dash)}")
-    _copy_into(root, dash)
-    os.symlink("dash", root / "bin" / "sh")
-
-    included = set()
-    for path in _dpkg_files("coreutils"):
-        is_binary = path.parent.name == "bin" and path.is_file() and not path.is_symlink()
-        if is_binary and libc_only(path):
-            _copy_into(root, path)
-            included.add(path.name)
-    lacking = [name for name in REQUIRED_COREUTILS if name not in included]
-    if lacking:
-        raise RuntimeError(f"coreutils needing more than libc6 on this host: {lacking}")
-
-    for name, mode in (("tmp", 0o1777), ("dev", 0o755), ("proc", 0o555), ("root", 0o700)):
-        (root / name).mkdir(exist_ok=True)
-        (root / name).chmod(mode)
-    (root / "etc").mkdir(exist_ok=True)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\n")
+# The machinery lives in venvpack.roots (``venvpack verify`` needs it too); tests keep their
+# own cache directory, default_cache() above.
 
 
 def glibc_root(cache: Path | None = None) -> Path:
-    """A root with nothing but Debian's libc6, ``dash`` as ``/bin/sh`` and coreutils that need
-    only libc (see :data:`REQUIRED_COREUTILS`), plus empty ``/tmp``, ``/dev``, ``/proc``,
-    ``/root`` and an ``/etc/passwd`` with root.
-
-    An artifact that runs here carries every library it needs except glibc itself: there is no
-    libssl, libffi, libsqlite3, zlib, no locale data and no Python. Copied from the host's
-    installed packages: 19 MB, built in about a second, no network. Cached under
-    ``cache`` (default :func:`default_cache`), keyed by the libc6/dash/coreutils versions.
-    Shared between tests: use it through :func:`run_in_root`, which binds it read-only.
-    """
-    cache = cache if cache is not None else default_cache()
-    versions = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Package}=${Version}\n", "libc6", "dash", "coreutils"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    arch = _arch()
-    key = _cache_key(versions, arch, str(_GLIBC_ROOT_FORMAT))
-    return _build_once(cache, f"glibc-root-{arch}-{key}", _populate_glibc_root)
-
-
-def python_traces(root: Path) -> list[Path]:
-    """Every file or directory under ``root`` whose name starts like a Python interpreter,
-    library or stdlib (``python3*``, ``python2*``, ``libpython*``), not following symlinks.
-    A clean root must return []. (Debian's ``/usr/share/gcc/python`` — gdb pretty-printers, not a
-    Python — does not match.)"""
-    found = []
-    for directory, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            if _PYTHON_NAME.match(name):
-                found.append(Path(directory) / name)
-    return sorted(found)
-
-
-def debootstrap_problem() -> str | None:
-    """Why :func:`debootstrap_root` cannot work here, or None."""
-    missing = missing_tools("debootstrap", "bwrap", "dpkg")
-    if missing:
-        return f"missing {', '.join(missing)}; apt-get install debootstrap bubblewrap"
-    if os.geteuid() != 0:
-        return "debootstrap and chroot installs need root"
-    return None
-
-
-def _populate_debootstrap(suite: str, mirror: str | None) -> Callable[[Path], None]:
-    def build(work: Path) -> None:
-        command = ["debootstrap", "--variant=minbase", suite, str(work)]
-        if mirror:
-            command.append(mirror)  # otherwise debootstrap's own default Debian mirror
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT, check=False
-        )
-        if result.returncode != 0:
-            log = work / "debootstrap" / "debootstrap.log"
-            detail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stderr
-            raise RuntimeError(f"debootstrap {suite} failed ({result.returncode}):\n{detail}")
-        # debootstrap keeps the downloaded .debs; they would be copied by every fresh_copy.
-        for deb in (work / "var" / "cache" / "apt" / "archives").glob("*.deb"):
-            deb.unlink()
-        traces = python_traces(work)
-        if traces:
-            raise RuntimeError(
-                f"debootstrap --variant=minbase {suite} contains Python ({traces[:5]}); "
-                "a clean-root test on it would prove nothing"
-            )
-
-    return build
+    """A root with nothing but this host's libc6, ``dash`` and libc-only coreutils
+    (:func:`venvpack.roots.glibc_root`), cached under ``cache`` (default
+    :func:`default_cache`). Shared between tests: use it through :func:`run_in_root`."""
+    return _glibc_root(cache if cache is not None else default_cache())
 
 
 def debootstrap_root(suite: str, cache: Path | None = None) -> Path:
-    """A ``debootstrap --variant=minbase <suite>`` root (bullseye, bookworm, trixie, ...),
-    built once into ``cache`` (default :func:`default_cache`); asserted to contain no Python.
-
-    Needs root and the Debian mirror (``$VENVPACK_DEBIAN_MIRROR`` overrides debootstrap's
-    default). The result is shared: never write to it — take a :func:`fresh_copy` and use
-    :func:`run_in_chroot` on the copy (which refuses the cached root itself).
-    """
+    """A ``debootstrap --variant=minbase <suite>`` root (:func:`venvpack.roots.debootstrap_root`)
+    in ``cache`` (default :func:`default_cache`). Never write to it: take a :func:`fresh_copy`."""
     problem = debootstrap_problem()
     if problem:
         raise SandboxUnavailable(problem)
-    cache = cache if cache is not None else default_cache()
-    name = f"debootstrap-{suite}-{_arch()}-v{_DEBOOTSTRAP_FORMAT}"
-    mirror = os.environ.get("VENVPACK_DEBIAN_MIRROR")
-    return _build_once(cache, name, _populate_debootstrap(suite, mirror))
-
-
-def fresh_copy(root: Path, dest: Path) -> Path:
-    """A private, writable copy of ``root`` at ``dest`` (which must not exist yet); returns it.
-
-    ``cp -a --reflink=auto``: a reflink where the filesystem can (btrfs, xfs), a plain copy
-    elsewhere — for a 175 MB minbase on ext4, about 1 s on an idle machine and up to ~12 s with
-    two cores busy (measured). Hardlinks would be instant but are not used: dpkg
-    replaces files by rename, but maintainer scripts, ``update-alternatives`` and tests may
-    append to files in place, which would silently change the shared cache.
-    """
-    if os.path.lexists(dest):
-        raise FileExistsError(f"{dest} exists; fresh_copy makes a new directory")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", "--reflink=auto", str(root), str(dest)], check=True)
-    return dest
+    return _debootstrap_root(suite, cache if cache is not None else default_cache())
 
 
 # --------------------------------------------------------------------------- running in roots
