@@ -671,6 +671,44 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
         raise CheckFailed(f"{path}: {len(report.problems)} problem(s) found")
 
 
+@cli.command()
+@click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="NAME",
+    help="A clean root to check in: glibc (this host's libc6 + dash), glibc-2.31 (Debian 11's), "
+    "bullseye, bookworm, trixie (debootstrap minbase) (repeatable; default: glibc).",
+)
+@click.option(
+    "--run",
+    "run_commands",
+    multiple=True,
+    metavar="CMD",
+    help="Run CMD in the environment instead of every command with --help (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def verify(
+    artifact: Path, roots: tuple[str, ...], run_commands: tuple[str, ...], as_json: bool
+) -> None:
+    """Install or unpack ARTIFACT (a tarball, .deb or .rpm) in clean roots, import every
+    module and run every command there, also after moving a relocatable tree. Exit 1 when
+    anything fails or a root is refused (its glibc older than the artifact needs)."""
+    from venvpack.errors import CheckFailed
+    from venvpack.verify import render_text, verify_artifact
+
+    report = verify_artifact(artifact, roots or ("glibc",), run=run_commands)
+    click.echo(report.to_json() if as_json else render_text(report), nl=False)
+    if not report.ok:
+        bad = [c for c in report.checks if c.status != "ok"]
+        first = bad[0]
+        raise CheckFailed(
+            f"{artifact}: {len(bad)} check(s) failed or refused, first: "
+            f"{first.root} {first.step} {first.target}: {first.status}"
+        )
+
+
 @contextmanager
 def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on a terminal; nothing in pipes, CI or with -q."""

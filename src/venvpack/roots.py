@@ -37,6 +37,7 @@ from venvpack.errors import ConfigError, ToolMissingError
 
 __all__ = [
     "DEBIAN_SUITES",
+    "NOBODY",
     "REQUIRED_COREUTILS",
     "ROOT_NAMES",
     "debootstrap_problem",
@@ -50,6 +51,7 @@ __all__ = [
     "missing_tools",
     "python_traces",
     "root_glibc",
+    "run_in",
 ]
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -395,3 +397,85 @@ def fresh_copy(root: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", "--reflink=auto", str(root), str(dest)], check=True)
     return dest
+
+
+# -- running in a root ------------------------------------------------------------------
+
+NOBODY = 65534
+"""The unprivileged user tarballs are unpacked and run as."""
+
+
+def _parents_under_tmp(dest: str) -> list[str]:
+    """Mount points below the sandbox's fresh ``/tmp`` need their parents made 0755 (bwrap
+    would make them 0700, locking out an unprivileged user)."""
+    parts = Path(dest).parents
+    return [str(p) for p in reversed(list(parts)) if str(p).startswith("/tmp/")]
+
+
+def _inner_args(root: str, binds: list[tuple[str, str]], *, writable: bool, proc: str) -> list[str]:
+    args = ["--bind" if writable else "--ro-bind", root, "/", "--dev", "/dev"]
+    args += ["--proc", "/proc"] if proc == "new" else ["--ro-bind", "/proc", "/proc"]
+    args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    made: set[str] = set()
+    for source, dest in binds:
+        for parent in _parents_under_tmp(dest):
+            if parent not in made:
+                args += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        args += ["--bind", source, dest]
+    return args
+
+
+def run_in(
+    root: Path,
+    argv: list[str],
+    *,
+    binds: dict[Path, str] | None = None,
+    env: dict[str, str] | None = None,
+    user: int | None = None,
+    writable: bool = False,
+    network: bool = False,
+    timeout: float = 300.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with ``root`` as ``/`` (fresh /dev, /proc, /tmp), without the network.
+
+    ``binds`` maps host paths to sandbox paths below ``/tmp`` (spaces allowed) or existing
+    directories. With ``user``, the command runs as that uid (and gid) with no capabilities:
+    bwrap runs as root only to bind the root, whose cache directory that user may not
+    traverse, then drops to ``user`` and sandboxes itself once more. Writable only for a
+    :func:`fresh_copy` (a cached root is refused)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise ToolMissingError("bwrap not found on PATH; apt-get install bubblewrap")
+    if writable and _is_cached_root(root):
+        raise ValueError(f"{root} is a shared cached root; run on a fresh_copy() of it")
+    pairs = [(os.path.abspath(src), dest) for src, dest in (binds or {}).items()]
+    tail = ["--unshare-pid", "--die-with-parent", "--chdir", "/"]
+    tail += [] if network else ["--unshare-net"]
+    if user is None:
+        command = [bwrap, *_inner_args(str(root), pairs, writable=writable, proc="new")]
+        command += [*tail, "--unshare-ipc", "--", *argv]
+    else:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise ToolMissingError("setpriv not found on PATH; apt-get install util-linux")
+        outer = [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        outer += ["--perms", "0755", "--tmpfs", "/run", "--perms", "0755", "--dir", "/run/vp"]
+        outer += ["--ro-bind", str(root), "/run/vp/root"]
+        staged: list[tuple[str, str]] = []
+        for i, (src, dest) in enumerate(pairs):
+            outer += ["--bind", src, f"/run/vp/b{i}"]
+            staged.append((f"/run/vp/b{i}", dest))
+        outer += ["--unshare-pid", "--die-with-parent", "--"]
+        drop = [setpriv, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+        inner = [bwrap, *_inner_args("/run/vp/root", staged, writable=False, proc="bind")]
+        command = [*outer, *drop, *inner, *tail, "--", *argv]
+    return subprocess.run(
+        command,
+        env=env if env is not None else {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
