@@ -56,7 +56,8 @@ class Check:
 
     root: str
     step: str
-    """``inspect`` (root ``-``: read without running), ``install``, ``import``, ``command``, ``moved import``, ``moved command`` or ``run``."""
+    """``inspect`` (root ``-``: read without running), ``install``, ``import``, ``command``,
+    ``moved import``, ``moved command`` or ``run``."""
     target: str
     """The module or command (or the artifact, for ``install`` and ``run``)."""
     status: str
