@@ -84,7 +84,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
-            relocate(root, runtime, site_packages, prefix)
+            relocate(root, runtime, site_packages, prefix, plan.glibc_floor)
 
         with stage("audit"):
             needles = [str(root), *(old for old, _ in source_paths(runtime))]

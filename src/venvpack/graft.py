@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvpack.elf import ElfInfo, is_elf, read_elf
+from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import ElfError
 from venvpack.proc import run
 
@@ -64,6 +64,8 @@ class ElfUpdate:
 class GraftPlan:
     grafts: tuple[Graft, ...]
     updates: tuple[ElfUpdate, ...]
+    glibc_floor: str = "2.17"
+    """The glibc the tree needs once the plan is applied (patching RUNPATHs changes none)."""
 
 
 def find_elf_files(root: Path) -> list[Path]:
@@ -207,6 +209,7 @@ class _Planner:
         return GraftPlan(
             grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
             updates=tuple(self._updates(required)),
+            glibc_floor=glibc_floor(list(self.infos.values())),
         )
 
     def _updates(self, required: Mapping[Path, list[Path]]) -> Iterator[ElfUpdate]:

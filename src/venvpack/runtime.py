@@ -100,6 +100,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     if keep_dev:
         _copy_dev(interp, dest, libpython)
 
+    _internalize_symlinks(dest)
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
     _strip_debug(dest)
     return Runtime(
@@ -112,6 +113,33 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         version=interp.version,
         source_prefix=base,
     )
+
+
+def _internalize_symlinks(dest: Path) -> None:
+    """No symlink of the runtime may leave it. Distributions link stdlib files to their own
+    configuration (Debian: ``sitecustomize.py -> /etc/python3.9/sitecustomize.py``): the host's
+    site customisation is dropped, any other file such a link names is copied in."""
+    links = [
+        Path(dirpath, name)
+        for dirpath, dirnames, filenames in os.walk(dest)
+        for name in dirnames + filenames
+        if os.path.islink(os.path.join(dirpath, name))
+    ]
+    for path in sorted(links):
+        target = os.readlink(path)
+        resolved = Path(os.path.normpath(path.parent / target))
+        if not target.startswith("/") and _inside(resolved, dest):
+            continue
+        real = Path(os.path.realpath(path))
+        path.unlink()
+        if path.name != "sitecustomize.py" and real.is_file():
+            shutil.copy2(real, path)
+        log.debug(
+            "runtime symlink %s -> %s %s",
+            path.name,
+            target,
+            "copied" if path.exists() else "dropped",
+        )
 
 
 def _under(base: Path, path: Path, fallback: str) -> Path:
