@@ -93,3 +93,19 @@ def test_seeded_fault_fails_verification(
     named = [c for c in failed if c.step == "inspect"]
     assert any(c.target == where for c in named) or seed == "deleted grafted library", failed
     assert any(any(f"[{code}]" in c.detail for c in named) for code in expected), failed
+
+
+def test_launcher_says_in_one_line_that_glibc_is_too_old(
+    env: BuiltEnv, tmp_path: Path, cache: Path
+) -> None:
+    """Unpacked in glibc-2.31 anyway: one line instead of the loader's errors."""
+    from venvpack.roots import get_root, run_in
+
+    root = get_root("glibc-2.31", cache)
+    tree = tmp_path / "tree"
+    shutil.copytree(env.root, tree, symlinks=True)
+    proc = run_in(root, ["/tmp/app/bin/hello"], binds={tree: "/tmp/app"})
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"hello: needs glibc ≥ {env.manifest.glibc_floor}, this system has 2.31\n"
+    )
