@@ -91,6 +91,11 @@ def verify_artifact(
     cache: Path | None = None,
 ) -> VerifyReport:
     """Check ``path`` (a tarball, .deb or .rpm) in each of ``roots`` (:data:`ROOT_NAMES`)."""
+    if os.geteuid() != 0:
+        raise ConfigError(
+            "verify runs as root: it builds the roots, installs packages into copies of them "
+            "and runs tarballs as the user nobody"
+        )
     for name in roots:
         if name not in ROOT_NAMES:
             raise ConfigError(f"unknown root {name!r}: choose from {', '.join(ROOT_NAMES)}")
