@@ -32,9 +32,7 @@ from venvpack.config import (
 )
 from venvpack.emit import Emitter
 from venvpack.errors import ConfigError, OutputExistsError, VenvpackError
-from venvpack.glibc import parse_glibc, refuse_glibc_above
 from venvpack.manifest import BuiltEnv
-from venvpack.runtime import validate_module_name
 
 __all__ = ["cli", "main"]
 
@@ -273,6 +271,9 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         validate_name(spec.name)
     if spec.version is not None:
         validate_version(spec.version)
+    from venvpack.glibc import parse_glibc
+    from venvpack.runtime import validate_module_name
+
     if spec.max_glibc is not None:
         parse_glibc(spec.max_glibc)
     for module in spec.exclude_modules:
@@ -391,6 +392,8 @@ def built_environment(
             )
         env = BuiltEnv.load(from_dir)
         if opts.get("max_glibc"):
+            from venvpack.glibc import refuse_glibc_above
+
             refuse_glibc_above(env.root, opts["max_glibc"])
         yield env
         return
