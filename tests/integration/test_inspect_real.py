@@ -204,3 +204,22 @@ def test_build_stops_before_packing_above_max_glibc(tmp_path: Path) -> None:
     assert "build on an older distribution" in line
     assert not out.exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_excluding_the_optional_module_lowers_the_floor(env: BuiltEnv, tmp_path: Path) -> None:
+    """On Debian 12, libcrypt (grafted for _crypt alone) needs 2.36, the interpreter 2.35."""
+    major, minor = (int(p) for p in env.manifest.glibc_floor.split("."))
+    below = f"{major}.{minor - 1}"
+    report = inspect_artifact(env.root, max_glibc=below)
+    if not report.glibc.optional_modules:
+        pytest.skip(
+            f"on this host more than optional modules need glibc {env.manifest.glibc_floor}"
+        )
+    built = build_environment(
+        BuildSpec(project=HELLO, max_glibc=below, exclude_modules=report.glibc.optional_modules),
+        tmp_path / "env",
+    )
+    floor = tuple(int(p) for p in built.manifest.glibc_floor.split("."))
+    assert floor <= (major, minor - 1)
+    grafted = {g.soname for g in built.manifest.grafted}
+    assert not grafted & {g.soname for g in env.manifest.grafted if g.path == report.glibc.file}
