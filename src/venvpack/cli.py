@@ -1,8 +1,8 @@
 """The command line: flags become a BuildSpec, errors become one line and an exit code.
 
 This is the only module that prints errors or exits. Exit codes: 0 success, 1 generic
-venvpack error or a problem found by inspect or verify, 2 bad usage or configuration, 3 interpreter, 4 install, 5 ELF, 6 build,
-7 emit, 8 missing tool, 130 interrupted.
+venvpack error or a problem found by inspect or verify, 2 bad usage or configuration,
+3 interpreter, 4 install, 5 ELF, 6 build, 7 emit, 8 missing tool, 130 interrupted.
 """
 
 from __future__ import annotations
