@@ -25,21 +25,28 @@ run maintainer scripts.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import glob
-import hashlib
 import os
-import re
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Callable, NoReturn, Union
+from typing import NoReturn, Union
 
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
+from venvpack.roots import (
+    REQUIRED_COREUTILS,
+    _build_once,
+    _cache_key,
+    _dpkg_files,
+    _is_cached_root,
+    debootstrap_problem,
+    elf_needed,
+    fresh_copy,
+    missing_tools,
+    python_traces,
+)
+from venvpack.roots import debootstrap_root as _debootstrap_root
+from venvpack.roots import glibc_root as _glibc_root
 
 __all__ = [
     "CHROOT_ENV",
@@ -72,7 +79,6 @@ StrPath = Union[str, "os.PathLike[str]"]
 DEFAULT_TIMEOUT = 300.0
 """Seconds before a sandboxed command is killed; a hung artifact must fail, not hang CI."""
 
-DEBOOTSTRAP_TIMEOUT = 1800.0
 
 HOST_ENV: Mapping[str, str] = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -95,31 +101,7 @@ CHROOT_ENV: Mapping[str, str] = {
 """Default environment of :func:`run_in_chroot`: dpkg wants ``ldconfig`` and
 ``start-stop-daemon`` on PATH (both in sbin) and must never prompt."""
 
-REQUIRED_COREUTILS = (
-    "realpath",
-    "dirname",
-    "basename",
-    "cat",
-    "env",
-    "echo",
-    "true",
-    "false",
-    "rm",
-    "sleep",
-    "readlink",
-    "head",
-    "uname",
-)
-"""Coreutils the glibc root must have; building it fails if one of them needs more than libc.
-On Debian 12 ``ls``, ``mkdir``, ``cp``, ``mv``, ``id``, ``stat``, ``install``, ``mkfifo`` and
-``mknod`` link ``libselinux`` (and ``cp``/``mv``/``install`` ``libacl``/``libattr``), ``expr``
-and ``factor`` link ``libgmp``: they are left out rather than dragging those libraries in."""
-
-_GLIBC_ROOT_FORMAT = 1  # bump when _glibc_root_builder changes, so old caches are not reused
-_DEBOOTSTRAP_FORMAT = 1
 _ROOT = PurePosixPath("/")
-_MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-_PYTHON_NAME = re.compile(r"^(lib)?python[23]")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -139,11 +121,6 @@ def unavailable(reason: str) -> NoReturn:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def missing_tools(*tools: str) -> list[str]:
-    """The subset of ``tools`` not found on PATH (so fixtures can say exactly what to install)."""
-    return [tool for tool in tools if shutil.which(tool) is None]
 
 
 def _bwrap() -> str:
@@ -421,196 +398,24 @@ def python_hide_list(source_prefix: StrPath) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- cached roots
-
-
-@contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-Builder = Callable[[Path], None]
-"""Fills a new directory (given empty) with what :func:`build_once` caches."""
-
-
-def build_once(cache: Path, name: str, build: Builder) -> Path:
-    """``cache/name``, built by ``build(tmpdir)`` once: in a temporary directory next to it,
-    renamed into place only when complete, under ``cache/name.lock`` so that concurrent pytest
-    workers wait for one build instead of racing (the directory existing means it is whole)."""
-    final = cache / name
-    if final.is_dir():
-        return final
-    with _locked(cache / f"{name}.lock"):
-        if final.is_dir():
-            return final
-        for stale in cache.glob(f".{name}.tmp-*"):  # left by a killed build; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=cache))
-        try:
-            build(work)
-            work.chmod(0o755)  # mkdtemp makes it 0700; it becomes "/" of a root
-            os.rename(work, final)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-    return final
-
-
-def _is_cached_root(root: Path) -> bool:
-    """True for a directory made by :func:`build_once` (it has a ``.lock`` sibling): writing
-    into it would corrupt every later test, so writable runs refuse it."""
-    resolved = Path(os.path.realpath(root))
-    return (resolved.parent / f"{resolved.name}.lock").exists()
-
-
-def cache_key(*parts: str) -> str:
-    """A short digest of ``parts`` (versions, architecture, a format number) for cache names."""
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
-
-
-def _arch() -> str:
-    return subprocess.run(
-        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def package_files(root: Path, package: str) -> list[Path]:
-    """The paths dpkg lists for ``package`` installed in ``root`` (``/`` for the host), as seen
-    from inside ``root``. Read with ``dpkg-query --admindir``, so another Debian release's root
-    (a debootstrap copy) is read without running anything inside it."""
-    admindir = root / "var" / "lib" / "dpkg"
-    out = subprocess.run(
-        ["dpkg-query", f"--admindir={admindir}", "-L", package],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    # Skip "/." and the "diverted by"/"package diverts" lines dpkg adds for diversions.
-    return [Path(line) for line in out.splitlines() if line.startswith("/") and line != "/."]
-
-
-def elf_needed(path: StrPath) -> list[str]:
-    """DT_NEEDED entries of an ELF file ([] for anything that is not a dynamic ELF)."""
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"\x7fELF":
-            return []
-        handle.seek(0)
-        dynamic = ELFFile(handle).get_section_by_name(".dynamic")
-        if not isinstance(dynamic, DynamicSection):
-            return []
-        return [str(getattr(tag, "needed")) for tag in dynamic.iter_tags("DT_NEEDED")]  # noqa: B009 (set by setattr)
-
-
-def _copy_into(root: Path, path: Path, base: Path) -> None:
-    """Copy one file, symlink or directory at ``path`` in the root ``base`` to the same path
-    under ``root``.
-
-    Writing through ``root``'s own relative merged-usr links (``lib -> usr/lib``) puts files
-    where they are in ``base``; symlinks are copied as symlinks, never followed."""
-    dest = root / str(path).lstrip("/")
-    source = base / str(path).lstrip("/")
-    if source.is_symlink():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not os.path.lexists(dest):
-            os.symlink(os.readlink(source), dest)
-    elif source.is_dir():
-        dest.mkdir(parents=True, exist_ok=True)
-    elif source.is_file():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest)
-    # else: listed by dpkg but absent (dpkg path-exclude, e.g. docs): nothing to copy
-
-
-def _glibc_root_builder(base: Path) -> Builder:
-    """Fills a root with ``base``'s libc6 files, dash as /bin/sh and the libc-only coreutils
-    (``base`` is ``/`` for the host, or a debootstrap root for an older glibc)."""
-
-    def populate(root: Path) -> None:
-        for name in _MERGED_USR_LINKS:
-            link = base / name
-            if link.is_symlink() and not os.readlink(link).startswith("/"):
-                target = os.readlink(link)
-                (root / target).mkdir(parents=True, exist_ok=True)
-                os.symlink(target, root / name)
-
-        libc_files = package_files(base, "libc6")
-        for path in libc_files:
-            _copy_into(root, path, base)
-        libc_names = {path.name for path in libc_files}
-
-        def libc_only(binary: Path) -> bool:
-            return set(elf_needed(_on(base, PurePosixPath(binary)))) <= libc_names
-
-        dash = next(
-            p for p in package_files(base, "dash") if p.name == "dash" and p.parent.name == "bin"
-        )
-        if not libc_only(dash):
-            needed = elf_needed(_on(base, PurePosixPath(dash)))
-            raise RuntimeError(f"{dash} needs more than libc6: {needed}")
-        _copy_into(root, dash, base)
-        os.symlink("dash", root / "bin" / "sh")
-
-        included = set()
-        for path in package_files(base, "coreutils"):
-            inside = _on(base, PurePosixPath(path))
-            is_binary = path.parent.name == "bin" and inside.is_file() and not inside.is_symlink()
-            if is_binary and libc_only(path):
-                _copy_into(root, path, base)
-                included.add(path.name)
-        lacking = [name for name in REQUIRED_COREUTILS if name not in included]
-        if lacking:
-            raise RuntimeError(f"coreutils needing more than libc6 in {base}: {lacking}")
-
-        for name, mode in (("tmp", 0o1777), ("dev", 0o755), ("proc", 0o555), ("root", 0o700)):
-            (root / name).mkdir(exist_ok=True)
-            (root / name).chmod(mode)
-        (root / "etc").mkdir(exist_ok=True)
-        (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-        (root / "etc" / "group").write_text("root:x:0:\n")
-
-    return populate
-
-
-def _glibc_root_from(base: Path, label: str, cache: Path | None) -> Path:
-    cache = cache if cache is not None else default_cache()
-    admindir = base / "var" / "lib" / "dpkg"
-    versions = subprocess.run(
-        [
-            "dpkg-query",
-            f"--admindir={admindir}",
-            "-W",
-            "-f",
-            "${Package}=${Version}\n",
-            "libc6",
-            "dash",
-            "coreutils",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    arch = _arch()
-    key = cache_key(versions, arch, str(_GLIBC_ROOT_FORMAT))
-    return build_once(cache, f"glibc-root-{label}{arch}-{key}", _glibc_root_builder(base))
+# The machinery lives in venvpack.roots (``venvpack verify`` needs it too); tests keep their
+# own cache directory, default_cache() above.
 
 
 def glibc_root(cache: Path | None = None) -> Path:
-    """A root with nothing but Debian's libc6, ``dash`` as ``/bin/sh`` and coreutils that need
-    only libc (see :data:`REQUIRED_COREUTILS`), plus empty ``/tmp``, ``/dev``, ``/proc``,
-    ``/root`` and an ``/etc/passwd`` with root.
+    """A root with nothing but this host's libc6, ``dash`` and libc-only coreutils
+    (:func:`venvpack.roots.glibc_root`), cached under ``cache`` (default
+    :func:`default_cache`). Shared between tests: use it through :func:`run_in_root`."""
+    return _glibc_root(cache if cache is not None else default_cache())
 
-    An artifact that runs here carries every library it needs except glibc itself: there is no
-    libssl, libffi, libsqlite3, zlib, no locale data and no Python. Copied from the host's
-    installed packages: 19 MB, built in about a second, no network. Cached under
-    ``cache`` (default :func:`default_cache`), keyed by the libc6/dash/coreutils versions.
-    Shared between tests: use it through :func:`run_in_root`, which binds it read-only.
-    """
-    return _glibc_root_from(Path("/"), "", cache)
+
+def debootstrap_root(suite: str, cache: Path | None = None) -> Path:
+    """A ``debootstrap --variant=minbase <suite>`` root (:func:`venvpack.roots.debootstrap_root`)
+    in ``cache`` (default :func:`default_cache`). Never write to it: take a :func:`fresh_copy`."""
+    problem = debootstrap_problem()
+    if problem:
+        raise SandboxUnavailable(problem)
+    return _debootstrap_root(suite, cache if cache is not None else default_cache())
 
 
 def old_glibc_root(suite: str, cache: Path | None = None) -> Path:
@@ -621,89 +426,29 @@ def old_glibc_root(suite: str, cache: Path | None = None) -> Path:
     glibc, and everything it carries must also be content with that older glibc. Built in about
     a second from the cached :func:`debootstrap_root` (which needs root and the mirror once).
     """
-    base = debootstrap_root(suite, cache)
-    return _glibc_root_from(base, f"{suite}-", cache)
-
-
-def python_traces(root: Path) -> list[Path]:
-    """Every file or directory under ``root`` whose name starts like a Python interpreter,
-    library or stdlib (``python3*``, ``python2*``, ``libpython*``), not following symlinks.
-    A clean root must return []. (Debian's ``/usr/share/gcc/python`` — gdb pretty-printers, not a
-    Python — does not match.)"""
-    found = []
-    for directory, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            if _PYTHON_NAME.match(name):
-                found.append(Path(directory) / name)
-    return sorted(found)
-
-
-def debootstrap_problem() -> str | None:
-    """Why :func:`debootstrap_root` cannot work here, or None."""
-    missing = missing_tools("debootstrap", "bwrap", "dpkg")
-    if missing:
-        return f"missing {', '.join(missing)}; apt-get install debootstrap bubblewrap"
-    if os.geteuid() != 0:
-        return "debootstrap and chroot installs need root"
-    return None
-
-
-def _populate_debootstrap(suite: str, mirror: str | None) -> Callable[[Path], None]:
-    def build(work: Path) -> None:
-        command = ["debootstrap", "--variant=minbase", suite, str(work)]
-        if mirror:
-            command.append(mirror)  # otherwise debootstrap's own default Debian mirror
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT, check=False
-        )
-        if result.returncode != 0:
-            log = work / "debootstrap" / "debootstrap.log"
-            detail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stderr
-            raise RuntimeError(f"debootstrap {suite} failed ({result.returncode}):\n{detail}")
-        # debootstrap keeps the downloaded .debs; they would be copied by every fresh_copy.
-        for deb in (work / "var" / "cache" / "apt" / "archives").glob("*.deb"):
-            deb.unlink()
-        traces = python_traces(work)
-        if traces:
-            raise RuntimeError(
-                f"debootstrap --variant=minbase {suite} contains Python ({traces[:5]}); "
-                "a clean-root test on it would prove nothing"
-            )
-
-    return build
-
-
-def debootstrap_root(suite: str, cache: Path | None = None) -> Path:
-    """A ``debootstrap --variant=minbase <suite>`` root (bullseye, bookworm, trixie, ...),
-    built once into ``cache`` (default :func:`default_cache`); asserted to contain no Python.
-
-    Needs root and the Debian mirror (``$VENVPACK_DEBIAN_MIRROR`` overrides debootstrap's
-    default). The result is shared: never write to it — take a :func:`fresh_copy` and use
-    :func:`run_in_chroot` on the copy (which refuses the cached root itself).
-    """
-    problem = debootstrap_problem()
-    if problem:
-        raise SandboxUnavailable(problem)
     cache = cache if cache is not None else default_cache()
-    name = f"debootstrap-{suite}-{_arch()}-v{_DEBOOTSTRAP_FORMAT}"
-    mirror = os.environ.get("VENVPACK_DEBIAN_MIRROR")
-    return build_once(cache, name, _populate_debootstrap(suite, mirror))
+    return _glibc_root(cache, base=debootstrap_root(suite, cache))
 
 
-def fresh_copy(root: Path, dest: Path) -> Path:
-    """A private, writable copy of ``root`` at ``dest`` (which must not exist yet); returns it.
+Builder = Callable[[Path], None]
+"""Fills a new directory (given empty) with what :func:`build_once` caches."""
 
-    ``cp -a --reflink=auto``: a reflink where the filesystem can (btrfs, xfs), a plain copy
-    elsewhere — for a 175 MB minbase on ext4, about 1 s on an idle machine and up to ~12 s with
-    two cores busy (measured). Hardlinks would be instant but are not used: dpkg
-    replaces files by rename, but maintainer scripts, ``update-alternatives`` and tests may
-    append to files in place, which would silently change the shared cache.
-    """
-    if os.path.lexists(dest):
-        raise FileExistsError(f"{dest} exists; fresh_copy makes a new directory")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", "--reflink=auto", str(root), str(dest)], check=True)
-    return dest
+
+def build_once(cache: Path, name: str, build: Builder) -> Path:
+    """``cache/name``, built by ``build(tmpdir)`` once, atomically and under a lock (the
+    directory existing means it is whole): for test fixtures other than roots."""
+    return _build_once(cache, name, build)
+
+
+def cache_key(*parts: str) -> str:
+    """A short digest of ``parts`` (versions, architecture, a format number) for cache names."""
+    return _cache_key(*parts)
+
+
+def package_files(root: Path, package: str) -> list[Path]:
+    """The paths dpkg lists for ``package`` installed in ``root`` (``/`` for the host), as seen
+    from inside ``root``, read with ``dpkg-query --admindir`` without running anything there."""
+    return _dpkg_files(package, root)
 
 
 # --------------------------------------------------------------------------- running in roots

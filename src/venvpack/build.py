@@ -30,6 +30,7 @@ from venvpack.errors import (
     OutputExistsError,
     ToolMissingError,
 )
+from venvpack.glibc import refuse_glibc_above
 from venvpack.graft import apply_plan, plan_grafts
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
@@ -37,7 +38,7 @@ from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
 from venvpack.metadata import read_app_metadata
 from venvpack.policy import system_libraries
 from venvpack.relocate import relocate, source_paths
-from venvpack.runtime import copy_runtime
+from venvpack.runtime import copy_runtime, exclude_modules
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
 __all__ = [
@@ -69,6 +70,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             runtime = copy_runtime(
                 interp, root / "python", with_tk=spec.with_tk, keep_dev=spec.keep_dev
             )
+            exclude_modules(runtime, spec.exclude_modules)
             python = create_skeleton(root, runtime, spec.link_mode, prompt=name)
         site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
         with stage("install"):
@@ -90,13 +92,15 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
-            relocate(root, runtime, site_packages, prefix)
+            relocate(root, runtime, site_packages, prefix, plan.glibc_floor)
 
         with stage("audit"):
             needles = [str(root), *(old for old, _ in source_paths(runtime))]
             report = audit_tree(root, allow, needles)
         for rel, needle in report.leaks:
             log.debug("%s still names %s", rel, needle)
+        if spec.max_glibc is not None:  # before anything is packed
+            refuse_glibc_above(root, spec.max_glibc)
 
         manifest = Manifest(
             name=name,

@@ -1,8 +1,8 @@
 """The command line: flags become a BuildSpec, errors become one line and an exit code.
 
 This is the only module that prints errors or exits. Exit codes: 0 success, 1 generic
-venvpack error, 2 bad usage or configuration, 3 interpreter, 4 install, 5 ELF, 6 build,
-7 emit, 8 missing tool, 130 interrupted.
+venvpack error or a problem found by inspect or verify, 2 bad usage or configuration,
+3 interpreter, 4 install, 5 ELF, 6 build, 7 emit, 8 missing tool, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -138,6 +138,20 @@ def build_options(func: F) -> F:
             help="Keep headers and build config to compile extensions later.",
         ),
         click.option(
+            "--max-glibc",
+            metavar="X.Y",
+            help="Stop before packing when the environment needs a newer glibc than X.Y "
+            "(naming the file and symbol version).",
+        ),
+        click.option(
+            "--exclude-module",
+            "exclude_modules",
+            multiple=True,
+            metavar="NAME",
+            help="Leave this stdlib extension module (e.g. _curses, readline, _sqlite3) out, "
+            "with the libraries only it needed (repeatable).",
+        ),
+        click.option(
             "--installer",
             type=click.Choice([i.value for i in Installer]),
             default="auto",
@@ -247,6 +261,8 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         extra_index_urls=tuple(opts.get("extra_index_urls") or ()),
         constraints=tuple(p.resolve() for p in opts.get("constraints") or ()),
         pre=bool(opts.get("pre")),
+        max_glibc=opts.get("max_glibc"),
+        exclude_modules=tuple(opts.get("exclude_modules") or ()),
     )
     given = [k for k in _SPEC_FIELDS if opts.get(k)]
     given += ["use_lock"] if opts.get("no_lock") else []
@@ -255,6 +271,13 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
         validate_name(spec.name)
     if spec.version is not None:
         validate_version(spec.version)
+    from venvpack.glibc import parse_glibc
+    from venvpack.runtime import validate_module_name
+
+    if spec.max_glibc is not None:
+        parse_glibc(spec.max_glibc)
+    for module in spec.exclude_modules:
+        validate_module_name(module)
     if spec.prefix is not None and not spec.prefix.startswith("/"):
         raise ConfigError(f"--prefix must be an absolute path, got {spec.prefix!r}")
     return spec
@@ -272,6 +295,7 @@ _SPEC_FIELDS = (
     "all_extras",
     "index_url",
     "pre",
+    "max_glibc",
 )
 
 
@@ -328,6 +352,7 @@ _BUILD_ONLY = (
     "extra_index_urls",
     "constraints",
     "pre",
+    "exclude_modules",
 )
 
 
@@ -340,6 +365,7 @@ def _flag(option: str) -> str:
         "groups": "--group",
         "extra_index_urls": "--extra-index-url",
         "constraints": "--constraint",
+        "exclude_modules": "--exclude-module",
     }
     return names.get(option, "--" + option.replace("_", "-"))
 
@@ -364,7 +390,12 @@ def built_environment(
                 f"--from packs an environment as it was built; {flags} "
                 "cannot apply to it (build again instead)"
             )
-        yield checked_environment(from_dir)
+        env = checked_environment(from_dir)
+        if opts.get("max_glibc"):
+            from venvpack.glibc import refuse_glibc_above
+
+            refuse_glibc_above(env.root, opts["max_glibc"])
+        yield env
         return
     spec = spec_from_options(opts)
     near.mkdir(parents=True, exist_ok=True)
@@ -637,6 +668,66 @@ def tar(
             env.manifest.prefix,
         )
     log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as JSON (schema inspect-1)."
+)
+@click.option(
+    "--max-glibc",
+    metavar="X.Y",
+    help="Report a problem when the tree needs a newer glibc than X.Y.",
+)
+def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
+    """Report what PATH (an environment directory, a tarball, a .deb or an .rpm) contains
+    and whether it runs elsewhere. Exit 0 when self-contained, 1 when a problem is found."""
+    from venvpack.errors import CheckFailed
+    from venvpack.inspect import inspect_artifact, render_text
+
+    report = inspect_artifact(path, max_glibc=max_glibc)
+    click.echo(report.to_json() if as_json else render_text(report), nl=False)
+    if report.problems:
+        raise CheckFailed(f"{path}: {len(report.problems)} problem(s) found")
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="NAME",
+    help="A clean root to check in: glibc (this host's libc6 + dash), glibc-2.31 (Debian 11's), "
+    "bullseye, bookworm, trixie (debootstrap minbase) (repeatable; default: glibc).",
+)
+@click.option(
+    "--run",
+    "run_commands",
+    multiple=True,
+    metavar="CMD",
+    help="Run CMD in the environment instead of every command with --help (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def verify(
+    artifact: Path, roots: tuple[str, ...], run_commands: tuple[str, ...], as_json: bool
+) -> None:
+    """Install or unpack ARTIFACT (a tarball, .deb or .rpm) in clean roots, import every
+    module and run every command there, also after moving a relocatable tree. Exit 1 when
+    anything fails or a root is refused (its glibc older than the artifact needs)."""
+    from venvpack.errors import CheckFailed
+    from venvpack.verify import render_text, verify_artifact
+
+    report = verify_artifact(artifact, roots or ("glibc",), run=run_commands)
+    click.echo(report.to_json() if as_json else render_text(report), nl=False)
+    if not report.ok:
+        bad = [c for c in report.checks if c.status != "ok"]
+        first = bad[0]
+        raise CheckFailed(
+            f"{artifact}: {len(bad)} check(s) failed or refused, first: "
+            f"{first.root} {first.step} {first.target}: {first.status}"
+        )
 
 
 @contextmanager

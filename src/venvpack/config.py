@@ -122,6 +122,11 @@ class BuildSpec:
     requires_python: str | None = None
     """The project's ``requires-python``: the default interpreter request, and checked
     against whichever interpreter is chosen."""
+    max_glibc: str | None = None
+    """``X.Y``: stop before packing when the tree needs a newer glibc (``--max-glibc``)."""
+    exclude_modules: tuple[str, ...] = ()
+    """Stdlib extension modules to leave out of the runtime, with whatever only they needed
+    grafted (``--exclude-module``)."""
 
     def install_prefix(self, name: str) -> str:
         return self.prefix or f"/opt/{name}"
@@ -145,6 +150,8 @@ _PYPROJECT_KEYS = {
     "extra-index-urls": list,
     "constraints": list,
     "pre": bool,
+    "max-glibc": str,
+    "exclude-modules": list,
 }
 
 
@@ -238,6 +245,7 @@ def merge_pyproject(
         "all-extras": "all_extras",
         "index-url": "index_url",
         "pre": "pre",
+        "max-glibc": "max_glibc",
     }
     for key, attr in simple.items():
         if key in settings and attr not in given:
@@ -263,6 +271,7 @@ def merge_pyproject(
         ("extras", "extras"),
         ("groups", "groups"),
         ("extra-index-urls", "extra_index_urls"),
+        ("exclude-modules", "exclude_modules"),
     ):
         if key in settings:
             changes[attr] = tuple(settings[key]) + tuple(getattr(spec, attr))

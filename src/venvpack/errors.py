@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "CheckFailed",
     "ConfigError",
     "ElfError",
     "EmitError",
@@ -77,3 +78,9 @@ class ToolMissingError(VenvpackError):
     """An external tool (rpmbuild, patchelf, ...) that this job needs is not installed."""
 
     exit_code = 8
+
+
+class CheckFailed(VenvpackError):
+    """``inspect`` or ``verify`` found a problem: the report says which (exit code 1)."""
+
+    exit_code = 1

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvpack.elf import ElfInfo, is_elf, read_elf
+from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import ElfError
 from venvpack.proc import run
 
@@ -38,9 +38,11 @@ __all__ = [
     "ElfUpdate",
     "Graft",
     "GraftPlan",
+    "TreeLinks",
     "apply_plan",
     "find_elf_files",
     "plan_grafts",
+    "resolve_in_tree",
     "system_library_dirs",
 ]
 
@@ -70,6 +72,8 @@ class ElfUpdate:
 class GraftPlan:
     grafts: tuple[Graft, ...]
     updates: tuple[ElfUpdate, ...]
+    glibc_floor: str = "2.17"
+    """The glibc the tree needs once the plan is applied (patching RUNPATHs changes none)."""
 
 
 def find_elf_files(root: Path) -> list[Path]:
@@ -260,6 +264,7 @@ class _Planner:
         return GraftPlan(
             grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
             updates=tuple(self._updates(required)),
+            glibc_floor=glibc_floor(list(self.infos.values())),
         )
 
     def _updates(self, required: Mapping[Path, list[Path]]) -> Iterator[ElfUpdate]:
@@ -331,6 +336,44 @@ def plan_grafts(
         if info.is_dynamic:
             planner.add(path, info)
     return planner.plan()
+
+
+@dataclass(frozen=True)
+class TreeLinks:
+    """How every ELF file's NEEDED entries resolve inside a finished tree."""
+
+    infos: Mapping[Path, ElfInfo]
+    resolved: Mapping[Path, tuple[Path, ...]]
+    """For each file, the in-tree files its NEEDED entries resolve to."""
+    unresolved: tuple[tuple[Path, str], ...]
+    """(file, soname) that neither the tree nor the allowlist provides."""
+
+
+def resolve_in_tree(
+    root: Path, lib_dir: Path, allow: frozenset[str], files: Iterable[Path]
+) -> TreeLinks:
+    """Resolve every NEEDED entry as the planner and the audit do, but report all of them
+    instead of stopping at the first: ``inspect`` names every file that would fail to load,
+    and follows grafted libraries back to the files that need them."""
+    planner = _Planner(root, lib_dir, allow, (), None, {})
+    for path in files:
+        info = read_elf(path)
+        if info.is_dynamic:
+            planner.add(path, info)
+    resolved: dict[Path, tuple[Path, ...]] = {}
+    unresolved: list[tuple[Path, str]] = []
+    for path, info in sorted(planner.infos.items()):
+        hits: list[Path] = []
+        for name in info.needed:
+            if name in allow:
+                continue
+            hit = planner.in_tree(path, info, name)
+            if hit is None:
+                unresolved.append((path, name))
+            else:
+                hits.append(hit)
+        resolved[path] = tuple(hits)
+    return TreeLinks(dict(planner.infos), resolved, tuple(unresolved))
 
 
 def apply_plan(plan: GraftPlan, patchelf: str) -> None:

@@ -11,7 +11,7 @@ from typing import Union
 
 from venvpack.errors import ToolMissingError, VenvpackError
 
-__all__ = ["clean_python_env", "run", "which"]
+__all__ = ["clean_python_env", "pipe", "run", "which"]
 
 Arg = Union[str, "os.PathLike[str]"]
 
@@ -87,6 +87,42 @@ def run(
         last = _last_line(proc.stderr or "") or _last_line(proc.stdout or "")
         raise error(summary + (f": {last}" if last else ""))
     return proc
+
+
+def pipe(
+    first: Sequence[Arg],
+    second: Sequence[Arg],
+    *,
+    error: type[VenvpackError],
+    what: str,
+    cwd: Path | None = None,
+) -> None:
+    """``first | second`` without a shell (e.g. ``rpm2cpio x.rpm | cpio -id``); either
+    failing raises ``error`` with ``what`` and that tool's last stderr line."""
+    argv1 = [os.fspath(a) for a in first]
+    argv2 = [os.fspath(a) for a in second]
+    try:
+        with subprocess.Popen(
+            argv1, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as producer:
+            consumer = subprocess.run(
+                argv2, stdin=producer.stdout, capture_output=True, cwd=cwd, check=False
+            )
+            assert producer.stdout is not None
+            assert producer.stderr is not None
+            producer.stdout.close()
+            producer_err = producer.stderr.read()
+            producer.wait()
+    except FileNotFoundError as exc:
+        raise ToolMissingError(f"{what}: {exc.filename} not found") from exc
+    for argv, code, stderr in (
+        (argv1, producer.returncode, producer_err),
+        (argv2, consumer.returncode, consumer.stderr),
+    ):
+        if code != 0:
+            last = _last_line(stderr.decode(errors="replace"))
+            name = os.path.basename(argv[0])
+            raise error(f"{what}: {name} failed (exit {code})" + (f": {last}" if last else ""))
 
 
 def _last_line(text: str) -> str:

@@ -48,11 +48,18 @@ _INSTALLER_PRIVATE = ("uv_cache.json",)
 _ROOT_LEFTOVERS = (".lock",)
 
 
-def relocate(root: Path, runtime: Runtime, site_packages: Path, prefix: str) -> None:
-    """Make the environment at ``root`` independent of where it was built."""
+def relocate(
+    root: Path,
+    runtime: Runtime,
+    site_packages: Path,
+    prefix: str,
+    glibc_floor: str | None = None,
+) -> None:
+    """Make the environment at ``root`` independent of where it was built; launchers refuse
+    in one line to run on a glibc older than ``glibc_floor``."""
     changed: set[Path] = set()
     removed: set[Path] = set()
-    changed |= rewrite_scripts(root / "bin", root)
+    changed |= rewrite_scripts(root / "bin", root, glibc_floor)
     changed |= _relocate_pth(site_packages, root)
     for dist_info in sorted(site_packages.glob("*.dist-info")):
         _clean_direct_url(dist_info, changed, removed)
@@ -72,15 +79,22 @@ def relocate(root: Path, runtime: Runtime, site_packages: Path, prefix: str) -> 
 # -- launchers ---------------------------------------------------------------------------
 
 
-def launcher_header() -> bytes:
-    """The first lines of every console script: sh finds python, python skips the lines."""
-    return render("venv/launcher").encode()
+def launcher_header(glibc_floor: str | None = None) -> bytes:
+    """The first lines of every console script: sh finds python, python skips the lines.
+
+    With ``glibc_floor``, sh first looks for the file of each older glibc that names its
+    version (``libc-2.31.so``: 2.17 to 2.33; 2.34 and later name none) with ``[ -e ]``, a
+    builtin: the check starts no process (README: Measurements)."""
+    parts = glibc_floor.split(".") if glibc_floor else []
+    floor = (int(parts[0]), int(parts[1])) if len(parts) >= 2 else (2, 17)
+    older = [f"2.{m}" for m in range(min(floor[1], 34) - 1, 16, -1)] if floor[0] == 2 else []
+    return render("venv/launcher", floor=glibc_floor or "", old_versions=" ".join(older)).encode()
 
 
-def rewrite_scripts(bindir: Path, root: Path) -> set[Path]:
+def rewrite_scripts(bindir: Path, root: Path, glibc_floor: str | None = None) -> set[Path]:
     """Give every script in ``bindir`` whose interpreter lives in ``root`` the launcher."""
     changed: set[Path] = set()
-    header = launcher_header()
+    header = launcher_header(glibc_floor)
     for path in sorted(bindir.iterdir()):
         if path.is_symlink() or not path.is_file() or is_elf(path):
             continue

@@ -11,17 +11,18 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from venvpack.elf import is_elf, read_elf
-from venvpack.errors import BuildError
+from venvpack.errors import BuildError, ConfigError
 from venvpack.interpreter import Interpreter
 from venvpack.proc import run
 
-__all__ = ["Runtime", "copy_runtime"]
+__all__ = ["Runtime", "copy_runtime", "exclude_modules", "validate_module_name"]
 
 log = logging.getLogger("venvpack")
 
@@ -112,9 +113,9 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     if keep_dev:
         _copy_dev(interp, dest, libpython)
 
+    _internalize_symlinks(dest)
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
     build_prefix = _configured_prefix(sysconfigdata) if sysconfigdata.exists() else None
-    _drop_links_out_of(dest)
     _strip_debug(dest)
     return Runtime(
         root=dest,
@@ -158,20 +159,31 @@ def _configured_prefix(sysconfigdata: Path) -> Path | None:
     return None
 
 
-def _drop_links_out_of(dest: Path) -> None:
-    """Remove symlinks of the copied runtime that are absolute or lead out of it: they name
-    files of the build host (Debian's ``sitecustomize.py -> /etc/python3.X/...``, the host's
-    own hook), which the audit refuses and a target does not have."""
-    for dirpath, dirnames, filenames in os.walk(dest):
-        for name in filenames + dirnames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                continue
-            target = os.readlink(path)
-            rel = os.path.normpath(os.path.join(os.path.relpath(dirpath, dest), target))
-            if os.path.isabs(target) or rel == ".." or rel.startswith("../"):
-                log.debug("not shipping %s -> %s", os.path.relpath(path, dest), target)
-                os.unlink(path)
+def _internalize_symlinks(dest: Path) -> None:
+    """No symlink of the runtime may leave it. Distributions link stdlib files to their own
+    configuration (Debian: ``sitecustomize.py -> /etc/python3.9/sitecustomize.py``): the host's
+    site customisation is dropped, any other file such a link names is copied in."""
+    links = [
+        Path(dirpath, name)
+        for dirpath, dirnames, filenames in os.walk(dest)
+        for name in dirnames + filenames
+        if os.path.islink(os.path.join(dirpath, name))
+    ]
+    for path in sorted(links):
+        target = os.readlink(path)
+        resolved = Path(os.path.normpath(path.parent / target))
+        if not target.startswith("/") and _inside(resolved, dest):
+            continue
+        real = Path(os.path.realpath(path))
+        path.unlink()
+        if path.name != "sitecustomize.py" and real.is_file():
+            shutil.copy2(real, path)
+        log.debug(
+            "runtime symlink %s -> %s %s",
+            path.name,
+            target,
+            "copied" if path.exists() else "dropped",
+        )
 
 
 def _under(base: Path, path: Path, fallback: str) -> Path:
@@ -257,3 +269,31 @@ def _strip_debug(tree: Path) -> None:
     if targets:
         log.debug("stripping debug info from %d runtime files", len(targets))
         run([strip, "--strip-debug", *targets], error=BuildError, what="strip --strip-debug")
+
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate_module_name(name: str) -> str:
+    """An ``--exclude-module`` value: a top-level module name, nothing path-like."""
+    if not _MODULE_NAME.match(name):
+        raise ConfigError(f"--exclude-module {name!r}: not a module name (e.g. _curses)")
+    return name
+
+
+def exclude_modules(runtime: Runtime, names: tuple[str, ...]) -> None:
+    """Remove the extension modules ``names`` from ``lib-dynload`` before grafting, so that
+    the libraries only they needed are never grafted; a name with no extension module there
+    (pure Python, built in, already pruned) is an error, never silently nothing."""
+    dynload = runtime.stdlib / "lib-dynload"
+    for name in names:
+        found = sorted(dynload.glob(f"{name}.*so")) if dynload.is_dir() else []
+        found = [p for p in found if p.name.split(".", 1)[0] == name]
+        if not found:
+            raise ConfigError(
+                f"--exclude-module {name}: no such extension module in the runtime's "
+                "lib-dynload (only stdlib extension modules can be left out)"
+            )
+        for path in found:
+            path.unlink()
+            log.info("left out %s", path.name)

@@ -68,7 +68,7 @@ def test_from_refuses_a_manifest_whose_floor_the_tree_does_not_match(tmp_path: P
 
 def test_the_runtime_copy_drops_links_to_the_build_host(tmp_path: Path) -> None:
     # Debian's stdlib has sitecustomize.py -> /etc/python3.11/sitecustomize.py: the host's hook
-    from venvpack.runtime import _drop_links_out_of
+    from venvpack.runtime import _internalize_symlinks
 
     runtime = tmp_path / "env" / "python"
     stdlib = runtime / "lib" / "python3.11"
@@ -79,7 +79,7 @@ def test_the_runtime_copy_drops_links_to_the_build_host(tmp_path: Path) -> None:
     )
     (stdlib / "sitecustomize.py").symlink_to("/etc/python3.11/sitecustomize.py")
     (stdlib / "up").symlink_to("../../../../elsewhere")
-    _drop_links_out_of(runtime)
+    _internalize_symlinks(runtime)
     assert sorted(p.name for p in stdlib.iterdir()) == [
         "_sysconfigdata__linux_x86_64-linux-gnu.py",
         "_sysconfigdata__x86_64-linux-gnu.py",

@@ -21,13 +21,15 @@ def test_pyvenv_cfg_refuses_line_breaks() -> None:
         render_pyvenv_cfg([("home", "/opt/x\nhome = /evil")])
 
 
-def test_launcher_is_a_sh_python_polyglot() -> None:
-    header = launcher_header().decode()
+@pytest.mark.parametrize("floor", [None, "2.17", "2.36"])
+def test_launcher_is_a_sh_python_polyglot(floor: str | None) -> None:
+    header = launcher_header(floor).decode()
     lines = header.splitlines()
     assert lines[0] == "#!/bin/sh"
-    assert "realpath" in lines[1]
+    assert "realpath" in (lines[1] if floor in (None, "2.17") else lines[-2])
+    assert ("needs glibc ≥ 2.36" in header) == (floor == "2.36")
     assert "/usr/bin/env" not in header
-    # For Python the three lines are one string literal followed by nothing.
+    # For Python the lines are one string literal followed by nothing.
     compile(header + "import sys\n", "launcher", "exec")
 
 

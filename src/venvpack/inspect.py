@@ -1,0 +1,739 @@
+"""``venvpack inspect``: what an artifact contains and whether it is self-contained.
+
+Reads an environment directory, tarball, ``.deb`` or ``.rpm`` (``artifact``) without running
+anything from it, and reports the interpreter, sizes, the glibc floor and the file that sets
+it, grafted libraries, and every problem that would make it fail elsewhere: libraries that do
+not resolve, search paths that leave the tree, shebangs, ``.pth`` lines, ``pyvenv.cfg`` keys
+and symlinks pointing outside it, files naming the build directory. It judges environments
+venvpack did not make as well (``uv venv``, ``python -m venv``) and says why they are not
+self-contained. The JSON form follows ``schemas/inspect-1.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from venvpack.artifact import Opened, open_artifact
+from venvpack.elf import ElfInfo
+from venvpack.errors import VenvpackError
+from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
+from venvpack.graft import find_elf_files, resolve_in_tree
+from venvpack.manifest import MANIFEST_PATH, InstallSource, Manifest
+from venvpack.policy import system_libraries
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "InspectReport",
+    "Problem",
+    "inspect_artifact",
+    "inspect_tree",
+    "render_text",
+    "schema_text",
+]
+
+SCHEMA_VERSION = 1
+LARGEST = 10
+"""How many distributions the report lists, largest first."""
+
+_SYSTEM_INTERPRETERS = frozenset(
+    {"/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/sh", "/usr/bin/bash", "/usr/bin/env"}
+)
+_PYVENV_PATH_KEYS = (
+    "home",
+    "executable",
+    "command",
+    "base-prefix",
+    "base-exec-prefix",
+    "base-executable",
+    "prefix",
+    "exec-prefix",
+)
+# Where venvpack builds: `build -o X` in `.X.<random>.venvpack/env`, tar/deb/rpm in
+# `.venvpack-build-<random>/env`; pyenv compiles CPython in `/tmp/python-build.<date>.<pid>`.
+_BUILD_DIR = re.compile(
+    rb"(/[^\x00-\x20\"'<>|:;]*?)?/(?:\.venvpack-build-[A-Za-z0-9_]+|"
+    rb"\.[A-Za-z0-9][A-Za-z0-9+._-]*\.[A-Za-z0-9_]{8}\.venvpack)(?:/env)?"
+    rb"|/tmp/python-build\.[0-9.]+"
+)
+_SCAN_LIMIT = 16 << 20
+"""Text files larger than this are not searched for build paths (none such are text)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason the artifact may not run elsewhere."""
+
+    code: str
+    """Stable identifier, listed in the schema (``runpath-absolute`` ...)."""
+    path: str
+    """The file concerned, relative to the environment root ("" for the whole tree)."""
+    message: str
+
+
+@dataclass(frozen=True)
+class InterpreterReport:
+    path: str | None
+    """``bin/python`` resolved, relative to the root; None when it is missing or leaves the
+    tree."""
+    version: str | None
+    link_mode: str
+    """``symlink``, ``copy``, ``hardlink`` (venvpack's modes) or ``none``."""
+    bundled: bool
+    """The tree holds an interpreter with its standard library."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Bytes on disk (apparent sizes; hardlinks counted once)."""
+
+    interpreter: int
+    grafted: int
+    site_packages: int
+    bytecode: int
+    other: int
+    total: int
+
+
+@dataclass(frozen=True)
+class DistributionSize:
+    name: str
+    version: str
+    size: int
+
+
+@dataclass(frozen=True)
+class GlibcReport:
+    floor: str | None
+    """Highest GLIBC_x.y any ELF file needs; None when none names one."""
+    file: str | None
+    symbol_version: str | None
+    symbols: tuple[str, ...] = ()
+    """Some of the symbols the file imports at that version."""
+    max: str | None = None
+    """``--max-glibc``, when given."""
+    above_max: tuple[dict[str, str], ...] = ()
+    """Every file needing more than ``max``: path, version, symbol_version."""
+    optional_modules: tuple[str, ...] = ()
+    """When only optional stdlib modules raise the floor above ``max``: leave these out."""
+
+
+@dataclass(frozen=True)
+class GraftedReport:
+    soname: str
+    path: str
+    origin: str
+    present: bool
+
+
+@dataclass(frozen=True)
+class SearchPathReport:
+    file: str
+    kind: str
+    """``RUNPATH`` or ``RPATH``."""
+    entry: str
+    problem: str | None
+    """None, ``absolute`` or ``outside``."""
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    artifact: str
+    kind: str
+    root: str
+    """The environment's directory inside the artifact (``.`` for a directory)."""
+    installed_at: str | None
+    venvpack: dict[str, str] | None
+    """Name, version and venvpack_version from the manifest; None without one."""
+    interpreter: InterpreterReport
+    sizes: Sizes
+    distributions: tuple[DistributionSize, ...]
+    glibc: GlibcReport
+    grafted: tuple[GraftedReport, ...]
+    search_paths: tuple[SearchPathReport, ...]
+    elf_files: int
+    source: InstallSource | None
+    """The manifest's ``source``: kind, files with sha256, extras, groups."""
+    problems: tuple[Problem, ...]
+    schema_version: int = SCHEMA_VERSION
+    self_contained: bool = field(default=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+def schema_text() -> str:
+    """The JSON Schema the ``--json`` output follows, as shipped in the package."""
+    from importlib import resources
+
+    return (
+        resources.files("venvpack")
+        .joinpath("schemas", f"inspect-{SCHEMA_VERSION}.json")
+        .read_text(encoding="utf-8")
+    )
+
+
+def inspect_artifact(path: Path, *, max_glibc: str | None = None) -> InspectReport:
+    """Open ``path`` (directory, tarball, deb or rpm) and report on the environment in it."""
+    if max_glibc is not None:
+        parse_glibc(max_glibc)
+    with open_artifact(path) as opened:
+        return inspect_tree(opened, artifact=str(path), max_glibc=max_glibc)
+
+
+class _Context:
+    """The tree being inspected and how to tell inside from outside."""
+
+    def __init__(self, opened: Opened, manifest: Manifest | None) -> None:
+        self.root = opened.root
+        self.real_root = Path(os.path.realpath(opened.root))
+        self.kind = opened.kind.value
+        locations = [opened.installed_at] if opened.installed_at else []
+        if manifest is not None and manifest.link_mode != "symlink":
+            locations.append(manifest.prefix)  # copy/hardlink trees run at their prefix
+        if opened.kind.value == "directory":
+            locations = [str(self.real_root), *locations[1:]]
+        self.locations = [os.path.normpath(loc) for loc in locations]
+        self.prefix = manifest.prefix if manifest is not None else None
+        # Where an absolute path may point because the tree never moves from there: a
+        # package's install location, a copy/hardlink tree's prefix. A directory or a
+        # tarball can move, so a path naming where it is now does not count.
+        fixed = [opened.installed_at] if opened.kind.value in ("deb", "rpm") else []
+        if manifest is not None and manifest.link_mode != "symlink":
+            fixed.append(manifest.prefix)
+        self.fixed = [os.path.normpath(loc) for loc in fixed if loc]
+        self.problems: list[Problem] = []
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+    def add(self, code: str, path: Path | str, message: str) -> None:
+        rel = path if isinstance(path, str) else self.rel(path)
+        self.problems.append(Problem(code, rel, message))
+
+    def absolute_inside(self, text: str) -> Path | None:
+        """The in-tree file an absolute path names once installed, or None when outside."""
+        norm = os.path.normpath(text)
+        for loc in self.locations:
+            if norm == loc or norm.startswith(loc.rstrip("/") + "/"):
+                return self.root / os.path.relpath(norm, loc)
+        return None
+
+    def escape(self, path: Path) -> str:
+        """The symlink target by which ``path`` leaves the tree (for a message)."""
+        for _ in range(40):
+            if not path.is_symlink():
+                break
+            target = os.readlink(path)
+            nxt = Path(os.path.normpath(path.parent / target))
+            if target.startswith("/") or not _inside(nxt, self.root):
+                return target
+            path = nxt
+        return "?"
+
+    def resolve(self, path: Path) -> Path | None:
+        """Follow ``path``'s symlinks inside the tree; None when they leave it."""
+        for _ in range(40):
+            if not path.is_symlink():
+                return path if _inside(path, self.root) else None
+            target = os.readlink(path)
+            if target.startswith("/"):
+                inside = self.absolute_inside(target)
+                if inside is None:
+                    return None
+                path = inside
+            else:
+                path = Path(os.path.normpath(path.parent / target))
+                if not _inside(path, self.root):
+                    return None
+        return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None) -> InspectReport:
+    """Report on the environment at ``opened.root``."""
+    root = opened.root
+    manifest = _load_manifest(root)
+    ctx = _Context(opened, manifest if isinstance(manifest, Manifest) else None)
+    if isinstance(manifest, str):
+        ctx.add("manifest-invalid", MANIFEST_PATH, manifest)
+        manifest = None
+    cfg = _read_pyvenv_cfg(root / "pyvenv.cfg")
+    if cfg is None:
+        ctx.add("no-pyvenv-cfg", "pyvenv.cfg", "no pyvenv.cfg: not a virtual environment")
+        cfg = {}
+    interpreter = _interpreter(ctx, manifest, cfg)
+    _check_pyvenv_cfg(ctx, cfg)
+    _check_symlinks(ctx)
+    _check_scripts(ctx)
+    _check_pth(ctx)
+    _check_build_paths(ctx)
+
+    files = find_elf_files(root)
+    links = resolve_in_tree(root, root / "python" / "lib", system_libraries(), files)
+    for path, soname in links.unresolved:
+        ctx.add(
+            "unresolved-library",
+            path,
+            f"needs {soname}, which is neither in the tree nor a system library "
+            "(policy/system-libraries.json)",
+        )
+    search_paths = _search_paths(ctx, links.infos.values())
+    grafted = _grafted(ctx, manifest)
+    glibc = _glibc(ctx, list(links.infos.values()), links.resolved, max_glibc)
+    site_packages = _site_packages(root)
+    grafted_paths = {root / g.path for g in grafted}
+    return InspectReport(
+        artifact=artifact,
+        kind=opened.kind.value,
+        root=str(root.relative_to(opened.tree)) if root != opened.tree else ".",
+        installed_at=opened.installed_at,
+        venvpack=(
+            {
+                "name": manifest.name,
+                "version": manifest.version,
+                "venvpack_version": manifest.venvpack_version,
+                "prefix": manifest.prefix,
+            }
+            if manifest is not None
+            else None
+        ),
+        interpreter=interpreter,
+        sizes=_sizes(root, grafted_paths, site_packages),
+        distributions=tuple(_distributions(site_packages)[:LARGEST]),
+        glibc=glibc,
+        grafted=tuple(grafted),
+        search_paths=tuple(search_paths),
+        elf_files=len(files),
+        source=manifest.source if manifest is not None else None,
+        problems=tuple(ctx.problems),
+        self_contained=not ctx.problems,
+    )
+
+
+def _load_manifest(root: Path) -> Manifest | str | None:
+    """The manifest, None without one, or why it cannot be read."""
+    path = root / MANIFEST_PATH
+    if not path.is_file():
+        return None
+    try:
+        return Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (VenvpackError, ValueError, OSError) as exc:
+        return f"unreadable venvpack manifest: {exc}"
+
+
+def _read_pyvenv_cfg(path: Path) -> dict[str, str] | None:
+    if not path.is_file():
+        return None
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out
+
+
+# -- the interpreter --------------------------------------------------------------------
+
+
+def _interpreter(
+    ctx: _Context, manifest: Manifest | None, cfg: dict[str, str]
+) -> InterpreterReport:
+    root = ctx.root
+    names = [root / "bin" / n for n in ("python", "python3")]
+    link = next((n for n in names if os.path.lexists(n)), None)
+    version = manifest.python.version if manifest is not None else None
+    version = version or cfg.get("version_info") or cfg.get("version")
+    if version is None:
+        found = sorted(root.glob("lib/python3.*"))
+        version = found[0].name[len("python") :] if found else None
+    if link is None:
+        ctx.add("no-interpreter", "bin/python", "no bin/python: the environment has no interpreter")
+        return InterpreterReport(None, version, "none", False)
+    target = ctx.resolve(link)
+    if target is None:
+        ctx.add(
+            "python-link-outside",
+            link,
+            f"{ctx.rel(link)} leads to {ctx.escape(link)}, outside the tree: it only runs "
+            "where that interpreter exists",
+        )
+    if manifest is not None:
+        mode = manifest.link_mode
+    elif link.is_symlink():
+        mode = "symlink"
+    else:
+        mode = "copy"
+    bundled = target is not None and target.is_file() and _has_stdlib(target.parent)
+    home = cfg.get("home")
+    if target is not None and not bundled and home:
+        # copy/hardlink modes: a real bin/python finds its stdlib through ``home``
+        in_tree = ctx.absolute_inside(home)
+        bundled = in_tree is not None and _has_stdlib(in_tree)
+    if not bundled:
+        why = f" (pyvenv.cfg home = {home})" if home else ""
+        ctx.add(
+            "no-interpreter",
+            link,
+            "no bundled interpreter: no CPython with its standard library inside the tree" + why,
+        )
+    return InterpreterReport(
+        ctx.rel(target) if target is not None else None, version, mode, bundled
+    )
+
+
+def _has_stdlib(bindir: Path) -> bool:
+    """An interpreter directory (``<prefix>/bin``) whose prefix holds ``lib/python3.X/os.py``."""
+    return any(bindir.parent.glob("lib/python3.*/os.py"))
+
+
+# -- pyvenv.cfg, symlinks, scripts, .pth, build paths -----------------------------------
+
+
+def _check_pyvenv_cfg(ctx: _Context, cfg: dict[str, str]) -> None:
+    for key in _PYVENV_PATH_KEYS:
+        value = cfg.get(key)
+        if not value:
+            continue
+        for token in value.split():
+            if token.startswith("/") and ctx.absolute_inside(token) is None:
+                ctx.add(
+                    "pyvenv-cfg-outside",
+                    "pyvenv.cfg",
+                    f"pyvenv.cfg {key} = {value}: {token} is outside the tree"
+                    + (" (a host interpreter)" if key in ("home", "executable") else ""),
+                )
+                break
+    if cfg.get("include-system-site-packages", "false").lower() == "true":
+        ctx.add(
+            "pyvenv-cfg-outside",
+            "pyvenv.cfg",
+            "include-system-site-packages = true: imports from the host's site-packages",
+        )
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        yield Path(dirpath), dirnames, sorted(filenames)
+
+
+def _check_symlinks(ctx: _Context) -> None:
+    for directory, dirnames, filenames in _walk(ctx.root):
+        for name in filenames + [d for d in dirnames if (directory / d).is_symlink()]:
+            path = directory / name
+            if not path.is_symlink() or (
+                path.parent == ctx.root / "bin" and name.startswith("python")
+            ):
+                continue  # bin/python* is judged with the interpreter
+            if ctx.resolve(path) is None:
+                ctx.add(
+                    "symlink-outside",
+                    path,
+                    f"symlink to {ctx.escape(path)}, outside the tree",
+                )
+
+
+def _script_dirs(root: Path) -> list[Path]:
+    return [d for d in (root / "bin", root / "python" / "bin") if d.is_dir()]
+
+
+def _check_scripts(ctx: _Context) -> None:
+    for directory in _script_dirs(ctx.root):
+        for path in sorted(directory.iterdir()):
+            if path.is_symlink() or not path.is_file():
+                continue
+            with path.open("rb") as fh:
+                head = fh.read(1024)
+            if not head.startswith(b"#!"):
+                continue
+            first = head[2:].split(b"\n", 1)[0].strip()
+            interp = first.split()[0].decode(errors="replace") if first else ""
+            if interp.startswith("/") and interp not in _SYSTEM_INTERPRETERS:
+                norm = os.path.normpath(interp)
+                if not any(norm.startswith(loc.rstrip("/") + "/") for loc in ctx.fixed):
+                    where = (
+                        "a path in the tree where it was made: breaks when it moves"
+                        if _inside(Path(interp), ctx.real_root)
+                        else "outside the tree"
+                    )
+                    ctx.add("shebang-outside", path, f"shebang #!{interp} names {where}")
+
+
+def _site_packages(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("lib/python3*/site-packages") if p.is_dir())
+
+
+def _check_pth(ctx: _Context) -> None:
+    for site in _site_packages(ctx.root):
+        for pth in sorted(site.glob("*.pth")):
+            for line in pth.read_text(encoding="utf-8", errors="replace").splitlines():
+                text = line.strip()
+                if not text or text.startswith(("#", "import ", "import\t")):
+                    continue
+                if text.startswith("/"):
+                    outside = ctx.absolute_inside(text) is None
+                else:
+                    outside = not _inside(Path(os.path.normpath(site / text)), ctx.root)
+                if outside:
+                    ctx.add("pth-outside", pth, f"line {text!r} adds a path outside the tree")
+
+
+def _check_build_paths(ctx: _Context) -> None:
+    """Text files naming the build directory (or, for a directory, the tree's own absolute
+    location when that is not where it is meant to be installed)."""
+    own: re.Pattern[bytes] | None = None
+    if ctx.kind == "directory" and ctx.prefix != str(ctx.real_root):
+        own = re.compile(re.escape(os.fsencode(ctx.real_root)) + rb"(?![A-Za-z0-9._+-])")
+    for directory, _dirnames, filenames in _walk(ctx.root):
+        for name in filenames:
+            path = directory / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _SCAN_LIMIT:
+                continue
+            data = path.read_bytes()
+            if data.startswith(b"\x7fELF"):
+                continue  # C assert strings may name the compile directory; RUNPATHs are
+                # checked on their own
+            m = _BUILD_DIR.search(data)
+            if m is not None:
+                ctx.add(
+                    "build-path",
+                    path,
+                    f"names the build directory {m.group(0).decode(errors='replace')}",
+                )
+            elif own is not None and b"\0" not in data[:8192] and own.search(data):
+                ctx.add(
+                    "build-path",
+                    path,
+                    f"names the tree's own location {ctx.real_root}: breaks when it moves",
+                )
+
+
+# -- ELF --------------------------------------------------------------------------------
+
+
+def _search_paths(ctx: _Context, infos: Iterable[ElfInfo]) -> list[SearchPathReport]:
+    out: list[SearchPathReport] = []
+    for info in sorted(infos, key=lambda i: i.path):
+        for kind, entries in (("RUNPATH", info.runpath), ("RPATH", info.rpath)):
+            for entry in entries:
+                problem: str | None = None
+                if entry.startswith(("$ORIGIN", "${ORIGIN}")):
+                    expanded = entry.replace("${ORIGIN}", "$ORIGIN").replace(
+                        "$ORIGIN", str(info.path.parent), 1
+                    )
+                    if not _inside(Path(os.path.normpath(expanded)), ctx.root):
+                        problem = "outside"
+                else:
+                    problem = "absolute"
+                out.append(SearchPathReport(ctx.rel(info.path), kind, entry, problem))
+                if problem is not None:
+                    ctx.add(
+                        f"runpath-{problem}",
+                        info.path,
+                        f"{kind} {entry} "
+                        + (
+                            "is absolute: the loader looks on the host"
+                            if problem == "absolute"
+                            else "leaves the tree"
+                        ),
+                    )
+    return out
+
+
+def _grafted(ctx: _Context, manifest: Manifest | None) -> list[GraftedReport]:
+    if manifest is None:
+        return []
+    out = []
+    for g in manifest.grafted:
+        present = (ctx.root / g.path).is_file()
+        out.append(GraftedReport(g.soname, g.path, g.origin, present))
+        if not present:
+            ctx.add(
+                "grafted-missing",
+                g.path,
+                f"{g.soname} (grafted from {g.origin}) is listed in the manifest but missing",
+            )
+    return out
+
+
+def _glibc(
+    ctx: _Context,
+    infos: list[ElfInfo],
+    resolved: Mapping[Path, tuple[Path, ...]],
+    max_glibc: str | None,
+) -> GlibcReport:
+    setters = floor_setters(ctx.root, infos)
+    if not setters:
+        return GlibcReport(None, None, None, max=max_glibc)
+    top = setters[0]
+    symbols = tuple(symbols_needing(ctx.root / top.path, top.symbol_version))
+    verdict = judge_floor(ctx.root, infos, resolved, max_glibc) if max_glibc else None
+    if verdict is None:
+        return GlibcReport(top.version, top.path, top.symbol_version, symbols, max_glibc)
+    assert max_glibc is not None
+    ctx.add("glibc-above-max", verdict.above[0].path, verdict.message(max_glibc))
+    return GlibcReport(
+        top.version,
+        top.path,
+        top.symbol_version,
+        symbols,
+        max_glibc,
+        tuple(
+            {"path": s.path, "version": s.version, "symbol_version": s.symbol_version}
+            for s in verdict.above
+        ),
+        verdict.optional_modules,
+    )
+
+
+# -- sizes ------------------------------------------------------------------------------
+
+
+def _sizes(root: Path, grafted: set[Path], site_packages: list[Path]) -> Sizes:
+    seen: set[tuple[int, int]] = set()
+    parts = dict.fromkeys(("interpreter", "grafted", "site_packages", "bytecode", "other"), 0)
+    runtime = root / "python"
+    for directory, _dirnames, filenames in _walk(root):
+        for name in filenames:
+            path = directory / name
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            if name.endswith(".pyc"):
+                part = "bytecode"
+            elif path in grafted:
+                part = "grafted"
+            elif _inside(path, runtime):
+                part = "interpreter"
+            elif any(_inside(path, s) for s in site_packages):
+                part = "site_packages"
+            else:
+                part = "other"
+            parts[part] += st.st_size
+    return Sizes(total=sum(parts.values()), **parts)
+
+
+def _distributions(site_packages: list[Path]) -> list[DistributionSize]:
+    out: list[DistributionSize] = []
+    for site in site_packages:
+        for dist_info in sorted(site.glob("*.dist-info")):
+            name, version = _name_version(dist_info)
+            size = 0
+            record = dist_info / "RECORD"
+            if record.is_file():
+                rows = csv.reader(io.StringIO(record.read_text(encoding="utf-8", errors="replace")))
+                for row in rows:
+                    if row:
+                        file = site / row[0]
+                        if file.is_file() and not file.is_symlink():
+                            size += file.stat().st_size
+            out.append(DistributionSize(name, version, size))
+    out.sort(key=lambda d: (-d.size, d.name))
+    return out
+
+
+def _name_version(dist_info: Path) -> tuple[str, str]:
+    name, _, version = dist_info.name[: -len(".dist-info")].partition("-")
+    metadata = dist_info / "METADATA"
+    if metadata.is_file():
+        for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line:
+                break
+            if line.startswith("Name:"):
+                name = line[5:].strip()
+            elif line.startswith("Version:"):
+                version = line[8:].strip()
+    return name, version
+
+
+# -- text -------------------------------------------------------------------------------
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def render_text(report: InspectReport, limit: int = 8) -> str:
+    """The report as a readable table; at most ``limit`` problems of one kind are listed."""
+    lines: list[str] = []
+    add = lines.append
+    add(f"{report.artifact} ({report.kind}, environment at {report.root})")
+    if report.venvpack:
+        v = report.venvpack
+        made = v["venvpack_version"] or "?"
+        add(f"  made by venvpack {made}: {v['name']} {v['version']}, prefix {v['prefix']}")
+    else:
+        add("  not made by venvpack (no .venvpack/manifest.json)")
+    i = report.interpreter
+    add(
+        f"  interpreter: CPython {i.version or '?'}, link mode {i.link_mode}, "
+        + (f"bundled at {i.path}" if i.bundled else "not bundled")
+    )
+    s = report.sizes
+    add(
+        f"  size {_mib(s.total)}: interpreter {_mib(s.interpreter)}, "
+        f"grafted {_mib(s.grafted)}, site-packages {_mib(s.site_packages)}, "
+        f"byte-code {_mib(s.bytecode)}, other {_mib(s.other)}"
+    )
+    if report.distributions:
+        add("  largest distributions:")
+        width = max(len(d.name) + len(d.version) + 1 for d in report.distributions)
+        for d in report.distributions:
+            add(f"    {(d.name + ' ' + d.version).ljust(width)}  {_mib(d.size):>10}")
+    g = report.glibc
+    if g.floor:
+        eg = f", e.g. {', '.join(g.symbols)}" if g.symbols else ""
+        add(f"  glibc floor: {g.floor}, set by {g.file} ({g.symbol_version}{eg})")
+    else:
+        add("  glibc floor: none (no ELF file names a GLIBC version)")
+    if g.max:
+        add(
+            f"  --max-glibc {g.max}: "
+            + (f"{len(g.above_max)} file(s) need more" if g.above_max else "met")
+        )
+        for item in g.above_max[:limit]:
+            add(f"    {item['path']}  {item['symbol_version']}")
+    if report.grafted:
+        add(f"  grafted libraries ({len(report.grafted)}):")
+        for lib in report.grafted:
+            mark = "" if lib.present else "  MISSING"
+            add(f"    {lib.soname:<24} from {lib.origin}{mark}")
+    if report.source:
+        files = ", ".join(f"{f.name} sha256:{f.sha256[:12]}" for f in report.source.files)
+        add(f"  installed from: {report.source.kind}" + (f" ({files})" if files else ""))
+    bad_paths = [p for p in report.search_paths if p.problem]
+    add(
+        f"  ELF files: {report.elf_files}, search paths: {len(report.search_paths)}"
+        + (f", {len(bad_paths)} leaving the tree" if bad_paths else ", all inside the tree")
+    )
+    if report.problems:
+        add(f"  problems ({len(report.problems)}):")
+        counts: dict[str, int] = {}
+        for problem in report.problems:
+            counts[problem.code] = counts.get(problem.code, 0) + 1
+            if counts[problem.code] <= limit:
+                where = f"{problem.path}: " if problem.path else ""
+                add(f"    [{problem.code}] {where}{problem.message}")
+        for code, n in counts.items():
+            if n > limit:
+                add(f"    [{code}] ... and {n - limit} more (--json lists all)")
+        add("  not self-contained")
+    else:
+        add("  self-contained: no problems found")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,380 @@
+"""``venvpack verify``: install or unpack an artifact in clean roots and run it there.
+
+For each root (``roots``): a ``.deb`` is installed with dpkg inside a Debian root (unpacked
+into a copy of a glibc-only root, which has no dpkg), an ``.rpm`` with ``rpm --root``, a
+tarball unpacked by an unprivileged user at a path with a space. Then every top-level module
+of every installed distribution is imported and every command run with ``--help`` (or the
+``--run`` commands); a relocatable tree is moved and checked again. A root whose glibc is
+older than the artifact's floor is refused without running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from venvpack.artifact import ArtifactKind, Opened, open_artifact, read_ar
+from venvpack.errors import ConfigError, ToolMissingError
+from venvpack.glibc import parse_glibc, version_text
+from venvpack.manifest import MANIFEST_PATH, Manifest
+from venvpack.roots import (
+    DEBIAN_SUITES,
+    NOBODY,
+    ROOT_NAMES,
+    fresh_copy,
+    get_root,
+    root_glibc,
+    run_in,
+)
+
+__all__ = ["Check", "VerifyReport", "render_text", "top_level_modules", "verify_artifact"]
+
+_TIMEOUT = 300.0
+_PROBE = r"""
+import importlib, json, sys, traceback
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+        print(json.dumps({"module": name, "ok": True}))
+    except BaseException as exc:
+        print(json.dumps({"module": name, "ok": False,
+                          "error": "".join(traceback.format_exception_only(type(exc), exc))}))
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing tried in one root."""
+
+    root: str
+    step: str
+    """``inspect`` (root ``-``: read without running), ``install``, ``import``, ``command``,
+    ``moved import``, ``moved command`` or ``run``."""
+    target: str
+    """The module or command (or the artifact, for ``install`` and ``run``)."""
+    status: str
+    """``ok``, ``failed`` or ``refused``."""
+    detail: str = ""
+    """The error output, or why the root was refused."""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    artifact: str
+    kind: str
+    glibc_floor: str | None
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status == "ok" for c in self.checks)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def verify_artifact(
+    path: Path,
+    roots: Sequence[str] = ("glibc",),
+    *,
+    run: Sequence[str] = (),
+    cache: Path | None = None,
+) -> VerifyReport:
+    """Check ``path`` (a tarball, .deb or .rpm) in each of ``roots`` (:data:`ROOT_NAMES`)."""
+    if os.geteuid() != 0:
+        raise ConfigError(
+            "verify runs as root: it builds the roots, installs packages into copies of them "
+            "and runs tarballs as the user nobody"
+        )
+    for name in roots:
+        if name not in ROOT_NAMES:
+            raise ConfigError(f"unknown root {name!r}: choose from {', '.join(ROOT_NAMES)}")
+    commands = [shlex.split(c) for c in run]
+    if any(not c for c in commands):
+        raise ConfigError("--run needs a command")
+    with open_artifact(path) as opened:
+        if opened.kind is ArtifactKind.DIRECTORY:
+            raise ConfigError(
+                f"{path} is a directory: verify checks an artifact (venvpack tar, deb or rpm); "
+                "use 'venvpack inspect' for a directory"
+            )
+        manifest = _manifest(opened.root)
+        floor = manifest.glibc_floor if manifest is not None else None
+        plan = _Plan(
+            opened=opened,
+            artifact=path.absolute(),
+            manifest=manifest,
+            modules=top_level_modules(opened.root),
+            commands=commands
+            or [[c, "--help"] for c in (manifest.commands if manifest is not None else ())],
+        )
+        checks = _static(opened, path)
+        for name in roots:
+            checks += _in_root(plan, name, floor, cache)
+    return VerifyReport(str(path), opened.kind.value, floor, tuple(checks))
+
+
+def _static(opened: Opened, path: Path) -> list[Check]:
+    """What ``inspect`` finds without running anything: a fault that happens not to break
+    the commands tried (an absolute RPATH, a stray build path) still fails verification."""
+    from venvpack.inspect import inspect_tree
+
+    report = inspect_tree(opened, artifact=str(path))
+    if not report.problems:
+        return [Check("-", "inspect", path.name, "ok")]
+    return [
+        Check("-", "inspect", p.path or path.name, "failed", f"[{p.code}] {p.message}")
+        for p in report.problems
+    ]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    opened: Opened
+    artifact: Path
+    manifest: Manifest | None
+    modules: tuple[str, ...]
+    commands: list[list[str]]
+
+    @property
+    def relocatable(self) -> bool:
+        return self.manifest is None or self.manifest.link_mode == "symlink"
+
+
+def _manifest(root: Path) -> Manifest | None:
+    path = root / MANIFEST_PATH
+    if not path.is_file():
+        return None
+    return Manifest.from_json(path.read_text(encoding="utf-8"))
+
+
+def top_level_modules(root: Path) -> tuple[str, ...]:
+    """Every importable top-level module of every distribution in the environment, from
+    ``top_level.txt`` or else the files ``RECORD`` lists."""
+    found: set[str] = set()
+    for site in sorted(root.glob("lib/python3*/site-packages")):
+        for dist_info in sorted(site.glob("*.dist-info")):
+            top = dist_info / "top_level.txt"
+            if top.is_file():
+                names = top.read_text(encoding="utf-8").split()
+            else:
+                names = []
+                record = dist_info / "RECORD"
+                rows = record.read_text(encoding="utf-8").splitlines() if record.is_file() else []
+                for row in rows:
+                    first = row.split(",", 1)[0].split("/", 1)
+                    if len(first) == 2:  # a package directory
+                        names.append(first[0])
+                    elif first[0].endswith(".py"):
+                        names.append(first[0][:-3])
+                    elif first[0].endswith(".so"):
+                        names.append(first[0].split(".", 1)[0])
+            for name in names:
+                name = name.replace("/", ".")
+                if name.isidentifier() and name != "__pycache__":
+                    found.add(name)
+    return tuple(sorted(found))
+
+
+@contextmanager
+def _workdir() -> Iterator[Path]:
+    """A directory an unprivileged user can traverse (mkdtemp makes 0700)."""
+    work = Path(tempfile.mkdtemp(prefix="venvpack-verify-"))
+    try:
+        work.chmod(0o755)
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _in_root(plan: _Plan, name: str, floor: str | None, cache: Path | None) -> list[Check]:
+    root = get_root(name, cache)
+    have = root_glibc(root)
+    if floor is not None and have is not None and parse_glibc(floor) > have:
+        why = f"refused: needs glibc {floor}, this root has {version_text(have)}"
+        return [Check(name, "run", plan.artifact.name, "refused", why)]
+    with _workdir() as work:
+        kind = plan.opened.kind
+        if kind is ArtifactKind.TAR:
+            return _tarball(plan, name, root, work)
+        return _package(plan, name, root, work)
+
+
+def _tail(proc: subprocess.CompletedProcess[str], lines: int = 15) -> str:
+    text = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+    return "\n".join(text.splitlines()[-lines:]) or f"exit status {proc.returncode}"
+
+
+def _checks(
+    plan: _Plan,
+    name: str,
+    root: Path,
+    location: str,
+    *,
+    binds: dict[Path, str],
+    user: int | None,
+    moved: bool,
+) -> list[Check]:
+    """Import every module and run every command of the environment at ``location``."""
+    prefix = "moved " if moved else ""
+    env = {"PATH": f"{location}/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+    checks: list[Check] = []
+    if plan.modules:
+        proc = run_in(
+            root,
+            [f"{location}/bin/python", "-c", _PROBE, *plan.modules],
+            binds=binds,
+            env=env,
+            user=user,
+            timeout=_TIMEOUT,
+        )
+        results = {}
+        for line in proc.stdout.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            results[item["module"]] = item
+        for module in plan.modules:
+            item = results.get(module)
+            if item is None:
+                checks.append(Check(name, prefix + "import", module, "failed", _tail(proc)))
+            elif item["ok"]:
+                checks.append(Check(name, prefix + "import", module, "ok"))
+            else:
+                checks.append(
+                    Check(name, prefix + "import", module, "failed", item["error"].strip())
+                )
+    for command in plan.commands:
+        argv = list(command)
+        if "/" not in argv[0] and os.path.lexists(plan.opened.root / "bin" / argv[0]):
+            argv[0] = f"{location}/bin/{argv[0]}"
+        proc = run_in(root, argv, binds=binds, env=env, user=user, timeout=_TIMEOUT)
+        status = "ok" if proc.returncode == 0 else "failed"
+        detail = "" if status == "ok" else _tail(proc)
+        checks.append(Check(name, prefix + "command", shlex.join(command), status, detail))
+    return checks
+
+
+def _tarball(plan: _Plan, name: str, root: Path, work: Path) -> list[Check]:
+    """Unpack as an unprivileged user at a path with a space, run, move, run again."""
+    setpriv = shutil.which("setpriv")
+    tar = shutil.which("tar")
+    if setpriv is None or tar is None:
+        raise ToolMissingError("verifying a tarball needs setpriv and tar (util-linux, tar)")
+    artifact = work / plan.artifact.name
+    shutil.copyfile(plan.artifact, artifact)
+    artifact.chmod(0o644)
+    place = work / "un packed"
+    place.mkdir()
+    os.chown(place, NOBODY, NOBODY)
+    drop = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    proc = subprocess.run(
+        [*drop, tar, "-C", str(place), "-xf", str(artifact)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return [Check(name, "install", plan.artifact.name, "failed", _tail(proc))]
+    top = str(plan.opened.root.relative_to(plan.opened.tree))
+    checks = [Check(name, "install", plan.artifact.name, "ok")]
+    binds = {place: "/tmp/un packed"}
+    checks += _checks(
+        plan, name, root, f"/tmp/un packed/{top}", binds=binds, user=NOBODY, moved=False
+    )
+    if plan.relocatable:
+        os.rename(place / top, place / "moved here")
+        checks += _checks(
+            plan, name, root, "/tmp/un packed/moved here", binds=binds, user=NOBODY, moved=True
+        )
+    return checks
+
+
+def _package(plan: _Plan, name: str, root: Path, work: Path) -> list[Check]:
+    """Install into a private copy of the root: dpkg inside a Debian root, rpm --root, or
+    (a .deb in a root without dpkg) the package's files unpacked in place."""
+    copy = fresh_copy(root, work / "root")
+    kind = plan.opened.kind
+    installed_at = plan.opened.installed_at or ""
+    if kind is ArtifactKind.DEB and name in DEBIAN_SUITES:
+        proc = run_in(
+            copy,
+            ["dpkg", "-i", "/tmp/pkg/" + plan.artifact.name],
+            binds={plan.artifact.parent: "/tmp/pkg"},
+            env={
+                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "DEBIAN_FRONTEND": "noninteractive",
+                "LANG": "C.UTF-8",
+            },
+            writable=True,
+            timeout=_TIMEOUT,
+        )
+    elif kind is ArtifactKind.DEB:
+        proc = _unpack_deb(plan.artifact, copy)
+    else:
+        rpm = shutil.which("rpm")
+        if rpm is None:
+            raise ToolMissingError("verifying an .rpm needs rpm (apt-get install rpm)")
+        options = ["--dbpath", "/var/lib/rpm", "--nodeps", "--nosignature"]
+        proc = subprocess.run(
+            [rpm, "-i", "--root", str(copy), *options, str(plan.artifact)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if proc.returncode != 0:
+        return [Check(name, "install", plan.artifact.name, "failed", _tail(proc))]
+    checks = [Check(name, "install", plan.artifact.name, "ok")]
+    checks += _checks(plan, name, copy, installed_at, binds={}, user=None, moved=False)
+    if plan.relocatable:
+        moved = copy / "srv" / "moved app"
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(copy / installed_at.lstrip("/"), moved)
+        checks += _checks(plan, name, copy, "/srv/moved app", binds={}, user=None, moved=True)
+    return checks
+
+
+def _unpack_deb(deb: Path, dest: Path) -> subprocess.CompletedProcess[str]:
+    """A .deb's files laid into ``dest`` (a root without dpkg), as dpkg would place them."""
+    from io import BytesIO
+
+    from venvpack.artifact import extract_tar
+
+    with deb.open("rb") as fh:
+        for member, data in read_ar(fh):
+            if member.startswith("data.tar"):
+                extract_tar(BytesIO(data), dest)
+                return subprocess.CompletedProcess([], 0, "", "")
+    return subprocess.CompletedProcess([], 1, "", "no data.tar member")
+
+
+def render_text(report: VerifyReport) -> str:
+    """A result table: one row per check, failures with their error output below."""
+    lines = [f"{report.artifact} ({report.kind}, glibc >= {report.glibc_floor or '?'})"]
+    rows = [(c.root, c.step, c.target, c.status) for c in report.checks]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_HEADER)]
+    lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(_HEADER, widths)).rstrip())
+    for check, row in zip(report.checks, rows):
+        text = "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+        if check.status == "refused":
+            text += f"  ({check.detail})"
+        lines.append("  " + text)
+        if check.status == "failed" and check.detail:
+            lines += ["      " + line for line in check.detail.splitlines()]
+    failed = sum(c.status != "ok" for c in report.checks)
+    lines.append(f"  {len(report.checks) - failed} ok, {failed} failed or refused")
+    return "\n".join(lines) + "\n"
+
+
+_HEADER = ("root", "step", "target", "status")
