@@ -37,7 +37,6 @@ __all__ = [
     "install_requirements",
     "is_pylock",
     "plan_install",
-    "redact",
     "requested_names",
     "uv_environment",
 ]
@@ -292,11 +291,6 @@ def uv_environment(environ: Mapping[str, str], *, interactive: bool) -> dict[str
     return extra
 
 
-def redact(text: str) -> str:
-    """``text`` with the secrets of every URL in it masked, for logs and messages."""
-    return redact_urls(text)
-
-
 # --- installing ---------------------------------------------------------------------------------
 
 
@@ -407,16 +401,21 @@ def export_uv_lock(
 def _run_installer(
     argv: list[str], tool: str, env: Mapping[str, str], cwd: Path, show: bool
 ) -> None:
-    log.info("installing with %s: %s", tool, redact(" ".join(argv[argv.index("install") + 1 :])))
-    run(
-        argv,
-        error=InstallError,
-        what=f"installing requirements ({tool})",
-        env=env,
-        cwd=cwd,
-        capture=not show,
-        full_output=True,
-    )
+    shown = redact_urls(" ".join(argv[argv.index("install") + 1 :]))
+    log.info("installing with %s: %s", tool, shown)
+    try:
+        run(
+            argv,
+            error=InstallError,
+            what=f"installing requirements ({tool})",
+            env=env,
+            cwd=cwd,
+            capture=not show,
+            full_output=True,
+        )
+    except InstallError as exc:
+        # The installer may quote a URL it was given, with the token in it.
+        raise InstallError(str(exc), detail=redact_urls(exc.detail)) from None
 
 
 def _has(site_packages: Path, name: str) -> bool:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
 import pytest
 
+from venvpack.build import choose_interpreter
 from venvpack.cli import main
+from venvpack.config import BuildSpec
 from venvpack.errors import InterpreterError
 from venvpack.interpreter import describe, find_interpreter
 
@@ -198,3 +201,17 @@ def test_cli_refuses_python_38(
         "venvpack needs CPython 3.9 or newer"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no-uv"]
+
+
+def test_requires_python_chooses_and_checks_the_interpreter() -> None:
+    """No --python: the running Python when it satisfies requires-python, else the newest
+    that does; an explicit choice that does not satisfy it is refused before any build."""
+    running = describe(Path(sys.executable))
+    major, minor = running.version_info[:2]
+    spec = BuildSpec(requires_python=f">={major}.{minor}")
+    assert choose_interpreter(spec).executable == running.executable
+    above = f">{major}.{minor}.99"
+    chosen = choose_interpreter(BuildSpec(requires_python=above))
+    assert chosen.version_info[:2] > (major, minor)
+    with pytest.raises(InterpreterError, match=r"does not satisfy the project's requires-python"):
+        choose_interpreter(BuildSpec(python=f"{major}.{minor}", requires_python=above))
