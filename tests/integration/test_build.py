@@ -269,7 +269,11 @@ def test_unresolvable_requirement(tmp_path: Path) -> None:
     )
     assert result.returncode == 4
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("venvpack: error: installing")
+    # One summary line, then uv's own explanation indented under it.
+    first, *detail = result.stderr.strip().splitlines()
+    assert first.startswith("venvpack: error: installing")
+    assert all(line.startswith("    ") or not line.strip() for line in detail)
+    assert "no-such-distribution-venvpack-test" in result.stderr
     assert os.listdir(tmp_path) == []
 
 
