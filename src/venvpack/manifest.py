@@ -8,7 +8,7 @@ floor, commands) from here.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 
 from venvpack.errors import ConfigError
@@ -23,10 +23,17 @@ __all__ = [
     "InstallSource",
     "Manifest",
     "PythonInfo",
+    "is_environment",
 ]
 
 MANIFEST_PATH = ".venvpack/manifest.json"
 SCHEMA = 1
+
+
+def is_environment(path: Path) -> bool:
+    """Whether ``path`` is an environment venvpack built (it has a manifest): the only kind
+    of directory ``venvpack build --force`` replaces."""
+    return (path / MANIFEST_PATH).is_file() and not (path / MANIFEST_PATH).is_symlink()
 
 
 @dataclass(frozen=True)
@@ -123,11 +130,14 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
+        """Parse a manifest; ValueError (with what is wrong) for anything else."""
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise ConfigError("not a venvpack manifest of a supported schema")
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"schema {data.get('schema')!r} is not {SCHEMA}")
         try:
-            return cls(
+            manifest = cls(
                 name=data["name"],
                 version=data["version"],
                 prefix=data["prefix"],
@@ -140,8 +150,42 @@ class Manifest:
                 venvpack_version=data.get("venvpack_version", ""),
                 source=InstallSource.from_dict(data["source"]) if data.get("source") else None,
             )
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"malformed venvpack manifest: {exc}") from exc
+        except KeyError as exc:
+            raise ValueError(f"no {exc} field") from None
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+        _check_types(manifest)
+        return manifest
+
+
+def _check_types(record: object, where: str = "") -> None:
+    """Every field holds what its annotation says: a tampered manifest is refused here
+    rather than deep inside an emitter. (Annotations are strings in this module.)"""
+    for field in fields(record):  # type: ignore[arg-type]
+        value = getattr(record, field.name)
+        name = where + field.name
+        kind = str(field.type)
+        if kind == "str":
+            _check_text(value, name)
+        elif kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"{name} must be an integer")
+        elif kind.startswith("tuple[str"):
+            for item in value:
+                _check_text(item, name)
+        elif is_dataclass(value):
+            _check_types(value, name + ".")
+        elif isinstance(value, tuple):
+            for index, item in enumerate(value):
+                _check_types(item, f"{name}[{index}].")
+
+
+def _check_text(value: object, name: str) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid text: {value!a}") from None
 
 
 @dataclass(frozen=True)
@@ -162,7 +206,13 @@ class BuiltEnv:
             ) from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        return cls(root=root, manifest=Manifest.from_json(text))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not a venvpack manifest: {exc}") from None
+        try:
+            manifest = Manifest.from_json(text)
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{path} is not a venvpack manifest: {exc}") from None
+        return cls(root=root, manifest=manifest)
 
     def save(self) -> None:
         path = self.root / MANIFEST_PATH
