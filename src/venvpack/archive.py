@@ -35,6 +35,7 @@ from typing import BinaryIO, Callable, Protocol, Union
 
 import zstandard
 
+from venvpack.config import printable
 from venvpack.errors import ConfigError, EmitError
 
 __all__ = [
@@ -369,9 +370,9 @@ def source_date_epoch(maximum: int = _LATEST_EPOCH) -> int | None:
     if not value:
         return None
     if not re.fullmatch(r"[0-9]+", value, re.ASCII):
-        shown = value.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
         raise ConfigError(
-            f"SOURCE_DATE_EPOCH must be a whole, non-negative number of seconds, not {shown!r}"
+            "SOURCE_DATE_EPOCH must be a whole, non-negative number of seconds, "
+            f"not '{printable(value)}'"
         )
     epoch = int(value) if len(value) <= 20 else maximum + 1
     if epoch > maximum:

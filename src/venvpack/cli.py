@@ -25,6 +25,7 @@ from venvpack.config import (
     BuildSpec,
     Installer,
     LinkMode,
+    check_text,
     validate_name,
     validate_version,
     with_project_defaults,
@@ -220,16 +221,6 @@ def refuse_undecodable(ctx: click.Context) -> None:
             if isinstance(item, str):
                 is_option = isinstance(param, click.Option)
                 check_text(item, param.opts[0] if is_option else param.human_readable_name)
-
-
-def check_text(value: str, what: str) -> str:
-    """``value`` if it is valid Unicode text (no surrogates from undecodable bytes)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = value.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
-        raise ConfigError(f"{what}: {shown!r} is not valid UTF-8 text") from None
-    return value
 
 
 def protected_directories(project: Path | None) -> dict[str, Path]:

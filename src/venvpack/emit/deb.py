@@ -41,7 +41,7 @@ from venvpack.archive import (
     write_archive,
     write_tar,
 )
-from venvpack.config import validate_name
+from venvpack.config import check_text, validate_name
 from venvpack.emit import systemd
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
@@ -685,8 +685,10 @@ def maintainer_from_environment(environ: Mapping[str, str]) -> str:
 
     ``DEBEMAIL`` may itself be ``Name <address>``; ``EMAIL`` and ``NAME`` are fallbacks.
     """
-    email = (environ.get("DEBEMAIL") or environ.get("EMAIL") or "").strip()
-    name = (environ.get("DEBFULLNAME") or environ.get("NAME") or "").strip()
+    email_var = "DEBEMAIL" if environ.get("DEBEMAIL") else "EMAIL"
+    name_var = "DEBFULLNAME" if environ.get("DEBFULLNAME") else "NAME"
+    email = check_text(environ.get(email_var, ""), f"${email_var}").strip()
+    name = check_text(environ.get(name_var, ""), f"${name_var}").strip()
     if email and "<" in email:
         return check_maintainer(email)
     if email and name:

@@ -53,7 +53,7 @@ from packaging.version import Version
 
 from venvpack import __version__, templates
 from venvpack.archive import Compression, TarPlan, source_date_epoch, write_archive
-from venvpack.config import validate_name
+from venvpack.config import printable, validate_name
 from venvpack.elf import is_elf, read_elf
 from venvpack.emit.systemd import ServiceUnit, render_unit, service_command
 from venvpack.errors import ConfigError, EmitError
@@ -655,13 +655,22 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     return spec
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every entry below ``root``, sorted, never following a symlink."""
+def _walk(root: Path, top: Path | None = None) -> Iterator[Path]:
+    """Every entry below ``root``, sorted, never following a symlink. A name that is not
+    UTF-8 is an EmitError: rpm stores file names as UTF-8 and refuses the package."""
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         path = Path(entry.path)
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = printable(str(path.relative_to(top or root)))
+            raise EmitError(
+                f"file name '{shown}' in {top or root} is not UTF-8, which rpm requires; "
+                "rename or remove it"
+            ) from None
         yield path
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(path)
+            yield from _walk(path, top or root)
 
 
 # ----------------------------------------------------------------------------- building
