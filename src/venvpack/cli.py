@@ -2,7 +2,7 @@
 
 This is the only module that prints errors or exits. Exit codes: 0 success, 1 generic
 venvpack error, 2 bad usage or configuration, 3 interpreter, 4 install, 5 ELF, 6 build,
-7 emit, 8 missing tool, 130 interrupted.
+7 emit, 8 missing tool; interrupted: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP).
 """
 
 from __future__ import annotations
@@ -439,9 +439,13 @@ def cli() -> None:
     "--output",
     required=True,
     type=click.Path(path_type=Path),
-    help="Directory to create for the environment.",
+    help="Directory to create for the environment (replaced, never written into).",
 )
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace OUTPUT if it is an environment venvpack built (nothing else is replaced).",
+)
 def build(output: Path, force: bool, **opts: Any) -> None:
     """Build a relocatable environment into OUTPUT."""
     from venvpack.build import build_environment

@@ -9,11 +9,14 @@ rpmbuild) or the archive growing in the staging directory.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,3 +241,42 @@ def test_killed_run_leaves_nothing(case: Case, env: BuiltEnv, tmp_path: Path) ->
     )
     assert after.returncode == 0, after.stderr
     assert [p.name for p in out.iterdir()] == ["hello-1.0.0-linux-x86_64.tar.gz"]
+
+
+# --------------------------------------------------------------------------- item 13, real build
+
+
+def _wheel(directory: Path) -> Path:
+    """A wheel whose .pth file is latin-1 (``site`` reads it in the locale's encoding)."""
+    files = {
+        "latin1.pth": b"# caf\xe9: written on a latin-1 system\n",
+        "latin1-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: latin1\nVersion: 1.0\n",
+        "latin1-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    rows = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append(f"{name},sha256={digest},{len(data)}\n")
+    rows.append("latin1-1.0.dist-info/RECORD,,\n")
+    files["latin1-1.0.dist-info/RECORD"] = "".join(rows).encode()
+    wheel = directory / "latin1-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return wheel
+
+
+def test_latin1_pth_builds(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path)
+    out = tmp_path / "env"
+    result = subprocess.run(
+        [*VENVPACK, "build", str(wheel), "--python", "3.12", "--no-index", "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    pth = out / "lib/python3.12/site-packages/latin1.pth"
+    assert pth.read_bytes() == b"# caf\xe9: written on a latin-1 system\n"
