@@ -388,7 +388,6 @@ def built_environment(
         yield env
         return
     spec = spec_from_options(opts)
-    refuse_overlap(near, protected_directories(spec.project))
     tmp = staging_dir(near.absolute())
     try:
         yield build_environment(spec, tmp / "env")
@@ -682,9 +681,9 @@ def main(argv: list[str] | None = None) -> None:
     line ``venvpack: interrupted``, exit 130, 143 or 129, nothing left behind.
     """
     with orderly_signals():
-        code = _run(argv)
+        code, by_signal = _run(argv)
     if code:
-        if code > 128 and threading.active_count() > 1:
+        if by_signal and threading.active_count() > 1:
             # Compression threads may still be finishing a block nobody will read;
             # everything venvpack made is already removed, so do not wait for them.
             sys.stdout.flush()
@@ -693,34 +692,33 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
 
 
-def _run(argv: list[str] | None) -> int:
+def _run(argv: list[str] | None) -> tuple[int, bool]:
+    """The exit code, and whether a signal ended the run."""
     try:
         cli.main(args=argv, prog_name="venvpack", standalone_mode=False)
     except VenvpackError as exc:
         click.echo(f"venvpack: error: {exc}", err=True)
         if exc.detail:
             click.echo(textwrap.indent(exc.detail, "    "), err=True)
-        return exc.exit_code
-    except click.exceptions.Abort as exc:
+        return exc.exit_code, False
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         click.echo("venvpack: interrupted", err=True)
-        return _interrupt_code(exc)
+        signalled = _signal_of(exc)
+        return (signalled.exit_code, True) if signalled else (130, False)
     except click.ClickException as exc:
         exc.show()
-        return exc.exit_code
-    except KeyboardInterrupt as exc:
-        click.echo("venvpack: interrupted", err=True)
-        return _interrupt_code(exc)
+        return exc.exit_code, False
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"venvpack: error: {exc.strerror or exc}{where}", err=True)
-        return 1
-    return 0
+        return 1, False
+    return 0, False
 
 
-def _interrupt_code(exc: BaseException | None) -> int:
-    """128 + the signal that interrupted the run (click wraps Ctrl-C in an Abort)."""
+def _signal_of(exc: BaseException | None) -> Interrupted | None:
+    """The signal that interrupted the run, if one did (click wraps Ctrl-C in an Abort)."""
     while exc is not None:
         if isinstance(exc, Interrupted):
-            return exc.exit_code
+            return exc
         exc = exc.__cause__ or exc.__context__
-    return 130
+    return None

@@ -412,3 +412,20 @@ def test_tree_only_force_replaces_its_own_tree_only(
     assert code == 2
     assert "did not make" in err
     assert os.listdir(foreign) == ["notes"]
+
+
+def test_default_output_in_a_project_directory_is_written_into(
+    tmp_path: Path, fake_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The output rule refuses replacing the project, not writing into it."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "hello"\n')
+    monkeypatch.chdir(project)
+    main(["tar", "--from", str(fake_env), "--compression", "gzip"])
+    main(["deb", "--from", str(fake_env), "--maintainer", MAINTAINER, "--tree-only"])
+    assert sorted(os.listdir(project)) == [
+        "hello-1.0.0-linux-x86_64.tar.gz",
+        "hello_1.0.0-1_amd64",
+        "pyproject.toml",
+    ]
