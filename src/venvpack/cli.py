@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -702,7 +702,9 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
             click.echo(textwrap.indent(exc.detail, "    "), err=True)
         return exc.exit_code, False
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        click.echo("venvpack: interrupted", err=True)
+        # After SIGHUP the terminal may be gone: the exit code still says what happened.
+        with suppress(OSError):
+            click.echo("venvpack: interrupted", err=True)
         signalled = _signal_of(exc)
         return (signalled.exit_code, True) if signalled else (130, False)
     except click.ClickException as exc:
