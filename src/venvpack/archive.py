@@ -7,8 +7,8 @@ known before a byte is written: zstd records it in its frame header, the deb emi
 Installed-Size from the plan, and a progress bar knows its total. :func:`write_tar` then
 streams the entries to any byte sink, computing md5 digests on the way when asked (one read
 of every file instead of two), and :func:`compressed_writer` is that sink for each
-:class:`Compression`. :func:`write_archive` is the three together; :func:`atomic_output`
-makes sure no partial artifact is ever left at an output path.
+:class:`Compression`. :func:`write_archive` is the three together; emitters write it to a path from
+:func:`venvpack.output.atomic_output`, so no partial artifact is ever left at an output path.
 
 Reproducibility facts this module relies on are in DESIGN.md §4.
 """
@@ -21,7 +21,6 @@ import hashlib
 import lzma
 import os
 import re
-import secrets
 import stat
 import tarfile
 import time
@@ -29,13 +28,14 @@ import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Protocol, Union
 
 import zstandard
 
+from venvpack.config import printable
 from venvpack.errors import ConfigError, EmitError
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "FileDigest",
     "Progress",
     "TarPlan",
-    "atomic_output",
     "available_cpus",
     "compressed_writer",
     "source_date_epoch",
@@ -351,20 +350,39 @@ class _XzWriter:
         self._out.write(bytes(index) + _crc32(backward + _XZ_FLAGS) + backward + _XZ_FLAGS + b"YZ")
 
     def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Blocks already being compressed are not waited for (at -9 one takes many
+        # seconds): an interrupted run removes its output and exits meanwhile.
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- tar plan
 
 
-def source_date_epoch() -> int | None:
-    """``SOURCE_DATE_EPOCH`` as an int, ``None`` when unset or empty; malformed is an error."""
+_LATEST_EPOCH = 253402300799
+"""9999-12-31 23:59:59 UTC: the latest time a changelog date (and Python's calendar) can
+show; ar headers and tar's GNU numbers hold more."""
+
+
+def source_date_epoch(maximum: int = _LATEST_EPOCH) -> int | None:
+    """``SOURCE_DATE_EPOCH`` as an int, ``None`` when unset or empty; anything but a whole,
+    non-negative number of seconds up to ``maximum`` is a ConfigError."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if not value:
         return None
-    if not re.fullmatch(r"[0-9]+", value):
-        raise ConfigError(f"SOURCE_DATE_EPOCH must be a number of seconds, not {value!r}")
-    return int(value)
+    if not re.fullmatch(r"[0-9]+", value, re.ASCII):
+        raise ConfigError(
+            "SOURCE_DATE_EPOCH must be a whole, non-negative number of seconds, "
+            f"not '{printable(value)}'"
+        )
+    epoch = int(value) if len(value) <= 20 else maximum + 1
+    if epoch > maximum:
+        limit = time.strftime("%Y-%m-%d", time.gmtime(maximum))
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH {value[:24]}{'...' if len(value) > 24 else ''} is too large: "
+            f"at most {maximum} ({limit}) here"
+            + ("; rpm stores times as 32-bit numbers" if maximum < _LATEST_EPOCH else "")
+        )
+    return epoch
 
 
 class EntryKind(enum.Enum):
@@ -818,43 +836,3 @@ def _ar_header(out: BinaryIO, name: str, mtime: int, size: int) -> None:
         raise EmitError(f"ar member {name} is too large ({size} bytes)")
     header = f"{name:<16}{mtime:<12}{0:<6}{0:<6}{0o100644:<8o}{size:<10}`\n"
     out.write(header.encode("ascii"))
-
-
-# --------------------------------------------------------------------------- atomic output
-
-
-@contextmanager
-def atomic_output(dest: Path) -> Iterator[Path]:
-    """A new empty file next to ``dest`` to write the artifact to; renamed to ``dest`` at
-    the end of the block, removed if the block raises (KeyboardInterrupt included).
-
-    The temporary name is hidden (``.<name>.tmp-XXXXXXXX``) and on the same file system,
-    so the rename is atomic; its mode follows the umask like any new file. An existing
-    ``dest`` is replaced (refusing without ``--force`` is the CLI's job).
-    """
-    directory = dest.parent
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        tmp = directory / f".{dest.name}.tmp-{secrets.token_hex(4)}"
-        try:
-            os.close(os.open(tmp, flags, 0o666))
-            break
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise EmitError(f"cannot create a file in {directory}: {exc.strerror}") from None
-    try:
-        yield tmp
-        try:
-            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            raise EmitError(f"cannot write {dest}: {exc.strerror}") from None
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise

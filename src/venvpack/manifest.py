@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 
 from venvpack.config import validate_name, validate_version
@@ -26,11 +26,18 @@ __all__ = [
     "InstallSource",
     "Manifest",
     "PythonInfo",
+    "is_environment",
 ]
 
 MANIFEST_PATH = ".venvpack/manifest.json"
 _MACHINE_RE = re.compile(r"[A-Za-z0-9_]+")
 SCHEMA = 1
+
+
+def is_environment(path: Path) -> bool:
+    """Whether ``path`` is an environment venvpack built (it has a manifest): the only kind
+    of directory ``venvpack build --force`` replaces."""
+    return (path / MANIFEST_PATH).is_file() and not (path / MANIFEST_PATH).is_symlink()
 
 
 @dataclass(frozen=True)
@@ -130,9 +137,12 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
+        """Parse a manifest; ValueError (with what is wrong) for anything else."""
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise ConfigError("not a venvpack manifest of a supported schema")
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"schema {data.get('schema')!r} is not {SCHEMA}")
         try:
             manifest = cls(
                 name=data["name"],
@@ -150,8 +160,11 @@ class Manifest:
                     AppMetadata.from_dict(data["metadata"]) if data.get("metadata") else None
                 ),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"malformed venvpack manifest: {exc}") from exc
+        except KeyError as exc:
+            raise ValueError(f"no {exc} field") from None
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+        _check_types(manifest)
         manifest.check()
         return manifest
 
@@ -167,6 +180,39 @@ class Manifest:
             raise ConfigError(f"manifest: invalid machine {self.python.machine!r}")
         if not self.prefix.startswith("/") or "\n" in self.prefix:
             raise ConfigError(f"manifest: prefix {self.prefix!r} is not an absolute path")
+
+
+def _check_types(record: object, where: str = "") -> None:
+    """Every field holds what its annotation says: a tampered manifest is refused here
+    rather than deep inside an emitter. (Annotations are strings in this module.)"""
+    for field in fields(record):  # type: ignore[arg-type]
+        _check_value(getattr(record, field.name), str(field.type), where + field.name)
+
+
+def _check_value(value: object, kind: str, name: str) -> None:
+    """Records are checked field by field, tuples item by item; what is left must be text,
+    an integer where the annotation says so, or None where it allows it."""
+    if is_dataclass(value):
+        _check_types(value, name + ".")
+    elif isinstance(value, tuple):
+        for index, item in enumerate(value):
+            _check_value(item, "item", f"{name}[{index}]")
+    elif value is None and "None" in kind:
+        return
+    elif kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an integer")
+    else:
+        _check_text(value, name)
+
+
+def _check_text(value: object, name: str) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid text: {value!a}") from None
 
 
 @dataclass(frozen=True)
@@ -187,7 +233,13 @@ class BuiltEnv:
             ) from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        return cls(root=root, manifest=Manifest.from_json(text))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not a venvpack manifest: {exc}") from None
+        try:
+            manifest = Manifest.from_json(text)
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{path} is not a venvpack manifest: {exc}") from None
+        return cls(root=root, manifest=manifest)
 
     def save(self) -> None:
         path = self.root / MANIFEST_PATH

@@ -28,10 +28,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from venvpack.archive import available_cpus
 from venvpack.elf import is_elf
 from venvpack.errors import BuildError
 from venvpack.pathtext import replace_path
-from venvpack.proc import clean_python_env, run
+from venvpack.proc import clean_python_env, run_all
 from venvpack.runtime import Runtime
 from venvpack.templates import render
 from venvpack.validate import public_url
@@ -127,17 +128,19 @@ def _script_body(data: bytes, root: Path) -> bytes | None:
 
 
 def _relocate_pth(site_packages: Path, root: Path) -> set[Path]:
+    """Absolute lines into ``root`` become relative. Read as bytes: ``site`` accepts a .pth
+    in the locale's encoding (latin-1, say), and every other byte must stay as it was."""
     changed: set[Path] = set()
     for pth in sorted(site_packages.glob("*.pth")):
-        lines = pth.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = pth.read_bytes().splitlines(keepends=True)
         out = []
         for line in lines:
-            text = line.rstrip("\r\n")
+            text = os.fsdecode(line.rstrip(b"\r\n"))
             if text.startswith("/") and (Path(text) == root or root in Path(text).parents):
-                line = os.path.relpath(text, site_packages) + "\n"
+                line = os.fsencode(os.path.relpath(text, site_packages)) + b"\n"
             out.append(line)
         if out != lines:
-            _replace_bytes(pth, "".join(out).encode())
+            _replace_bytes(pth, b"".join(out))
             changed.add(pth)
     return changed
 
@@ -177,7 +180,9 @@ def _rewrite_record(dist_info: Path, root: Path, changed: set[Path], removed: se
     if not record.is_file():
         return
     base = dist_info.parent
-    rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+    # Undecodable bytes (a file name in another encoding) are carried through unchanged.
+    text = record.read_text(encoding="utf-8", errors="surrogateescape")
+    rows = list(csv.reader(io.StringIO(text)))
     out: list[list[str]] = []
     dirty = False
     for row in rows:
@@ -201,7 +206,7 @@ def _rewrite_record(dist_info: Path, root: Path, changed: set[Path], removed: se
     if dirty:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(out)
-        _replace_bytes(record, buf.getvalue().encode())
+        _replace_bytes(record, buf.getvalue().encode("utf-8", errors="surrogateescape"))
 
 
 # -- the runtime's own build configuration -------------------------------------------------
@@ -323,19 +328,27 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
 
 # -- bytecode ------------------------------------------------------------------------------
 
+# One worker compiles every ``count``-th module (from ``index``) of the sorted walk that
+# compileall.compile_dir would make: no process pool inside the bundled interpreter, whose
+# workers would outlive an interrupted venvpack; venvpack starts and stops the workers.
 _COMPILE = r"""
-import compileall, py_compile, sys
-root, prefix = sys.argv[1], sys.argv[2]
-for directory in sys.argv[3:]:
-    compileall.compile_dir(
-        directory, quiet=2, workers=0, force=True, stripdir=root, prependdir=prefix,
+import compileall, os, py_compile, sys
+root, prefix, index, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+modules = []
+for directory in sys.argv[5:]:
+    for parent, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        modules += [os.path.join(parent, f) for f in sorted(files) if f.endswith(".py")]
+for path in modules[index::count]:
+    compileall.compile_file(
+        path, quiet=2, force=True, stripdir=root, prependdir=prefix,
         invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
     )
 """
 
 
 def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str) -> None:
-    """Hash-based pycs for ``dirs``, by the bundled interpreter, one process, all cores.
+    """Hash-based pycs for ``dirs``, by the bundled interpreter, one worker per CPU.
 
     ``co_filename`` is recorded as under ``prefix`` rather than the build directory;
     CPython corrects it to the real location when it loads the pyc anyway.
@@ -344,8 +357,10 @@ def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str
         for cache in sorted(directory.rglob("__pycache__")):
             for pyc in cache.glob("*.pyc"):
                 pyc.unlink()
-    run(
-        [runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix, *dirs],
+    workers = available_cpus()
+    base: list[str | Path] = [runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix]
+    run_all(
+        [[*base, str(index), str(workers), *dirs] for index in range(workers)],
         error=BuildError,
         what="byte-compiling",
         env=clean_python_env(),

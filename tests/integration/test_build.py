@@ -25,6 +25,7 @@ from venvpack.elf import is_elf, read_elf
 from venvpack.graft import find_elf_files
 from venvpack.interpreter import Interpreter, describe, find_interpreter
 from venvpack.manifest import BuiltEnv
+from venvpack.output import is_staging_name
 
 pytestmark = [pytest.mark.integration]
 
@@ -278,7 +279,7 @@ def test_unresolvable_requirement(tmp_path: Path) -> None:
 
 
 def _temp_siblings(parent: Path) -> list[str]:
-    return [n for n in os.listdir(parent) if n.endswith(".venvpack")]
+    return [n for n in os.listdir(parent) if is_staging_name(n)]
 
 
 def test_ctrl_c_leaves_nothing(tmp_path: Path) -> None:

@@ -159,7 +159,7 @@ def test_no_build_host_path_in_headers_or_payload(hello_envs: Envs, emit: Emit) 
     for needle in (
         str(hello_envs.v1.root),
         str(package.parent.parent),
-        ".venvpack-rpm-",
+        ".venvpack-",
         "/BUILDROOT",
     ):
         assert needle.encode() not in raw, needle

@@ -27,7 +27,6 @@ from venvpack.archive import (
     Compression,
     EntryKind,
     TarPlan,
-    atomic_output,
     compressed_writer,
     source_date_epoch,
     write_ar,
@@ -35,6 +34,7 @@ from venvpack.archive import (
     write_tar,
 )
 from venvpack.errors import ConfigError, EmitError
+from venvpack.output import atomic_output
 
 SDE = 1_700_000_000
 OLD = 1_000_000_000
@@ -606,48 +606,6 @@ def test_gzip_header_has_no_name_and_mtime_zero(tree: Path, tmp_path: Path) -> N
 def test_zstd_wrong_size_is_an_emit_error() -> None:
     with pytest.raises(EmitError, match="zstd"):
         compress(b"abc", Compression.ZSTD, 3, 1, 1, size=4)
-
-
-# --------------------------------------------------------------------------- atomic output
-
-
-def test_atomic_output_renames_on_success(tmp_path: Path) -> None:
-    dest = tmp_path / "art.tar.zst"
-    dest.write_bytes(b"old")
-    old_umask = os.umask(0o022)
-    try:
-        with atomic_output(dest) as tmp:
-            assert tmp.parent == tmp_path
-            assert tmp.name.startswith(".art.tar.zst.tmp-")
-            assert tmp.exists()
-            tmp.write_bytes(b"new")
-            assert dest.read_bytes() == b"old"
-    finally:
-        os.umask(old_umask)
-    assert dest.read_bytes() == b"new"
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["art.tar.zst"]
-
-
-@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt(), EmitError("x")])
-def test_atomic_output_leaves_nothing_on_error(tmp_path: Path, exc: BaseException) -> None:
-    dest = tmp_path / "art.deb"
-    dest.write_bytes(b"old")
-
-    def fail() -> None:
-        with atomic_output(dest) as tmp:
-            tmp.write_bytes(b"partial")
-            raise exc
-
-    with pytest.raises(type(exc)):
-        fail()
-    assert dest.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["art.deb"]
-
-
-def test_atomic_output_in_a_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(EmitError, match="cannot create"), atomic_output(tmp_path / "no/x.tar"):
-        pass
 
 
 def test_interrupted_archive_leaves_nothing(tree: Path, tmp_path: Path) -> None:

@@ -92,3 +92,24 @@ def test_pth_lines_into_the_tree_become_relative(tmp_path: Path) -> None:
     pth.write_text(f"{root}/src\nimport os\n/usr/share/elsewhere\n")
     assert _relocate_pth(site, root) == {pth}
     assert pth.read_text() == "../../../src\nimport os\n/usr/share/elsewhere\n"
+
+
+def test_latin1_pth_is_relocated_byte_for_byte(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    site = root / "lib/python3.12/site-packages"
+    site.mkdir(parents=True)
+    pth = site / "legacy.pth"
+    pth.write_bytes(b"# caf\xe9 (latin-1)\r\n" + str(root).encode() + b"/src\n/opt/\xe9t\xe9\n")
+    assert _relocate_pth(site, root) == {pth}
+    assert pth.read_bytes() == b"# caf\xe9 (latin-1)\r\n../../../src\n/opt/\xe9t\xe9\n"
+
+
+def test_record_with_undecodable_bytes_is_kept(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    dist_info = root / "lib/python3.12/site-packages/app-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "RECORD").write_bytes(
+        b"app/caf\xe9.py,sha256=x,1\napp-1.0.dist-info/direct_url.json,sha256=y,2\n"
+    )
+    _rewrite_record(dist_info, root, changed=set(), removed={dist_info / "direct_url.json"})
+    assert (dist_info / "RECORD").read_bytes() == b"app/caf\xe9.py,sha256=x,1\n"

@@ -19,7 +19,6 @@ import os
 import posixpath
 import re
 import shutil
-import tempfile
 import textwrap
 import time
 import urllib.parse
@@ -36,17 +35,16 @@ from venvpack.archive import (
     EntryKind,
     FileDigest,
     TarPlan,
-    atomic_output,
     compressed_writer,
     source_date_epoch,
     write_ar,
     write_archive,
     write_tar,
 )
-from venvpack.config import validate_name
+from venvpack.config import check_text, validate_name
 from venvpack.emit import systemd
 from venvpack.errors import ConfigError, EmitError
-from venvpack.manifest import BuiltEnv
+from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import (
     AppMetadata,
     SpdxCompound,
@@ -56,6 +54,7 @@ from venvpack.metadata import (
     one_line,
     parse_spdx,
 )
+from venvpack.output import atomic_output
 from venvpack.policy import load_json
 from venvpack.validate import file_name, system_command
 from venvpack.versions import deb_version
@@ -848,37 +847,39 @@ class DebEmitter:
         )
         return file_name(name.removesuffix(".deb") if self.options.tree_only else name)
 
-    def emit(self, env: BuiltEnv, dest: Path) -> Path:
+    def replaceable(self, path: Path) -> bool:
+        return self.options.tree_only and is_deb_tree(path)
+
+    def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         package = plan_package(env, self.options)
         if self.options.tree_only:
-            write_tree(package, dest)
+            write_tree(package, dest, replace=replace)
         else:
-            write_deb(package, dest, Compression(self.options.compression))
+            write_deb(package, dest, Compression(self.options.compression), replace=replace)
         return dest
 
 
 # --- writers ---------------------------------------------------------------------------------
 
 
-def write_deb(package: DebPackage, dest: Path, compression: Compression) -> None:
+def write_deb(
+    package: DebPackage, dest: Path, compression: Compression, *, replace: bool = True
+) -> None:
     """The .deb: ``debian-binary``, ``control.tar.*``, ``data.tar.*``, in that order.
 
-    data.tar is compressed first, into a hidden file beside ``dest`` (its md5 sums, taken
-    as it is written, go into control.tar), then both are copied into the ar archive,
-    which :func:`~venvpack.archive.atomic_output` renames into place when complete.
+    data.tar is compressed first, into the staging directory beside ``dest`` (its md5 sums,
+    taken as it is written, go into control.tar), then both are copied into the ar archive,
+    which :func:`~venvpack.output.atomic_output` renames into place when complete.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     suffix = compression.suffix
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.data-", dir=dest.parent)
-    os.close(fd)
-    data_tmp = Path(name)
-    try:
+    with atomic_output(dest, replace=replace) as tmp:
+        data_tmp = tmp.parent / f"data.tar{suffix}"
         digests = write_archive(package.data, data_tmp, compression, digests=True)
         control_plan = package.control_plan(digests)
         control = io.BytesIO()
         with compressed_writer(control, compression, size=control_plan.size) as sink:
             write_tar(control_plan, sink)
-        with atomic_output(dest) as tmp, tmp.open("wb") as out:
+        with tmp.open("wb") as out:
             write_ar(
                 out,
                 [
@@ -888,33 +889,32 @@ def write_deb(package: DebPackage, dest: Path, compression: Compression) -> None
                 ],
                 package.mtime,
             )
-    finally:
-        data_tmp.unlink(missing_ok=True)
 
 
-def write_tree(package: DebPackage, dest: Path) -> None:
+def write_tree(package: DebPackage, dest: Path, *, replace: bool = True) -> None:
     """The directory ``dpkg-deb --build`` takes: ``DEBIAN/`` plus the data tree.
 
-    It is assembled beside ``dest`` and renamed into place, so ``dest`` is either complete
-    or untouched. Files are owned by whoever runs venvpack: build it with
-    ``dpkg-deb --root-owner-group --build``.
+    It is assembled beside ``dest`` and exchanged with whatever tree was there, so ``dest``
+    is always complete: the old tree or the new one. Files are owned by whoever runs
+    venvpack: build it with ``dpkg-deb --root-owner-group --build``.
     """
     control = package.control_plan(data_digests(package))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_output(dest, replace=replace, replaceable=is_deb_tree) as tmp:
+        tmp.mkdir()
         for entry in package.data.entries:
             _materialise(entry, tmp)
         for entry in control.entries:
             _materialise(entry, tmp / "DEBIAN")
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+def is_deb_tree(path: Path) -> bool:
+    """Whether ``path`` is a tree :func:`write_tree` made: its ``DEBIAN/md5sums`` lists an
+    environment's manifest. Only such a tree is replaced with ``--force``."""
+    try:
+        md5sums = (path / "DEBIAN" / "md5sums").read_bytes()
+    except OSError:
+        return False
+    return (path / "DEBIAN" / "control").is_file() and f"/{MANIFEST_PATH}\n".encode() in md5sums
 
 
 def _materialise(entry: Entry, root: Path) -> None:
@@ -942,8 +942,10 @@ def maintainer_from_environment(environ: Mapping[str, str]) -> str:
     Empty when they do not name both a name and an address (the application's metadata
     may then), a ConfigError when they do but not in a form a control file takes.
     """
-    email = (environ.get("DEBEMAIL") or environ.get("EMAIL") or "").strip()
-    name = (environ.get("DEBFULLNAME") or environ.get("NAME") or "").strip()
+    email_var = "DEBEMAIL" if environ.get("DEBEMAIL") else "EMAIL"
+    name_var = "DEBFULLNAME" if environ.get("DEBFULLNAME") else "NAME"
+    email = check_text(environ.get(email_var, ""), f"${email_var}").strip()
+    name = check_text(environ.get(name_var, ""), f"${name_var}").strip()
     if email and "<" in email:
         return check_maintainer(email)
     if email and name:

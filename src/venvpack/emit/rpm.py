@@ -53,13 +53,14 @@ from pathlib import Path
 from packaging.version import Version
 
 from venvpack import __version__, templates
-from venvpack.archive import Compression, TarPlan, atomic_output, source_date_epoch, write_archive
-from venvpack.config import validate_name
+from venvpack.archive import Compression, TarPlan, source_date_epoch, write_archive
+from venvpack.config import printable, validate_name
 from venvpack.elf import is_elf, read_elf
 from venvpack.emit.systemd import ServiceUnit, render_unit, service_command
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expression
+from venvpack.output import atomic_output, remove_tree, staging_dir
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
 from venvpack.validate import file_name, system_command
@@ -67,6 +68,7 @@ from venvpack.versions import rpm_version
 
 __all__ = [
     "FILTERS",
+    "MAX_BUILD_TIME",
     "PAYLOAD",
     "LintFacts",
     "RpmEmitter",
@@ -93,6 +95,10 @@ seconds of rpmbuild and package size: xz -6 29 s 14.2 MB, **xz -2 11 s 15.6 MB**
 reads it only from 4.14 on (not RHEL 7, Amazon Linux 2 or older SUSE), which are exactly the
 targets of an environment built on an old glibc. rpm's xz runs single-threaded unless told
 otherwise, so the bytes do not depend on the build host's CPU count."""
+
+MAX_BUILD_TIME = 2**32 - 1
+"""The latest build time (SOURCE_DATE_EPOCH) an rpm header can hold: its time tags are
+unsigned 32-bit integers (2106-02-07)."""
 
 RPMBUILD_HINT = (
     "install it (apt-get install rpm on Debian/Ubuntu, dnf install rpm-build on "
@@ -410,7 +416,7 @@ def _stem(name: str, version: str, release: str, arch: str) -> str:
 
 
 def _build_time() -> int:
-    epoch = source_date_epoch()
+    epoch = source_date_epoch(maximum=MAX_BUILD_TIME)
     return epoch if epoch is not None else int(time.time())
 
 
@@ -726,13 +732,22 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     return spec
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every entry below ``root``, sorted, never following a symlink."""
+def _walk(root: Path, top: Path | None = None) -> Iterator[Path]:
+    """Every entry below ``root``, sorted, never following a symlink. A name that is not
+    UTF-8 is an EmitError: rpm stores file names as UTF-8 and refuses the package."""
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         path = Path(entry.path)
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = printable(str(path.relative_to(top or root)))
+            raise EmitError(
+                f"file name '{shown}' in {top or root} is not UTF-8, which rpm requires; "
+                "rename or remove it"
+            ) from None
         yield path
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(path)
+            yield from _walk(path, top or root)
 
 
 # ----------------------------------------------------------------------------- building
@@ -750,14 +765,19 @@ def _macro_path(path: Path) -> str:
     return text
 
 
-def _work_dir(near: Path) -> Path:
-    """A private directory for rpmbuild: beside the output when its path is plain (same
-    filesystem, so the .rpm is renamed, not copied), else in TMPDIR."""
-    for base in (near, Path(tempfile.gettempdir())):
+def _work_dir(scratch: Path) -> Path:
+    """A private directory for rpmbuild: in the output's staging directory when its path is
+    plain (same filesystem, so the .rpm is renamed, not copied), else a staging directory
+    in TMPDIR (the caller removes it)."""
+    for base in (scratch, Path(tempfile.gettempdir())):
         base = base.resolve()
         if re.fullmatch(r"[A-Za-z0-9._+/-]+", str(base)):
-            return Path(tempfile.mkdtemp(prefix=".venvpack-rpm-", dir=base))
-    return Path(tempfile.mkdtemp(prefix="venvpack-rpm-"))  # _macro_path says what to do
+            if base == scratch.resolve():
+                work = base / "rpmbuild"
+                work.mkdir()
+                return work
+            return staging_dir(base)
+    return staging_dir(Path(tempfile.gettempdir()))  # _macro_path says what to do
 
 
 def _rpmbuild(plan: RpmPlan, spec: Path, sources: Path, topdir: Path) -> Path:
@@ -808,36 +828,40 @@ class RpmEmitter:
         )
         return file_name(f"{stem}.rpmbuild" if self.spec_only else f"{stem}.rpm")
 
-    def emit(self, env: BuiltEnv, dest: Path) -> Path:
+    def replaceable(self, path: Path) -> bool:
+        return self.spec_only and is_spec_dir(path)
+
+    def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         plan = plan_package(env, self.options)
         if self.spec_only:
-            return self._emit_sources(plan, env, dest)
-        work = _work_dir(dest.parent)
-        try:
-            sources = work / "sources"
-            spec = write_sources(plan, env, sources)
-            built = _rpmbuild(plan, spec, sources, work)
-            with atomic_output(dest) as tmp:
+            # A directory, made beside dest and exchanged with the old one when complete.
+            with atomic_output(dest, replace=replace, replaceable=is_spec_dir) as tmp:
+                write_sources(plan, env, tmp)
+                tmp.chmod(0o755)
+            return dest
+        with atomic_output(dest, replace=replace) as tmp:
+            work = _work_dir(tmp.parent)
+            try:
+                sources = work / "sources"
+                spec = write_sources(plan, env, sources)
+                built = _rpmbuild(plan, spec, sources, work)
                 _move(built, tmp)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            finally:
+                remove_tree(work)
         return dest
 
-    def _emit_sources(self, plan: RpmPlan, env: BuiltEnv, dest: Path) -> Path:
-        """The spec-only output: a directory, made beside ``dest`` and renamed into place."""
-        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+
+def is_spec_dir(path: Path) -> bool:
+    """Whether ``path`` is a ``--spec-only`` output: it holds a spec venvpack generated.
+    Only such a directory is replaced with ``--force``."""
+    for spec in path.glob("*.spec"):
         try:
-            write_sources(plan, env, work)
-            work.chmod(0o755)
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)  # --force: the CLI checked
-            elif os.path.lexists(dest):
-                dest.unlink()
-            os.rename(work, dest)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        return dest
+            with open(spec, "rb") as handle:
+                if b"\n# Generated by venvpack " in handle.read(4096):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _move(src: Path, dest: Path) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from venvpack.archive import Compression, Progress, TarPlan, atomic_output, write_archive
+from venvpack.archive import Compression, Progress, TarPlan, write_archive
 from venvpack.errors import EmitError
 from venvpack.manifest import BuiltEnv
+from venvpack.output import atomic_output
 from venvpack.validate import file_name
 
 __all__ = ["TarEmitter"]
@@ -37,12 +38,15 @@ class TarEmitter:
         name = f"{m.name}-{m.version}-linux-{m.python.machine}.tar{self.compression.suffix}"
         return file_name(name, "tarball name")
 
-    def emit(self, env: BuiltEnv, dest: Path) -> Path:
+    def replaceable(self, path: Path) -> bool:
+        return False  # a tarball is a file: a directory in its place is someone else's
+
+    def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         name = env.manifest.name
         if not name or "/" in name or name in (".", ".."):
             raise EmitError(f"application name {name!r} cannot be a directory name")
         plan = TarPlan()
         plan.add_tree(env.root, name)
-        with atomic_output(dest) as tmp:
+        with atomic_output(dest, replace=replace) as tmp:
             write_archive(plan, tmp, self.compression, self.level, progress=self.progress)
         return dest

@@ -1,0 +1,65 @@
+"""One way to stop: SIGINT, SIGTERM and SIGHUP all unwind venvpack like Ctrl-C.
+
+The first of them raises :class:`Interrupted` (a ``KeyboardInterrupt``) in the main thread,
+so every ``finally`` runs: children are stopped (:mod:`venvpack.proc`) and staging
+directories removed (:mod:`venvpack.output`). Further signals are ignored from then on, so a
+second Ctrl-C cannot break the cleanup into a traceback. The CLI exits with 128 + the
+signal's number (130, 143, 129). SIGKILL cannot be caught: :func:`venvpack.output.reap`
+removes what such a run left, the next time anything is written there.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+__all__ = ["SIGNALS", "Interrupted", "orderly_signals"]
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""The signals that interrupt venvpack in an orderly way."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """venvpack received one of :data:`SIGNALS`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process killed by it."""
+        return 128 + self.signum
+
+
+@contextmanager
+def orderly_signals() -> Iterator[None]:
+    """Turn :data:`SIGNALS` into :class:`Interrupted` inside the block (main thread only).
+
+    The previous handlers come back when the block ends, unless a signal came: then the
+    process is on its way out and further signals stay ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        received.append(signum)
+        raise Interrupted(signum)
+
+    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        if not received:
+            for number, handler in previous.items():
+                signal.signal(number, handler)

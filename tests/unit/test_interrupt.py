@@ -1,0 +1,55 @@
+"""SIGINT, SIGTERM and SIGHUP become one Interrupted, once; repeats are ignored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from venvpack.interrupt import SIGNALS, Interrupted, orderly_signals
+
+
+@pytest.fixture
+def restore_handlers() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.usefixtures("restore_handlers")
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+def test_a_signal_interrupts_once(signum: int, code: int) -> None:
+    cleaned = []
+
+    def work() -> None:
+        with orderly_signals():
+            try:
+                os.kill(os.getpid(), signum)
+                time.sleep(5)  # the handler runs here
+                pytest.fail("not interrupted")
+            finally:
+                os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C during cleanup
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                cleaned.append(True)
+
+    with pytest.raises(Interrupted) as caught:
+        work()
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert (caught.value.signum, caught.value.exit_code) == (signum, code)
+    assert cleaned == [True]
+    assert all(signal.getsignal(sig) == signal.SIG_IGN for sig in SIGNALS)
+
+
+@pytest.mark.usefixtures("restore_handlers")
+def test_handlers_come_back_when_nothing_happened() -> None:
+    before = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    with orderly_signals():
+        assert all(signal.getsignal(sig) not in (before[sig],) for sig in SIGNALS)
+    assert {sig: signal.getsignal(sig) for sig in SIGNALS} == before
