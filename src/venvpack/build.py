@@ -34,7 +34,7 @@ from venvpack.graft import apply_plan, plan_grafts
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
 from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
-from venvpack.policy import system_libraries
+from venvpack.policy import loaded_by_family, system_libraries
 from venvpack.relocate import relocate, source_paths
 from venvpack.runtime import copy_runtime
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
@@ -62,6 +62,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     install_plan = plan_install(spec)
     patchelf = find_patchelf()
     allow = system_libraries()
+    carried = loaded_by_family()
     with _staging(dest, replace) as root:
         with stage("runtime"):
             runtime = copy_runtime(
@@ -83,6 +84,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 allow,
                 executable=runtime.executable,
                 origins=dict(runtime.origins),
+                carried=carried,
             )
             apply_plan(plan, patchelf)
 
@@ -92,7 +94,9 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
 
         with stage("audit"):
             needles = [str(root), *(old for old, _ in source_paths(runtime))]
-            report = audit_tree(root, allow, needles)
+            report = audit_tree(
+                root, allow, needles, executable=runtime.executable, carried=carried
+            )
         for rel, needle in report.leaks:
             log.debug("%s still names %s", rel, needle)
 

@@ -13,7 +13,12 @@ grafted in their place (and the environment's glibc floor at the interpreter's o
 
 Libraries on the system allowlist are left to the target. Everything else is copied into
 ``python/lib`` once, and every file gets a RUNPATH made only of ``$ORIGIN``-relative
-directories inside the tree. The plan is data, so it is unit-tested without touching a file;
+directories inside the tree. What the system family itself loads at run time without being
+part of it (glibc dlopens ``libgcc_s.so.1`` for ``pthread_exit``; policy data, see
+:func:`venvpack.policy.loaded_by_family`) is planned as a need of the interpreter executable,
+which then gets a DT_RPATH instead of a DT_RUNPATH: libc's own ``dlopen`` has no search path
+of its own and searches only the executable's DT_RPATH (glibc ignores it when the executable
+has a DT_RUNPATH) before the system directories. The plan is data, so it is unit-tested without touching a file;
 ``apply`` is the only place that changes ELF files.
 """
 
@@ -64,6 +69,9 @@ class ElfUpdate:
     """Every path in the tree of this file; hardlinks share one update."""
     runpath: tuple[str, ...]
     """New RUNPATH entries, all ``$ORIGIN``-relative; empty removes the RPATH/RUNPATH."""
+    tag: str = "DT_RUNPATH"
+    """``DT_RUNPATH``, or ``DT_RPATH`` for the interpreter executable when it carries what the
+    system family loads at run time (the only search path libc's own ``dlopen`` uses)."""
 
 
 @dataclass(frozen=True)
@@ -146,12 +154,15 @@ class _Planner:
         host_dirs: tuple[Path, ...],
         executable: Path | None,
         origins: Mapping[Path, Path],
+        carried: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.lib_dir = lib_dir
         self.allow = allow
         self.host_dirs = host_dirs
         self.executable = executable
+        self.carried = carried
+        """Sonames the executable needs because the system family loads them at run time."""
         # Deepest first, so a file maps through the most specific copied directory.
         self.origins = sorted(origins.items(), key=lambda item: -len(item[0].parts))
         self.infos: dict[Path, ElfInfo] = {}
@@ -243,7 +254,7 @@ class _Planner:
             path = queue.pop(0)
             info = self.infos[path]
             dirs: list[Path] = []
-            for name in info.needed:
+            for name in info.needed + (self.carried if path == self.executable else ()):
                 if name in self.allow:
                     continue
                 hit = self.in_tree(path, info, name)
@@ -271,12 +282,19 @@ class _Planner:
                     entry = "$ORIGIN" if rel == "." else f"$ORIGIN/{rel}"
                     if entry not in wanted:
                         wanted.append(entry)
-            if any(self._needs_change(p, required[p]) for p in group):
-                yield ElfUpdate(paths=tuple(group), runpath=tuple(wanted))
+            tag = "DT_RPATH" if self._wants_rpath(group) else "DT_RUNPATH"
+            if any(self._needs_change(p, required[p], tag) for p in group):
+                yield ElfUpdate(paths=tuple(group), runpath=tuple(wanted), tag=tag)
 
-    def _needs_change(self, path: Path, dirs: list[Path]) -> bool:
-        """A file keeps its search path when it stays inside the tree and covers ``dirs``."""
+    def _wants_rpath(self, group: list[Path]) -> bool:
+        return bool(self.carried) and self.executable in group
+
+    def _needs_change(self, path: Path, dirs: list[Path], tag: str) -> bool:
+        """A file keeps its search path when it stays inside the tree, covers ``dirs`` and
+        has the tag it needs."""
         info = self.infos[path]
+        if tag == "DT_RPATH" and (info.runpath or not info.rpath):
+            return True
         current = [_expand(e, path.parent) for e in info.search_path]
         if any(
             not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}") for e in info.search_path
@@ -309,6 +327,7 @@ def plan_grafts(
     host_dirs: tuple[Path, ...] | None = None,
     executable: Path | None = None,
     origins: Mapping[Path, Path] | None = None,
+    carried: tuple[str, ...] = (),
 ) -> GraftPlan:
     """Plan grafts and RUNPATH updates for every ELF file under ``root``.
 
@@ -316,7 +335,8 @@ def plan_grafts(
     loaded into its process. ``origins`` maps directories of the tree to the build-host
     directories their files were copied from, so that ``$ORIGIN`` resolves on the host where
     the loader would have resolved it (a missing library is then taken from the source
-    interpreter's own tree, never from the host's system directories).
+    interpreter's own tree, never from the host's system directories). ``carried`` are the
+    sonames the system family loads at run time: the executable needs them, with a DT_RPATH.
     """
     planner = _Planner(
         root,
@@ -325,6 +345,7 @@ def plan_grafts(
         host_dirs if host_dirs is not None else system_library_dirs(),
         executable,
         origins or {},
+        carried if executable is not None else (),
     )
     for path in files if files is not None else find_elf_files(root):
         info = read_elf(path)
@@ -340,36 +361,43 @@ def apply_plan(plan: GraftPlan, patchelf: str) -> None:
         shutil.copyfile(os.path.realpath(graft.source), graft.dest)
         os.chmod(graft.dest, 0o644)
         log.debug("grafted %s from %s", graft.soname, graft.source)
-    by_value: dict[tuple[str, ...], list[Path]] = defaultdict(list)
+    by_value: dict[tuple[tuple[str, ...], str], list[Path]] = defaultdict(list)
     for update in plan.updates:
         _make_private(update.paths)
         head = update.paths[0]
-        if not _write_in_place(head, ":".join(update.runpath) if update.runpath else None):
-            by_value[update.runpath].append(head)
-    for value, paths in sorted(by_value.items()):
-        args = ["--remove-rpath"] if not value else ["--set-rpath", ":".join(value)]
+        value = ":".join(update.runpath) if update.runpath else None
+        if not _write_in_place(head, value, update.tag):
+            by_value[(update.runpath, update.tag)].append(head)
+    for (entries, tag), paths in sorted(by_value.items()):
+        args = ["--remove-rpath"] if not entries else ["--set-rpath", ":".join(entries)]
+        if entries and tag == "DT_RPATH":
+            args.insert(0, "--force-rpath")  # converts a DT_RUNPATH, too
         run([patchelf, *args, *paths], error=ElfError, what="patchelf")
     for update in plan.updates:
         for path in update.paths:
-            got = read_elf(path).search_path
-            if got != update.runpath:
+            info = read_elf(path)
+            got = info.search_path
+            got_tag = "DT_RUNPATH" if info.runpath or not update.runpath else "DT_RPATH"
+            if got != update.runpath or got_tag != update.tag:
                 raise ElfError(
-                    f"{path}: RUNPATH is {':'.join(got)!r} after patching, "
-                    f"expected {':'.join(update.runpath)!r}"
+                    f"{path}: {got_tag} is {':'.join(got)!r} after patching, "
+                    f"expected {update.tag} {':'.join(update.runpath)!r}"
                 )
 
 
-def _write_in_place(path: Path, value: str | None) -> bool:
-    """Overwrite the RPATH/RUNPATH string in place when ``value`` fits: True when done.
+def _write_in_place(path: Path, value: str | None, tag: str = "DT_RUNPATH") -> bool:
+    """Overwrite the RPATH/RUNPATH string in place when ``value`` fits and the file already
+    has the entry ``tag`` names: True when done.
 
-    When it does not fit (or ``value`` is None, to remove the entry), the old string is
-    still blanked, since patchelf leaves it in ``.dynstr`` and it names the build host.
+    Otherwise (or when ``value`` is None, to remove the entry), the old string is still
+    blanked, since patchelf leaves it in ``.dynstr`` and it names the build host.
     """
     info = read_elf(path)
     if info.path_offset is None:
         return False
     data = value.encode() if value is not None else b""
-    fits = value is not None and len(data) <= info.path_capacity
+    current = "DT_RUNPATH" if info.runpath else "DT_RPATH"
+    fits = value is not None and len(data) <= info.path_capacity and current == tag
     with path.open("r+b") as fh:
         fh.seek(info.path_offset)
         fh.write((data if fits else b"").ljust(info.path_capacity + 1, b"\0"))
