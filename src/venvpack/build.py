@@ -30,12 +30,18 @@ from venvpack.errors import (
     OutputExistsError,
     ToolMissingError,
 )
-from venvpack.graft import apply_plan, plan_grafts
+from venvpack.graft import (
+    apply_plan,
+    apply_string_edits,
+    find_elf_files,
+    plan_grafts,
+    plan_string_edits,
+)
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
 from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
 from venvpack.policy import loaded_by_family, system_libraries
-from venvpack.relocate import relocate, source_paths
+from venvpack.relocate import binary_paths, relocate, source_paths
 from venvpack.runtime import copy_runtime
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
@@ -87,6 +93,9 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 carried=carried,
             )
             apply_plan(plan, patchelf)
+            apply_string_edits(
+                plan_string_edits(find_elf_files(root), binary_paths(runtime, prefix))
+            )
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
@@ -94,6 +103,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
 
         with stage("audit"):
             needles = [str(root), *(old for old, _ in source_paths(runtime))]
+            needles += [str(d) for d in runtime.compile_dirs]
             report = audit_tree(
                 root, allow, needles, executable=runtime.executable, carried=carried
             )

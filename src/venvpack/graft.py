@@ -37,15 +37,19 @@ from pathlib import Path
 
 from venvpack.elf import ElfInfo, is_elf, read_elf
 from venvpack.errors import ElfError
+from venvpack.pathtext import find_path
 from venvpack.proc import run
 
 __all__ = [
     "ElfUpdate",
     "Graft",
     "GraftPlan",
+    "StringEdit",
     "apply_plan",
+    "apply_string_edits",
     "find_elf_files",
     "plan_grafts",
+    "plan_string_edits",
     "system_library_dirs",
 ]
 
@@ -420,3 +424,85 @@ def _make_private(paths: tuple[Path, ...]) -> None:
         os.link(tmp, link_tmp)
         os.replace(link_tmp, other)
     os.replace(tmp, paths[0])
+
+
+# -- build-host paths in C strings ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StringEdit:
+    """In-place byte changes to one ELF file (all its in-tree hardlinks): build-host paths in
+    C strings overwritten by a replacement of the same length, so no offset moves."""
+
+    paths: tuple[Path, ...]
+    changes: tuple[tuple[int, bytes, bytes], ...]
+    """(file offset, old bytes, new bytes of the same length)."""
+
+
+def plan_string_edits(
+    files: Iterable[Path], replacements: Iterable[tuple[str, str]]
+) -> tuple[StringEdit, ...]:
+    """Where ``files`` name a path of ``replacements`` (old absolute path, new value), and the
+    bytes that replace it.
+
+    libpython keeps its configure-time prefix as getpath's last resort, C extensions keep
+    their compile directory in ``__FILE__`` strings. Only the bytes of the old path change:
+
+    - at the start of a C string, the new value and a NUL go where the old path was, and
+      NULs follow up to the old path's *last component*, which stays: linkers merge string
+      tails, and pyenv's libpython has ``PY_VERSION`` ("3.12.1") as the tail of
+      ``PREFIX`` ("/root/.pyenv/versions/3.12.1"), so blanking the whole string empties
+      ``sys.version``. A value that does not fit before that component becomes "".
+    - inside a longer string (``-L/old/lib``), the new value is padded with ``/`` to the old
+      length: the same path for every lookup, the rest of the string untouched.
+    """
+    pairs = sorted(
+        ((os.fsencode(old), os.fsencode(new)) for old, new in replacements),
+        key=lambda p: -len(p[0]),
+    )
+    groups: dict[tuple[int, int], list[Path]] = {}
+    for path in files:
+        st = path.stat()
+        groups.setdefault((st.st_dev, st.st_ino), []).append(path)
+    edits: list[StringEdit] = []
+    for paths in groups.values():
+        data = paths[0].read_bytes()
+        changes: list[tuple[int, bytes, bytes]] = []
+        taken: list[tuple[int, int]] = []
+        for old, new in pairs:
+            for offset in find_path(data, old):
+                if any(start <= offset < end for start, end in taken):
+                    continue  # inside a longer path already replaced
+                new_bytes = _replacement(data, offset, old, new)
+                end = offset + len(new_bytes)
+                changes.append((offset, data[offset:end], new_bytes))
+                taken.append((offset, offset + len(old)))
+        if changes:
+            edits.append(StringEdit(paths=tuple(sorted(paths)), changes=tuple(sorted(changes))))
+    return tuple(sorted(edits, key=lambda e: e.paths))
+
+
+def _replacement(data: bytes, offset: int, old: bytes, new: bytes) -> bytes:
+    if offset == 0 or data[offset - 1] == 0:
+        keep_from = old.rstrip(b"/").rfind(b"/") + 1  # the last component stays
+        value = new if len(new) + 1 <= keep_from else b""
+        return value.ljust(keep_from, b"\0")
+    value = new if len(new) <= len(old) else b""
+    return value.ljust(len(old), b"/")
+
+
+def apply_string_edits(edits: Iterable[StringEdit]) -> None:
+    """Write every planned change in place, then read each file back."""
+    for edit in edits:
+        _make_private(edit.paths)
+        with edit.paths[0].open("r+b") as fh:
+            for offset, old, new in edit.changes:
+                fh.seek(offset)
+                if fh.read(len(old)) != old:
+                    raise ElfError(f"{edit.paths[0]}: unexpected bytes at {offset:#x}")
+                fh.seek(offset)
+                fh.write(new)
+        data = edit.paths[0].read_bytes()
+        for offset, _old, new in edit.changes:
+            if data[offset : offset + len(new)] != new:
+                raise ElfError(f"{edit.paths[0]}: string at {offset:#x} did not change")

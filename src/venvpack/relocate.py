@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import pprint
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -34,7 +35,7 @@ from venvpack.proc import clean_python_env, run
 from venvpack.runtime import Runtime
 from venvpack.templates import render
 
-__all__ = ["relocate"]
+__all__ = ["binary_paths", "relocate", "source_paths"]
 
 log = logging.getLogger("venvpack")
 
@@ -211,6 +212,21 @@ def source_paths(runtime: Runtime) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: -len(p[0]))
 
 
+def binary_paths(runtime: Runtime, prefix: str) -> list[tuple[str, str]]:
+    """(build-host path, replacement) for C strings in the runtime's ELF files.
+
+    The source prefix becomes ``<prefix>/python``: libpython's configure-time ``PREFIX`` is
+    getpath's last resort when the interpreter cannot find itself (started with an ``argv[0]``
+    that resolves nowhere, as ``exec -a name`` does; Linux getpath never reads
+    ``/proc/self/exe``), and the install prefix is where it then is for deb and rpm and for a
+    tarball unpacked there. The compile directory only ever appears in assertion messages.
+    """
+    installed = prefix.rstrip("/") + "/python"
+    pairs = [(old, installed) for old, rel in source_paths(runtime) if rel == ""]
+    pairs += [(str(d), "") for d in runtime.compile_dirs if str(d) not in dict(pairs)]
+    return pairs
+
+
 def _substitute(text: str, pairs: list[tuple[str, str]], new_root: str) -> str:
     # As paths, not substrings: "/install" must not touch "/usr/bin/install".
     for old, rel in pairs:
@@ -224,10 +240,15 @@ def _relocate_runtime_text(runtime: Runtime, prefix: str) -> None:
     if runtime.sysconfigdata is not None:
         _rewrite_sysconfigdata(runtime, pairs)
     installed = prefix.rstrip("/") + "/python"
+    # The Makefile and python-config of --keep-dev name the compile directory, too.
+    dev_pairs = sorted(
+        [*pairs, *((str(d), "") for d in runtime.compile_dirs if str(d) not in dict(pairs))],
+        key=lambda p: -len(p[0]),
+    )
     for path in _dev_text_files(runtime):
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
         root = "${pcfiledir}/../.." if path.suffix == ".pc" else installed
-        new = _substitute(text, pairs, root)
+        new = _drop_rpath(_substitute(text, dev_pairs, root), root)
         if new != text:
             _replace_bytes(path, new.encode("utf-8", errors="surrogateescape"))
 
@@ -246,6 +267,15 @@ def _restore_stdlib_shebangs(runtime: Runtime) -> None:
         if first[2:].strip().startswith(sources):
             data = path.read_bytes()
             _replace_bytes(path, b"#! /usr/bin/env python3" + data[len(first) :])
+
+
+def _drop_rpath(text: str, root: str) -> str:
+    """``text`` without linker flags that put an absolute run path into ``root``
+    (pyenv's ``-Wl,-rpath,<prefix>/lib``): an extension built later against the environment
+    would keep the build location's absolute RUNPATH, and on Linux extension modules do not
+    link libpython, so they need no path to it."""
+    pattern = r"[ \t]*-Wl,-(?:rpath[,=]|R)" + re.escape(root) + r"(?:/[^\s'\"]*)?(?=[\s'\"]|$)"
+    return re.sub(pattern, "", text)
 
 
 def _dev_text_files(runtime: Runtime) -> Iterable[Path]:
@@ -285,7 +315,8 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
     }
     all_pairs = sorted([*pairs, *build_dirs.items()], key=lambda p: -len(p[0]))
     marked = {
-        k: _substitute(v, all_pairs, _TOKEN) if isinstance(v, str) else v for k, v in values.items()
+        k: _drop_rpath(_substitute(v, all_pairs, _TOKEN), _TOKEN) if isinstance(v, str) else v
+        for k, v in values.items()
     }
     depth = len(runtime.stdlib.relative_to(runtime.root).parts)
     up = ", ".join(['".."'] * depth)

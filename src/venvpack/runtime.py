@@ -76,6 +76,10 @@ class Runtime:
     """The prefix the source was configured with, when it is not where the source is:
     python-build-standalone's ``/install``, still named by its sysconfigdata, config Makefile
     and pkg-config files. None when it is ``source_prefix`` (pyenv, Debian)."""
+    compile_dirs: tuple[Path, ...]
+    """Where the source was compiled (its sysconfigdata's ``abs_builddir``, ``abs_srcdir``;
+    pyenv's ``/tmp/python-build.*``): C ``__FILE__`` strings in its ELF files and the
+    ``--keep-dev`` Makefile name it."""
     origins: tuple[tuple[Path, Path], ...]
     """(directory in ``root``, the source directory its files were copied from): where the
     copied files' ``$ORIGIN`` was, so the graft planner finds what they need where the loader
@@ -113,7 +117,9 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         _copy_dev(interp, dest, libpython)
 
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
-    build_prefix = _configured_prefix(sysconfigdata) if sysconfigdata.exists() else None
+    build_vars = _build_vars(sysconfigdata) if sysconfigdata.exists() else {}
+    build_prefix = _absolute(build_vars.get("prefix"))
+    compile_dirs = {_absolute(build_vars.get(key)) for key in ("abs_builddir", "abs_srcdir")}
     _strip_debug(dest)
     return Runtime(
         root=dest,
@@ -125,12 +131,13 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         version=interp.version,
         source_prefix=base,
         build_prefix=build_prefix if build_prefix not in (None, base) else None,
+        compile_dirs=tuple(sorted(d for d in compile_dirs if d is not None and d != Path("/"))),
         origins=tuple(origins),
     )
 
 
-def _configured_prefix(sysconfigdata: Path) -> Path | None:
-    """The ``prefix`` build variable of a ``_sysconfigdata_*.py`` file, read without running it.
+def _build_vars(sysconfigdata: Path) -> dict[str, str]:
+    """The string build variables of a ``_sysconfigdata_*.py`` file, read without running it.
 
     The interpreter's ``sysconfig.get_config_var("prefix")`` cannot tell: it reports where the
     interpreter runs from, while every other build variable still names the configured one.
@@ -138,23 +145,26 @@ def _configured_prefix(sysconfigdata: Path) -> Path | None:
     try:
         tree = ast.parse(sysconfigdata.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
-        return None
+        return {}
     for node in tree.body:
         if (
             isinstance(node, ast.Assign)
             and [getattr(t, "id", None) for t in node.targets] == ["build_time_vars"]
             and isinstance(node.value, ast.Dict)
         ):
-            for key, value in zip(node.value.keys, node.value.values):
-                if (
-                    isinstance(key, ast.Constant)
-                    and key.value == "prefix"
-                    and isinstance(value, ast.Constant)
-                    and isinstance(value.value, str)
-                    and value.value.startswith("/")
-                ):
-                    return Path(os.path.normpath(value.value))
-    return None
+            return {
+                key.value: value.value
+                for key, value in zip(node.value.keys, node.value.values)
+                if isinstance(key, ast.Constant)
+                and isinstance(key.value, str)
+                and isinstance(value, ast.Constant)
+                and isinstance(value.value, str)
+            }
+    return {}
+
+
+def _absolute(value: str | None) -> Path | None:
+    return Path(os.path.normpath(value)) if value and value.startswith("/") else None
 
 
 def _under(base: Path, path: Path, fallback: str) -> Path:
