@@ -41,6 +41,31 @@ log = logging.getLogger("venvpack")
 
 _SYSTEM_PREFIXES = frozenset({Path("/"), Path("/usr"), Path("/usr/local")})
 _TOKEN = "@VENVPACK_PREFIX@"
+# The Makefile's installation directories: where this interpreter's own files are. For a
+# system prefix (Debian's /usr) they are rewritten as a whole, while /usr inside compiler
+# flags, tool paths or TZPATH still means the system's.
+_INSTALL_DIR_VARS = frozenset(
+    {
+        "prefix",
+        "exec_prefix",
+        "BINDIR",
+        "LIBDIR",
+        "INCLUDEDIR",
+        "CONFINCLUDEDIR",
+        "SCRIPTDIR",
+        "datarootdir",
+        "DESTSHARED",
+        "LIBDEST",
+        "BINLIBDEST",
+        "DESTLIB",
+        "MACHDESTLIB",
+        "INCLUDEPY",
+        "CONFINCLUDEPY",
+        "LIBPC",
+        "LIBPL",
+        "WHEEL_PKG_DIR",
+    }
+)
 # Installer bookkeeping that only makes sense on the build host: uv's cache keys carry build
 # timestamps (breaking reproducible builds), its lock file is world-writable.
 _INSTALLER_PRIVATE = ("uv_cache.json",)
@@ -318,6 +343,12 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
         k: _drop_rpath(_substitute(v, all_pairs, _TOKEN), _TOKEN) if isinstance(v, str) else v
         for k, v in values.items()
     }
+    if runtime.source_prefix in _SYSTEM_PREFIXES:
+        system = str(runtime.source_prefix).rstrip("/")
+        for key in _INSTALL_DIR_VARS & marked.keys():
+            value = marked[key]
+            if isinstance(value, str) and (value == system or value.startswith(system + "/")):
+                marked[key] = _TOKEN + value[len(system) :]
     depth = len(runtime.stdlib.relative_to(runtime.root).parts)
     up = ", ".join(['".."'] * depth)
     source = (

@@ -43,7 +43,10 @@ _PRUNED_DIRS = frozenset(
     }
 )
 _TK_DIRS = frozenset({"tkinter"})
-_PRUNED_FILES = frozenset({"EXTERNALLY-MANAGED", "turtle.py"})
+# sitecustomize.py is the build host's site hook (Debian links it to /etc/python3.X/, where the
+# target's own file, or none, would run at every start); an application's belongs in its
+# site-packages, which a stdlib copy would shadow. Upstream CPython installs none.
+_PRUNED_FILES = frozenset({"EXTERNALLY-MANAGED", "turtle.py", "sitecustomize.py"})
 # Extension modules that exist only for CPython's own test suite.
 _TEST_EXTENSIONS = (
     "_test",
@@ -116,8 +119,10 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     if keep_dev:
         _copy_dev(interp, dest, libpython)
 
+    _materialise_outside_links(dest, origins)
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
     build_vars = _build_vars(sysconfigdata) if sysconfigdata.exists() else {}
+    _copy_wheel_dir(build_vars.get("WHEEL_PKG_DIR"), base, dest)
     build_prefix = _absolute(build_vars.get("prefix"))
     compile_dirs = {_absolute(build_vars.get(key)) for key in ("abs_builddir", "abs_srcdir")}
     _strip_debug(dest)
@@ -165,6 +170,61 @@ def _build_vars(sysconfigdata: Path) -> dict[str, str]:
 
 def _absolute(value: str | None) -> Path | None:
     return Path(os.path.normpath(value)) if value and value.startswith("/") else None
+
+
+def _materialise_outside_links(dest: Path, origins: list[tuple[Path, Path]]) -> None:
+    """Replace every symlink in ``dest`` whose target is outside it by a copy of the target
+    as the source interpreter saw it (dropped when that is missing): a link out of the tree
+    names a build-host file that the target has, or has not, or has in another version."""
+    mapping = sorted(origins, key=lambda item: -len(item[0].parts))
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in [*filenames, *dirnames]:
+            link = Path(dirpath, name)
+            if not link.is_symlink():
+                continue
+            text = os.readlink(link)
+            if not os.path.isabs(text) and _inside(
+                Path(os.path.normpath(link.parent / text)), dest
+            ):
+                continue
+            source_dir = next(
+                (
+                    host / link.parent.relative_to(tree)
+                    for tree, host in mapping
+                    if _inside(link.parent, tree)
+                ),
+                None,
+            )
+            if source_dir is None:
+                continue
+            target = Path(os.path.realpath(source_dir / text))
+            link.unlink()
+            if target.is_dir():
+                shutil.copytree(target, link, symlinks=False)
+            elif target.is_file():
+                shutil.copy2(target, link)
+            log.debug(
+                "%s linked out of the tree to %s: %s",
+                link,
+                target,
+                "copied" if target.exists() else "dropped",
+            )
+
+
+def _copy_wheel_dir(configured: str | None, base: Path, dest: Path) -> None:
+    """The wheels ``ensurepip`` installs from, when the source was configured
+    ``--with-wheel-pkg-dir`` (Debian, Fedora: ``/usr/share/python-wheels``, outside the
+    stdlib): copied to the same place below the runtime, where the relocated sysconfig's
+    ``WHEEL_PKG_DIR`` then points."""
+    if not configured or not configured.startswith("/"):
+        return
+    wheel_dir = Path(os.path.normpath(configured))
+    if not wheel_dir.is_dir() or not _inside(wheel_dir, base):
+        return
+    target = dest / wheel_dir.relative_to(base)
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in sorted(wheel_dir.glob("*.whl")):
+        shutil.copyfile(os.path.realpath(wheel), target / wheel.name)
 
 
 def _under(base: Path, path: Path, fallback: str) -> Path:

@@ -62,7 +62,9 @@ def loaded_by_family(families: tuple[str, ...] | None = None) -> tuple[str, ...]
             if not isinstance(soname, str) or not _SONAME_RE.match(soname):
                 raise ConfigError(f"system-libraries.json: invalid soname {soname!r}")
             if soname in system_libraries(families):
-                raise ConfigError(f"system-libraries.json: {soname} is both part of a family and loaded by one")
+                raise ConfigError(
+                    f"system-libraries.json: {soname} is both part of a family and loaded by one"
+                )
             if soname not in out:
                 out.append(soname)
     return tuple(out)
