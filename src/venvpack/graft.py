@@ -18,8 +18,9 @@ part of it (glibc dlopens ``libgcc_s.so.1`` for ``pthread_exit``; policy data, s
 :func:`venvpack.policy.loaded_by_family`) is planned as a need of the interpreter executable,
 which then gets a DT_RPATH instead of a DT_RUNPATH: libc's own ``dlopen`` has no search path
 of its own and searches only the executable's DT_RPATH (glibc ignores it when the executable
-has a DT_RUNPATH) before the system directories. The plan is data, so it is unit-tested without touching a file;
-``apply`` is the only place that changes ELF files.
+has a DT_RUNPATH) before the system directories. The plan is data, so it is unit-tested
+without touching a file; ``apply`` is the only place that changes ELF files (the RPATHs, and
+build-host paths in C strings: :func:`plan_string_edits`).
 """
 
 from __future__ import annotations
