@@ -4,6 +4,14 @@ The layout below ``python/`` mirrors the source relative to its base prefix
 (``bin/python3.X``, ``lib/python3.X``, ``lib/libpython3.X.so.1.0``), which is what CPython's
 own path search expects to find next to its binary. Files are copied, never hardlinked:
 later stages rewrite files, and the source interpreter must never change under its owner.
+
+A source built with a shared libpython (pyenv) gets a static interpreter when it ships its
+static ``libpython3.X.a`` and a C compiler is at hand: a one-line ``main`` calling
+``Py_BytesMain`` linked with it, exporting its symbols for extension modules, as Debian's
+``/usr/bin/python3.X`` and python-build-standalone are built. ``python -m venv --copies``
+(and ``venv.EnvBuilder()``) copy only the binary; a copy of one that needs libpython finds
+it through ``$ORIGIN/../lib`` nowhere outside the environment and exits 127. The shared
+libpython is then kept only with ``--keep-dev``, for embedding.
 """
 
 from __future__ import annotations
@@ -96,7 +104,9 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     bindir = dest / "bin"
     bindir.mkdir(parents=True)
     exe = bindir / f"python{short}"
-    shutil.copy2(interp.executable, exe)
+    static = interp.libpython is not None and _link_static(interp, exe)
+    if not static:
+        shutil.copy2(interp.executable, exe)
     os.symlink(exe.name, bindir / "python3")
     origins = [(dest, base), (bindir, interp.executable.parent)]
 
@@ -111,7 +121,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     (stdlib / "site-packages").mkdir(exist_ok=True)
 
     libpython = None
-    if interp.libpython is not None:
+    if interp.libpython is not None and (keep_dev or not static):
         libpython = dest / "lib" / interp.libpython.name
         libpython.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(interp.libpython, libpython)
@@ -139,6 +149,64 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         compile_dirs=tuple(sorted(d for d in compile_dirs if d is not None and d != Path("/"))),
         origins=tuple(origins),
     )
+
+
+_MAIN = (
+    "extern int Py_BytesMain(int, char **);\n"
+    "int main(int c, char **v) { return Py_BytesMain(c, v); }\n"
+)
+
+
+def _link_static(interp: Interpreter, exe: Path) -> bool:
+    """Link ``exe`` as a static interpreter from the source's ``libpython3.X.a``; False (and
+    the reason logged) when there is no archive or no compiler, or the link fails."""
+    if interp.libpl is None or interp.libpython is None:
+        return False
+    archive = interp.libpl / f"libpython{interp.short_version}.a"
+    sysconfigdata = interp.stdlib / f"{interp.sysconfigdata}.py"
+    build_vars = _build_vars(sysconfigdata) if sysconfigdata.is_file() else {}
+    cc = shutil.which(build_vars.get("CC", "cc").split()[0] or "cc") or shutil.which("cc")
+    if not archive.is_file() or cc is None:
+        why = "no C compiler" if cc is None else f"no {archive.name}"
+        log.warning(
+            "%s: keeping the shared-libpython interpreter, so 'python -m venv --copies' from "
+            "the environment will make a venv whose python cannot start",
+            why,
+        )
+        return False
+    # Only libraries: -L and -Wl,-rpath of LIBS name the source's prefix.
+    libs = [
+        flag
+        for key in ("LIBS", "SYSLIBS", "LIBM")
+        for flag in build_vars.get(key, "").split()
+        if flag.startswith("-l")
+    ]
+    main = exe.with_name("venvpack-main.c")
+    main.write_text(_MAIN, encoding="utf-8")
+    try:
+        run(
+            [
+                cc,
+                "-O2",
+                "-o",
+                exe,
+                main,
+                archive,
+                "-Wl,--export-dynamic",
+                "-Wl,--as-needed",
+                *dict.fromkeys(libs),
+            ],
+            error=BuildError,
+            what="linking a static interpreter",
+        )
+    except BuildError as exc:
+        log.warning("%s; keeping the shared-libpython interpreter", exc)
+        exe.unlink(missing_ok=True)
+        return False
+    finally:
+        main.unlink()
+    os.chmod(exe, 0o755)
+    return True
 
 
 def _build_vars(sysconfigdata: Path) -> dict[str, str]:
