@@ -43,6 +43,7 @@ from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo
 from venvpack.policy import loaded_by_family, system_libraries
 from venvpack.relocate import binary_paths, relocate, source_paths
 from venvpack.runtime import copy_runtime
+from venvpack.terminfo import carry_terminfo
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
 __all__ = [
@@ -93,9 +94,9 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 carried=carried,
             )
             apply_plan(plan, patchelf)
-            apply_string_edits(
-                plan_string_edits(find_elf_files(root), binary_paths(runtime, prefix))
-            )
+            replacements = binary_paths(runtime, prefix)
+            replacements += carry_terminfo(root / "python" / "lib", runtime.root, prefix)
+            apply_string_edits(plan_string_edits(find_elf_files(root), replacements))
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
