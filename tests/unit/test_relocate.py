@@ -6,7 +6,13 @@ import csv
 import json
 from pathlib import Path
 
-from venvpack.relocate import _clean_direct_url, _record_hash, _relocate_pth, _rewrite_record
+from venvpack.relocate import (
+    _clean_direct_url,
+    _drop_rpath,
+    _record_hash,
+    _relocate_pth,
+    _rewrite_record,
+)
 
 
 def _dist_info(tmp_path: Path, url: str) -> Path:
@@ -67,3 +73,9 @@ def test_pth_lines_into_the_tree_become_relative(tmp_path: Path) -> None:
     pth.write_text(f"{root}/src\nimport os\n/usr/share/elsewhere\n")
     assert _relocate_pth(site, root) == {pth}
     assert pth.read_text() == "../../../src\nimport os\n/usr/share/elsewhere\n"
+
+
+def test_linker_run_paths_into_the_prefix_are_dropped() -> None:
+    token = "@VENVPACK_PREFIX@"
+    flags = f"-L{token}/lib -Wl,-rpath,{token}/lib -Wl,-rpath={token} -Wl,-rpath,/usr/lib -lm"
+    assert _drop_rpath(flags, token) == f"-L{token}/lib -Wl,-rpath,/usr/lib -lm"

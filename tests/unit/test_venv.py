@@ -56,3 +56,8 @@ def test_activate_quotes_the_prompt() -> None:
     assert "VIRTUAL_ENV_PROMPT='x'\"'\"'; rm -rf / #'" in text
     fish = render("venv/activate.fish", prompt="a'b")
     assert "set -gx VIRTUAL_ENV_PROMPT 'a\\'b'" in fish
+
+
+def test_symlink_mode_home_is_present_and_empty() -> None:
+    # An empty home makes 3.11+ report the resolved interpreter as sys._base_executable.
+    assert render_pyvenv_cfg([("home", ""), ("version", "3.12.1")]) == "home =\nversion = 3.12.1\n"
