@@ -254,29 +254,67 @@ class _Planner:
 
     def plan(self) -> GraftPlan:
         required: dict[Path, list[Path]] = {}
-        queue = sorted(self.infos)
+        self._resolve(sorted(self.infos), required)
+        if self.carried and self.executable in required:
+            self._carry(self.executable, required)
+        return GraftPlan(
+            grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
+            updates=tuple(self._updates(required)),
+        )
+
+    def _resolve(self, queue: list[Path], required: dict[Path, list[Path]]) -> None:
+        """Find every NEEDED entry of the files in ``queue``, grafting (and queueing) what
+        the tree lacks; ``required[path]`` becomes the directories ``path`` needs."""
         while queue:
             path = queue.pop(0)
             info = self.infos[path]
             dirs: list[Path] = []
-            for name in info.needed + (self.carried if path == self.executable else ()):
+            for name in info.needed:
                 if name in self.allow:
                     continue
                 hit = self.in_tree(path, info, name)
                 if hit is None:
                     source, found = self.on_host(path, info, name)
-                    hit = self.lib_dir / name
-                    self.grafts[name] = Graft(soname=name, source=source, dest=hit)
-                    self.grafted_from[hit] = source.parent
-                    self.add(hit, found)
+                    hit = self._graft(name, source, found)
                     queue.append(hit)
                 if hit.parent not in dirs:
                     dirs.append(hit.parent)
             required[path] = dirs
-        return GraftPlan(
-            grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
-            updates=tuple(self._updates(required)),
-        )
+
+    def _graft(self, name: str, source: Path, found: ElfInfo) -> Path:
+        hit = self.lib_dir / name
+        self.grafts[name] = Graft(soname=name, source=source, dest=hit)
+        self.grafted_from[hit] = source.parent
+        self.add(hit, found)
+        return hit
+
+    def _carry(self, exe: Path, required: dict[Path, list[Path]]) -> None:
+        """Plan what the system family loads at run time as needs of the executable: from
+        the tree, else from the host unless that copy needs a newer glibc than everything
+        else (the host's libgcc_s needs glibc 2.35 on Debian 12; on an older target, where
+        the environment otherwise runs, glibc would load it, fail, and abort anyway)."""
+        floor = max((v for i in self.infos.values() for v in i.glibc_versions), default=(2, 17))
+        info = self.infos[exe]
+        for name in self.carried:
+            hit = self.in_tree(exe, info, name)
+            if hit is None:
+                try:
+                    source, found = self.on_host(exe, info, name)
+                except ElfError:
+                    log.debug("%s: not on this system; left to the target", name)
+                    continue
+                if max(found.glibc_versions, default=(2, 17)) > floor:
+                    log.warning(
+                        "%s from %s needs a newer glibc than the rest of the environment; "
+                        "left to the target (daemon threads at exit need it there)",
+                        name,
+                        source,
+                    )
+                    continue
+                hit = self._graft(name, source, found)
+                self._resolve([hit], required)
+            if hit.parent not in required[exe]:
+                required[exe].append(hit.parent)
 
     def _updates(self, required: Mapping[Path, list[Path]]) -> Iterator[ElfUpdate]:
         for group in _hardlink_groups(required):
