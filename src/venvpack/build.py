@@ -96,7 +96,9 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             apply_plan(plan, patchelf)
             replacements = binary_paths(runtime, prefix)
             replacements += carry_terminfo(root / "python" / "lib", runtime.root, prefix)
-            apply_string_edits(plan_string_edits(find_elf_files(root), replacements))
+            # Only the interpreter's files (and a bin/python copy) name the source.
+            runtime_files = find_elf_files(runtime.root) + find_elf_files(root / "bin")
+            apply_string_edits(plan_string_edits(runtime_files, replacements))
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
