@@ -191,9 +191,14 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
                 "-o",
                 exe,
                 main,
-                archive,
                 "-Wl,--export-dynamic",
                 "-Wl,--as-needed",
+                # Every member, as CPython links its own static python from the objects: an
+                # extension module may need a C-API function nothing in the core calls
+                # (3.13's _testinternalcapi: _PyInterpreterConfig_InitFromDict).
+                "-Wl,--whole-archive",
+                archive,
+                "-Wl,--no-whole-archive",
                 *dict.fromkeys(libs),
             ],
             error=BuildError,

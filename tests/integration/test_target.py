@@ -206,3 +206,18 @@ def test_debian_runtime_stays_in_its_tree_and_runs_ensurepip(
     lines = result.stdout.splitlines()
     assert lines[-2].startswith("pip ")
     assert lines[-1] == f"{PREFIX}/python/lib/x86_64-linux-gnu {PREFIX}/python/bin"
+
+
+def test_static_interpreter_exports_what_libpython_does(env: Path) -> None:
+    """Extension modules resolve the C API from the executable: every symbol the source's
+    shared libpython exports must be there (linked with --whole-archive)."""
+    short = _short(env)
+    source = next(PYENV_VERSIONS.glob(f"{short[6:]}.*/lib/lib{short}.so.1.0"))
+    assert _exported(env / "python/bin" / short) >= _exported(source)
+
+
+def _exported(path: Path) -> set[str]:
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", path], capture_output=True, text=True, check=True
+    ).stdout
+    return {line.split()[2] for line in out.splitlines() if line.split()[1] in "TDB"}
