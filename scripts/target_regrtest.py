@@ -11,8 +11,9 @@ venvs from it) in the glibc-only root of ``tests/sandbox.py`` (libc6, dash, core
 the environment mounted at its install prefix. The tests come from the source's own
 ``Lib/test`` (pyenv installs it as ``lib/python3.X/test``; venvpack prunes it from
 environments), bound into the environment's stdlib inside the root; the test-only extension
-modules venvpack prunes (``_testcapi`` ...) are copied into the environment's lib-dynload, so
-both sides run the same tests. Both runs write JUnit XML; the report lists every test case
+modules venvpack prunes (``_testcapi`` ...) are copied into the environment's lib-dynload, and
+the suites that live inside their packages before 3.12 (``ctypes/test`` ...) into its stdlib,
+so both sides run the same tests. Both runs write JUnit XML; the report lists every test case
 that passes on the host and does not in the root. Exit status 1 when there is one.
 
 The root gets one file a container always has and the glibc root lacks: an ``/etc/hosts``
@@ -119,8 +120,13 @@ def main() -> int:
             build_environment(spec, env)
     prefix = json.loads((env / ".venvpack" / "manifest.json").read_text())["prefix"]
     stdlib_in_env = f"{prefix}/python/lib/python{interp.short_version}"
+    env_stdlib = env / f"python/lib/python{interp.short_version}"
+    for package in ("ctypes/test", "unittest/test", "sqlite3/test", "lib2to3/tests"):
+        # Before 3.12 these suites live inside their packages (test_ctypes imports ctypes.test).
+        if (interp.stdlib / package).is_dir() and not (env_stdlib / package).exists():
+            shutil.copytree(interp.stdlib / package, env_stdlib / package)
     if interp.lib_dynload is not None:
-        dynload = env / f"python/lib/python{interp.short_version}/lib-dynload"
+        dynload = env_stdlib / "lib-dynload"
         for ext in sorted(interp.lib_dynload.glob("*.so")):
             if ext.name.startswith(("_test", "_ctypes_test", "xx")):
                 shutil.copy2(ext, dynload / ext.name)
