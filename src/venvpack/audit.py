@@ -36,12 +36,30 @@ class AuditReport:
     """(path relative to the root, the text found) for files naming a build-host path."""
 
 
-def audit_tree(root: Path, allow: frozenset[str], needles: Sequence[str]) -> AuditReport:
-    """Check the tree at ``root``; raise BuildError when a promise is broken."""
+def audit_tree(
+    root: Path,
+    allow: frozenset[str],
+    needles: Sequence[str],
+    *,
+    executable: Path | None = None,
+    carried: tuple[str, ...] = (),
+) -> AuditReport:
+    """Check the tree at ``root``; raise BuildError when a promise is broken.
+
+    ``executable`` and ``carried`` are what the graft stage was given: the interpreter must
+    still find what the system family loads at run time, through its DT_RPATH."""
     check_symlinks(root)
     files = find_elf_files(root)
     try:
-        plan = plan_grafts(root, root / "python" / "lib", allow, files=files, host_dirs=())
+        plan = plan_grafts(
+            root,
+            root / "python" / "lib",
+            allow,
+            files=files,
+            host_dirs=(),
+            executable=executable,
+            carried=carried,
+        )
     except ElfError as exc:
         raise BuildError(f"audit: {exc} inside the environment") from None
     if plan.updates:

@@ -30,15 +30,22 @@ from venvpack.errors import (
     ToolMissingError,
 )
 from venvpack.glibc import refuse_glibc_above
-from venvpack.graft import apply_plan, plan_grafts
+from venvpack.graft import (
+    apply_plan,
+    apply_string_edits,
+    find_elf_files,
+    plan_grafts,
+    plan_string_edits,
+)
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
 from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo, is_environment
 from venvpack.metadata import read_app_metadata
 from venvpack.output import atomic_output
-from venvpack.policy import system_libraries
-from venvpack.relocate import relocate, source_paths
+from venvpack.policy import loaded_by_family, system_libraries
+from venvpack.relocate import binary_paths, relocate, source_paths
 from venvpack.runtime import copy_runtime, exclude_modules
+from venvpack.terminfo import carry_terminfo
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
 __all__ = [
@@ -65,6 +72,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     install_plan = plan_install(spec)
     patchelf = find_patchelf()
     allow = system_libraries()
+    carried = loaded_by_family()
     # Built in a staging directory beside dest and renamed into place when complete (an
     # existing environment is exchanged with it): dest is never half-built, and only an
     # environment venvpack made is ever replaced.
@@ -90,8 +98,14 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 allow,
                 executable=runtime.executable,
                 origins=dict(runtime.origins),
+                carried=carried,
             )
             apply_plan(plan, patchelf)
+            replacements = binary_paths(runtime, prefix)
+            replacements += carry_terminfo(root / "python" / "lib", runtime.root, prefix)
+            # Only the interpreter's files (and a bin/python copy) name the source.
+            runtime_files = find_elf_files(runtime.root) + find_elf_files(root / "bin")
+            apply_string_edits(plan_string_edits(runtime_files, replacements))
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
@@ -99,7 +113,10 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
 
         with stage("audit"):
             needles = [str(root), *(old for old, _ in source_paths(runtime))]
-            report = audit_tree(root, allow, needles)
+            needles += [str(d) for d in runtime.compile_dirs]
+            report = audit_tree(
+                root, allow, needles, executable=runtime.executable, carried=carried
+            )
         for rel, needle in report.leaks:
             log.debug("%s still names %s", rel, needle)
         if spec.max_glibc is not None:  # before anything is packed

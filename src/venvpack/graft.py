@@ -13,8 +13,14 @@ grafted in their place (and the environment's glibc floor at the interpreter's o
 
 Libraries on the system allowlist are left to the target. Everything else is copied into
 ``python/lib`` once, and every file gets a RUNPATH made only of ``$ORIGIN``-relative
-directories inside the tree. The plan is data, so it is unit-tested without touching a file;
-``apply`` is the only place that changes ELF files.
+directories inside the tree. What the system family itself loads at run time without being
+part of it (glibc dlopens ``libgcc_s.so.1`` for ``pthread_exit``; policy data, see
+:func:`venvpack.policy.loaded_by_family`) is planned as a need of the interpreter executable,
+which then gets a DT_RPATH instead of a DT_RUNPATH: libc's own ``dlopen`` has no search path
+of its own and searches only the executable's DT_RPATH (glibc ignores it when the executable
+has a DT_RUNPATH) before the system directories. The plan is data, so it is unit-tested
+without touching a file; ``apply`` is the only place that changes ELF files (the RPATHs, and
+build-host paths in C strings: :func:`plan_string_edits`).
 """
 
 from __future__ import annotations
@@ -32,16 +38,20 @@ from pathlib import Path
 
 from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import ElfError
+from venvpack.pathtext import find_path
 from venvpack.proc import run
 
 __all__ = [
     "ElfUpdate",
     "Graft",
     "GraftPlan",
+    "StringEdit",
     "TreeLinks",
     "apply_plan",
+    "apply_string_edits",
     "find_elf_files",
     "plan_grafts",
+    "plan_string_edits",
     "resolve_in_tree",
     "system_library_dirs",
 ]
@@ -66,6 +76,9 @@ class ElfUpdate:
     """Every path in the tree of this file; hardlinks share one update."""
     runpath: tuple[str, ...]
     """New RUNPATH entries, all ``$ORIGIN``-relative; empty removes the RPATH/RUNPATH."""
+    tag: str = "DT_RUNPATH"
+    """``DT_RUNPATH``, or ``DT_RPATH`` for the interpreter executable when it carries what the
+    system family loads at run time (the only search path libc's own ``dlopen`` uses)."""
 
 
 @dataclass(frozen=True)
@@ -150,12 +163,15 @@ class _Planner:
         host_dirs: tuple[Path, ...],
         executable: Path | None,
         origins: Mapping[Path, Path],
+        carried: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.lib_dir = lib_dir
         self.allow = allow
         self.host_dirs = host_dirs
         self.executable = executable
+        self.carried = carried
+        """Sonames the executable needs because the system family loads them at run time."""
         # Deepest first, so a file maps through the most specific copied directory.
         self.origins = sorted(origins.items(), key=lambda item: -len(item[0].parts))
         self.infos: dict[Path, ElfInfo] = {}
@@ -242,7 +258,18 @@ class _Planner:
 
     def plan(self) -> GraftPlan:
         required: dict[Path, list[Path]] = {}
-        queue = sorted(self.infos)
+        self._resolve(sorted(self.infos), required)
+        if self.carried and self.executable in required:
+            self._carry(self.executable, required)
+        return GraftPlan(
+            grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
+            updates=tuple(self._updates(required)),
+            glibc_floor=glibc_floor(list(self.infos.values())),
+        )
+
+    def _resolve(self, queue: list[Path], required: dict[Path, list[Path]]) -> None:
+        """Find every NEEDED entry of the files in ``queue``, grafting (and queueing) what
+        the tree lacks; ``required[path]`` becomes the directories ``path`` needs."""
         while queue:
             path = queue.pop(0)
             info = self.infos[path]
@@ -253,19 +280,46 @@ class _Planner:
                 hit = self.in_tree(path, info, name)
                 if hit is None:
                     source, found = self.on_host(path, info, name)
-                    hit = self.lib_dir / name
-                    self.grafts[name] = Graft(soname=name, source=source, dest=hit)
-                    self.grafted_from[hit] = source.parent
-                    self.add(hit, found)
+                    hit = self._graft(name, source, found)
                     queue.append(hit)
                 if hit.parent not in dirs:
                     dirs.append(hit.parent)
             required[path] = dirs
-        return GraftPlan(
-            grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
-            updates=tuple(self._updates(required)),
-            glibc_floor=glibc_floor(list(self.infos.values())),
-        )
+
+    def _graft(self, name: str, source: Path, found: ElfInfo) -> Path:
+        hit = self.lib_dir / name
+        self.grafts[name] = Graft(soname=name, source=source, dest=hit)
+        self.grafted_from[hit] = source.parent
+        self.add(hit, found)
+        return hit
+
+    def _carry(self, exe: Path, required: dict[Path, list[Path]]) -> None:
+        """Plan what the system family loads at run time as needs of the executable: from
+        the tree, else from the host unless that copy needs a newer glibc than everything
+        else (the host's libgcc_s needs glibc 2.35 on Debian 12; on an older target, where
+        the environment otherwise runs, glibc would load it, fail, and abort anyway)."""
+        floor = max((v for i in self.infos.values() for v in i.glibc_versions), default=(2, 17))
+        info = self.infos[exe]
+        for name in self.carried:
+            hit = self.in_tree(exe, info, name)
+            if hit is None:
+                try:
+                    source, found = self.on_host(exe, info, name)
+                except ElfError:
+                    log.debug("%s: not on this system; left to the target", name)
+                    continue
+                if max(found.glibc_versions, default=(2, 17)) > floor:
+                    log.warning(
+                        "%s from %s needs a newer glibc than the rest of the environment; "
+                        "left to the target (daemon threads at exit need it there)",
+                        name,
+                        source,
+                    )
+                    continue
+                hit = self._graft(name, source, found)
+                self._resolve([hit], required)
+            if hit.parent not in required[exe]:
+                required[exe].append(hit.parent)
 
     def _updates(self, required: Mapping[Path, list[Path]]) -> Iterator[ElfUpdate]:
         for group in _hardlink_groups(required):
@@ -276,12 +330,19 @@ class _Planner:
                     entry = "$ORIGIN" if rel == "." else f"$ORIGIN/{rel}"
                     if entry not in wanted:
                         wanted.append(entry)
-            if any(self._needs_change(p, required[p]) for p in group):
-                yield ElfUpdate(paths=tuple(group), runpath=tuple(wanted))
+            tag = "DT_RPATH" if self._wants_rpath(group) else "DT_RUNPATH"
+            if any(self._needs_change(p, required[p], tag) for p in group):
+                yield ElfUpdate(paths=tuple(group), runpath=tuple(wanted), tag=tag)
 
-    def _needs_change(self, path: Path, dirs: list[Path]) -> bool:
-        """A file keeps its search path when it stays inside the tree and covers ``dirs``."""
+    def _wants_rpath(self, group: list[Path]) -> bool:
+        return bool(self.carried) and self.executable in group
+
+    def _needs_change(self, path: Path, dirs: list[Path], tag: str) -> bool:
+        """A file keeps its search path when it stays inside the tree, covers ``dirs`` and
+        has the tag it needs."""
         info = self.infos[path]
+        if tag == "DT_RPATH" and (info.runpath or not info.rpath):
+            return True
         current = [_expand(e, path.parent) for e in info.search_path]
         if any(
             not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}") for e in info.search_path
@@ -314,6 +375,7 @@ def plan_grafts(
     host_dirs: tuple[Path, ...] | None = None,
     executable: Path | None = None,
     origins: Mapping[Path, Path] | None = None,
+    carried: tuple[str, ...] = (),
 ) -> GraftPlan:
     """Plan grafts and RUNPATH updates for every ELF file under ``root``.
 
@@ -321,7 +383,8 @@ def plan_grafts(
     loaded into its process. ``origins`` maps directories of the tree to the build-host
     directories their files were copied from, so that ``$ORIGIN`` resolves on the host where
     the loader would have resolved it (a missing library is then taken from the source
-    interpreter's own tree, never from the host's system directories).
+    interpreter's own tree, never from the host's system directories). ``carried`` are the
+    sonames the system family loads at run time: the executable needs them, with a DT_RPATH.
     """
     planner = _Planner(
         root,
@@ -330,6 +393,7 @@ def plan_grafts(
         host_dirs if host_dirs is not None else system_library_dirs(),
         executable,
         origins or {},
+        carried if executable is not None else (),
     )
     for path in files if files is not None else find_elf_files(root):
         info = read_elf(path)
@@ -383,36 +447,43 @@ def apply_plan(plan: GraftPlan, patchelf: str) -> None:
         shutil.copyfile(os.path.realpath(graft.source), graft.dest)
         os.chmod(graft.dest, 0o644)
         log.debug("grafted %s from %s", graft.soname, graft.source)
-    by_value: dict[tuple[str, ...], list[Path]] = defaultdict(list)
+    by_value: dict[tuple[tuple[str, ...], str], list[Path]] = defaultdict(list)
     for update in plan.updates:
         _make_private(update.paths)
         head = update.paths[0]
-        if not _write_in_place(head, ":".join(update.runpath) if update.runpath else None):
-            by_value[update.runpath].append(head)
-    for value, paths in sorted(by_value.items()):
-        args = ["--remove-rpath"] if not value else ["--set-rpath", ":".join(value)]
+        value = ":".join(update.runpath) if update.runpath else None
+        if not _write_in_place(head, value, update.tag):
+            by_value[(update.runpath, update.tag)].append(head)
+    for (entries, tag), paths in sorted(by_value.items()):
+        args = ["--remove-rpath"] if not entries else ["--set-rpath", ":".join(entries)]
+        if entries and tag == "DT_RPATH":
+            args.insert(0, "--force-rpath")  # converts a DT_RUNPATH, too
         run([patchelf, *args, *paths], error=ElfError, what="patchelf")
     for update in plan.updates:
         for path in update.paths:
-            got = read_elf(path).search_path
-            if got != update.runpath:
+            info = read_elf(path)
+            got = info.search_path
+            got_tag = "DT_RUNPATH" if info.runpath or not update.runpath else "DT_RPATH"
+            if got != update.runpath or got_tag != update.tag:
                 raise ElfError(
-                    f"{path}: RUNPATH is {':'.join(got)!r} after patching, "
-                    f"expected {':'.join(update.runpath)!r}"
+                    f"{path}: {got_tag} is {':'.join(got)!r} after patching, "
+                    f"expected {update.tag} {':'.join(update.runpath)!r}"
                 )
 
 
-def _write_in_place(path: Path, value: str | None) -> bool:
-    """Overwrite the RPATH/RUNPATH string in place when ``value`` fits: True when done.
+def _write_in_place(path: Path, value: str | None, tag: str = "DT_RUNPATH") -> bool:
+    """Overwrite the RPATH/RUNPATH string in place when ``value`` fits and the file already
+    has the entry ``tag`` names: True when done.
 
-    When it does not fit (or ``value`` is None, to remove the entry), the old string is
-    still blanked, since patchelf leaves it in ``.dynstr`` and it names the build host.
+    Otherwise (or when ``value`` is None, to remove the entry), the old string is still
+    blanked, since patchelf leaves it in ``.dynstr`` and it names the build host.
     """
     info = read_elf(path)
     if info.path_offset is None:
         return False
     data = value.encode() if value is not None else b""
-    fits = value is not None and len(data) <= info.path_capacity
+    current = "DT_RUNPATH" if info.runpath else "DT_RPATH"
+    fits = value is not None and len(data) <= info.path_capacity and current == tag
     with path.open("r+b") as fh:
         fh.seek(info.path_offset)
         fh.write((data if fits else b"").ljust(info.path_capacity + 1, b"\0"))
@@ -435,3 +506,85 @@ def _make_private(paths: tuple[Path, ...]) -> None:
         os.link(tmp, link_tmp)
         os.replace(link_tmp, other)
     os.replace(tmp, paths[0])
+
+
+# -- build-host paths in C strings ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StringEdit:
+    """In-place byte changes to one ELF file (all its in-tree hardlinks): build-host paths in
+    C strings overwritten by a replacement of the same length, so no offset moves."""
+
+    paths: tuple[Path, ...]
+    changes: tuple[tuple[int, bytes, bytes], ...]
+    """(file offset, old bytes, new bytes of the same length)."""
+
+
+def plan_string_edits(
+    files: Iterable[Path], replacements: Iterable[tuple[str, str]]
+) -> tuple[StringEdit, ...]:
+    """Where ``files`` name a path of ``replacements`` (old absolute path, new value), and the
+    bytes that replace it.
+
+    libpython keeps its configure-time prefix as getpath's last resort, C extensions keep
+    their compile directory in ``__FILE__`` strings. Only the bytes of the old path change:
+
+    - at the start of a C string, the new value and a NUL go where the old path was, and
+      NULs follow up to the old path's *last component*, which stays: linkers merge string
+      tails, and pyenv's libpython has ``PY_VERSION`` ("3.12.1") as the tail of
+      ``PREFIX`` ("/root/.pyenv/versions/3.12.1"), so blanking the whole string empties
+      ``sys.version``. A value that does not fit before that component becomes "".
+    - inside a longer string (``-L/old/lib``), the new value is padded with ``/`` to the old
+      length: the same path for every lookup, the rest of the string untouched.
+    """
+    pairs = sorted(
+        ((os.fsencode(old), os.fsencode(new)) for old, new in replacements),
+        key=lambda p: -len(p[0]),
+    )
+    groups: dict[tuple[int, int], list[Path]] = {}
+    for path in files:
+        st = path.stat()
+        groups.setdefault((st.st_dev, st.st_ino), []).append(path)
+    edits: list[StringEdit] = []
+    for paths in groups.values():
+        data = paths[0].read_bytes()
+        changes: list[tuple[int, bytes, bytes]] = []
+        taken: list[tuple[int, int]] = []
+        for old, new in pairs:
+            for offset in find_path(data, old):
+                if any(start <= offset < end for start, end in taken):
+                    continue  # inside a longer path already replaced
+                new_bytes = _replacement(data, offset, old, new)
+                end = offset + len(new_bytes)
+                changes.append((offset, data[offset:end], new_bytes))
+                taken.append((offset, offset + len(old)))
+        if changes:
+            edits.append(StringEdit(paths=tuple(sorted(paths)), changes=tuple(sorted(changes))))
+    return tuple(sorted(edits, key=lambda e: e.paths))
+
+
+def _replacement(data: bytes, offset: int, old: bytes, new: bytes) -> bytes:
+    if offset == 0 or data[offset - 1] == 0:
+        keep_from = old.rstrip(b"/").rfind(b"/") + 1  # the last component stays
+        value = new if len(new) + 1 <= keep_from else b""
+        return value.ljust(keep_from, b"\0")
+    value = new if len(new) <= len(old) else b""
+    return value.ljust(len(old), b"/")
+
+
+def apply_string_edits(edits: Iterable[StringEdit]) -> None:
+    """Write every planned change in place, then read each file back."""
+    for edit in edits:
+        _make_private(edit.paths)
+        with edit.paths[0].open("r+b") as fh:
+            for offset, old, new in edit.changes:
+                fh.seek(offset)
+                if fh.read(len(old)) != old:
+                    raise ElfError(f"{edit.paths[0]}: unexpected bytes at {offset:#x}")
+                fh.seek(offset)
+                fh.write(new)
+        data = edit.paths[0].read_bytes()
+        for offset, _old, new in edit.changes:
+            if data[offset : offset + len(new)] != new:
+                raise ElfError(f"{edit.paths[0]}: string at {offset:#x} did not change")

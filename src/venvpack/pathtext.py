@@ -15,7 +15,7 @@ import mmap
 import re
 from typing import Union
 
-__all__ = ["contains_path", "replace_path"]
+__all__ = ["contains_path", "find_path", "replace_path"]
 
 # Characters that extend a path component; "/" is handled apart (it separates them).
 _COMPONENT = "A-Za-z0-9._+~-"
@@ -40,6 +40,12 @@ def contains_path(data: Buffer, path: bytes) -> bool:
     """Whether ``data`` names ``path`` (an absolute path, as bytes) as a path."""
     pattern = re.compile(re.escape(path) + f"(?![{_COMPONENT}])".encode())
     return any(not _continues_a_path(data, m.start()) for m in pattern.finditer(data))
+
+
+def find_path(data: Buffer, path: bytes) -> list[int]:
+    """Offsets where ``data`` names ``path`` (an absolute path, as bytes) as a path."""
+    pattern = re.compile(re.escape(path) + f"(?![{_COMPONENT}])".encode())
+    return [m.start() for m in pattern.finditer(data) if not _continues_a_path(data, m.start())]
 
 
 def replace_path(text: str, old: str, new: str) -> str:

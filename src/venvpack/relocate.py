@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import pprint
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,12 +38,37 @@ from venvpack.runtime import Runtime
 from venvpack.templates import render
 from venvpack.validate import public_url
 
-__all__ = ["relocate"]
+__all__ = ["binary_paths", "relocate", "source_paths"]
 
 log = logging.getLogger("venvpack")
 
 _SYSTEM_PREFIXES = frozenset({Path("/"), Path("/usr"), Path("/usr/local")})
 _TOKEN = "@VENVPACK_PREFIX@"
+# The Makefile's installation directories: where this interpreter's own files are. For a
+# system prefix (Debian's /usr) they are rewritten as a whole, while /usr inside compiler
+# flags, tool paths or TZPATH still means the system's.
+_INSTALL_DIR_VARS = frozenset(
+    {
+        "prefix",
+        "exec_prefix",
+        "BINDIR",
+        "LIBDIR",
+        "INCLUDEDIR",
+        "CONFINCLUDEDIR",
+        "SCRIPTDIR",
+        "datarootdir",
+        "DESTSHARED",
+        "LIBDEST",
+        "BINLIBDEST",
+        "DESTLIB",
+        "MACHDESTLIB",
+        "INCLUDEPY",
+        "CONFINCLUDEPY",
+        "LIBPC",
+        "LIBPL",
+        "WHEEL_PKG_DIR",
+    }
+)
 # Installer bookkeeping that only makes sense on the build host: uv's cache keys carry build
 # timestamps (breaking reproducible builds), its lock file is world-writable.
 _INSTALLER_PRIVATE = ("uv_cache.json",)
@@ -231,6 +257,21 @@ def source_paths(runtime: Runtime) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: -len(p[0]))
 
 
+def binary_paths(runtime: Runtime, prefix: str) -> list[tuple[str, str]]:
+    """(build-host path, replacement) for C strings in the runtime's ELF files.
+
+    The source prefix becomes ``<prefix>/python``: libpython's configure-time ``PREFIX`` is
+    getpath's last resort when the interpreter cannot find itself (started with an ``argv[0]``
+    that resolves nowhere, as ``exec -a name`` does; Linux getpath never reads
+    ``/proc/self/exe``), and the install prefix is where it then is for deb and rpm and for a
+    tarball unpacked there. The compile directory only ever appears in assertion messages.
+    """
+    installed = prefix.rstrip("/") + "/python"
+    pairs = [(old, installed) for old, rel in source_paths(runtime) if rel == ""]
+    pairs += [(str(d), "") for d in runtime.compile_dirs if str(d) not in dict(pairs)]
+    return pairs
+
+
 def _substitute(text: str, pairs: list[tuple[str, str]], new_root: str) -> str:
     # As paths, not substrings: "/install" must not touch "/usr/bin/install".
     for old, rel in pairs:
@@ -244,10 +285,15 @@ def _relocate_runtime_text(runtime: Runtime, prefix: str) -> None:
     if runtime.sysconfigdata is not None:
         _rewrite_sysconfigdata(runtime, pairs)
     installed = prefix.rstrip("/") + "/python"
+    # The Makefile and python-config of --keep-dev name the compile directory, too.
+    dev_pairs = sorted(
+        [*pairs, *((str(d), "") for d in runtime.compile_dirs if str(d) not in dict(pairs))],
+        key=lambda p: -len(p[0]),
+    )
     for path in _dev_text_files(runtime):
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
         root = "${pcfiledir}/../.." if path.suffix == ".pc" else installed
-        new = _substitute(text, pairs, root)
+        new = _drop_rpath(_substitute(text, dev_pairs, root), root)
         if new != text:
             _replace_bytes(path, new.encode("utf-8", errors="surrogateescape"))
 
@@ -266,6 +312,15 @@ def _restore_stdlib_shebangs(runtime: Runtime) -> None:
         if first[2:].strip().startswith(sources):
             data = path.read_bytes()
             _replace_bytes(path, b"#! /usr/bin/env python3" + data[len(first) :])
+
+
+def _drop_rpath(text: str, root: str) -> str:
+    """``text`` without linker flags that put an absolute run path into ``root``
+    (pyenv's ``-Wl,-rpath,<prefix>/lib``): an extension built later against the environment
+    would keep the build location's absolute RUNPATH, and on Linux extension modules do not
+    link libpython, so they need no path to it."""
+    pattern = r"[ \t]*-Wl,-(?:rpath[,=]|R)" + re.escape(root) + r"(?:/[^\s'\"]*)?(?=[\s'\"]|$)"
+    return re.sub(pattern, "", text)
 
 
 def _dev_text_files(runtime: Runtime) -> Iterable[Path]:
@@ -305,8 +360,15 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
     }
     all_pairs = sorted([*pairs, *build_dirs.items()], key=lambda p: -len(p[0]))
     marked = {
-        k: _substitute(v, all_pairs, _TOKEN) if isinstance(v, str) else v for k, v in values.items()
+        k: _drop_rpath(_substitute(v, all_pairs, _TOKEN), _TOKEN) if isinstance(v, str) else v
+        for k, v in values.items()
     }
+    if runtime.source_prefix in _SYSTEM_PREFIXES:
+        system = str(runtime.source_prefix).rstrip("/")
+        for key in _INSTALL_DIR_VARS & marked.keys():
+            value = marked[key]
+            if isinstance(value, str) and (value == system or value.startswith(system + "/")):
+                marked[key] = _TOKEN + value[len(system) :]
     depth = len(runtime.stdlib.relative_to(runtime.root).parts)
     up = ", ".join(['".."'] * depth)
     source = (

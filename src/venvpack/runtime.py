@@ -4,6 +4,14 @@ The layout below ``python/`` mirrors the source relative to its base prefix
 (``bin/python3.X``, ``lib/python3.X``, ``lib/libpython3.X.so.1.0``), which is what CPython's
 own path search expects to find next to its binary. Files are copied, never hardlinked:
 later stages rewrite files, and the source interpreter must never change under its owner.
+
+A source built with a shared libpython (pyenv) gets a static interpreter when it ships its
+static ``libpython3.X.a`` and a C compiler is at hand: a one-line ``main`` calling
+``Py_BytesMain`` linked with it, exporting its symbols for extension modules, as Debian's
+``/usr/bin/python3.X`` and python-build-standalone are built. ``python -m venv --copies``
+(and ``venv.EnvBuilder()``) copy only the binary; a copy of one that needs libpython finds
+it through ``$ORIGIN/../lib`` nowhere outside the environment and exits 127. The shared
+libpython is then kept only with ``--keep-dev``, for embedding.
 """
 
 from __future__ import annotations
@@ -44,7 +52,10 @@ _PRUNED_DIRS = frozenset(
     }
 )
 _TK_DIRS = frozenset({"tkinter"})
-_PRUNED_FILES = frozenset({"EXTERNALLY-MANAGED", "turtle.py"})
+# sitecustomize.py is the build host's site hook (Debian links it to /etc/python3.X/, where the
+# target's own file, or none, would run at every start); an application's belongs in its
+# site-packages, which a stdlib copy would shadow. Upstream CPython installs none.
+_PRUNED_FILES = frozenset({"EXTERNALLY-MANAGED", "turtle.py", "sitecustomize.py"})
 # Extension modules that exist only for CPython's own test suite.
 _TEST_EXTENSIONS = (
     "_test",
@@ -77,6 +88,10 @@ class Runtime:
     """The prefix the source was configured with, when it is not where the source is:
     python-build-standalone's ``/install``, still named by its sysconfigdata, config Makefile
     and pkg-config files. None when it is ``source_prefix`` (pyenv, Debian)."""
+    compile_dirs: tuple[Path, ...]
+    """Where the source was compiled (its sysconfigdata's ``abs_builddir``, ``abs_srcdir``;
+    pyenv's ``/tmp/python-build.*``): C ``__FILE__`` strings in its ELF files and the
+    ``--keep-dev`` Makefile name it."""
     origins: tuple[tuple[Path, Path], ...]
     """(directory in ``root``, the source directory its files were copied from): where the
     copied files' ``$ORIGIN`` was, so the graft planner finds what they need where the loader
@@ -90,7 +105,9 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     bindir = dest / "bin"
     bindir.mkdir(parents=True)
     exe = bindir / f"python{short}"
-    shutil.copy2(interp.executable, exe)
+    static = interp.libpython is not None and _link_static(interp, exe)
+    if not static:
+        shutil.copy2(interp.executable, exe)
     os.symlink(exe.name, bindir / "python3")
     origins = [(dest, base), (bindir, interp.executable.parent)]
 
@@ -105,7 +122,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     (stdlib / "site-packages").mkdir(exist_ok=True)
 
     libpython = None
-    if interp.libpython is not None:
+    if interp.libpython is not None and (keep_dev or not static):
         libpython = dest / "lib" / interp.libpython.name
         libpython.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(interp.libpython, libpython)
@@ -113,9 +130,12 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     if keep_dev:
         _copy_dev(interp, dest, libpython)
 
-    _internalize_symlinks(dest)
+    _materialise_outside_links(dest, origins)
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
-    build_prefix = _configured_prefix(sysconfigdata) if sysconfigdata.exists() else None
+    build_vars = _build_vars(sysconfigdata) if sysconfigdata.exists() else {}
+    _copy_wheel_dir(build_vars.get("WHEEL_PKG_DIR"), base, dest)
+    build_prefix = _absolute(build_vars.get("prefix"))
+    compile_dirs = {_absolute(build_vars.get(key)) for key in ("abs_builddir", "abs_srcdir")}
     _strip_debug(dest)
     return Runtime(
         root=dest,
@@ -127,12 +147,76 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         version=interp.version,
         source_prefix=base,
         build_prefix=build_prefix if build_prefix not in (None, base) else None,
+        compile_dirs=tuple(sorted(d for d in compile_dirs if d is not None and d != Path("/"))),
         origins=tuple(origins),
     )
 
 
-def _configured_prefix(sysconfigdata: Path) -> Path | None:
-    """The ``prefix`` build variable of a ``_sysconfigdata_*.py`` file, read without running it.
+_MAIN = (
+    "extern int Py_BytesMain(int, char **);\n"
+    "int main(int c, char **v) { return Py_BytesMain(c, v); }\n"
+)
+
+
+def _link_static(interp: Interpreter, exe: Path) -> bool:
+    """Link ``exe`` as a static interpreter from the source's ``libpython3.X.a``; False (and
+    the reason logged) when there is no archive or no compiler, or the link fails."""
+    if interp.libpl is None or interp.libpython is None:
+        return False
+    archive = interp.libpl / f"libpython{interp.short_version}.a"
+    sysconfigdata = interp.stdlib / f"{interp.sysconfigdata}.py"
+    build_vars = _build_vars(sysconfigdata) if sysconfigdata.is_file() else {}
+    cc = shutil.which(build_vars.get("CC", "cc").split()[0] or "cc") or shutil.which("cc")
+    if not archive.is_file() or cc is None:
+        why = "no C compiler" if cc is None else f"no {archive.name}"
+        log.warning(
+            "%s: keeping the shared-libpython interpreter, so 'python -m venv --copies' from "
+            "the environment will make a venv whose python cannot start",
+            why,
+        )
+        return False
+    # Only libraries: -L and -Wl,-rpath of LIBS name the source's prefix.
+    libs = [
+        flag
+        for key in ("LIBS", "SYSLIBS", "LIBM")
+        for flag in build_vars.get(key, "").split()
+        if flag.startswith("-l")
+    ]
+    main = exe.with_name("venvpack-main.c")
+    main.write_text(_MAIN, encoding="utf-8")
+    try:
+        run(
+            [
+                cc,
+                "-O2",
+                "-o",
+                exe,
+                main,
+                "-Wl,--export-dynamic",
+                "-Wl,--as-needed",
+                # Every member, as CPython links its own static python from the objects: an
+                # extension module may need a C-API function nothing in the core calls
+                # (3.13's _testinternalcapi: _PyInterpreterConfig_InitFromDict).
+                "-Wl,--whole-archive",
+                archive,
+                "-Wl,--no-whole-archive",
+                *dict.fromkeys(libs),
+            ],
+            error=BuildError,
+            what="linking a static interpreter",
+        )
+    except BuildError as exc:
+        log.warning("%s; keeping the shared-libpython interpreter", exc)
+        exe.unlink(missing_ok=True)
+        return False
+    finally:
+        main.unlink()
+    os.chmod(exe, 0o755)
+    return True
+
+
+def _build_vars(sysconfigdata: Path) -> dict[str, str]:
+    """The string build variables of a ``_sysconfigdata_*.py`` file, read without running it.
 
     The interpreter's ``sysconfig.get_config_var("prefix")`` cannot tell: it reports where the
     interpreter runs from, while every other build variable still names the configured one.
@@ -140,50 +224,83 @@ def _configured_prefix(sysconfigdata: Path) -> Path | None:
     try:
         tree = ast.parse(sysconfigdata.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
-        return None
+        return {}
     for node in tree.body:
         if (
             isinstance(node, ast.Assign)
             and [getattr(t, "id", None) for t in node.targets] == ["build_time_vars"]
             and isinstance(node.value, ast.Dict)
         ):
-            for key, value in zip(node.value.keys, node.value.values):
-                if (
-                    isinstance(key, ast.Constant)
-                    and key.value == "prefix"
-                    and isinstance(value, ast.Constant)
-                    and isinstance(value.value, str)
-                    and value.value.startswith("/")
-                ):
-                    return Path(os.path.normpath(value.value))
-    return None
+            return {
+                key.value: value.value
+                for key, value in zip(node.value.keys, node.value.values)
+                if isinstance(key, ast.Constant)
+                and isinstance(key.value, str)
+                and isinstance(value, ast.Constant)
+                and isinstance(value.value, str)
+            }
+    return {}
 
 
-def _internalize_symlinks(dest: Path) -> None:
-    """No symlink of the runtime may leave it. Distributions link stdlib files to their own
-    configuration (Debian: ``sitecustomize.py -> /etc/python3.9/sitecustomize.py``): the host's
-    site customisation is dropped, any other file such a link names is copied in."""
-    links = [
-        Path(dirpath, name)
-        for dirpath, dirnames, filenames in os.walk(dest)
-        for name in dirnames + filenames
-        if os.path.islink(os.path.join(dirpath, name))
-    ]
-    for path in sorted(links):
-        target = os.readlink(path)
-        resolved = Path(os.path.normpath(path.parent / target))
-        if not target.startswith("/") and _inside(resolved, dest):
-            continue
-        real = Path(os.path.realpath(path))
-        path.unlink()
-        if path.name != "sitecustomize.py" and real.is_file():
-            shutil.copy2(real, path)
-        log.debug(
-            "runtime symlink %s -> %s %s",
-            path.name,
-            target,
-            "copied" if path.exists() else "dropped",
-        )
+def _absolute(value: str | None) -> Path | None:
+    return Path(os.path.normpath(value)) if value and value.startswith("/") else None
+
+
+def _materialise_outside_links(dest: Path, origins: list[tuple[Path, Path]]) -> None:
+    """Replace every symlink in ``dest`` whose target is outside it by a copy of the target
+    as the source interpreter saw it (dropped when that is missing): a link out of the tree
+    names a build-host file that the target has, or has not, or has in another version."""
+    mapping = sorted(origins, key=lambda item: -len(item[0].parts))
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in [*filenames, *dirnames]:
+            link = Path(dirpath, name)
+            if not link.is_symlink():
+                continue
+            text = os.readlink(link)
+            if not os.path.isabs(text) and _inside(
+                Path(os.path.normpath(link.parent / text)), dest
+            ):
+                continue
+            source_dir = next(
+                (
+                    host / link.parent.relative_to(tree)
+                    for tree, host in mapping
+                    if _inside(link.parent, tree)
+                ),
+                None,
+            )
+            if source_dir is None and not os.path.isabs(text):
+                link.unlink()  # leads out of the tree to a place nothing maps: not shipped
+                log.debug("%s linked out of the tree to %s: dropped", link, text)
+                continue
+            target = Path(os.path.realpath((source_dir or link.parent) / text))
+            link.unlink()
+            if target.is_dir():
+                shutil.copytree(target, link, symlinks=False)
+            elif target.is_file():
+                shutil.copy2(target, link)
+            log.debug(
+                "%s linked out of the tree to %s: %s",
+                link,
+                target,
+                "copied" if target.exists() else "dropped",
+            )
+
+
+def _copy_wheel_dir(configured: str | None, base: Path, dest: Path) -> None:
+    """The wheels ``ensurepip`` installs from, when the source was configured
+    ``--with-wheel-pkg-dir`` (Debian, Fedora: ``/usr/share/python-wheels``, outside the
+    stdlib): copied to the same place below the runtime, where the relocated sysconfig's
+    ``WHEEL_PKG_DIR`` then points."""
+    if not configured or not configured.startswith("/"):
+        return
+    wheel_dir = Path(os.path.normpath(configured))
+    if not wheel_dir.is_dir() or not _inside(wheel_dir, base):
+        return
+    target = dest / wheel_dir.relative_to(base)
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in sorted(wheel_dir.glob("*.whl")):
+        shutil.copyfile(os.path.realpath(wheel), target / wheel.name)
 
 
 def _under(base: Path, path: Path, fallback: str) -> Path:

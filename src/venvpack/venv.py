@@ -4,6 +4,18 @@
 copy or a hardlink (runs at the prefix, with an absolute ``home``). ``pyvenv.cfg`` is
 written twice: during the build it names the build location, so installers accept the
 environment; ``finalize`` writes what the environment carries (DESIGN §2).
+
+In symlink mode the shipped ``pyvenv.cfg`` says ``home =``, with an empty value, on purpose.
+CPython 3.11+ (``Modules/getpath.py``) sets ``sys._base_executable`` to the *resolved*
+``bin/python`` only when the file has a ``home`` key; without one it stays ``<env>/bin/python``,
+and ``python -m venv`` (IDEs, tox, nox, pre-commit, pipx) then writes ``home = <env>/bin``, where
+no stdlib is: the new venv falls back to the compile-time prefix. An empty ``home`` gives the
+resolved base executable and leaves the directory unset, so getpath takes it from that resolved
+binary (``python/bin``) and finds the bundled stdlib from any location; a new venv gets
+``home = <env>/python/bin``. 3.9 and 3.10 (``getpath.c``) resolve the symlink before reading
+any ``pyvenv.cfg`` and never read this one, and ``site`` only records the empty value in
+``sys._home``, which sysconfig treats as unset. (A relative ``home`` would be read against the
+current directory; PEP 796's relative ``home`` is not in any release yet.)
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ def render_pyvenv_cfg(pairs: Sequence[tuple[str, str]]) -> str:
     for key, value in pairs:
         if "\n" in value or "\r" in value or "=" in key:
             raise ValueError(f"pyvenv.cfg entry {key!r} cannot hold a line break")
-        lines.append(f"{key} = {value}\n")
+        lines.append(f"{key} = {value}".rstrip(" ") + "\n")
     return "".join(lines)
 
 
@@ -78,12 +90,15 @@ def create_skeleton(root: Path, runtime: Runtime, link_mode: LinkMode, prompt: s
 
 
 def finalize_pyvenv_cfg(root: Path, runtime: Runtime, link_mode: LinkMode, prefix: str) -> None:
-    """The shipped ``pyvenv.cfg``: no ``home`` for symlink mode, ``<prefix>/python/bin`` else.
+    """The shipped ``pyvenv.cfg``: an empty ``home`` in symlink mode, ``<prefix>/python/bin``
+    else.
 
-    Without ``home`` CPython finds its base by following the ``bin/python`` symlink, which
-    works from any location; a stale or relative ``home`` would break (DESIGN §2 table).
+    With an empty ``home`` CPython finds its base by following the ``bin/python`` symlink,
+    which works from any location, and reports that resolved binary as
+    ``sys._base_executable`` (see the module docstring); a stale or relative ``home`` would
+    break (DESIGN §2 table).
     """
-    home = None if link_mode is LinkMode.SYMLINK else f"{prefix.rstrip('/')}/python/bin"
+    home = "" if link_mode is LinkMode.SYMLINK else f"{prefix.rstrip('/')}/python/bin"
     path = root / "pyvenv.cfg"
     tmp = path.with_name("pyvenv.cfg.tmp")
     tmp.write_text(render_pyvenv_cfg(_pairs(home, runtime, link_mode)), encoding="utf-8")

@@ -42,6 +42,7 @@ def _runtime(root: Path) -> Runtime:
         source_prefix=Path("/usr"),
         build_prefix=None,
         origins=(),
+        compile_dirs=(),
     )
 
 

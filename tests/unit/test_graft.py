@@ -5,6 +5,7 @@ No patchelf and no subprocess: the plan is data, checked before anything is appl
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,8 +13,14 @@ import pytest
 
 from venvpack.elf import glibc_floor, read_elf
 from venvpack.errors import ElfError
-from venvpack.graft import _write_in_place, plan_grafts, system_library_dirs
-from venvpack.policy import system_libraries
+from venvpack.graft import (
+    _write_in_place,
+    apply_string_edits,
+    plan_grafts,
+    plan_string_edits,
+    system_library_dirs,
+)
+from venvpack.policy import loaded_by_family, system_libraries
 
 PYENV_312 = Path.home() / ".pyenv/versions/3.12.1"
 SSL_MODULE = PYENV_312 / "lib/python3.12/lib-dynload/_ssl.cpython-312-x86_64-linux-gnu.so"
@@ -109,3 +116,58 @@ def test_write_in_place_fits_and_blanks(tmp_path: Path) -> None:
     assert not _write_in_place(target, too_long)
     # The old value is blanked so no build path survives in .dynstr.
     assert str(PYENV_312) not in target.read_bytes().decode("latin-1")
+
+
+def test_glibc_loads_libgcc_s_by_itself_and_it_is_carried() -> None:
+    carried = loaded_by_family()
+    assert carried == ("libgcc_s.so.1",)
+    assert not set(carried) & system_libraries()
+
+
+def test_carried_libraries_are_needs_of_the_executable_with_a_dt_rpath(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    exe = root / "python/bin/python3.12"
+    plan = plan_grafts(
+        root,
+        root / "python/lib",
+        system_libraries(),
+        host_dirs=HOST_DIRS,
+        executable=exe,
+        carried=loaded_by_family(),
+    )
+    assert "libgcc_s.so.1" in {g.soname for g in plan.grafts}
+    update = next(u for u in plan.updates if u.paths == (exe,))
+    assert (update.runpath, update.tag) == (("$ORIGIN/../lib",), "DT_RPATH")
+    assert {u.tag for u in plan.updates if u.paths != (exe,)} == {"DT_RUNPATH"}
+
+
+def _c_strings(path: Path, *strings: bytes) -> None:
+    path.write_bytes(b"\x7fELF-ish\x00" + b"\x00".join(strings) + b"\x00")
+
+
+def test_string_edits_replace_paths_and_keep_merged_tails(tmp_path: Path) -> None:
+    lib = tmp_path / "libpython.so"
+    prefix = b"/root/.pyenv/versions/3.12.1"
+    _c_strings(lib, b"EXEC_PREFIX", prefix, b"-L" + prefix + b"/lib", b"/root/.pyenv/other")
+    link = tmp_path / "link.so"
+    os.link(lib, link)
+    edits = plan_string_edits([lib, link], [(prefix.decode(), "/opt/app/python")])
+    assert [e.paths for e in edits] == [(lib, link)]  # hardlinks: one edit
+    apply_string_edits(edits)
+    data = lib.read_bytes()
+    assert link.read_bytes() == data
+    # At the start of a string: the new value, NULs, and the last component as it was, so
+    # a string merged into that tail (pyenv's PY_VERSION "3.12.1") still reads the same.
+    assert b"\x00/opt/app/python\x00\x00\x00\x00\x00\x00\x003.12.1\x00" in data
+    # Inside a longer string: padded with "/" to the same length, the rest untouched.
+    assert b"-L/opt/app/python" + b"/" * (len(prefix) - 15) + b"/lib\x00" in data
+    assert prefix not in data
+    assert b"/root/.pyenv/other" in data  # another path, as a path, is not touched
+    assert plan_string_edits([lib], [(prefix.decode(), "/opt/app/python")]) == ()
+
+
+def test_string_edits_empty_a_value_that_does_not_fit(tmp_path: Path) -> None:
+    lib = tmp_path / "lib.so"
+    _c_strings(lib, b"/b/c/tail", b"x")
+    apply_string_edits(plan_string_edits([lib], [("/b/c/tail", "/a/very/long/value")]))
+    assert lib.read_bytes().endswith(b"\x00\x00\x00\x00\x00tail\x00x\x00")

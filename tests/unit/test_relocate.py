@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from venvpack.relocate import _clean_direct_url, _record_hash, _relocate_pth, _rewrite_record
+from venvpack.relocate import (
+    _clean_direct_url,
+    _drop_rpath,
+    _record_hash,
+    _relocate_pth,
+    _rewrite_record,
+)
 
 
 def _dist_info(tmp_path: Path, url: str) -> Path:
@@ -113,3 +119,9 @@ def test_record_with_undecodable_bytes_is_kept(tmp_path: Path) -> None:
     )
     _rewrite_record(dist_info, root, changed=set(), removed={dist_info / "direct_url.json"})
     assert (dist_info / "RECORD").read_bytes() == b"app/caf\xe9.py,sha256=x,1\n"
+
+
+def test_linker_run_paths_into_the_prefix_are_dropped() -> None:
+    token = "@VENVPACK_PREFIX@"
+    flags = f"-L{token}/lib -Wl,-rpath,{token}/lib -Wl,-rpath={token} -Wl,-rpath,/usr/lib -lm"
+    assert _drop_rpath(flags, token) == f"-L{token}/lib -Wl,-rpath,/usr/lib -lm"

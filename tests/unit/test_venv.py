@@ -69,3 +69,8 @@ def test_activate_prompt_cannot_run_at_every_prompt(prompt: str) -> None:
     value = line.partition("=")[2].strip("'")
     assert not set(value) & set("$`\\!%'\"();")
     assert f"set -gx VIRTUAL_ENV_PROMPT '{value}'" in fish
+
+
+def test_symlink_mode_home_is_present_and_empty() -> None:
+    # An empty home makes 3.11+ report the resolved interpreter as sys._base_executable.
+    assert render_pyvenv_cfg([("home", ""), ("version", "3.12.1")]) == "home =\nversion = 3.12.1\n"
