@@ -38,7 +38,7 @@ from venvpack.emit.rpm import (
     scan_tree,
     write_sources,
 )
-from venvpack.errors import ConfigError, ToolMissingError
+from venvpack.errors import ConfigError, EmitError, ToolMissingError
 from venvpack.manifest import BuiltEnv
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "rpm"
@@ -272,8 +272,8 @@ def test_copy_mode_and_service_are_not_relocatable(make_env: MakeEnv) -> None:
 def test_entry_points_and_no_bin_links(make_env: MakeEnv) -> None:
     env = make_env()
     assert plan_package(env, RpmOptions(entry_points=("serve", "hello"))).links == (
-        "serve",
         "hello",
+        "serve",
     )
     plan = plan_package(env, RpmOptions(bin_links=False))
     assert plan.links == ()
@@ -328,7 +328,7 @@ def test_arch_map() -> None:
     assert rpm_arch("x86_64") == "x86_64"
     assert rpm_arch("aarch64") == "aarch64"
     assert rpm_arch("armv7l") == "armv7hl"
-    with pytest.raises(ConfigError, match="no RPM architecture"):
+    with pytest.raises(EmitError, match="no RPM architecture"):  # exit 7, as for deb
         rpm_arch("pdp11")
 
 
@@ -375,7 +375,8 @@ def _hostile_options() -> RpmOptions:
     return RpmOptions(
         summary=f"%(touch {CANARY}) %{{lua: os.execute('touch {CANARY}')}} %%include /etc/passwd",
         description=(
-            f"Runs nothing: %(touch {CANARY}) and %{{lua: os.execute('touch {CANARY}')}}\n"
+            f"Runs nothing: %(touch {CANARY})\n"
+            f"and %{{lua: os.execute('touch {CANARY}')}}\n"
             "  nor includes: %%include /etc/passwd\n"
             "text before %files\n"
             "ends with a backslash \\\n"

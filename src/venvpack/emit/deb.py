@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import posixpath
 import re
 import shutil
 import textwrap
@@ -34,6 +33,7 @@ from venvpack.archive import (
     Entry,
     EntryKind,
     FileDigest,
+    Progress,
     TarPlan,
     compressed_writer,
     source_date_epoch,
@@ -41,8 +41,8 @@ from venvpack.archive import (
     write_archive,
     write_tar,
 )
-from venvpack.config import check_text, validate_name
-from venvpack.emit import systemd
+from venvpack.config import BuildSpec, check_text, validate_name
+from venvpack.emit import Option
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import (
@@ -55,14 +55,24 @@ from venvpack.metadata import (
     parse_spdx,
 )
 from venvpack.output import atomic_output
+from venvpack.package import (
+    SYSTEM_OPTIONS,
+    SystemOptions,
+    check_build,
+    check_description,
+    plan_contents,
+    system_options,
+)
 from venvpack.policy import load_json
-from venvpack.validate import file_name, system_command
+from venvpack.validate import file_name
 from venvpack.versions import deb_version
 
 __all__ = [
     "COMPRESSIONS",
+    "FORMAT",
     "DebArch",
     "DebEmitter",
+    "DebFormat",
     "DebOptions",
     "DebPackage",
     "deb_description",
@@ -92,7 +102,6 @@ _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 _ARCH_RE = re.compile(r"[a-z0-9]+")
 _SECTION_RE = re.compile(r"(?:(?:contrib|non-free|non-free-firmware)/)?[a-z0-9][a-z0-9+.-]*")
 _GLIBC_RE = re.compile(r"[0-9]+\.[0-9]+")
-_COMMAND_RE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]*")
 # "Full Name <address>"; no comma (it separates maintainers in Uploaders-style fields).
 _MAINTAINER_RE = re.compile(r"[^\s<>,]([^<>,]*[^\s<>,])? <[^\s<>,@]+@[^\s<>,@]+>")
 # One relation of a binary package's Depends: name[:arch] [(op version)].
@@ -145,20 +154,26 @@ class DebOptions:
         if self.maintainer:
             check_maintainer(self.maintainer)
         if self.description:
-            check_description(self.description)
+            check_description(self.description)  # the rules of every format
         if self.homepage:
             check_homepage(self.homepage)
         parse_depends(self.depends)
         if not _SECTION_RE.fullmatch(self.section):
             raise ConfigError(f"invalid Debian section {self.section!r}")
-        for name in self.entry_points:
-            check_command_name(name, "--entry-point")
+        self.system  # noqa: B018 -- the shared rules of every system package
         if self.compression not in COMPRESSIONS:
             raise ConfigError(
                 f"unknown compression {self.compression!r} (use {', '.join(COMPRESSIONS)})"
             )
-        if self.service_command.strip() == "" and self.service_command:
-            raise ConfigError("--service-command is empty")
+
+    @property
+    def system(self) -> SystemOptions:
+        """The options every system package format shares, checked by the same rules."""
+        return SystemOptions(
+            entry_points=self.entry_points,
+            bin_links=self.bin_links,
+            service_command=self.service_command,
+        )
 
 
 def check_maintainer(value: str) -> str:
@@ -181,25 +196,6 @@ def check_homepage(value: str) -> str:
     if url.scheme not in ("http", "https") or not url.netloc:
         raise bad
     return value
-
-
-def check_description(value: str) -> str:
-    """The synopsis (first line) must be there and fit Debian's 80 columns."""
-    synopsis = _clean_line(value.splitlines()[0] if value.splitlines() else "")
-    if not synopsis:
-        raise ConfigError("--description: the first line (the synopsis) is empty")
-    if len(synopsis) > _SYNOPSIS_MAX:
-        raise ConfigError(
-            f"--description: the first line is the synopsis, at most {_SYNOPSIS_MAX} "
-            f"characters (got {len(synopsis)}); put details on the following lines"
-        )
-    return value
-
-
-def check_command_name(name: str, what: str) -> str:
-    if not _COMMAND_RE.fullmatch(name):
-        raise ConfigError(f"{what} {name!r} is not a command name")
-    return name
 
 
 def parse_depends(specs: Iterable[str]) -> tuple[str, ...]:
@@ -413,31 +409,12 @@ def package_filename(package: str, version: str, arch: str) -> str:
     return f"{package}_{version.partition(':')[2] or version}_{arch}.deb"
 
 
-def check_prefix(prefix: str) -> str:
-    """An install location that can be a directory of its own in a Debian package."""
-    parts = prefix.split("/")
-    if (
-        not prefix.startswith("/")
-        or posixpath.normpath(prefix) != prefix
-        or len(parts) < 3
-        or any(p in ("", ".", "..") for p in parts[1:])
-        or _CONTROL_RE.search(prefix)
-        or "\t" in prefix
-    ):
-        raise ConfigError(
-            f"prefix {prefix!r} cannot be installed by a Debian package: use an absolute, "
-            "normalised path at least two levels deep, e.g. /opt/<name>"
-        )
-    return prefix
-
-
 def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     """Validate ``env`` against Debian's rules and decide every member of the package."""
     m = env.manifest
     package = validate_name(m.name)
     version = f"{deb_version(m.version)}-{REVISION}"
     arch = debian_arch(m.python.machine)
-    prefix = check_prefix(m.prefix)
     epoch = source_date_epoch()
     mtime = int(time.time()) if epoch is None else epoch
     if m.glibc_floor and not _GLIBC_RE.fullmatch(m.glibc_floor):
@@ -445,14 +422,15 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     depends = ([f"{arch.libc} (>= {m.glibc_floor})"] if m.glibc_floor else []) + list(
         parse_depends(options.depends)
     )
-    if options.entry_points and not options.bin_links:
-        raise ConfigError("--entry-point and --no-bin-links exclude each other")
-    commands = _commands(env, options) if options.bin_links else []
     # Flags win; what the application says about itself comes next; generated text last.
     maintainer = options.maintainer or _metadata_maintainer(m.metadata)
     homepage = options.homepage or _metadata_homepage(m.metadata)
     description = _description(env, options.description)
     synopsis = _clean_line(description.splitlines()[0]).strip()
+    contents = plan_contents(
+        env, options.system, package=package, description=synopsis, documentation=homepage
+    )
+    prefix, commands = contents.prefix, list(contents.commands)
     context: dict[str, Any] = {
         "package": package,
         "version": version,
@@ -475,13 +453,8 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     overrides = templates.render("deb/lintian-overrides", commands=commands, **context)
     data.add_file(f"./usr/share/lintian/overrides/{package}", overrides.encode(), 0o644, mtime)
     scripts: dict[str, str] = {}
-    if options.service_command:
-        unit = systemd.render_unit(
-            package=package,
-            argv=systemd.service_command(options.service_command, env),
-            description=synopsis,
-            documentation=homepage,
-        )
+    if contents.unit is not None:
+        unit = contents.unit
         data.add_file(f"./{unit.path}", unit.text.encode("utf-8"), 0o644, mtime)
         for script in ("postinst", "prerm", "postrm"):
             scripts[script] = templates.render(f"deb/{script}", package=package, unit=unit.name)
@@ -593,19 +566,6 @@ def _metadata_homepage(meta: AppMetadata | None) -> str:
         return check_homepage(meta.homepage)
     except ConfigError:
         return ""  # not usable in a control file: the package simply has no Homepage
-
-
-def _commands(env: BuiltEnv, options: DebOptions) -> list[str]:
-    """The commands to link into /usr/bin; each must be in the environment's bin/."""
-    chosen = options.entry_points or env.manifest.commands
-    for name in chosen:
-        check_command_name(name, "command")
-        system_command(name, env.manifest.commands)
-        path = env.root / "bin" / name
-        if not (path.is_file() or path.is_symlink()):
-            what = "--entry-point" if options.entry_points else "manifest command"
-            raise ConfigError(f"{what} {name!r}: no such command in {env.root / 'bin'}")
-    return sorted(set(chosen))
 
 
 def _check_member_name(name: str) -> None:
@@ -838,6 +798,9 @@ class DebEmitter:
     def __init__(self, options: DebOptions) -> None:
         self.options = options
 
+    def check_build(self, spec: BuildSpec) -> None:
+        check_build(spec)
+
     def filename(self, env: BuiltEnv) -> str:
         m = env.manifest
         name = package_filename(
@@ -951,3 +914,84 @@ def maintainer_from_environment(environ: Mapping[str, str]) -> str:
     if email and name:
         return check_maintainer(f"{name} <{email}>")
     return ""
+
+
+class DebFormat:
+    """``venvpack deb``; see :class:`venvpack.emit.Format`."""
+
+    name = "deb"
+    help = "Build (or take --from) an environment and pack it as a Debian package."
+    options = (
+        Option(
+            "maintainer",
+            ("--maintainer",),
+            "Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>, else the project's first "
+            "maintainer or author with a name and an address).",
+            default="",
+            metavar="'NAME <MAIL>'",
+        ),
+        Option(
+            "description",
+            ("--description",),
+            "Synopsis line, then optional lines of extended description (default: from the "
+            "project's summary and description).",
+            default="",
+        ),
+        Option(
+            "homepage",
+            ("--homepage",),
+            "Homepage field (default: the project's).",
+            default="",
+            metavar="URL",
+        ),
+        Option(
+            "depends",
+            ("--depends",),
+            "Add a Debian relation, e.g. 'libpq5 (>= 15)' (repeatable).",
+            multiple=True,
+            metavar="SPEC",
+        ),
+        Option("section", ("--section",), "Section field.", default="misc", show_default=True),
+        *SYSTEM_OPTIONS,
+        Option(
+            "compression",
+            ("--compression",),
+            "Compression of the package members.",
+            default="xz",
+            choices=COMPRESSIONS,
+            show_default=True,
+        ),
+        Option(
+            "tree_only",
+            ("--tree-only",),
+            "Write the DEBIAN/ + data tree for 'dpkg-deb --build' instead of a .deb.",
+            is_flag=True,
+        ),
+    )
+
+    def extensions(self, values: Mapping[str, Any]) -> tuple[str, ...]:
+        return () if values.get("tree_only") else (".deb",)
+
+    def emitter(
+        self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
+    ) -> DebEmitter:
+        source_date_epoch()
+        system = system_options(values)
+        # Only when neither the flag nor the environment names a maintainer is the
+        # project's metadata asked, after the build, when it is known.
+        options = DebOptions(
+            maintainer=values.get("maintainer") or maintainer_from_environment(os.environ),
+            description=values.get("description") or "",
+            homepage=values.get("homepage") or "",
+            depends=tuple(values.get("depends") or ()),
+            section=values.get("section") or "misc",
+            entry_points=system.entry_points,
+            bin_links=system.bin_links,
+            service_command=system.service_command,
+            compression=values.get("compression") or "xz",
+            tree_only=bool(values.get("tree_only")),
+        )
+        return DebEmitter(options)
+
+
+FORMAT = DebFormat()

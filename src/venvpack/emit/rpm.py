@@ -45,33 +45,45 @@ import stat
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
 from venvpack import __version__, templates
-from venvpack.archive import Compression, TarPlan, source_date_epoch, write_archive
-from venvpack.config import printable, validate_name
+from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
+from venvpack.config import BuildSpec, printable, validate_name
 from venvpack.elf import is_elf, read_elf
-from venvpack.emit.systemd import ServiceUnit, render_unit, service_command
+from venvpack.emit import Option
+from venvpack.emit.systemd import ServiceUnit
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expression
 from venvpack.output import atomic_output, remove_tree, staging_dir
+from venvpack.package import (
+    SYSTEM_OPTIONS,
+    SystemOptions,
+    check_build,
+    check_description,
+    plan_contents,
+    system_options,
+)
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
-from venvpack.validate import file_name, system_command
+from venvpack.validate import file_name
 from venvpack.versions import rpm_version
 
 __all__ = [
     "FILTERS",
+    "FORMAT",
     "MAX_BUILD_TIME",
     "PAYLOAD",
     "LintFacts",
     "RpmEmitter",
+    "RpmFormat",
     "RpmOptions",
     "RpmPlan",
     "plan_package",
@@ -217,7 +229,6 @@ FILTERS = {
 
 _RELEASE_RE = re.compile(r"[A-Za-z0-9._+~^]+")
 _URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
-_COMMAND_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 
 
 @dataclass(frozen=True)
@@ -238,8 +249,8 @@ class RpmOptions:
     """``Release:``: digits, letters and ``. _ + ~ ^`` (no macros such as ``%{?dist}``)."""
     requires: tuple[str, ...] = ()
     """Extra ``Requires:`` entries, one dependency each, added to ``glibc >= <floor>``."""
-    entry_points: tuple[str, ...] | None = None
-    """Commands of ``bin/`` to link into ``/usr/bin``; None: every command of the manifest."""
+    entry_points: tuple[str, ...] = ()
+    """Commands of ``bin/`` to link into ``/usr/bin``; empty: every command of the manifest."""
     bin_links: bool = True
     service_command: str = ""
     """Command line of a systemd service; empty: no unit."""
@@ -251,6 +262,7 @@ class RpmOptions:
         if self.summary:
             rpm_line(self.summary, "--summary")
         if self.description:
+            check_description(self.description)  # the rules of every format
             rpm_text(self.description, "--description")
         if self.license:
             rpm_line(self.license, "--license")
@@ -264,77 +276,24 @@ class RpmOptions:
             raise ConfigError(f"--release {self.release!r}: use digits, letters and . _ + ~ ^")
         for dep in self.requires:
             rpm_dep(dep)
-        for command in self.entry_points or ():
-            _check_command(command, "--entry-point")
+        self.system  # noqa: B018 -- the shared rules of every system package
         if self.packager:
             rpm_line(self.packager, "--packager")
 
-
-def _check_command(name: str, what: str) -> str:
-    if not _COMMAND_RE.fullmatch(name):
-        raise ConfigError(f"{what} {name!r}: a command name is letters, digits and . _ + -")
-    return name
+    @property
+    def system(self) -> SystemOptions:
+        """The options every system package format shares, checked by the same rules."""
+        return SystemOptions(
+            entry_points=self.entry_points,
+            bin_links=self.bin_links,
+            service_command=self.service_command,
+        )
 
 
 # ----------------------------------------------------------------------------- plan
 
-# The directories a prefix must not be: the package would own (and on erase remove) them.
-_SYSTEM_DIRS = frozenset(
-    (
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/home",
-        "/lib",
-        "/lib64",
-        "/media",
-        "/mnt",
-        "/opt",
-        "/proc",
-        "/root",
-        "/run",
-        "/sbin",
-        "/srv",
-        "/sys",
-        "/tmp",
-        "/usr",
-        "/var",
-        "/usr/bin",
-        "/usr/sbin",
-        "/usr/lib",
-        "/usr/lib64",
-        "/usr/libexec",
-        "/usr/local",
-        "/usr/local/bin",
-        "/usr/local/lib",
-        "/usr/share",
-        "/usr/include",
-        "/var/lib",
-        "/var/opt",
-        "/opt/bin",
-    )
-)
-_PREFIX_RE = re.compile(r"(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+")
 _FLOOR_RE = re.compile(r"[0-9]+\.[0-9]+")
 _PYTHON_VERSION_RE = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]+)?\+?")
-
-
-def _check_prefix(prefix: str) -> str:
-    if not _PREFIX_RE.fullmatch(prefix) or "/." in prefix:
-        raise ConfigError(
-            f"prefix {prefix!r}: for an RPM use an absolute path of letters, digits and "
-            "_ + - . (an rpm %files line would expand macros and globs in anything else)"
-        )
-    if prefix in _SYSTEM_DIRS:
-        raise ConfigError(
-            f"prefix {prefix}: the package would own a system directory; use e.g. {prefix}/<name>"
-        )
-    if prefix.startswith(("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/")):
-        raise ConfigError(
-            f"prefix {prefix}: inside a directory of PATH, where the package links its commands"
-        )
-    return prefix
 
 
 @cache
@@ -353,7 +312,10 @@ def rpm_arch(machine: str) -> str:
     try:
         return _arch_table()[machine]
     except KeyError:
-        raise ConfigError(f"no RPM architecture known for machine {machine!r}") from None
+        known = ", ".join(sorted(_arch_table()))
+        raise EmitError(
+            f"no RPM architecture known for machine {machine!r} (known: {known})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -426,23 +388,11 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
     name = validate_name(manifest.name)
     mapped = rpm_version(manifest.version)
     upstream = str(Version(manifest.version))  # normalised: what PEP 440 says it is
-    prefix = _check_prefix(manifest.prefix.rstrip("/") or "/")
     floor = manifest.glibc_floor
     if floor and not _FLOOR_RE.fullmatch(floor):
         raise ConfigError(f"manifest: glibc_floor {floor!r} is not a version such as 2.28")
     if not _PYTHON_VERSION_RE.fullmatch(manifest.python.version):
         raise ConfigError(f"manifest: python version {manifest.python.version!r} is malformed")
-
-    links: tuple[str, ...] = ()
-    if options.bin_links:
-        wanted = options.entry_points if options.entry_points is not None else manifest.commands
-        for command in wanted:
-            _check_command(command, "--entry-point" if options.entry_points else "command")
-            system_command(command, manifest.commands)
-            target = env.root / "bin" / command
-            if not (target.is_file() and os.access(target, os.X_OK)):
-                raise ConfigError(f"{command!r} is not a command in the environment's bin/")
-        links = tuple(dict.fromkeys(wanted))
 
     # Flags win; what the application says about itself comes next; generated text last.
     meta = manifest.metadata
@@ -452,10 +402,10 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         or f"{name} {upstream} with its own Python {manifest.python.version}"
     )
     url = options.url.strip() or _metadata_url(meta)
-    unit = None
-    if options.service_command:
-        argv = service_command(options.service_command, env)
-        unit = render_unit(package=name, argv=argv, description=summary, documentation=url)
+    contents = plan_contents(
+        env, options.system, package=name, description=summary, documentation=url
+    )
+    prefix, links, unit = contents.prefix, contents.commands, contents.unit
 
     relocatable = manifest.link_mode == "symlink" and unit is None
     if not relocatable:
@@ -816,6 +766,9 @@ class RpmEmitter:
         self.options = options if options is not None else RpmOptions()
         self.spec_only = spec_only
 
+    def check_build(self, spec: BuildSpec) -> None:
+        check_build(spec)
+
     def filename(self, env: BuiltEnv) -> str:
         """``<name>-<version>-<release>.<arch>.rpm`` (``.rpmbuild``, a directory, for
         ``spec_only``)."""
@@ -834,6 +787,11 @@ class RpmEmitter:
     def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         plan = plan_package(env, self.options)
         if self.spec_only:
+            log.info(
+                'build it with: rpmbuild -bb --define "_sourcedir $PWD" %s.spec (in %s)',
+                plan.name,
+                dest,
+            )
             # A directory, made beside dest and exchanged with the old one when complete.
             with atomic_output(dest, replace=replace, replaceable=is_spec_dir) as tmp:
                 write_sources(plan, env, tmp)
@@ -869,3 +827,86 @@ def _move(src: Path, dest: Path) -> None:
         os.replace(src, dest)
     except OSError:
         shutil.copyfile(src, dest)
+
+
+class RpmFormat:
+    """``venvpack rpm``; see :class:`venvpack.emit.Format`."""
+
+    name = "rpm"
+    help = "Build (or take --from) an environment and pack it as an RPM."
+    options = (
+        Option(
+            "summary",
+            ("--summary",),
+            "Summary tag (default: the project's summary, else name, version, Python).",
+            default="",
+        ),
+        Option(
+            "description",
+            ("--description",),
+            "%description text (default: the project's first paragraph and a generated one).",
+            default="",
+        ),
+        Option(
+            "license",
+            ("--license",),
+            "License tag (default: the project's license expression, else NOASSERTION).",
+            default="",
+            metavar="SPDX",
+        ),
+        Option(
+            "url",
+            ("--url", "--homepage"),
+            "URL tag (default: the project's homepage).",
+            default="",
+        ),
+        Option("release", ("--release",), "Release tag.", default="1", show_default=True),
+        Option(
+            "requires",
+            ("--requires",),
+            "Add a dependency, e.g. 'openssl-libs >= 3.0' (repeatable); glibc >= the "
+            "environment's floor is always required.",
+            multiple=True,
+            metavar="SPEC",
+        ),
+        Option(
+            "packager",
+            ("--packager", "--maintainer"),
+            "Packager tag and changelog author (default: the project's first maintainer, "
+            "else author).",
+            default="",
+            metavar="'NAME <MAIL>'",
+        ),
+        *SYSTEM_OPTIONS,
+        Option(
+            "spec_only",
+            ("--spec-only",),
+            "Write the spec, its sources and an rpmlintrc for rpmbuild or mock instead of a .rpm.",
+            is_flag=True,
+        ),
+    )
+
+    def extensions(self, values: Mapping[str, Any]) -> tuple[str, ...]:
+        return () if values.get("spec_only") else (".rpm",)
+
+    def emitter(
+        self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
+    ) -> RpmEmitter:
+        source_date_epoch(maximum=MAX_BUILD_TIME)
+        system = system_options(values)
+        options = RpmOptions(
+            summary=values.get("summary") or "",
+            description=values.get("description") or "",
+            license=values.get("license") or "",
+            url=values.get("url") or "",
+            release=values.get("release") or "1",
+            requires=tuple(values.get("requires") or ()),
+            packager=values.get("packager") or "",
+            entry_points=system.entry_points,
+            bin_links=system.bin_links,
+            service_command=system.service_command,
+        )
+        return RpmEmitter(options, spec_only=bool(values.get("spec_only")))
+
+
+FORMAT = RpmFormat()
