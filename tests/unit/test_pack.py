@@ -8,16 +8,21 @@ interpreter is looked for, none is copied).
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fakes import fake_manifest
 from venvpack import build
+from venvpack.audit import audit_tree
 from venvpack.cli import main
 from venvpack.emit import FORMATS, load_format
 from venvpack.errors import BuildError
+from venvpack.manifest import BuiltEnv
 from venvpack.pack import artifact_location
+from venvpack.policy import system_libraries
 
 MAINTAINER = "Jane Doe <jane@example.org>"
 
@@ -156,3 +161,109 @@ def test_artifact_location(
     assert name == named
     expected = (tmp_path / output).parent if named else tmp_path / output
     assert directory == expected
+
+
+# --------------------------------------------------------------------------- output rules
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path) -> Path:
+    """An environment directory with a manifest: enough for --from (no ELF, no build)."""
+    root = tmp_path / "env"
+    for d in ("bin", "python/bin", "lib/python3.12/site-packages"):
+        (root / d).mkdir(parents=True)
+    (root / "bin/hello").write_text("#!/bin/sh\necho hi\n")
+    (root / "bin/hello").chmod(0o755)
+    (root / "bin/python").symlink_to("../python/bin/python3.12")
+    (root / "python/bin/python3.12").write_bytes(b"not really an interpreter")
+    floor = audit_tree(root, system_libraries(), ()).glibc_floor
+    BuiltEnv(root, fake_manifest(glibc_floor=floor)).save()
+    return root
+
+
+@pytest.mark.parametrize(
+    ("name", "described", "tar_flag"),
+    [
+        ("x.tar.zst", "Zstandard compressed data", "--zstd"),
+        ("x.tar.gz", "gzip compressed data", "-z"),
+        ("x.tgz", "gzip compressed data", "-z"),
+        ("x.tar.xz", "XZ compressed data", "-J"),
+        ("x.tar", "POSIX tar archive", ""),
+    ],
+)
+def test_the_tarball_name_picks_the_compression(
+    tmp_path: Path, fake_env: Path, name: str, described: str, tar_flag: str
+) -> None:
+    out = tmp_path / "out" / name
+    main(["tar", "-q", "--from", str(fake_env), "-o", str(out)])
+    assert out.is_file()
+    kind = subprocess.run(["file", "-b", out], capture_output=True, text=True, check=True)
+    assert kind.stdout.startswith(described), kind.stdout
+    listing = subprocess.run(
+        ["tar", *([tar_flag] if tar_flag else []), "-tf", out],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "hello/bin/hello" in listing.stdout.splitlines()
+    # The same compression when the flag agrees with the name.
+    flag = {".zst": "zstd", ".gz": "gzip", "tgz": "gzip", ".xz": "xz", "tar": "none"}
+    compression = next(v for k, v in flag.items() if name.endswith(k))
+    again = ["tar", "-q", "--from", str(fake_env), "-o", str(out), "--force"]
+    main([*again, "--compression", compression])
+    assert subprocess.run(["file", "-b", out], capture_output=True, text=True).stdout.startswith(
+        described
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "compression"),
+    [("x.tar.gz", "zstd"), ("x.tgz", "xz"), ("x.tar", "gzip"), ("x.tar.zst", "none")],
+)
+def test_a_conflicting_compression_is_refused(
+    tmp_path: Path,
+    fake_env: Path,
+    no_build: list[str],
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    compression: str,
+) -> None:
+    out = tmp_path / name
+    assert _run(["tar", "hello-req", "-o", str(out), "--compression", compression]) == 2
+    err = capsys.readouterr().err
+    assert f"--compression {compression} contradicts the output name" in err
+    assert no_build == []
+    assert _run(["tar", "--from", str(fake_env), "-o", str(out), "--compression", compression])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_an_output_named_like_a_version_is_a_directory(
+    tmp_path: Path, fake_env: Path, fmt: str
+) -> None:
+    out = tmp_path / "out" / "3.2.3"
+    maintainer = ["--maintainer", MAINTAINER] if fmt == "deb" else []
+    spec_only = ["--spec-only"] if fmt == "rpm" else []  # no rpmbuild in the unit tier
+    main([fmt, "-q", "--from", str(fake_env), "-o", str(out), *maintainer, *spec_only])
+    assert out.is_dir()
+    (artifact,) = out.iterdir()
+    assert artifact.name.startswith("hello")
+
+
+def test_tree_and_spec_outputs_are_always_directories(tmp_path: Path, fake_env: Path) -> None:
+    """--tree-only and --spec-only write a directory venvpack names: -o is where."""
+    out = tmp_path / "x.deb"
+    main(
+        [
+            "deb",
+            "-q",
+            "--from",
+            str(fake_env),
+            "-o",
+            str(out),
+            "--maintainer",
+            MAINTAINER,
+            "--tree-only",
+        ]
+    )
+    assert [p.name for p in out.iterdir()] == ["hello_1.0.0-1_amd64"]
