@@ -440,8 +440,10 @@ class TarPlan:
     entries take their mtime from disk (clamped to ``SOURCE_DATE_EPOCH``, read when the
     plan is created); synthesized entries and parents default to ``SOURCE_DATE_EPOCH``, or
     the plan's creation time when it is unset. Every entry is owned by ``root`` (0/0).
-    Modes: directories 0755, symlinks 0777, tree files 0755 when any execute bit is set
-    and 0644 otherwise; synthesized entries keep the mode given, less group/other write,
+    Modes: directories 0755, symlinks 0777, tree files 0755 when any execute bit is set and
+    the file can be run (an ELF file or a script with a ``#!`` line: wheels ship ``.py``
+    modules with the bit, which lintian and rpmlint flag) and 0644 otherwise;
+    synthesized entries keep the mode given, less group/other write,
     setuid, setgid and sticky bits.
     """
 
@@ -564,7 +566,7 @@ class TarPlan:
             return Entry(
                 arcname,
                 EntryKind.FILE,
-                0o755 if mode & 0o111 else 0o644,
+                0o755 if mode & 0o111 and _runnable(path) else 0o644,
                 mtime,
                 size=st.st_size,
                 source=path,
@@ -658,6 +660,16 @@ class TarPlan:
             finished.append((entry, _header(entry)))
         self._finished = finished
         return finished
+
+
+def _runnable(path: Path) -> bool:
+    """Whether ``path`` is something the kernel can execute: an ELF file or a ``#!`` script."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise EmitError(f"cannot read {path}: {exc.strerror}") from None
+    return magic == b"\x7fELF" or magic.startswith(b"#!")
 
 
 def _header(entry: Entry) -> bytes:

@@ -176,9 +176,11 @@ def test_rpmlint_reports_no_error_with_the_shipped_filters(hello_envs: Envs, emi
         {"bin_links": False},
     ):
         package = emit(hello_envs.v1, **options)
+        rpmlintrc = package.parent / "hello.rpmlintrc"  # written beside every .rpm
         sources = emit(hello_envs.v1, spec_only=True, **options)
+        assert rpmlintrc.read_bytes() == (sources / "hello.rpmlintrc").read_bytes()
         result = subprocess.run(
-            ["rpmlint", "-r", str(sources / "hello.rpmlintrc"), str(package)],
+            ["rpmlint", "-r", str(rpmlintrc), str(package)],
             capture_output=True,
             text=True,
             check=False,

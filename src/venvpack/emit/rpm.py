@@ -10,7 +10,8 @@ The work is split so each step can be checked on its own:
    rpmlintrc and the tree as an uncompressed tarball. That directory is also the output of
    ``--spec-only``, so users can run rpmbuild or mock on exactly what venvpack would build;
 4. :meth:`RpmEmitter.emit` runs rpmbuild on it in a private ``_topdir`` and moves the
-   ``.rpm`` into place atomically.
+   ``.rpm`` into place atomically, with ``<name>.rpmlintrc`` beside it (rpmlint reads
+   filters only from ``-r FILE``).
 
 rpmbuild never reads the environment where venvpack built it: ``%install`` only extracts
 the tarball, so no build-host path is in the spec, the payload or the headers.
@@ -804,8 +805,13 @@ class RpmEmitter:
                 spec = write_sources(plan, env, sources)
                 built = _rpmbuild(plan, spec, sources, work)
                 _move(built, tmp)
+                rpmlintrc = (sources / plan.rpmlintrc_name).read_bytes()
             finally:
                 remove_tree(work)
+        # rpmlint takes filters only from a file given with -r: it goes beside the package,
+        # so `rpmlint -r <name>.rpmlintrc <file>.rpm` checks it as venvpack meant.
+        with atomic_output(dest.parent / plan.rpmlintrc_name, replace=True) as tmp:
+            tmp.write_bytes(rpmlintrc)
         return dest
 
 
