@@ -908,3 +908,64 @@ def test_interpreter_links_are_refused_as_entry_points(make_env: MakeEnv, name: 
     # issue 9, item 11: /usr/bin/python3 would become the bundled interpreter
     with pytest.raises(ConfigError, match="shadow"):
         plan_package(make_env(), _options(entry_points=(name,)))
+
+
+# --- service packaging: user, files, configuration files, relations, versions ----------
+
+
+def test_service_user_package_golden(make_env: MakeEnv, tmp_path: Path) -> None:
+    conf = tmp_path / "hello.toml"
+    conf.write_text("greeting = 'hi'\n")
+    extra = tmp_path / "README.hello"
+    extra.write_text("read me\n")
+    extra.chmod(0o600)
+    options = _options(
+        service_command="serve --config /etc/hello/hello.toml",
+        user="hello",
+        config_files=(f"{conf}:/etc/hello/hello.toml:0640",),
+        files=(f"{extra}:/usr/share/hello/README",),
+        provides=("hello-api (= 1.0)",),
+        conflicts=("hello-old < 2",),
+        replaces=("hello-old (<< 2)",),
+        recommends=("nginx",),
+        release="3",
+        epoch=2,
+    )
+    package = plan_package(make_env(), options)
+    assert package.version == "2:1.0.0-3"
+    assert package.filename == "hello_1.0.0-3_amd64.deb"
+    control = _text(package, "control", "control")
+    for line in (
+        "Version: 2:1.0.0-3",
+        "Recommends: nginx",
+        "Conflicts: hello-old (<< 2)",
+        "Replaces: hello-old (<< 2)",
+        "Provides: hello-api (= 1.0)",
+    ):
+        assert f"\n{line}\n" in control
+    assert package.conffiles == ("/etc/hello/hello.toml",)
+    assert _member(package, "etc/hello/hello.toml").mode == 0o640
+    assert _text(package, "etc/hello/hello.toml") == "greeting = 'hi'\n"
+    assert _member(package, "usr/share/hello/README").mode == 0o644
+    unit = _text(package, "usr/lib/systemd/system/hello.service")
+    for line in ("User=hello", "Group=hello", "StateDirectory=hello", "NoNewPrivileges=yes"):
+        assert f"\n{line}\n" in unit
+    _check_golden("user/control", control)
+    _check_golden("user/postinst", _text(package, "postinst", "control"))
+    _check_golden("user/hello.service", unit)
+    # The user is never removed: no maintainer script names userdel or deluser.
+    for script in package.scripts.values():
+        assert "userdel" not in script
+        assert "deluser" not in script
+
+
+def test_user_without_service_has_only_a_postinst(make_env: MakeEnv) -> None:
+    package = plan_package(make_env(), _options(user="hello"))
+    assert sorted(package.scripts) == ["postinst"]
+    assert "useradd --system" in package.scripts["postinst"]
+
+
+def test_extra_file_inside_the_prefix_is_refused(make_env: MakeEnv) -> None:
+    options = _options(files=(f"{__file__}:/opt/hello/extra",))
+    with pytest.raises(ConfigError, match="inside the prefix"):
+        plan_package(make_env(), options)

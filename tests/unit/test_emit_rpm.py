@@ -694,3 +694,45 @@ def test_interpreter_links_are_refused_as_entry_points(make_env: MakeEnv, name: 
     env = make_env()
     with pytest.raises(ConfigError, match="shadow"):
         plan_package(env, RpmOptions(entry_points=(name,)))
+
+
+def test_service_user_spec_golden(make_env: MakeEnv, tmp_path: Path) -> None:
+    conf = tmp_path / "hello.toml"
+    conf.write_text("greeting = 'hi'\n")
+    options = RpmOptions(
+        packager=PACKAGER,
+        service_command="serve --config /etc/hello/hello.toml",
+        user="hello",
+        config_files=(f"{conf}:/etc/hello/hello.toml:0640",),
+        files=(f"{conf}:/usr/share/hello/example.toml",),
+        provides=("hello-api (= 1.0)",),
+        conflicts=("hello-old < 2",),
+        replaces=("hello-old (<< 2)",),
+        recommends=("nginx",),
+        release="3",
+        epoch=2,
+    )
+    env = make_env()
+    plan = plan_package(env, options)
+    assert (plan.epoch, plan.release) == (2, "3")
+    spec = render_spec(plan)
+    for line in (
+        "Epoch:          2",
+        "Release:        3",
+        "Recommends:     nginx",
+        "Conflicts:      hello-old < 2",
+        "Obsoletes:      hello-old < 2",
+        "Provides:       hello-api = 1.0",
+        "%config(noreplace) %attr(0640,root,root) /etc/hello/hello.toml",
+        "%attr(0644,root,root) /usr/share/hello/example.toml",
+    ):
+        assert f"\n{line}\n" in spec, line
+    assert "useradd --system" in spec.partition("\n%post\n")[2].partition("\n%preun")[0]
+    assert "userdel" not in spec
+    _check_golden("user/hello.spec", spec)
+    out = tmp_path / "sources"
+    write_sources(plan, env, out)
+    with tarfile.open(out / plan.source_tar) as tar:
+        member = tar.getmember("etc/hello/hello.toml")
+        assert member.mode == 0o640
+        assert tar.extractfile(member).read() == b"greeting = 'hi'\n"  # type: ignore[union-attr]

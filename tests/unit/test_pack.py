@@ -25,6 +25,7 @@ from venvpack.pack import artifact_location
 from venvpack.policy import system_libraries
 
 MAINTAINER = "Jane Doe <jane@example.org>"
+SOME_FILE = str(Path(__file__).resolve())
 
 # (option set, expected exit code): 6 means "valid, reached the build" (stopped there).
 CASES: list[tuple[list[str], int]] = [
@@ -64,6 +65,43 @@ CASES: list[tuple[list[str], int]] = [
     (["--name", "a/b"], 2),
     (["--version", "1.0 %(id)"], 2),
     (["--version", "../../x"], 2),
+    # Service packaging: users, files, configuration files, relations, versions.
+    (["--user", "svc"], 6),
+    (["--user", "svc", "--service-command", "hello"], 6),
+    (["--user", "root"], 2),
+    (["--user", "Svc"], 2),
+    (["--user", "a" * 33], 2),
+    (["--file", f"{SOME_FILE}:/usr/share/hello/x.py"], 6),
+    (["--file", f"{SOME_FILE}:/usr/share/hello/x.py:0755"], 6),
+    (["--file", f"{SOME_FILE}:/usr/share/hello/x.py:4755"], 2),
+    (["--file", f"{SOME_FILE}:/usr/share/hello/x.py:rw"], 2),
+    (["--file", f"{SOME_FILE}:relative/x"], 2),
+    (["--file", f"{SOME_FILE}:/usr/share/my x"], 2),
+    (["--file", f"{SOME_FILE}:/usr/share/%{{x}}"], 2),
+    (["--file", f"{SOME_FILE}:/etc/hello.conf"], 2),
+    (["--file", f"{SOME_FILE}:/usr/bin/evil"], 2),
+    (["--file", "/nonexistent/x:/usr/share/x"], 2),
+    (["--file", f"{SOME_FILE}"], 2),
+    (["--config-file", f"{SOME_FILE}:/etc/hello/hello.conf"], 6),
+    (["--config-file", f"{SOME_FILE}:/opt/hello.conf"], 2),
+    (
+        ["--config-file", f"{SOME_FILE}:/etc/h.conf", "--config-file", f"{SOME_FILE}:/etc/h.conf"],
+        2,
+    ),
+    (["--provides", "hello-api"], 6),
+    (["--provides", "hello-api (= 1.0)"], 6),
+    (["--provides", "hello-api >= 1.0"], 2),
+    (["--conflicts", "hello-old < 2"], 6),
+    (["--conflicts", "a, b"], 2),
+    (["--conflicts", "a\nb"], 2),
+    (["--replaces", "hello-old (<< 2)"], 6),
+    (["--recommends", "%(id)"], 2),
+    (["--release", "2"], 6),
+    (["--revision", "2~bpo1"], 6),
+    (["--release", "1-2"], 2),
+    (["--release", "1%{?dist}"], 2),
+    (["--epoch", "2"], 6),
+    (["--epoch", "-1"], 2),
 ]
 
 

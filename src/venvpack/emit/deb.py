@@ -57,11 +57,12 @@ from venvpack.metadata import (
 from venvpack.output import atomic_output
 from venvpack.package import (
     SYSTEM_OPTIONS,
+    Relations,
     SystemOptions,
     check_build,
     check_description,
     plan_contents,
-    system_options,
+    system_fields,
 )
 from venvpack.policy import load_json
 from venvpack.validate import file_name
@@ -82,6 +83,7 @@ __all__ = [
     "debian_arch",
     "dep5_license",
     "maintainer_from_environment",
+    "package_version",
     "parse_depends",
     "plan_package",
 ]
@@ -90,12 +92,24 @@ COMPRESSIONS = ("xz", "gzip", "zstd")
 """Member compressions dpkg reads; xz is the default (zstd needs dpkg >= 1.21.18)."""
 
 REVISION = "1"
-"""The Debian revision of every package: the upstream part is the application's version.
+"""The default Debian revision (``--release``/``--revision``): the upstream part is the
+application's version.
 
 A revision makes the package non-native, which is what it is (the software comes from
 elsewhere): Debian tools then expect ``changelog.Debian.gz``, and a user who repackages the
-same application version can still be given a higher revision later.
+same application version gives it a higher revision.
 """
+
+
+def package_version(version: str, options: SystemOptions) -> str:
+    """The full Debian version ``[epoch:]upstream-revision`` of the application's PEP 440
+    ``version``; ``--epoch`` replaces the version's own epoch."""
+    upstream = deb_version(version)
+    if options.epoch is not None:
+        _, sep, rest = upstream.partition(":")
+        upstream = f"{options.epoch}:{rest if sep else upstream}"
+    return f"{upstream}-{options.release}"
+
 
 # All patterns are used with fullmatch: "$" would let a trailing newline through.
 _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
@@ -124,8 +138,10 @@ _WRAP = 79
 
 
 @dataclass(frozen=True)
-class DebOptions:
-    """What ``venvpack deb`` adds to an environment; validated when created.
+class DebOptions(SystemOptions):
+    """What ``venvpack deb`` adds to an environment; validated when created. The options
+    every system package has (commands, service, user, files, relations, release, epoch)
+    and their rules come from :class:`~venvpack.package.SystemOptions`.
 
     Checks that need the environment (package name, version, architecture, commands) run
     when the package is planned; everything here is checked before anything is built.
@@ -141,16 +157,12 @@ class DebOptions:
     depends: tuple[str, ...] = ()
     """Debian relations added after ``libc6 (>= <glibc floor>)``; ``a, b | c`` accepted."""
     section: str = "misc"
-    entry_points: tuple[str, ...] = ()
-    """Commands to link into /usr/bin; empty: the manifest's commands."""
-    bin_links: bool = True
-    service_command: str = ""
-    """A command line for a systemd unit ``<package>.service``; empty: no unit."""
     compression: str = "xz"
     tree_only: bool = False
     """Write the control + data tree for ``dpkg-deb --build`` instead of a .deb."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.maintainer:
             check_maintainer(self.maintainer)
         if self.description:
@@ -160,20 +172,10 @@ class DebOptions:
         parse_depends(self.depends)
         if not _SECTION_RE.fullmatch(self.section):
             raise ConfigError(f"invalid Debian section {self.section!r}")
-        self.system  # noqa: B018 -- the shared rules of every system package
         if self.compression not in COMPRESSIONS:
             raise ConfigError(
                 f"unknown compression {self.compression!r} (use {', '.join(COMPRESSIONS)})"
             )
-
-    @property
-    def system(self) -> SystemOptions:
-        """The options every system package format shares, checked by the same rules."""
-        return SystemOptions(
-            entry_points=self.entry_points,
-            bin_links=self.bin_links,
-            service_command=self.service_command,
-        )
 
 
 def check_maintainer(value: str) -> str:
@@ -413,7 +415,7 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     """Validate ``env`` against Debian's rules and decide every member of the package."""
     m = env.manifest
     package = validate_name(m.name)
-    version = f"{deb_version(m.version)}-{REVISION}"
+    version = package_version(m.version, options)
     arch = debian_arch(m.python.machine)
     epoch = source_date_epoch()
     mtime = int(time.time()) if epoch is None else epoch
@@ -428,7 +430,7 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     description = _description(env, options.description)
     synopsis = _clean_line(description.splitlines()[0]).strip()
     contents = plan_contents(
-        env, options.system, package=package, description=synopsis, documentation=homepage
+        env, options, package=package, description=synopsis, documentation=homepage
     )
     prefix, commands = contents.prefix, list(contents.commands)
     context: dict[str, Any] = {
@@ -452,12 +454,24 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     data.add_file(f"{doc}/changelog.Debian.gz", _gzip(changelog.encode("utf-8")), 0o644, mtime)
     overrides = templates.render("deb/lintian-overrides", commands=commands, **context)
     data.add_file(f"./usr/share/lintian/overrides/{package}", overrides.encode(), 0o644, mtime)
+    for item in contents.files:
+        try:
+            content = item.source.read_bytes()
+        except OSError as exc:
+            raise EmitError(f"cannot read {item.source}: {exc.strerror}") from None
+        # Files under /etc are conffiles (below): dpkg keeps the administrator's edits.
+        data.add_file(f".{item.dest}", content, item.mode, mtime)
     scripts: dict[str, str] = {}
+    unit_name = contents.unit.name if contents.unit is not None else ""
     if contents.unit is not None:
-        unit = contents.unit
-        data.add_file(f"./{unit.path}", unit.text.encode("utf-8"), 0o644, mtime)
-        for script in ("postinst", "prerm", "postrm"):
-            scripts[script] = templates.render(f"deb/{script}", package=package, unit=unit.name)
+        data.add_file(f"./{contents.unit.path}", contents.unit.text.encode("utf-8"), 0o644, mtime)
+    if contents.unit is not None or contents.user is not None:
+        scripts["postinst"] = templates.render(
+            "deb/postinst", package=package, unit=unit_name, user_script=contents.user_script
+        )
+    if contents.unit is not None:
+        for script in ("prerm", "postrm"):
+            scripts[script] = templates.render(f"deb/{script}", package=package, unit=unit_name)
     entries = data.entries
     for entry in entries:
         _check_member_name(entry.arcname)
@@ -472,6 +486,7 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         "depends": ", ".join(depends),
         "section": options.section,
         "homepage": homepage,
+        **_relation_fields(contents.relations),
     }
     control = templates.render("deb/control", filters=FILTERS, description=description, **fields)
     fields["description"] = control.partition("\nDescription: ")[2]
@@ -491,6 +506,16 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         data=data,
         mtime=mtime,
     )
+
+
+def _relation_fields(relations: Relations) -> dict[str, str]:
+    """The control fields of the package's relations besides Depends, by lower-case name."""
+    return {
+        "recommends": ", ".join(r.deb for r in relations.recommends),
+        "conflicts": ", ".join(r.deb for r in relations.conflicts),
+        "replaces": ", ".join(r.deb for r in relations.replaces),
+        "provides": ", ".join(r.deb for r in relations.provides),
+    }
 
 
 def _description(env: BuiltEnv, given: str) -> str:
@@ -805,7 +830,7 @@ class DebEmitter:
         m = env.manifest
         name = package_filename(
             validate_name(m.name),
-            f"{deb_version(m.version)}-{REVISION}",
+            package_version(m.version, self.options),
             debian_arch(m.python.machine).arch,
         )
         return file_name(name.removesuffix(".deb") if self.options.tree_only else name)
@@ -976,18 +1001,15 @@ class DebFormat:
         self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
     ) -> DebEmitter:
         source_date_epoch()
-        system = system_options(values)
         # Only when neither the flag nor the environment names a maintainer is the
         # project's metadata asked, after the build, when it is known.
         options = DebOptions(
+            **system_fields(values),
             maintainer=values.get("maintainer") or maintainer_from_environment(os.environ),
             description=values.get("description") or "",
             homepage=values.get("homepage") or "",
             depends=tuple(values.get("depends") or ()),
             section=values.get("section") or "misc",
-            entry_points=system.entry_points,
-            bin_links=system.bin_links,
-            service_command=system.service_command,
             compression=values.get("compression") or "xz",
             tree_only=bool(values.get("tree_only")),
         )

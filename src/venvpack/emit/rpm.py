@@ -47,7 +47,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,11 +66,13 @@ from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expre
 from venvpack.output import atomic_output, remove_tree, staging_dir
 from venvpack.package import (
     SYSTEM_OPTIONS,
+    InstallFile,
+    Relations,
     SystemOptions,
     check_build,
     check_description,
     plan_contents,
-    system_options,
+    system_fields,
 )
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
@@ -228,13 +230,14 @@ FILTERS = {
 
 # ----------------------------------------------------------------------------- options
 
-_RELEASE_RE = re.compile(r"[A-Za-z0-9._+~^]+")
 _URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
 
 
 @dataclass(frozen=True)
-class RpmOptions:
-    """What ``venvpack rpm`` adds to the environment's manifest; checked when made."""
+class RpmOptions(SystemOptions):
+    """What ``venvpack rpm`` adds to the environment's manifest; checked when made. The
+    options every system package has (commands, service, user, files, relations, release,
+    epoch) and their rules come from :class:`~venvpack.package.SystemOptions`."""
 
     summary: str = ""
     """``Summary:``; empty: the project's summary, else generated from name and version."""
@@ -246,20 +249,14 @@ class RpmOptions:
     word for "not stated")."""
     url: str = ""
     """``URL:``; empty: the project's homepage, if any."""
-    release: str = "1"
-    """``Release:``: digits, letters and ``. _ + ~ ^`` (no macros such as ``%{?dist}``)."""
     requires: tuple[str, ...] = ()
     """Extra ``Requires:`` entries, one dependency each, added to ``glibc >= <floor>``."""
-    entry_points: tuple[str, ...] = ()
-    """Commands of ``bin/`` to link into ``/usr/bin``; empty: every command of the manifest."""
-    bin_links: bool = True
-    service_command: str = ""
-    """Command line of a systemd service; empty: no unit."""
     packager: str = ""
     """``Packager:`` and the changelog author, e.g. ``Jane Doe <jane@example.org>``; empty:
     the project's first maintainer, else its first author."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.summary:
             rpm_line(self.summary, "--summary")
         if self.description:
@@ -273,22 +270,10 @@ class RpmOptions:
                 raise ConfigError(
                     f"--url {self.url!r}: expected an absolute URL such as https://example.org/app"
                 )
-        if not _RELEASE_RE.fullmatch(self.release):
-            raise ConfigError(f"--release {self.release!r}: use digits, letters and . _ + ~ ^")
         for dep in self.requires:
             rpm_dep(dep)
-        self.system  # noqa: B018 -- the shared rules of every system package
         if self.packager:
             rpm_line(self.packager, "--packager")
-
-    @property
-    def system(self) -> SystemOptions:
-        """The options every system package format shares, checked by the same rules."""
-        return SystemOptions(
-            entry_points=self.entry_points,
-            bin_links=self.bin_links,
-            service_command=self.service_command,
-        )
 
 
 # ----------------------------------------------------------------------------- plan
@@ -350,6 +335,11 @@ class RpmPlan:
     python_version: str
     build_time: int
     """SOURCE_DATE_EPOCH, or now: the changelog date and the generated files' mtime."""
+    files: tuple[InstallFile, ...] = ()
+    """Extra files; those under /etc are ``%config(noreplace)``."""
+    user_script: str = ""
+    """The ``%post`` snippet that creates the service user; empty without one."""
+    relations: Relations = field(default_factory=Relations)
 
     @property
     def evr(self) -> str:
@@ -403,10 +393,9 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         or f"{name} {upstream} with its own Python {manifest.python.version}"
     )
     url = options.url.strip() or _metadata_url(meta)
-    contents = plan_contents(
-        env, options.system, package=name, description=summary, documentation=url
-    )
+    contents = plan_contents(env, options, package=name, description=summary, documentation=url)
     prefix, links, unit = contents.prefix, contents.commands, contents.unit
+    epoch = options.epoch if options.epoch is not None else mapped.epoch
 
     relocatable = manifest.link_mode == "symlink" and unit is None
     if not relocatable:
@@ -420,7 +409,7 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         )
     return RpmPlan(
         name=name,
-        epoch=mapped.epoch,
+        epoch=epoch,
         version=mapped.version,
         release=options.release,
         arch=rpm_arch(manifest.python.machine),
@@ -443,6 +432,9 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         relocatable=relocatable,
         links=links,
         unit=unit,
+        files=contents.files,
+        user_script=contents.user_script,
+        relations=contents.relations,
         upstream_version=upstream,
         python_version=manifest.python.version,
         build_time=build_time if build_time is not None else _build_time(),
@@ -559,6 +551,12 @@ def render_spec(plan: RpmPlan) -> str:
         relocatable=plan.relocatable,
         links=plan.links,
         unit=plan.unit,
+        files=[(f.dest, f"{f.mode:04o}", f.config) for f in plan.files],
+        user_script=plan.user_script,
+        provides=[r.rpm for r in plan.relations.provides],
+        conflicts=[r.rpm for r in plan.relations.conflicts],
+        obsoletes=[r.rpm for r in plan.relations.replaces],
+        recommends=[r.rpm for r in plan.relations.recommends],
         source_tar=plan.source_tar,
         rpmlintrc=plan.rpmlintrc_name,
         payload=PAYLOAD,
@@ -672,6 +670,7 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     spec = directory / plan.spec_name
     spec.write_text(render_spec(plan), encoding="utf-8")
     others = [f"/{plan.unit.path}"] if plan.unit is not None else []
+    others += [f.dest for f in plan.files]
     python_xy = ".".join(plan.python_version.split(".")[:2])
     facts = scan_tree(env.root, plan.prefix, python_xy, others)
     (directory / plan.rpmlintrc_name).write_text(render_rpmlintrc(plan, facts), encoding="utf-8")
@@ -679,6 +678,12 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     tree.add_tree(env.root, plan.prefix.lstrip("/"))
     if plan.unit is not None:
         tree.add_file(plan.unit.path, plan.unit.text.encode("utf-8"), mtime=plan.build_time)
+    for item in plan.files:
+        try:
+            content = item.source.read_bytes()
+        except OSError as exc:
+            raise EmitError(f"cannot read {item.source}: {exc.strerror}") from None
+        tree.add_file(item.dest.lstrip("/"), content, item.mode, mtime=plan.build_time)
     write_archive(tree, directory / plan.source_tar, Compression.NONE)
     return spec
 
@@ -866,7 +871,6 @@ class RpmFormat:
             "URL tag (default: the project's homepage).",
             default="",
         ),
-        Option("release", ("--release",), "Release tag.", default="1", show_default=True),
         Option(
             "requires",
             ("--requires",),
@@ -899,18 +903,14 @@ class RpmFormat:
         self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
     ) -> RpmEmitter:
         source_date_epoch(maximum=MAX_BUILD_TIME)
-        system = system_options(values)
         options = RpmOptions(
+            **system_fields(values),
             summary=values.get("summary") or "",
             description=values.get("description") or "",
             license=values.get("license") or "",
             url=values.get("url") or "",
-            release=values.get("release") or "1",
             requires=tuple(values.get("requires") or ()),
             packager=values.get("packager") or "",
-            entry_points=system.entry_points,
-            bin_links=system.bin_links,
-            service_command=system.service_command,
         )
         return RpmEmitter(options, spec_only=bool(values.get("spec_only")))
 
