@@ -727,7 +727,8 @@ def test_service_user_spec_golden(make_env: MakeEnv, tmp_path: Path) -> None:
         "%attr(0644,root,root) /usr/share/hello/example.toml",
     ):
         assert f"\n{line}\n" in spec, line
-    assert "useradd --system" in spec.partition("\n%post\n")[2].partition("\n%preun")[0]
+    assert "useradd --system" in spec.partition("\n%pre\n")[2].partition("\n%post")[0]
+    assert "\n%dir %attr(0750,hello,hello) /var/lib/hello\n" in spec
     assert "userdel" not in spec
     _check_golden("user/hello.spec", spec)
     out = tmp_path / "sources"

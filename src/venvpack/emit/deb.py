@@ -461,13 +461,21 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
             raise EmitError(f"cannot read {item.source}: {exc.strerror}") from None
         # Files under /etc are conffiles (below): dpkg keeps the administrator's edits.
         data.add_file(f".{item.dest}", content, item.mode, mtime)
+    if contents.user is not None:
+        # Packaged, so dpkg removes it when the package goes and it is empty.
+        data.add_dir(f".{contents.user.home}", 0o755, mtime)
     scripts: dict[str, str] = {}
     unit_name = contents.unit.name if contents.unit is not None else ""
     if contents.unit is not None:
         data.add_file(f"./{contents.unit.path}", contents.unit.text.encode("utf-8"), 0o644, mtime)
     if contents.unit is not None or contents.user is not None:
         scripts["postinst"] = templates.render(
-            "deb/postinst", package=package, unit=unit_name, user_script=contents.user_script
+            "deb/postinst",
+            package=package,
+            unit=unit_name,
+            user_script=contents.user_script,
+            user=contents.user.name if contents.user else "",
+            home=contents.user.home if contents.user else "",
         )
     if contents.unit is not None:
         for script in ("prerm", "postrm"):

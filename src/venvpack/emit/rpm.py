@@ -68,6 +68,7 @@ from venvpack.package import (
     SYSTEM_OPTIONS,
     InstallFile,
     Relations,
+    ServiceUser,
     SystemOptions,
     check_build,
     check_description,
@@ -338,7 +339,9 @@ class RpmPlan:
     files: tuple[InstallFile, ...] = ()
     """Extra files; those under /etc are ``%config(noreplace)``."""
     user_script: str = ""
-    """The ``%post`` snippet that creates the service user; empty without one."""
+    """The ``%pre`` snippet that creates the service user; empty without one."""
+    user: ServiceUser | None = None
+    """The service user, owner of its packaged state directory."""
     relations: Relations = field(default_factory=Relations)
 
     @property
@@ -434,6 +437,7 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         unit=unit,
         files=contents.files,
         user_script=contents.user_script,
+        user=contents.user,
         relations=contents.relations,
         upstream_version=upstream,
         python_version=manifest.python.version,
@@ -553,6 +557,7 @@ def render_spec(plan: RpmPlan) -> str:
         unit=plan.unit,
         files=[(f.dest, f"{f.mode:04o}", f.config) for f in plan.files],
         user_script=plan.user_script,
+        user=plan.user,
         provides=[r.rpm for r in plan.relations.provides],
         conflicts=[r.rpm for r in plan.relations.conflicts],
         obsoletes=[r.rpm for r in plan.relations.replaces],
@@ -678,6 +683,8 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     tree.add_tree(env.root, plan.prefix.lstrip("/"))
     if plan.unit is not None:
         tree.add_file(plan.unit.path, plan.unit.text.encode("utf-8"), mtime=plan.build_time)
+    if plan.user is not None:
+        tree.add_dir(plan.user.home.lstrip("/"), 0o750, mtime=plan.build_time)
     for item in plan.files:
         try:
             content = item.source.read_bytes()
