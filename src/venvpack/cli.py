@@ -26,6 +26,7 @@ from venvpack.config import (
     Installer,
     LinkMode,
     check_text,
+    format_settings,
     validate_name,
     validate_version,
     with_project_defaults,
@@ -214,8 +215,9 @@ def protected_directories(project: Path | None) -> dict[str, Path]:
     return protected
 
 
-def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
-    """Turn parsed build options into a BuildSpec, completed from the project's files."""
+def spec_from_options(opts: dict[str, Any], fmt: str | None = None) -> BuildSpec:
+    """Turn parsed build options into a BuildSpec, completed from the project's files (and
+    its ``[tool.venvpack.<fmt>]`` table for the format ``fmt``)."""
     _configure_logging(opts.pop("quiet", False), opts.pop("verbose", False))
     requirements = tuple(_absolute_if_path(r) for r in opts.get("requirements") or ())
     project: Path | None = opts.get("project")
@@ -258,7 +260,7 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
     )
     given = [k for k in _SPEC_FIELDS if opts.get(k)]
     given += ["use_lock"] if opts.get("no_lock") else []
-    spec = with_project_defaults(spec, given)
+    spec = with_project_defaults(spec, given, fmt)
     if spec.name is not None:
         validate_name(spec.name)
     if spec.version is not None:
@@ -398,14 +400,26 @@ def format_command(fmt: Format) -> click.Command:
         from venvpack.pack import PackRequest, pack
 
         refuse_undecodable(click.get_current_context())
+        ctx = click.get_current_context()
         values = {option.name: opts.pop(option.name) for option in fmt.options}
         quiet = {"quiet": opts.get("quiet", False)}
         if from_dir is not None:
             _configure_logging(opts.get("quiet", False), opts.get("verbose", False))
             refuse_build_options(opts)
             spec = None
+            project = Path.cwd() if Path("pyproject.toml").is_file() else None
         else:
-            spec = spec_from_options(opts)
+            spec = spec_from_options(opts, fmt.name)
+            project = spec.project
+        if project is not None:
+            # [tool.venvpack] and [tool.venvpack.<format>] give what no flag gave; list
+            # settings add to the flags, as the build settings do.
+            for name, value in format_settings(project, fmt.name).items():
+                source = ctx.get_parameter_source(name)
+                if source is not click.core.ParameterSource.COMMANDLINE:
+                    values[name] = value
+                elif isinstance(value, tuple):
+                    values[name] = value + tuple(values[name])
         request = PackRequest(
             format=fmt,
             values=values,

@@ -305,3 +305,54 @@ def test_tree_and_spec_outputs_are_always_directories(tmp_path: Path, fake_env: 
         ]
     )
     assert [p.name for p in out.iterdir()] == ["hello_1.0.0-1_amd64"]
+
+
+# --------------------------------------------------------------------------- pyproject
+
+
+def test_format_settings_from_pyproject_and_flags_win(
+    tmp_path: Path, fake_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[tool.venvpack] is shared, [tool.venvpack.<format>] wins over it, a flag over both."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "hello.toml").write_text("x = 1\n")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "hello"\n'
+        "[tool.venvpack]\n"
+        'compression = "gzip"\n'
+        f'maintainer = "{MAINTAINER}"\n'
+        'release = "5"\n'
+        "[tool.venvpack.tar]\n"
+        'compression = "xz"\n'
+        "[tool.venvpack.deb]\n"
+        "tree-only = true\n"
+        'config-files = ["hello.toml:/etc/hello/hello.toml"]\n'
+    )
+    monkeypatch.chdir(project)
+    out = tmp_path / "out"
+    main(["tar", "-q", "--from", str(fake_env), "-o", str(out)])
+    main(["tar", "-q", "--from", str(fake_env), "-o", str(out), "--compression", "none"])
+    main(["deb", "-q", "--from", str(fake_env), "-o", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hello-1.0.0-linux-x86_64.tar",
+        "hello-1.0.0-linux-x86_64.tar.xz",
+        "hello_1.0.0-5_amd64",  # the tree (tree-only), revision 5 from the shared table
+    ]
+    tree = out / "hello_1.0.0-5_amd64"
+    assert (tree / "etc/hello/hello.toml").read_text() == "x = 1\n"  # relative to the project
+    assert "/etc/hello/hello.toml\n" in (tree / "DEBIAN/conffiles").read_text()
+
+
+def test_a_bad_format_setting_is_one_line_before_building(
+    tmp_path: Path, no_build: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "hello"\n[tool.venvpack.rpm]\nentry-point = ["x"]\n'
+    )
+    code = _run(["rpm", "--project", str(tmp_path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "unknown key tool.venvpack.rpm.entry-point; did you mean entry-points?" in err
+    assert no_build == []

@@ -115,7 +115,13 @@ class TarFormat:
         self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
     ) -> TarEmitter:
         source_date_epoch()
-        given = Compression(values["compression"]) if values.get("compression") else None
+        try:
+            given = Compression(values["compression"]) if values.get("compression") else None
+        except ValueError:
+            choices = ", ".join(c.value for c in Compression)
+            raise ConfigError(
+                f"compression {values['compression']!r}: use one of {choices}"
+            ) from None
         named = compression_of(artifact) if artifact else None
         if given is not None and named is not None and given is not named:
             raise ConfigError(
