@@ -158,6 +158,8 @@ class DebOptions(SystemOptions):
     """Debian relations added after ``libc6 (>= <glibc floor>)``; ``a, b | c`` accepted."""
     section: str = "misc"
     compression: str = "xz"
+    level: int | None = None
+    """Compression level of the members; None: the compression's default."""
     tree_only: bool = False
     """Write the control + data tree for ``dpkg-deb --build`` instead of a .deb."""
 
@@ -176,6 +178,7 @@ class DebOptions(SystemOptions):
             raise ConfigError(
                 f"unknown compression {self.compression!r} (use {', '.join(COMPRESSIONS)})"
             )
+        Compression(self.compression).resolve_level(self.level)
 
 
 def check_maintainer(value: str) -> str:
@@ -851,7 +854,13 @@ class DebEmitter:
         if self.options.tree_only:
             write_tree(package, dest, replace=replace)
         else:
-            write_deb(package, dest, Compression(self.options.compression), replace=replace)
+            write_deb(
+                package,
+                dest,
+                Compression(self.options.compression),
+                level=self.options.level,
+                replace=replace,
+            )
         return dest
 
 
@@ -859,7 +868,12 @@ class DebEmitter:
 
 
 def write_deb(
-    package: DebPackage, dest: Path, compression: Compression, *, replace: bool = True
+    package: DebPackage,
+    dest: Path,
+    compression: Compression,
+    *,
+    level: int | None = None,
+    replace: bool = True,
 ) -> None:
     """The .deb: ``debian-binary``, ``control.tar.*``, ``data.tar.*``, in that order.
 
@@ -870,10 +884,10 @@ def write_deb(
     suffix = compression.suffix
     with atomic_output(dest, replace=replace) as tmp:
         data_tmp = tmp.parent / f"data.tar{suffix}"
-        digests = write_archive(package.data, data_tmp, compression, digests=True)
+        digests = write_archive(package.data, data_tmp, compression, level, digests=True)
         control_plan = package.control_plan(digests)
         control = io.BytesIO()
-        with compressed_writer(control, compression, size=control_plan.size) as sink:
+        with compressed_writer(control, compression, level, size=control_plan.size) as sink:
             write_tar(control_plan, sink)
         with tmp.open("wb") as out:
             write_ar(
@@ -994,6 +1008,7 @@ class DebFormat:
             choices=COMPRESSIONS,
             show_default=True,
         ),
+        Option("level", ("--level",), "Compression level (default: per format).", type=int),
         Option(
             "tree_only",
             ("--tree-only",),
@@ -1019,6 +1034,7 @@ class DebFormat:
             depends=tuple(values.get("depends") or ()),
             section=values.get("section") or "misc",
             compression=values.get("compression") or "xz",
+            level=values.get("level"),
             tree_only=bool(values.get("tree_only")),
         )
         return DebEmitter(options)
