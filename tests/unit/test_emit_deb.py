@@ -975,3 +975,26 @@ def test_member_compression_level_is_checked_when_the_options_are_made() -> None
     assert _options(compression="gzip", level=9).level == 9
     with pytest.raises(ConfigError, match=r"xz level must be 0\.\.9"):
         _options(level=10)
+
+
+@pytest.mark.parametrize(
+    ("name", "summary", "synopsis"),
+    [
+        (
+            "httpie",
+            "HTTPie: modern, user-friendly command-line HTTP client for the API era.",
+            "Modern, user-friendly command-line HTTP client for the API era",
+        ),
+        ("hello", "hello - says hello", "Says hello"),
+        ("hello", "Hello is a friendly greeter.", "Friendly greeter"),
+        ("hello", "hello", "hello"),  # nothing would be left: kept
+        ("hello", "hellothere greets", "hellothere greets"),  # another word: as written
+    ],
+)
+def test_synopsis_does_not_start_with_the_package_name(
+    make_env: MakeEnv, name: str, summary: str, synopsis: str
+) -> None:
+    """lintian: description-starts-with-package-name (httpie 3.2.4's summary)."""
+    env = make_env(name=name, prefix=f"/opt/{name}", metadata=fake_metadata(summary=summary))
+    package = plan_package(env, _options())
+    assert package.fields["description"].split("\n")[0] == synopsis

@@ -548,7 +548,7 @@ def _description(env: BuiltEnv, given: str) -> str:
     if lines:
         synopsis = lines[0]
     elif summary:
-        synopsis = _synopsis(summary)
+        synopsis = _synopsis(summary, m.name)
         if synopsis.endswith(" ..."):  # shortened: the whole summary opens the body
             paragraphs.append(summary)
     else:
@@ -567,10 +567,19 @@ def _description(env: BuiltEnv, given: str) -> str:
 _ARTICLE_RE = re.compile(r"(?:an?|the)\s+(?=\S)", re.IGNORECASE)
 
 
-def _synopsis(summary: str) -> str:
-    """A project summary as a Debian synopsis: no leading article, no final full stop (as
-    Debian's style and lintian want), at most 80 characters, shortened at a word."""
+def _synopsis(summary: str, package: str = "") -> str:
+    """A project summary as a Debian synopsis: not starting with the package's name, no
+    leading article, no final full stop (as Debian's style and lintian want), at most 80
+    characters, shortened at a word. ("HTTPie: modern, user-friendly command-line HTTP
+    client" becomes "Modern, user-friendly command-line HTTP client".)"""
     text = summary
+    if package:
+        named = re.match(
+            rf"{re.escape(package)}\b\s*(?:[:,\-\u2013\u2014]\s*|is\s+)?", text, re.IGNORECASE
+        )
+        if named and text[named.end() :].strip():
+            text = text[named.end() :]
+            text = text[:1].upper() + text[1:]
     if _ARTICLE_RE.match(text):
         text = _ARTICLE_RE.sub("", text, count=1)
         text = text[:1].upper() + text[1:]
