@@ -737,3 +737,31 @@ def test_service_user_spec_golden(make_env: MakeEnv, tmp_path: Path) -> None:
         member = tar.getmember("etc/hello/hello.toml")
         assert member.mode == 0o640
         assert tar.extractfile(member).read() == b"greeting = 'hi'\n"  # type: ignore[union-attr]
+
+
+def test_scan_finds_empty_files_and_duplicated_waste(make_env: MakeEnv) -> None:
+    """rpmlint's zero-length and files-duplicated-waste errors (httpie 3.2.4: an empty
+    setuptools/_vendor/.lock, 1.5 MB of copies) get a filter only when the tree has them."""
+    env = make_env()
+    site = env.root / "lib/python3.12/site-packages"
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert not facts.zero_length
+    assert not facts.duplicated_waste
+    (site / "__init__.py").write_bytes(b"")  # expected empty by rpmlint
+    (site / "py.typed").write_bytes(b"")
+    assert not scan_tree(env.root, "/opt/hello", "3.12").zero_length
+    (site / ".lock").write_bytes(b"")
+    blob = os.urandom(60_000)
+    (site / "a.bin").write_bytes(blob)
+    (site / "b.bin").write_bytes(blob)
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert facts.zero_length
+    assert not facts.duplicated_waste  # 60 000 bytes of waste: under rpmlint's 100 000
+    (site / "c.bin").write_bytes(blob)
+    (site / "d.bin").write_bytes(os.urandom(60_000))  # same size, other content
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert facts.duplicated_waste
+    plan = plan_package(env, RpmOptions())
+    rc = render_rpmlintrc(plan, facts)
+    assert 'addFilter(r"^hello\\.x86_64: E: zero-length /opt/hello/")' in rc
+    assert 'addFilter(r"^hello\\.x86_64: E: files-duplicated-waste [0-9]+$")' in rc

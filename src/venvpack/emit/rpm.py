@@ -38,6 +38,7 @@ message, rather than altered into something the user did not write.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import re
@@ -599,6 +600,10 @@ _RPMLINT_LDCONFIG_RE = re.compile(
     r"|\w*-\d(?:|[\w\-\.]*[A-Za-z0-9])\.so)$"
 )
 _RPMLINT_VERSIONED_RE = re.compile(r"[^.][0-9]")
+_RPMLINT_ZERO_LENGTH_RE = re.compile(
+    r"/\.nosearch$|/__init__\.py$|/py\.typed$|\.dist-info/REQUESTED$|/gem\.build_complete$"
+)
+_RPMLINT_WASTE_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -621,6 +626,10 @@ class LintFacts:
     ldconfig_libs: bool = False
     shebang_modules: bool = False
     """Files with a ``#!/`` line in the standard library or site-packages."""
+    zero_length: bool = False
+    """Empty files other than those rpmlint expects empty (``__init__.py``, ``py.typed`` ...)."""
+    duplicated_waste: bool = False
+    """Files with the same content, more than rpmlint's 100 000 bytes of them."""
 
 
 def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = ()) -> LintFacts:
@@ -631,12 +640,18 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
     for installed in (prefix, *others):
         if not _RPMLINT_VERSIONED_RE.search(installed):
             found["unversioned_paths"] = True
+    by_size: dict[int, list[Path]] = {}
     for path in _walk(root):
         installed = f"{prefix}/{path.relative_to(root).as_posix()}"
         if not _RPMLINT_VERSIONED_RE.search(installed) and not _RPMLINT_SHLIB_RE.search(installed):
             found["unversioned_paths"] = True
         if path.is_symlink() or not path.is_file():
             continue
+        st = path.stat()
+        if st.st_size == 0 and not _RPMLINT_ZERO_LENGTH_RE.search(installed):
+            found["zero_length"] = True
+        if st.st_size and st.st_nlink == 1:  # rpmlint counts hard links as no waste
+            by_size.setdefault(st.st_size, []).append(path)
         if installed.startswith(module_dirs) and _starts_with(path, b"#!/"):
             found["shebang_modules"] = True
         if not is_elf(path):
@@ -655,7 +670,23 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
             found["ldconfig_libs"] = True
     if not found.get("shared_libs"):
         found["unversioned_paths"] = False
+    found["duplicated_waste"] = _duplicated_bytes(by_size) > _RPMLINT_WASTE_LIMIT
     return LintFacts(**found)
+
+
+def _duplicated_bytes(by_size: dict[int, list[Path]]) -> int:
+    """What rpmlint's DuplicatesCheck adds up: for each content held by several files, its
+    size times the number of extra copies. Only files of equal size are read."""
+    waste = 0
+    for size, paths in by_size.items():
+        if len(paths) < 2:
+            continue
+        digests: dict[bytes, int] = {}
+        for path in paths:
+            digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()
+            digests[digest] = digests.get(digest, 0) + 1
+        waste += sum(size * (count - 1) for count in digests.values())
+    return waste
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
