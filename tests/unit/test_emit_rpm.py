@@ -765,3 +765,17 @@ def test_scan_finds_empty_files_and_duplicated_waste(make_env: MakeEnv) -> None:
     rc = render_rpmlintrc(plan, facts)
     assert 'addFilter(r"^hello\\.x86_64: E: zero-length /opt/hello/")' in rc
     assert 'addFilter(r"^hello\\.x86_64: E: files-duplicated-waste [0-9]+$")' in rc
+
+
+def test_hard_links_inside_the_tree_are_no_waste_but_links_outside_are(
+    make_env: MakeEnv, tmp_path: Path
+) -> None:
+    env = make_env()
+    site = env.root / "lib/python3.12/site-packages"
+    blob = os.urandom(120_000)
+    (site / "a.bin").write_bytes(blob)
+    os.link(site / "a.bin", site / "b.bin")  # one file twice in the package: no waste
+    assert not scan_tree(env.root, "/opt/hello", "3.12").duplicated_waste
+    (tmp_path / "cache.bin").write_bytes(blob)  # as uv links from its cache
+    os.link(tmp_path / "cache.bin", site / "c.bin")
+    assert scan_tree(env.root, "/opt/hello", "3.12").duplicated_waste

@@ -641,6 +641,7 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
         if not _RPMLINT_VERSIONED_RE.search(installed):
             found["unversioned_paths"] = True
     by_size: dict[int, list[Path]] = {}
+    inodes: set[tuple[int, int]] = set()
     for path in _walk(root):
         installed = f"{prefix}/{path.relative_to(root).as_posix()}"
         if not _RPMLINT_VERSIONED_RE.search(installed) and not _RPMLINT_SHLIB_RE.search(installed):
@@ -650,7 +651,10 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
         st = path.stat()
         if st.st_size == 0 and not _RPMLINT_ZERO_LENGTH_RE.search(installed):
             found["zero_length"] = True
-        if st.st_size and st.st_nlink == 1:  # rpmlint counts hard links as no waste
+        # Links to one file inside the tree stay hard links in the package, which rpmlint
+        # does not count; links to files outside it (uv's cache) become separate files.
+        if st.st_size and (st.st_dev, st.st_ino) not in inodes:
+            inodes.add((st.st_dev, st.st_ino))
             by_size.setdefault(st.st_size, []).append(path)
         if installed.startswith(module_dirs) and _starts_with(path, b"#!/"):
             found["shebang_modules"] = True
