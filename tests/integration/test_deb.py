@@ -22,6 +22,7 @@ import pytest
 import sandbox
 from builds import Envs
 from venvpack.emit.deb import DebEmitter, DebOptions
+from venvpack.errors import ConfigError
 from venvpack.manifest import BuiltEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.packaging]
@@ -270,7 +271,11 @@ def test_reproducible_with_other_compressions(
 
 
 def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> None:
-    description = "Synopsis\nEssential: yes\n\nPre-Depends: evil\r\n.\rConflicts: dpkg"
+    # A carriage return or another control character is refused before the build (see
+    # tests/unit/test_pack.py); line breaks alone must still add no field.
+    description = "Synopsis\nEssential: yes\n\nPre-Depends: evil\n.\nConflicts: dpkg"
+    with pytest.raises(ConfigError, match="control character"):
+        DebOptions(description=description.replace("\n.", "\r\n.\r"))
     deb = emit(hello_envs.v1, description=description, compression="zstd")
     fields = _run("dpkg-deb", "--field", deb)
     names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]

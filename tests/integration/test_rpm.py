@@ -260,7 +260,8 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
             f"%(touch {canary}) %{{lua: os.execute('touch {canary}')}} %%include /etc/passwd"
         ),
         "description": (
-            f"Runs nothing: %(touch {canary}) and %{{lua: os.execute('touch {canary}')}}\n"
+            f"Runs nothing: %(touch {canary})\n"
+            f"and %{{lua: os.execute('touch {canary}')}}\n"
             "  nor includes: %%include /etc/passwd\n"
             "text before %files\n"
             "ends with a backslash \\\n"
