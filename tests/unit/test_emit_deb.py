@@ -998,3 +998,15 @@ def test_synopsis_does_not_start_with_the_package_name(
     env = make_env(name=name, prefix=f"/opt/{name}", metadata=fake_metadata(summary=summary))
     package = plan_package(env, _options())
     assert package.fields["description"].split("\n")[0] == synopsis
+
+
+def test_timestamped_gzip_override_only_when_the_tree_has_one(make_env: MakeEnv) -> None:
+    """numpy's test data holds gzip files with a time in their header (lintian's
+    package-contains-timestamped-gzip); the override is there only when it is used."""
+    env = make_env()
+    overrides = _text(plan_package(env, _options()), "usr/share/lintian/overrides/hello")
+    assert "timestamped-gzip" not in overrides
+    data = env.root / "lib/python3.12/site-packages/data.pkl.gz"
+    data.write_bytes(gzip.compress(b"x", mtime=1712919973))
+    overrides = _text(plan_package(env, _options()), "usr/share/lintian/overrides/hello")
+    assert "hello: package-contains-timestamped-gzip * [opt/hello/*]" in overrides

@@ -779,3 +779,24 @@ def test_hard_links_inside_the_tree_are_no_waste_but_links_outside_are(
     (tmp_path / "cache.bin").write_bytes(blob)  # as uv links from its cache
     os.link(tmp_path / "cache.bin", site / "c.bin")
     assert scan_tree(env.root, "/opt/hello", "3.12").duplicated_waste
+
+
+def test_scan_finds_static_libraries_without_debuginfo(make_env: MakeEnv) -> None:
+    """numpy ships libnpymath.a: rpmlint's static-library-without-debuginfo, filtered only
+    when such a library is there (an archive with .debug_ sections is not reported)."""
+    env = make_env()
+    lib = env.root / "lib/python3.12/site-packages/numpy/lib"
+    lib.mkdir(parents=True)
+    elf = b"\x7fELF" + b"\0" * 60
+
+    def ar(member: bytes) -> bytes:
+        header = b"x.o/".ljust(48) + str(len(member)).encode().ljust(10) + b"`\n"
+        return b"!<arch>\n" + header + member + b"\n" * (len(member) % 2)
+
+    (lib / "libdebug.a").write_bytes(ar(elf + b".debug_info"))
+    assert not scan_tree(env.root, "/opt/hello", "3.12").static_libs_without_debuginfo
+    (lib / "libnpymath.a").write_bytes(ar(elf))
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert facts.static_libs_without_debuginfo
+    rc = render_rpmlintrc(plan_package(env, RpmOptions()), facts)
+    assert "static-library-without-debuginfo /opt/hello/" in rc

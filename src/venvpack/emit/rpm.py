@@ -630,6 +630,8 @@ class LintFacts:
     """Empty files other than those rpmlint expects empty (``__init__.py``, ``py.typed`` ...)."""
     duplicated_waste: bool = False
     """Files with the same content, more than rpmlint's 100 000 bytes of them."""
+    static_libs_without_debuginfo: bool = False
+    """Static libraries (``.a``) without debugging sections, as numpy ships."""
 
 
 def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = ()) -> LintFacts:
@@ -656,6 +658,8 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
         if st.st_size and (st.st_dev, st.st_ino) not in inodes:
             inodes.add((st.st_dev, st.st_ino))
             by_size.setdefault(st.st_size, []).append(path)
+        if path.name.endswith(".a") and _static_without_debuginfo(path):
+            found["static_libs_without_debuginfo"] = True
         if installed.startswith(module_dirs) and _starts_with(path, b"#!/"):
             found["shebang_modules"] = True
         if not is_elf(path):
@@ -676,6 +680,24 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
         found["unversioned_paths"] = False
     found["duplicated_waste"] = _duplicated_bytes(by_size) > _RPMLINT_WASTE_LIMIT
     return LintFacts(**found)
+
+
+def _static_without_debuginfo(path: Path) -> bool:
+    """Whether ``path`` is an ``ar`` archive of ELF objects none of which has a
+    ``.debug_*`` section: what rpmlint reports as static-library-without-debuginfo."""
+    data = path.read_bytes()
+    if not data.startswith(b"!<arch>\n"):
+        return False
+    offset, found = 8, False
+    while offset + 60 <= len(data):
+        size = int(data[offset + 48 : offset + 58].decode("ascii", "replace").strip() or 0)
+        member = data[offset + 60 : offset + 60 + size]
+        if member.startswith(b"\x7fELF"):
+            found = True
+            if b".debug_" in member:
+                return False
+        offset += 60 + size + (size % 2)
+    return found
 
 
 def _duplicated_bytes(by_size: dict[int, list[Path]]) -> int:
