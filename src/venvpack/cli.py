@@ -21,21 +21,21 @@ from typing import Any, TypeVar
 import click
 
 from venvpack import __version__
-from venvpack.archive import Compression, source_date_epoch
 from venvpack.config import (
     BuildSpec,
     Installer,
     LinkMode,
     check_text,
+    format_settings,
     validate_name,
     validate_version,
     with_project_defaults,
 )
-from venvpack.emit import Emitter
+from venvpack.emit import FORMATS, Format, Option, load_format
 from venvpack.errors import ConfigError, VenvpackError
 from venvpack.interrupt import Interrupted, orderly_signals
-from venvpack.manifest import BuiltEnv, is_environment
-from venvpack.output import check_replaceable, refuse_overlap, remove_tree, staging_dir
+from venvpack.manifest import is_environment
+from venvpack.output import check_replaceable, refuse_overlap
 
 __all__ = ["cli", "main"]
 
@@ -182,47 +182,15 @@ def emit_options(func: F) -> F:
             "--output",
             type=click.Path(path_type=Path),
             default=None,
-            help="The artifact's file name (when it has a suffix), or a directory "
-            "for it, created if missing (default: the current directory).",
+            help="The artifact's file name when it ends with the format's extension (.deb, "
+            ".rpm, .tar.zst, .tar.gz, .tgz, .tar.xz, .tar), else a directory for it, created "
+            "if missing (default: the current directory).",
         ),
         click.option("--force", is_flag=True, help="Replace the artifact if it exists."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def system_package_options(func: F) -> F:
-    """The options of the packages a system installs (deb, rpm): commands and a service."""
-    options = [
-        click.option(
-            "--entry-point",
-            "entry_points",
-            multiple=True,
-            metavar="NAME",
-            help="Link only this command into /usr/bin (repeatable; default: all "
-            "console scripts of the requirements).",
-        ),
-        click.option("--no-bin-links", is_flag=True, help="Link no command into /usr/bin."),
-        click.option(
-            "--service-command",
-            default="",
-            metavar="CMD",
-            help="Install a systemd unit that runs CMD (a command of the "
-            "environment's bin/ or an absolute path, with arguments); the "
-            "package then installs only at its prefix.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def refuse_existing_output(output: Path | None, force: bool) -> None:
-    """When ``output`` names the artifact itself, refuse it before building: a typo must not
-    cost a build. (A directory's file name is only known after the build.)"""
-    if output is not None and output.suffix and not output.is_dir():
-        check_replaceable(output, force)
 
 
 def refuse_undecodable(ctx: click.Context) -> None:
@@ -247,8 +215,9 @@ def protected_directories(project: Path | None) -> dict[str, Path]:
     return protected
 
 
-def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
-    """Turn parsed build options into a BuildSpec, completed from the project's files."""
+def spec_from_options(opts: dict[str, Any], fmt: str | None = None) -> BuildSpec:
+    """Turn parsed build options into a BuildSpec, completed from the project's files (and
+    its ``[tool.venvpack.<fmt>]`` table for the format ``fmt``)."""
     _configure_logging(opts.pop("quiet", False), opts.pop("verbose", False))
     requirements = tuple(_absolute_if_path(r) for r in opts.get("requirements") or ())
     project: Path | None = opts.get("project")
@@ -291,7 +260,7 @@ def spec_from_options(opts: dict[str, Any]) -> BuildSpec:
     )
     given = [k for k in _SPEC_FIELDS if opts.get(k)]
     given += ["use_lock"] if opts.get("no_lock") else []
-    spec = with_project_defaults(spec, given)
+    spec = with_project_defaults(spec, given, fmt)
     if spec.name is not None:
         validate_name(spec.name)
     if spec.version is not None:
@@ -389,73 +358,6 @@ def _flag(option: str) -> str:
     return names.get(option, "--" + option.replace("_", "-"))
 
 
-@contextmanager
-def built_environment(
-    opts: dict[str, Any], from_dir: Path | None, near: Path
-) -> Iterator[BuiltEnv]:
-    """The environment an emitter packs: ``--from DIR`` as is, or a fresh build.
-
-    A fresh build lives in a temporary directory beside ``near`` (same filesystem, so
-    nothing is copied twice) and is removed afterwards, also on failure or Ctrl-C.
-    """
-    from venvpack.build import build_environment, checked_environment
-
-    if from_dir is not None:
-        _configure_logging(opts.get("quiet", False), opts.get("verbose", False))
-        given = sorted(k for k in _BUILD_ONLY if opts.get(k))
-        if given:
-            flags = ", ".join(_flag(k) for k in given)
-            raise ConfigError(
-                f"--from packs an environment as it was built; {flags} "
-                "cannot apply to it (build again instead)"
-            )
-        env = checked_environment(from_dir)
-        # An artifact written inside the tree would be packed into the next one.
-        refuse_overlap(near, {}, inside={"the --from environment": from_dir})
-        if opts.get("max_glibc"):
-            from venvpack.glibc import refuse_glibc_above
-
-            refuse_glibc_above(env.root, opts["max_glibc"])
-        yield env
-        return
-    spec = spec_from_options(opts)
-    tmp = staging_dir(near.absolute())
-    try:
-        yield build_environment(spec, tmp / "env")
-    finally:
-        remove_tree(tmp)
-
-
-def emit_artifact(emitter: Emitter, env: BuiltEnv, output: Path | None, force: bool) -> Path:
-    """Write ``emitter``'s artifact and return its path.
-
-    ``output`` names the file when it has a suffix (``app.tar.zst``, ``app.deb``) and is not
-    an existing directory; otherwise it is a directory (created if missing) that receives
-    the conventional file name. None means the current directory.
-    """
-    if output is None:
-        dest = Path.cwd() / emitter.filename(env)
-    elif output.is_dir() or not output.suffix:
-        output.mkdir(parents=True, exist_ok=True)
-        dest = output / emitter.filename(env)
-    else:
-        dest = output
-    protected = protected_directories(None)
-    protected["the packed environment"] = env.root
-    refuse_overlap(dest, protected, inside={"the packed environment": env.root})
-    check_replaceable(dest, force, emitter.replaceable)
-    return emitter.emit(env, dest, replace=force)
-
-
-def output_parent(output: Path | None) -> Path:
-    """The directory an artifact for ``output`` lands in: temporary builds go beside it."""
-    if output is None:
-        return Path.cwd()
-    if output.is_dir() or not output.suffix:
-        return output.absolute()
-    return output.absolute().parent
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="venvpack")
 def cli() -> None:
@@ -490,222 +392,81 @@ def build(output: Path, force: bool, **opts: Any) -> None:
     log.info("built %s %s in %s", env.manifest.name, env.manifest.version, output)
 
 
-@cli.command()
-@build_options
-@emit_options
-@click.option(
-    "--maintainer",
-    default="",
-    metavar="'NAME <MAIL>'",
-    help="Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>, else the project's first "
-    "maintainer or author with a name and an address).",
-)
-@click.option(
-    "--description",
-    default="",
-    help="Synopsis line, then optional lines of extended description (default: from the "
-    "project's summary and description).",
-)
-@click.option(
-    "--homepage", default="", metavar="URL", help="Homepage field (default: the project's)."
-)
-@click.option(
-    "--depends",
-    multiple=True,
-    metavar="SPEC",
-    help="Add a Debian relation, e.g. 'libpq5 (>= 15)' (repeatable).",
-)
-@click.option("--section", default="misc", show_default=True, help="Section field.")
-@system_package_options
-@click.option(
-    "--compression",
-    type=click.Choice(["xz", "gzip", "zstd"]),
-    default="xz",
-    show_default=True,
-    help="Compression of the package members.",
-)
-@click.option(
-    "--tree-only",
-    is_flag=True,
-    help="Write the DEBIAN/ + data tree for 'dpkg-deb --build' instead of a .deb.",
-)
-def deb(
-    output: Path | None,
-    force: bool,
-    from_dir: Path | None,
-    maintainer: str,
-    description: str,
-    homepage: str,
-    depends: tuple[str, ...],
-    section: str,
-    entry_points: tuple[str, ...],
-    no_bin_links: bool,
-    service_command: str,
-    compression: str,
-    tree_only: bool,
-    **opts: Any,
-) -> None:
-    """Build (or take --from) an environment and pack it as a Debian package."""
-    from venvpack.emit.deb import DebEmitter, DebOptions, maintainer_from_environment
+def format_command(fmt: Format) -> click.Command:
+    """The sub-command of ``fmt``: the build and output options, then the format's own
+    (:attr:`Format.options`); running it is one :func:`venvpack.pack.pack` call."""
 
-    refuse_undecodable(click.get_current_context())
-    source_date_epoch()
-    # Validated before anything is built: a typo must not cost a build. Only when neither
-    # the flag nor the environment names a maintainer is the project's metadata asked,
-    # after the build, when it is known.
-    options = DebOptions(
-        maintainer=maintainer or maintainer_from_environment(os.environ),
-        description=description,
-        homepage=homepage,
-        depends=depends,
-        section=section,
-        entry_points=entry_points,
-        bin_links=not no_bin_links,
-        service_command=service_command,
-        compression=compression,
-        tree_only=tree_only,
-    )
-    refuse_existing_output(output, force)
-    with built_environment(opts, from_dir, output_parent(output)) as env:
-        path = emit_artifact(DebEmitter(options), env, output, force)
-    log.info("wrote %s", path)
+    def run(output: Path | None, force: bool, from_dir: Path | None, **opts: Any) -> None:
+        from venvpack.pack import PackRequest, pack
 
-
-@cli.command()
-@build_options
-@emit_options
-@click.option(
-    "--summary",
-    default="",
-    help="Summary tag (default: the project's summary, else name, version, Python).",
-)
-@click.option(
-    "--description",
-    default="",
-    help="%description text (default: the project's first paragraph and a generated one).",
-)
-@click.option(
-    "--license",
-    "license_",
-    default="",
-    metavar="SPDX",
-    help="License tag (default: the project's license expression, else NOASSERTION).",
-)
-@click.option(
-    "--url", "--homepage", "url", default="", help="URL tag (default: the project's homepage)."
-)
-@click.option("--release", default="1", show_default=True, help="Release tag.")
-@click.option(
-    "--requires",
-    multiple=True,
-    metavar="SPEC",
-    help="Add a dependency, e.g. 'openssl-libs >= 3.0' (repeatable); "
-    "glibc >= the environment's floor is always required.",
-)
-@click.option(
-    "--packager",
-    "--maintainer",
-    "packager",
-    default="",
-    metavar="'NAME <MAIL>'",
-    help="Packager tag and changelog author (default: the project's first maintainer, "
-    "else author).",
-)
-@system_package_options
-@click.option(
-    "--spec-only",
-    is_flag=True,
-    help="Write the spec, its sources and an rpmlintrc for rpmbuild or mock instead of a .rpm.",
-)
-def rpm(
-    output: Path | None,
-    force: bool,
-    from_dir: Path | None,
-    summary: str,
-    description: str,
-    license_: str,
-    url: str,
-    release: str,
-    requires: tuple[str, ...],
-    packager: str,
-    entry_points: tuple[str, ...],
-    no_bin_links: bool,
-    service_command: str,
-    spec_only: bool,
-    **opts: Any,
-) -> None:
-    """Build (or take --from) an environment and pack it as an RPM."""
-    from venvpack.emit.rpm import MAX_BUILD_TIME, RpmEmitter, RpmOptions
-
-    refuse_undecodable(click.get_current_context())
-    source_date_epoch(maximum=MAX_BUILD_TIME)
-    # Validated before anything is built: a typo must not cost a build.
-    options = RpmOptions(
-        summary=summary,
-        description=description,
-        license=license_,
-        url=url,
-        release=release,
-        requires=requires,
-        packager=packager,
-        entry_points=entry_points or None,
-        bin_links=not no_bin_links,
-        service_command=service_command,
-    )
-    refuse_existing_output(output, force)
-    with built_environment(opts, from_dir, output_parent(output)) as env:
-        path = emit_artifact(RpmEmitter(options, spec_only=spec_only), env, output, force)
-    if spec_only:
-        log.info(
-            'wrote %s; build it there with: rpmbuild -bb --define "_sourcedir $PWD" %s.spec',
-            path,
-            env.manifest.name,
+        refuse_undecodable(click.get_current_context())
+        ctx = click.get_current_context()
+        values = {option.name: opts.pop(option.name) for option in fmt.options}
+        quiet = {"quiet": opts.get("quiet", False)}
+        if from_dir is not None:
+            _configure_logging(opts.get("quiet", False), opts.get("verbose", False))
+            refuse_build_options(opts)
+            spec = None
+            project = Path.cwd() if Path("pyproject.toml").is_file() else None
+        else:
+            spec = spec_from_options(opts, fmt.name)
+            project = spec.project
+        if project is not None:
+            # [tool.venvpack] and [tool.venvpack.<format>] give what no flag gave; list
+            # settings add to the flags, as the build settings do.
+            for name, value in format_settings(project, fmt.name).items():
+                source = ctx.get_parameter_source(name)
+                if source is not click.core.ParameterSource.COMMANDLINE:
+                    values[name] = value
+                elif isinstance(value, tuple):
+                    values[name] = value + tuple(values[name])
+        request = PackRequest(
+            format=fmt,
+            values=values,
+            spec=spec,
+            from_dir=from_dir,
+            output=output,
+            force=force,
+            max_glibc=opts.get("max_glibc"),
         )
+        with _progress("writing", quiet) as progress:
+            path = pack(request, progress=progress)
+        if path.is_file():
+            log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
+        else:
+            log.info("wrote %s", path)
+
+    for option in reversed(fmt.options):
+        run = _click_option(option)(run)
+    run = emit_options(build_options(run))
+    return click.command(name=fmt.name, help=fmt.help)(run)
+
+
+def _click_option(option: Option) -> Callable[[F], F]:
+    kwargs: dict[str, Any] = {"help": option.help, "show_default": option.show_default}
+    if option.is_flag:
+        kwargs["is_flag"] = True
     else:
-        log.info("wrote %s", path)
+        kwargs["default"] = option.default
+        kwargs["multiple"] = option.multiple
+        kwargs["metavar"] = option.metavar
+        kwargs["type"] = click.Choice(option.choices) if option.choices else option.type
+    return click.option(*option.flags, option.name, **kwargs)
 
 
-@cli.command()
-@build_options
-@emit_options
-@click.option(
-    "--compression",
-    type=click.Choice([c.value for c in Compression]),
-    default=Compression.ZSTD.value,
-    show_default=True,
-    help="zstd (multi-threaded); gzip or xz for hosts without zstd; none.",
-)
-@click.option("--level", type=int, default=None, help="Compression level (default: per format).")
-def tar(
-    output: Path | None,
-    force: bool,
-    from_dir: Path | None,
-    compression: str,
-    level: int | None,
-    **opts: Any,
-) -> None:
-    """Build (or take --from) an environment and pack it as a tarball that runs wherever
-    it is unpacked."""
-    from venvpack.emit.tar import TarEmitter
-
-    refuse_undecodable(click.get_current_context())
-    source_date_epoch()
-    refuse_existing_output(output, force)
-    kind = Compression(compression)
-    kind.resolve_level(level)
-    with (
-        built_environment(opts, from_dir, output_parent(output)) as env,
-        _progress("compressing", opts) as progress,
-    ):
-        path = emit_artifact(TarEmitter(kind, level, progress=progress), env, output, force)
-    if env.manifest.link_mode != "symlink":
-        log.warning(
-            "%s link mode: the environment runs at %s; unpacked elsewhere, run "
-            "<dir>/bin/venvpack-relocate once first",
-            env.manifest.link_mode,
-            env.manifest.prefix,
+def refuse_build_options(opts: dict[str, Any]) -> None:
+    """With ``--from`` the environment is packed as it was built: build options are refused."""
+    given = sorted(k for k in _BUILD_ONLY if opts.get(k))
+    if given:
+        flags = ", ".join(_flag(k) for k in given)
+        raise ConfigError(
+            f"--from packs an environment as it was built; {flags} "
+            "cannot apply to it (build again instead)"
         )
-    log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
+
+
+for _name in FORMATS:
+    cli.add_command(format_command(load_format(_name)))
 
 
 @cli.command()

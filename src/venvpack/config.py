@@ -6,10 +6,11 @@ silently changes nothing.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = [
     "LinkMode",
     "Pyproject",
     "check_text",
+    "format_keys",
+    "format_settings",
     "load_pyproject_settings",
     "merge_pyproject",
     "printable",
@@ -214,21 +217,82 @@ def load_pyproject_settings(project: Path) -> Mapping[str, Any]:
     return read_pyproject(project).settings
 
 
+def format_keys() -> dict[str, dict[str, type]]:
+    """The settings of each format's own options, ``{format: {key: type}}``: the key is the
+    option's name with ``-`` (``entry-points``, ``tree-only``), the type ``list`` for a
+    repeatable option, ``bool`` for a flag, else ``int`` or ``str``."""
+    from venvpack.emit import FORMATS, load_format  # the registry imports this module
+
+    keys: dict[str, dict[str, type]] = {}
+    for name in FORMATS:
+        keys[name] = {
+            option.name.replace("_", "-"): (
+                list if option.multiple else bool if option.is_flag else option.type
+            )
+            for option in load_format(name).options
+        }
+    return keys
+
+
 def _check_settings(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``[tool.venvpack]``: build settings and any format's settings, and one table per format
+    (``[tool.venvpack.deb]``) holding build settings and that format's. Unknown keys and
+    wrong types are one-line errors that name the file, the key and the closest valid key."""
     tool = data.get("tool", {})
     table = tool.get("venvpack", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.venvpack] must be a table")
+    formats = format_keys()
+    shared = dict(_PYPROJECT_KEYS)
+    for keys in formats.values():
+        shared.update(keys)
     for key, value in table.items():
-        expected = _PYPROJECT_KEYS.get(key)
-        if expected is None:
-            known = ", ".join(sorted(_PYPROJECT_KEYS))
-            raise ConfigError(f"{path}: unknown key tool.venvpack.{key} (known: {known})")
-        if not isinstance(value, expected):
-            raise ConfigError(f"{path}: tool.venvpack.{key} must be a {expected.__name__}")
-        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{path}: tool.venvpack.{key} must be a list of strings")
+        if key in formats and isinstance(value, dict):
+            allowed = {**_PYPROJECT_KEYS, **formats[key]}
+            for sub, item in value.items():
+                _check_setting(path, f"tool.venvpack.{key}.{sub}", item, allowed.get(sub), allowed)
+            continue
+        _check_setting(path, f"tool.venvpack.{key}", value, shared.get(key), [*shared, *formats])
     return table
+
+
+def _check_setting(
+    path: Path, where: str, value: object, expected: type | None, valid: Iterable[str]
+) -> None:
+    if expected is None:
+        key = where.rpartition(".")[2]
+        close = difflib.get_close_matches(key, list(valid), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"{path}: unknown key {where}{hint}")
+    # A bool is an int to Python, not to a reader of pyproject.toml.
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{path}: {where} must be a {expected.__name__}")
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{path}: {where} must be a list of strings")
+
+
+def format_settings(project: Path, fmt: str) -> dict[str, Any]:
+    """The values ``[tool.venvpack]`` and ``[tool.venvpack.<fmt>]`` of ``project`` give the
+    options of the format ``fmt``, by option name (``entry_points``); the format's table wins.
+    Source paths of ``files`` and ``config-files`` are relative to the project."""
+    settings = read_pyproject(project).settings
+    keys = format_keys()[fmt]
+    raw = settings.get(fmt)
+    table: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    values: dict[str, Any] = {}
+    for source in (settings, table):
+        for key, value in source.items():
+            if key not in keys:
+                continue
+            if key in ("files", "config-files"):
+                value = [_source_beside(project, item) for item in value]
+            values[key.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
+    return values
+
+
+def _source_beside(project: Path, value: str) -> str:
+    source, sep, rest = value.partition(":")
+    return f"{_beside(project, source)}{sep}{rest}" if sep else value
 
 
 def python_version_file(project: Path) -> str | None:
@@ -306,13 +370,20 @@ def _beside(project: Path | None, value: str) -> str:
     return str((project / Path(value).expanduser()).absolute())
 
 
-def with_project_defaults(spec: BuildSpec, given: Sequence[str]) -> BuildSpec:
-    """Complete ``spec`` from its project: ``[tool.venvpack]`` for every field not ``given`` as a
-    flag, then the interpreter pinned in ``.python-version``, and ``requires-python``."""
+def with_project_defaults(
+    spec: BuildSpec, given: Sequence[str], fmt: str | None = None
+) -> BuildSpec:
+    """Complete ``spec`` from its project: ``[tool.venvpack]`` (and, for the format ``fmt``,
+    ``[tool.venvpack.<fmt>]``, which wins) for every field not ``given`` as a flag, then the
+    interpreter pinned in ``.python-version``, and ``requires-python``."""
     project = spec.project
     if project is None:
         return spec
     pyproject = read_pyproject(project)
-    spec = merge_pyproject(spec, pyproject.settings, given)
+    settings = {k: v for k, v in pyproject.settings.items() if k in _PYPROJECT_KEYS}
+    table = pyproject.settings.get(fmt) if fmt else None
+    if isinstance(table, dict):
+        settings.update((k, v) for k, v in table.items() if k in _PYPROJECT_KEYS)
+    spec = merge_pyproject(spec, settings, given)
     python = spec.python or python_version_file(project)
     return replace(spec, python=python, requires_python=pyproject.requires_python)

@@ -22,6 +22,7 @@ import pytest
 import sandbox
 from builds import Envs
 from venvpack.emit.deb import DebEmitter, DebOptions
+from venvpack.errors import ConfigError
 from venvpack.manifest import BuiltEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.packaging]
@@ -270,7 +271,11 @@ def test_reproducible_with_other_compressions(
 
 
 def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> None:
-    description = "Synopsis\nEssential: yes\n\nPre-Depends: evil\r\n.\rConflicts: dpkg"
+    # A carriage return or another control character is refused before the build (see
+    # tests/unit/test_pack.py); line breaks alone must still add no field.
+    description = "Synopsis\nEssential: yes\n\nPre-Depends: evil\n.\nConflicts: dpkg"
+    with pytest.raises(ConfigError, match="control character"):
+        DebOptions(description=description.replace("\n.", "\r\n.\r"))
     deb = emit(hello_envs.v1, description=description, compression="zstd")
     fields = _run("dpkg-deb", "--field", deb)
     names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
@@ -402,3 +407,58 @@ def test_install_upgrade_remove_purge(
     # The upgrade comes as zstd: cheaper to make, and dpkg must read both.
     v1, v2 = emit(hello_envs.v1, **extra), emit(hello_envs.v2, compression="zstd", **extra)
     _lifecycle(fresh_root(cached), v1, v2, service)
+
+
+@pytest.mark.roots
+def test_conffile_and_service_user_lifecycle(
+    hello_envs: Envs,
+    emit: Emit,
+    trixie_root: Path,
+    fresh_root: Callable[[Path], Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Install with a conffile and a service user, edit the conffile, upgrade (edit kept),
+    remove (conffile and user kept), purge (conffile gone, user still kept)."""
+    conf = tmp_path_factory.mktemp("conf") / "hello.toml"
+    conf.write_text("greeting = 'hi'\n")
+    options: dict[str, Any] = {
+        "service_command": "hello",
+        "user": "hellosvc",
+        "config_files": (f"{conf}:/etc/hello/hello.toml",),
+        "files": (f"{conf}:/usr/share/hello/example.toml",),
+    }
+    v1, v2 = emit(hello_envs.v1, **options), emit(hello_envs.v2, **options)
+    root = fresh_root(trixie_root)
+    debs = v1.parent.parent
+    rel1, rel2 = (str(p.relative_to(debs)) for p in (v1, v2))
+
+    def ok(*argv: str) -> str:
+        result = _in_root(root, debs, *argv)
+        assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    conffile = root / "etc/hello/hello.toml"
+    ok("dpkg", "-i", f"/debs/{rel1}")
+    assert conffile.read_text() == "greeting = 'hi'\n"
+    assert (root / "usr/share/hello/example.toml").is_file()
+    passwd = ok("getent", "passwd", "hellosvc").split(":")
+    assert passwd[5:] == ["/var/lib/hello", "/usr/sbin/nologin\n"]
+    assert ok("stat", "-c", "%U:%G %a", "/var/lib/hello") == "hellosvc:hellosvc 750\n"
+    unit = (root / "usr/lib/systemd/system/hello.service").read_text()
+    assert "\nUser=hellosvc\n" in unit
+    assert "\nProtectSystem=strict\n" in unit
+    assert "/etc/hello/hello.toml\n" in ok("cat", "/var/lib/dpkg/info/hello.conffiles")
+
+    conffile.write_text("greeting = 'edited'\n")
+    ok("dpkg", "-i", f"/debs/{rel2}")
+    assert ok("dpkg-query", "-W", "hello") == "hello\t1.0.1-1\n"
+    assert conffile.read_text() == "greeting = 'edited'\n"
+
+    ok("dpkg", "-r", "hello")
+    assert not (root / "opt/hello").exists()
+    assert conffile.read_text() == "greeting = 'edited'\n"
+    assert ok("getent", "passwd", "hellosvc").startswith("hellosvc:")
+
+    ok("dpkg", "-P", "hello")
+    assert not conffile.exists()
+    assert ok("getent", "passwd", "hellosvc").startswith("hellosvc:")  # never deleted

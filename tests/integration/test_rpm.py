@@ -18,6 +18,7 @@ import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,9 +177,11 @@ def test_rpmlint_reports_no_error_with_the_shipped_filters(hello_envs: Envs, emi
         {"bin_links": False},
     ):
         package = emit(hello_envs.v1, **options)
+        rpmlintrc = package.parent / "hello.rpmlintrc"  # written beside every .rpm
         sources = emit(hello_envs.v1, spec_only=True, **options)
+        assert rpmlintrc.read_bytes() == (sources / "hello.rpmlintrc").read_bytes()
         result = subprocess.run(
-            ["rpmlint", "-r", str(sources / "hello.rpmlintrc"), str(package)],
+            ["rpmlint", "-r", str(rpmlintrc), str(package)],
             capture_output=True,
             text=True,
             check=False,
@@ -257,7 +260,8 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
             f"%(touch {canary}) %{{lua: os.execute('touch {canary}')}} %%include /etc/passwd"
         ),
         "description": (
-            f"Runs nothing: %(touch {canary}) and %{{lua: os.execute('touch {canary}')}}\n"
+            f"Runs nothing: %(touch {canary})\n"
+            f"and %{{lua: os.execute('touch {canary}')}}\n"
             "  nor includes: %%include /etc/passwd\n"
             "text before %files\n"
             "ends with a backslash \\\n"
@@ -419,3 +423,43 @@ def test_service_package_installs_without_systemd(hello_envs: Envs, emit: Emit, 
     assert "hello from /opt/hello" in _hello(root)
     _rpm(root, "-e", "hello")
     assert _snapshot(root) == before
+
+
+@pytest.mark.roots
+def test_config_file_and_service_user_lifecycle(
+    hello_envs: Envs, emit: Emit, root: Path, tmp_path: Path
+) -> None:
+    """%config(noreplace): an edited file survives the upgrade and is saved as .rpmsave on
+    erase; the service user is made in a root without useradd and is never removed."""
+    conf = tmp_path / "hello.toml"
+    conf.write_text("greeting = 'hi'\n")
+    options: dict[str, Any] = {
+        "service_command": "hello",
+        "user": "hellosvc",
+        "config_files": (f"{conf}:/etc/hello/hello.toml",),
+    }
+    _rpm(root, "-i", "--nodeps", emit(hello_envs.v1, **options))
+    conffile = root / "etc/hello/hello.toml"
+    assert conffile.read_text() == "greeting = 'hi'\n"
+    entry = next(
+        line
+        for line in (root / "etc/passwd").read_text().splitlines()
+        if line.startswith("hellosvc:")
+    )
+    uid = int(entry.split(":")[2])
+    assert entry.endswith(":/var/lib/hello:/usr/sbin/nologin")
+    state = (root / "var/lib/hello").stat()
+    assert (state.st_uid, state.st_gid, stat.S_IMODE(state.st_mode)) == (uid, uid, 0o750)
+    unit = (root / "usr/lib/systemd/system/hello.service").read_text()
+    assert "\nUser=hellosvc\n" in unit
+    assert "/etc/hello/hello.toml" in _rpm(root, "-qc", "hello")
+
+    conffile.write_text("greeting = 'edited'\n")
+    _rpm(root, "-U", "--nodeps", emit(hello_envs.v2, **options))
+    assert conffile.read_text() == "greeting = 'edited'\n"
+    assert not (root / "etc/hello/hello.toml.rpmnew").exists()
+
+    _rpm(root, "-e", "hello")
+    assert not conffile.exists()
+    assert (root / "etc/hello/hello.toml.rpmsave").read_text() == "greeting = 'edited'\n"
+    assert "hellosvc:" in (root / "etc/passwd").read_text()  # never deleted

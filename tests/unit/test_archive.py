@@ -51,7 +51,7 @@ SPEC: list[tuple[str, str, object, int]] = [
     ("lib", "dir", None, 0o777),
     ("lib/data.txt", "file", b"data\n", 0o664),
     ("lib/odd", "file", b"odd", 0o777),
-    ("lib/setuid", "file", b"s", 0o4750),
+    ("lib/setuid", "file", b"\x7fELF s", 0o4750),
     ("lib/private", "file", b"p", 0o600),
     ("lib/naïve file ☃.txt", "file", "unicode ☃\n".encode(), 0o644),
     ("lib/big.bin", "file", BIG, 0o644),
@@ -71,7 +71,7 @@ EXPECTED_MODES = {
     "bin/python": 0o777,
     "lib": 0o755,
     "lib/data.txt": 0o644,
-    "lib/odd": 0o755,
+    "lib/odd": 0o644,  # an execute bit on what is neither ELF nor a #! script: dropped
     "lib/setuid": 0o755,
     "lib/private": 0o644,
     "lib/naïve file ☃.txt": 0o644,

@@ -37,7 +37,15 @@ def test_settings_apply_unless_given_as_flags(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('pyhton = "3.12"', "unknown key tool.venvpack.pyhton"),
+        ('pyhton = "3.12"', "unknown key tool.venvpack.pyhton; did you mean python"),
+        ('maintaner = "x"', r"unknown key tool.venvpack.maintaner; did you mean maintainer\?$"),
+        ('[tool.venvpack.rpm]\nsumary = "x"', "unknown key tool.venvpack.rpm.sumary; did you"),
+        ('[tool.venvpack.deb]\nsummary = "x"', "unknown key tool.venvpack.deb.summary"),
+        ('[tool.venvpack.deb]\nentry-points = "x"', "tool.venvpack.deb.entry-points must be"),
+        ("level = true", "tool.venvpack.level must be a int"),
+        ("[tool.venvpack.tar]\nlevel = true", "tool.venvpack.tar.level must be a int"),
+        ("[tool.venvpack.tar]\nprefix = 1", "tool.venvpack.tar.prefix must be a str"),
+        ("[tool.venvpack.zip]\nlevel = 1", "unknown key tool.venvpack.zip"),
         ("with-tk = 1", "tool.venvpack.with-tk must be a bool"),
         ("python = [", "invalid TOML"),
     ],

@@ -38,7 +38,7 @@ from venvpack.emit.rpm import (
     scan_tree,
     write_sources,
 )
-from venvpack.errors import ConfigError, ToolMissingError
+from venvpack.errors import ConfigError, EmitError, ToolMissingError
 from venvpack.manifest import BuiltEnv
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "rpm"
@@ -272,8 +272,8 @@ def test_copy_mode_and_service_are_not_relocatable(make_env: MakeEnv) -> None:
 def test_entry_points_and_no_bin_links(make_env: MakeEnv) -> None:
     env = make_env()
     assert plan_package(env, RpmOptions(entry_points=("serve", "hello"))).links == (
-        "serve",
         "hello",
+        "serve",
     )
     plan = plan_package(env, RpmOptions(bin_links=False))
     assert plan.links == ()
@@ -328,7 +328,7 @@ def test_arch_map() -> None:
     assert rpm_arch("x86_64") == "x86_64"
     assert rpm_arch("aarch64") == "aarch64"
     assert rpm_arch("armv7l") == "armv7hl"
-    with pytest.raises(ConfigError, match="no RPM architecture"):
+    with pytest.raises(EmitError, match="no RPM architecture"):  # exit 7, as for deb
         rpm_arch("pdp11")
 
 
@@ -375,7 +375,8 @@ def _hostile_options() -> RpmOptions:
     return RpmOptions(
         summary=f"%(touch {CANARY}) %{{lua: os.execute('touch {CANARY}')}} %%include /etc/passwd",
         description=(
-            f"Runs nothing: %(touch {CANARY}) and %{{lua: os.execute('touch {CANARY}')}}\n"
+            f"Runs nothing: %(touch {CANARY})\n"
+            f"and %{{lua: os.execute('touch {CANARY}')}}\n"
             "  nor includes: %%include /etc/passwd\n"
             "text before %files\n"
             "ends with a backslash \\\n"
@@ -693,3 +694,109 @@ def test_interpreter_links_are_refused_as_entry_points(make_env: MakeEnv, name: 
     env = make_env()
     with pytest.raises(ConfigError, match="shadow"):
         plan_package(env, RpmOptions(entry_points=(name,)))
+
+
+def test_service_user_spec_golden(make_env: MakeEnv, tmp_path: Path) -> None:
+    conf = tmp_path / "hello.toml"
+    conf.write_text("greeting = 'hi'\n")
+    options = RpmOptions(
+        packager=PACKAGER,
+        service_command="serve --config /etc/hello/hello.toml",
+        user="hello",
+        config_files=(f"{conf}:/etc/hello/hello.toml:0640",),
+        files=(f"{conf}:/usr/share/hello/example.toml",),
+        provides=("hello-api (= 1.0)",),
+        conflicts=("hello-old < 2",),
+        replaces=("hello-old (<< 2)",),
+        recommends=("nginx",),
+        release="3",
+        epoch=2,
+    )
+    env = make_env()
+    plan = plan_package(env, options)
+    assert (plan.epoch, plan.release) == (2, "3")
+    spec = render_spec(plan)
+    for line in (
+        "Epoch:          2",
+        "Release:        3",
+        "Recommends:     nginx",
+        "Conflicts:      hello-old < 2",
+        "Obsoletes:      hello-old < 2",
+        "Provides:       hello-api = 1.0",
+        "%config(noreplace) %attr(0640,root,root) /etc/hello/hello.toml",
+        "%attr(0644,root,root) /usr/share/hello/example.toml",
+    ):
+        assert f"\n{line}\n" in spec, line
+    assert "useradd --system" in spec.partition("\n%pre\n")[2].partition("\n%post")[0]
+    assert "\n%dir %attr(0750,hello,hello) /var/lib/hello\n" in spec
+    assert "userdel" not in spec
+    _check_golden("user/hello.spec", spec)
+    out = tmp_path / "sources"
+    write_sources(plan, env, out)
+    with tarfile.open(out / plan.source_tar) as tar:
+        member = tar.getmember("etc/hello/hello.toml")
+        assert member.mode == 0o640
+        assert tar.extractfile(member).read() == b"greeting = 'hi'\n"  # type: ignore[union-attr]
+
+
+def test_scan_finds_empty_files_and_duplicated_waste(make_env: MakeEnv) -> None:
+    """rpmlint's zero-length and files-duplicated-waste errors (httpie 3.2.4: an empty
+    setuptools/_vendor/.lock, 1.5 MB of copies) get a filter only when the tree has them."""
+    env = make_env()
+    site = env.root / "lib/python3.12/site-packages"
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert not facts.zero_length
+    assert not facts.duplicated_waste
+    (site / "__init__.py").write_bytes(b"")  # expected empty by rpmlint
+    (site / "py.typed").write_bytes(b"")
+    assert not scan_tree(env.root, "/opt/hello", "3.12").zero_length
+    (site / ".lock").write_bytes(b"")
+    blob = os.urandom(60_000)
+    (site / "a.bin").write_bytes(blob)
+    (site / "b.bin").write_bytes(blob)
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert facts.zero_length
+    assert not facts.duplicated_waste  # 60 000 bytes of waste: under rpmlint's 100 000
+    (site / "c.bin").write_bytes(blob)
+    (site / "d.bin").write_bytes(os.urandom(60_000))  # same size, other content
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert facts.duplicated_waste
+    plan = plan_package(env, RpmOptions())
+    rc = render_rpmlintrc(plan, facts)
+    assert 'addFilter(r"^hello\\.x86_64: E: zero-length /opt/hello/")' in rc
+    assert 'addFilter(r"^hello\\.x86_64: E: files-duplicated-waste [0-9]+$")' in rc
+
+
+def test_hard_links_inside_the_tree_are_no_waste_but_links_outside_are(
+    make_env: MakeEnv, tmp_path: Path
+) -> None:
+    env = make_env()
+    site = env.root / "lib/python3.12/site-packages"
+    blob = os.urandom(120_000)
+    (site / "a.bin").write_bytes(blob)
+    os.link(site / "a.bin", site / "b.bin")  # one file twice in the package: no waste
+    assert not scan_tree(env.root, "/opt/hello", "3.12").duplicated_waste
+    (tmp_path / "cache.bin").write_bytes(blob)  # as uv links from its cache
+    os.link(tmp_path / "cache.bin", site / "c.bin")
+    assert scan_tree(env.root, "/opt/hello", "3.12").duplicated_waste
+
+
+def test_scan_finds_static_libraries_without_debuginfo(make_env: MakeEnv) -> None:
+    """numpy ships libnpymath.a: rpmlint's static-library-without-debuginfo, filtered only
+    when such a library is there (an archive with .debug_ sections is not reported)."""
+    env = make_env()
+    lib = env.root / "lib/python3.12/site-packages/numpy/lib"
+    lib.mkdir(parents=True)
+    elf = b"\x7fELF" + b"\0" * 60
+
+    def ar(member: bytes) -> bytes:
+        header = b"x.o/".ljust(48) + str(len(member)).encode().ljust(10) + b"`\n"
+        return b"!<arch>\n" + header + member + b"\n" * (len(member) % 2)
+
+    (lib / "libdebug.a").write_bytes(ar(elf + b".debug_info"))
+    assert not scan_tree(env.root, "/opt/hello", "3.12").static_libs_without_debuginfo
+    (lib / "libnpymath.a").write_bytes(ar(elf))
+    facts = scan_tree(env.root, "/opt/hello", "3.12")
+    assert facts.static_libs_without_debuginfo
+    rc = render_rpmlintrc(plan_package(env, RpmOptions()), facts)
+    assert "static-library-without-debuginfo /opt/hello/" in rc

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import posixpath
 import re
 import shutil
 import textwrap
@@ -34,6 +33,7 @@ from venvpack.archive import (
     Entry,
     EntryKind,
     FileDigest,
+    Progress,
     TarPlan,
     compressed_writer,
     source_date_epoch,
@@ -41,8 +41,8 @@ from venvpack.archive import (
     write_archive,
     write_tar,
 )
-from venvpack.config import check_text, validate_name
-from venvpack.emit import systemd
+from venvpack.config import BuildSpec, check_text, validate_name
+from venvpack.emit import Option
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import (
@@ -55,14 +55,25 @@ from venvpack.metadata import (
     parse_spdx,
 )
 from venvpack.output import atomic_output
+from venvpack.package import (
+    SYSTEM_OPTIONS,
+    Relations,
+    SystemOptions,
+    check_build,
+    check_description,
+    plan_contents,
+    system_fields,
+)
 from venvpack.policy import load_json
-from venvpack.validate import file_name, system_command
+from venvpack.validate import file_name
 from venvpack.versions import deb_version
 
 __all__ = [
     "COMPRESSIONS",
+    "FORMAT",
     "DebArch",
     "DebEmitter",
+    "DebFormat",
     "DebOptions",
     "DebPackage",
     "deb_description",
@@ -72,6 +83,7 @@ __all__ = [
     "debian_arch",
     "dep5_license",
     "maintainer_from_environment",
+    "package_version",
     "parse_depends",
     "plan_package",
 ]
@@ -80,19 +92,30 @@ COMPRESSIONS = ("xz", "gzip", "zstd")
 """Member compressions dpkg reads; xz is the default (zstd needs dpkg >= 1.21.18)."""
 
 REVISION = "1"
-"""The Debian revision of every package: the upstream part is the application's version.
+"""The default Debian revision (``--release``/``--revision``): the upstream part is the
+application's version.
 
 A revision makes the package non-native, which is what it is (the software comes from
 elsewhere): Debian tools then expect ``changelog.Debian.gz``, and a user who repackages the
-same application version can still be given a higher revision later.
+same application version gives it a higher revision.
 """
+
+
+def package_version(version: str, options: SystemOptions) -> str:
+    """The full Debian version ``[epoch:]upstream-revision`` of the application's PEP 440
+    ``version``; ``--epoch`` replaces the version's own epoch."""
+    upstream = deb_version(version)
+    if options.epoch is not None:
+        _, sep, rest = upstream.partition(":")
+        upstream = f"{options.epoch}:{rest if sep else upstream}"
+    return f"{upstream}-{options.release}"
+
 
 # All patterns are used with fullmatch: "$" would let a trailing newline through.
 _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 _ARCH_RE = re.compile(r"[a-z0-9]+")
 _SECTION_RE = re.compile(r"(?:(?:contrib|non-free|non-free-firmware)/)?[a-z0-9][a-z0-9+.-]*")
 _GLIBC_RE = re.compile(r"[0-9]+\.[0-9]+")
-_COMMAND_RE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]*")
 # "Full Name <address>"; no comma (it separates maintainers in Uploaders-style fields).
 _MAINTAINER_RE = re.compile(r"[^\s<>,]([^<>,]*[^\s<>,])? <[^\s<>,@]+@[^\s<>,@]+>")
 # One relation of a binary package's Depends: name[:arch] [(op version)].
@@ -115,8 +138,10 @@ _WRAP = 79
 
 
 @dataclass(frozen=True)
-class DebOptions:
-    """What ``venvpack deb`` adds to an environment; validated when created.
+class DebOptions(SystemOptions):
+    """What ``venvpack deb`` adds to an environment; validated when created. The options
+    every system package has (commands, service, user, files, relations, release, epoch)
+    and their rules come from :class:`~venvpack.package.SystemOptions`.
 
     Checks that need the environment (package name, version, architecture, commands) run
     when the package is planned; everything here is checked before anything is built.
@@ -132,33 +157,28 @@ class DebOptions:
     depends: tuple[str, ...] = ()
     """Debian relations added after ``libc6 (>= <glibc floor>)``; ``a, b | c`` accepted."""
     section: str = "misc"
-    entry_points: tuple[str, ...] = ()
-    """Commands to link into /usr/bin; empty: the manifest's commands."""
-    bin_links: bool = True
-    service_command: str = ""
-    """A command line for a systemd unit ``<package>.service``; empty: no unit."""
     compression: str = "xz"
+    level: int | None = None
+    """Compression level of the members; None: the compression's default."""
     tree_only: bool = False
     """Write the control + data tree for ``dpkg-deb --build`` instead of a .deb."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.maintainer:
             check_maintainer(self.maintainer)
         if self.description:
-            check_description(self.description)
+            check_description(self.description)  # the rules of every format
         if self.homepage:
             check_homepage(self.homepage)
         parse_depends(self.depends)
         if not _SECTION_RE.fullmatch(self.section):
             raise ConfigError(f"invalid Debian section {self.section!r}")
-        for name in self.entry_points:
-            check_command_name(name, "--entry-point")
         if self.compression not in COMPRESSIONS:
             raise ConfigError(
                 f"unknown compression {self.compression!r} (use {', '.join(COMPRESSIONS)})"
             )
-        if self.service_command.strip() == "" and self.service_command:
-            raise ConfigError("--service-command is empty")
+        Compression(self.compression).resolve_level(self.level)
 
 
 def check_maintainer(value: str) -> str:
@@ -181,25 +201,6 @@ def check_homepage(value: str) -> str:
     if url.scheme not in ("http", "https") or not url.netloc:
         raise bad
     return value
-
-
-def check_description(value: str) -> str:
-    """The synopsis (first line) must be there and fit Debian's 80 columns."""
-    synopsis = _clean_line(value.splitlines()[0] if value.splitlines() else "")
-    if not synopsis:
-        raise ConfigError("--description: the first line (the synopsis) is empty")
-    if len(synopsis) > _SYNOPSIS_MAX:
-        raise ConfigError(
-            f"--description: the first line is the synopsis, at most {_SYNOPSIS_MAX} "
-            f"characters (got {len(synopsis)}); put details on the following lines"
-        )
-    return value
-
-
-def check_command_name(name: str, what: str) -> str:
-    if not _COMMAND_RE.fullmatch(name):
-        raise ConfigError(f"{what} {name!r} is not a command name")
-    return name
 
 
 def parse_depends(specs: Iterable[str]) -> tuple[str, ...]:
@@ -413,31 +414,12 @@ def package_filename(package: str, version: str, arch: str) -> str:
     return f"{package}_{version.partition(':')[2] or version}_{arch}.deb"
 
 
-def check_prefix(prefix: str) -> str:
-    """An install location that can be a directory of its own in a Debian package."""
-    parts = prefix.split("/")
-    if (
-        not prefix.startswith("/")
-        or posixpath.normpath(prefix) != prefix
-        or len(parts) < 3
-        or any(p in ("", ".", "..") for p in parts[1:])
-        or _CONTROL_RE.search(prefix)
-        or "\t" in prefix
-    ):
-        raise ConfigError(
-            f"prefix {prefix!r} cannot be installed by a Debian package: use an absolute, "
-            "normalised path at least two levels deep, e.g. /opt/<name>"
-        )
-    return prefix
-
-
 def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     """Validate ``env`` against Debian's rules and decide every member of the package."""
     m = env.manifest
     package = validate_name(m.name)
-    version = f"{deb_version(m.version)}-{REVISION}"
+    version = package_version(m.version, options)
     arch = debian_arch(m.python.machine)
-    prefix = check_prefix(m.prefix)
     epoch = source_date_epoch()
     mtime = int(time.time()) if epoch is None else epoch
     if m.glibc_floor and not _GLIBC_RE.fullmatch(m.glibc_floor):
@@ -445,14 +427,15 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     depends = ([f"{arch.libc} (>= {m.glibc_floor})"] if m.glibc_floor else []) + list(
         parse_depends(options.depends)
     )
-    if options.entry_points and not options.bin_links:
-        raise ConfigError("--entry-point and --no-bin-links exclude each other")
-    commands = _commands(env, options) if options.bin_links else []
     # Flags win; what the application says about itself comes next; generated text last.
     maintainer = options.maintainer or _metadata_maintainer(m.metadata)
     homepage = options.homepage or _metadata_homepage(m.metadata)
     description = _description(env, options.description)
     synopsis = _clean_line(description.splitlines()[0]).strip()
+    contents = plan_contents(
+        env, options, package=package, description=synopsis, documentation=homepage
+    )
+    prefix, commands = contents.prefix, list(contents.commands)
     context: dict[str, Any] = {
         "package": package,
         "version": version,
@@ -472,19 +455,39 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     data.add_file(f"{doc}/copyright", _copyright(env, context).encode("utf-8"), 0o644, mtime)
     changelog = templates.render("deb/changelog", date=_changelog_date(mtime), **context)
     data.add_file(f"{doc}/changelog.Debian.gz", _gzip(changelog.encode("utf-8")), 0o644, mtime)
-    overrides = templates.render("deb/lintian-overrides", commands=commands, **context)
+    overrides = templates.render(
+        "deb/lintian-overrides",
+        commands=commands,
+        timestamped_gzip=_has_timestamped_gzip(data),
+        **context,
+    )
     data.add_file(f"./usr/share/lintian/overrides/{package}", overrides.encode(), 0o644, mtime)
+    for item in contents.files:
+        try:
+            content = item.source.read_bytes()
+        except OSError as exc:
+            raise EmitError(f"cannot read {item.source}: {exc.strerror}") from None
+        # Files under /etc are conffiles (below): dpkg keeps the administrator's edits.
+        data.add_file(f".{item.dest}", content, item.mode, mtime)
+    if contents.user is not None:
+        # Packaged, so dpkg removes it when the package goes and it is empty.
+        data.add_dir(f".{contents.user.home}", 0o755, mtime)
     scripts: dict[str, str] = {}
-    if options.service_command:
-        unit = systemd.render_unit(
+    unit_name = contents.unit.name if contents.unit is not None else ""
+    if contents.unit is not None:
+        data.add_file(f"./{contents.unit.path}", contents.unit.text.encode("utf-8"), 0o644, mtime)
+    if contents.unit is not None or contents.user is not None:
+        scripts["postinst"] = templates.render(
+            "deb/postinst",
             package=package,
-            argv=systemd.service_command(options.service_command, env),
-            description=synopsis,
-            documentation=homepage,
+            unit=unit_name,
+            user_script=contents.user_script,
+            user=contents.user.name if contents.user else "",
+            home=contents.user.home if contents.user else "",
         )
-        data.add_file(f"./{unit.path}", unit.text.encode("utf-8"), 0o644, mtime)
-        for script in ("postinst", "prerm", "postrm"):
-            scripts[script] = templates.render(f"deb/{script}", package=package, unit=unit.name)
+    if contents.unit is not None:
+        for script in ("prerm", "postrm"):
+            scripts[script] = templates.render(f"deb/{script}", package=package, unit=unit_name)
     entries = data.entries
     for entry in entries:
         _check_member_name(entry.arcname)
@@ -499,6 +502,7 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         "depends": ", ".join(depends),
         "section": options.section,
         "homepage": homepage,
+        **_relation_fields(contents.relations),
     }
     control = templates.render("deb/control", filters=FILTERS, description=description, **fields)
     fields["description"] = control.partition("\nDescription: ")[2]
@@ -520,6 +524,31 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     )
 
 
+def _has_timestamped_gzip(data: TarPlan) -> bool:
+    """Whether the tree holds a gzip file whose header records a time (numpy's test data):
+    lintian's package-contains-timestamped-gzip, overridden only when it applies."""
+    for entry in data.entries:
+        if entry.kind is EntryKind.FILE and entry.arcname.endswith(".gz"):
+            if isinstance(entry.source, Path):
+                with open(entry.source, "rb") as handle:
+                    header = handle.read(8)
+            else:
+                header = bytes(entry.source or b"")[:8]
+            if header[:2] == b"\x1f\x8b" and header[4:8] != b"\0\0\0\0":
+                return True
+    return False
+
+
+def _relation_fields(relations: Relations) -> dict[str, str]:
+    """The control fields of the package's relations besides Depends, by lower-case name."""
+    return {
+        "recommends": ", ".join(r.deb for r in relations.recommends),
+        "conflicts": ", ".join(r.deb for r in relations.conflicts),
+        "replaces": ", ".join(r.deb for r in relations.replaces),
+        "provides": ", ".join(r.deb for r in relations.provides),
+    }
+
+
 def _description(env: BuiltEnv, given: str) -> str:
     """``--description``; else the application's summary as the synopsis and, as the
     extended description, the first prose paragraph of its long description followed by a
@@ -539,7 +568,7 @@ def _description(env: BuiltEnv, given: str) -> str:
     if lines:
         synopsis = lines[0]
     elif summary:
-        synopsis = _synopsis(summary)
+        synopsis = _synopsis(summary, m.name)
         if synopsis.endswith(" ..."):  # shortened: the whole summary opens the body
             paragraphs.append(summary)
     else:
@@ -558,10 +587,19 @@ def _description(env: BuiltEnv, given: str) -> str:
 _ARTICLE_RE = re.compile(r"(?:an?|the)\s+(?=\S)", re.IGNORECASE)
 
 
-def _synopsis(summary: str) -> str:
-    """A project summary as a Debian synopsis: no leading article, no final full stop (as
-    Debian's style and lintian want), at most 80 characters, shortened at a word."""
+def _synopsis(summary: str, package: str = "") -> str:
+    """A project summary as a Debian synopsis: not starting with the package's name, no
+    leading article, no final full stop (as Debian's style and lintian want), at most 80
+    characters, shortened at a word. ("HTTPie: modern, user-friendly command-line HTTP
+    client" becomes "Modern, user-friendly command-line HTTP client".)"""
     text = summary
+    if package:
+        named = re.match(
+            rf"{re.escape(package)}\b\s*(?:[:,\-\u2013\u2014]\s*|is\s+)?", text, re.IGNORECASE
+        )
+        if named and text[named.end() :].strip():
+            text = text[named.end() :]
+            text = text[:1].upper() + text[1:]
     if _ARTICLE_RE.match(text):
         text = _ARTICLE_RE.sub("", text, count=1)
         text = text[:1].upper() + text[1:]
@@ -593,19 +631,6 @@ def _metadata_homepage(meta: AppMetadata | None) -> str:
         return check_homepage(meta.homepage)
     except ConfigError:
         return ""  # not usable in a control file: the package simply has no Homepage
-
-
-def _commands(env: BuiltEnv, options: DebOptions) -> list[str]:
-    """The commands to link into /usr/bin; each must be in the environment's bin/."""
-    chosen = options.entry_points or env.manifest.commands
-    for name in chosen:
-        check_command_name(name, "command")
-        system_command(name, env.manifest.commands)
-        path = env.root / "bin" / name
-        if not (path.is_file() or path.is_symlink()):
-            what = "--entry-point" if options.entry_points else "manifest command"
-            raise ConfigError(f"{what} {name!r}: no such command in {env.root / 'bin'}")
-    return sorted(set(chosen))
 
 
 def _check_member_name(name: str) -> None:
@@ -838,11 +863,14 @@ class DebEmitter:
     def __init__(self, options: DebOptions) -> None:
         self.options = options
 
+    def check_build(self, spec: BuildSpec) -> None:
+        check_build(spec)
+
     def filename(self, env: BuiltEnv) -> str:
         m = env.manifest
         name = package_filename(
             validate_name(m.name),
-            f"{deb_version(m.version)}-{REVISION}",
+            package_version(m.version, self.options),
             debian_arch(m.python.machine).arch,
         )
         return file_name(name.removesuffix(".deb") if self.options.tree_only else name)
@@ -855,7 +883,13 @@ class DebEmitter:
         if self.options.tree_only:
             write_tree(package, dest, replace=replace)
         else:
-            write_deb(package, dest, Compression(self.options.compression), replace=replace)
+            write_deb(
+                package,
+                dest,
+                Compression(self.options.compression),
+                level=self.options.level,
+                replace=replace,
+            )
         return dest
 
 
@@ -863,7 +897,12 @@ class DebEmitter:
 
 
 def write_deb(
-    package: DebPackage, dest: Path, compression: Compression, *, replace: bool = True
+    package: DebPackage,
+    dest: Path,
+    compression: Compression,
+    *,
+    level: int | None = None,
+    replace: bool = True,
 ) -> None:
     """The .deb: ``debian-binary``, ``control.tar.*``, ``data.tar.*``, in that order.
 
@@ -874,10 +913,10 @@ def write_deb(
     suffix = compression.suffix
     with atomic_output(dest, replace=replace) as tmp:
         data_tmp = tmp.parent / f"data.tar{suffix}"
-        digests = write_archive(package.data, data_tmp, compression, digests=True)
+        digests = write_archive(package.data, data_tmp, compression, level, digests=True)
         control_plan = package.control_plan(digests)
         control = io.BytesIO()
-        with compressed_writer(control, compression, size=control_plan.size) as sink:
+        with compressed_writer(control, compression, level, size=control_plan.size) as sink:
             write_tar(control_plan, sink)
         with tmp.open("wb") as out:
             write_ar(
@@ -951,3 +990,83 @@ def maintainer_from_environment(environ: Mapping[str, str]) -> str:
     if email and name:
         return check_maintainer(f"{name} <{email}>")
     return ""
+
+
+class DebFormat:
+    """``venvpack deb``; see :class:`venvpack.emit.Format`."""
+
+    name = "deb"
+    help = "Build (or take --from) an environment and pack it as a Debian package."
+    options = (
+        Option(
+            "maintainer",
+            ("--maintainer",),
+            "Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>, else the project's first "
+            "maintainer or author with a name and an address).",
+            default="",
+            metavar="'NAME <MAIL>'",
+        ),
+        Option(
+            "description",
+            ("--description",),
+            "Synopsis line, then optional lines of extended description (default: from the "
+            "project's summary and description).",
+            default="",
+        ),
+        Option(
+            "homepage",
+            ("--homepage",),
+            "Homepage field (default: the project's).",
+            default="",
+            metavar="URL",
+        ),
+        Option(
+            "depends",
+            ("--depends",),
+            "Add a Debian relation, e.g. 'libpq5 (>= 15)' (repeatable).",
+            multiple=True,
+            metavar="SPEC",
+        ),
+        Option("section", ("--section",), "Section field.", default="misc", show_default=True),
+        *SYSTEM_OPTIONS,
+        Option(
+            "compression",
+            ("--compression",),
+            "Compression of the package members.",
+            default="xz",
+            choices=COMPRESSIONS,
+            show_default=True,
+        ),
+        Option("level", ("--level",), "Compression level (default: per format).", type=int),
+        Option(
+            "tree_only",
+            ("--tree-only",),
+            "Write the DEBIAN/ + data tree for 'dpkg-deb --build' instead of a .deb.",
+            is_flag=True,
+        ),
+    )
+
+    def extensions(self, values: Mapping[str, Any]) -> tuple[str, ...]:
+        return () if values.get("tree_only") else (".deb",)
+
+    def emitter(
+        self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
+    ) -> DebEmitter:
+        source_date_epoch()
+        # Only when neither the flag nor the environment names a maintainer is the
+        # project's metadata asked, after the build, when it is known.
+        options = DebOptions(
+            **system_fields(values),
+            maintainer=values.get("maintainer") or maintainer_from_environment(os.environ),
+            description=values.get("description") or "",
+            homepage=values.get("homepage") or "",
+            depends=tuple(values.get("depends") or ()),
+            section=values.get("section") or "misc",
+            compression=values.get("compression") or "xz",
+            level=values.get("level"),
+            tree_only=bool(values.get("tree_only")),
+        )
+        return DebEmitter(options)
+
+
+FORMAT = DebFormat()

@@ -10,7 +10,8 @@ The work is split so each step can be checked on its own:
    rpmlintrc and the tree as an uncompressed tarball. That directory is also the output of
    ``--spec-only``, so users can run rpmbuild or mock on exactly what venvpack would build;
 4. :meth:`RpmEmitter.emit` runs rpmbuild on it in a private ``_topdir`` and moves the
-   ``.rpm`` into place atomically.
+   ``.rpm`` into place atomically, with ``<name>.rpmlintrc`` beside it (rpmlint reads
+   filters only from ``-r FILE``).
 
 rpmbuild never reads the environment where venvpack built it: ``%install`` only extracts
 the tarball, so no build-host path is in the spec, the payload or the headers.
@@ -37,6 +38,7 @@ message, rather than altered into something the user did not write.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import re
@@ -45,33 +47,48 @@ import stat
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
 from venvpack import __version__, templates
-from venvpack.archive import Compression, TarPlan, source_date_epoch, write_archive
-from venvpack.config import printable, validate_name
+from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
+from venvpack.config import BuildSpec, printable, validate_name
 from venvpack.elf import is_elf, read_elf
-from venvpack.emit.systemd import ServiceUnit, render_unit, service_command
+from venvpack.emit import Option
+from venvpack.emit.systemd import ServiceUnit
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expression
 from venvpack.output import atomic_output, remove_tree, staging_dir
+from venvpack.package import (
+    SYSTEM_OPTIONS,
+    InstallFile,
+    Relations,
+    ServiceUser,
+    SystemOptions,
+    check_build,
+    check_description,
+    plan_contents,
+    system_fields,
+)
 from venvpack.policy import load_json
 from venvpack.proc import clean_python_env, run, which
-from venvpack.validate import file_name, system_command
+from venvpack.validate import file_name
 from venvpack.versions import rpm_version
 
 __all__ = [
     "FILTERS",
+    "FORMAT",
     "MAX_BUILD_TIME",
     "PAYLOAD",
     "LintFacts",
     "RpmEmitter",
+    "RpmFormat",
     "RpmOptions",
     "RpmPlan",
     "plan_package",
@@ -215,14 +232,14 @@ FILTERS = {
 
 # ----------------------------------------------------------------------------- options
 
-_RELEASE_RE = re.compile(r"[A-Za-z0-9._+~^]+")
 _URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
-_COMMAND_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 
 
 @dataclass(frozen=True)
-class RpmOptions:
-    """What ``venvpack rpm`` adds to the environment's manifest; checked when made."""
+class RpmOptions(SystemOptions):
+    """What ``venvpack rpm`` adds to the environment's manifest; checked when made. The
+    options every system package has (commands, service, user, files, relations, release,
+    epoch) and their rules come from :class:`~venvpack.package.SystemOptions`."""
 
     summary: str = ""
     """``Summary:``; empty: the project's summary, else generated from name and version."""
@@ -234,23 +251,18 @@ class RpmOptions:
     word for "not stated")."""
     url: str = ""
     """``URL:``; empty: the project's homepage, if any."""
-    release: str = "1"
-    """``Release:``: digits, letters and ``. _ + ~ ^`` (no macros such as ``%{?dist}``)."""
     requires: tuple[str, ...] = ()
     """Extra ``Requires:`` entries, one dependency each, added to ``glibc >= <floor>``."""
-    entry_points: tuple[str, ...] | None = None
-    """Commands of ``bin/`` to link into ``/usr/bin``; None: every command of the manifest."""
-    bin_links: bool = True
-    service_command: str = ""
-    """Command line of a systemd service; empty: no unit."""
     packager: str = ""
     """``Packager:`` and the changelog author, e.g. ``Jane Doe <jane@example.org>``; empty:
     the project's first maintainer, else its first author."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.summary:
             rpm_line(self.summary, "--summary")
         if self.description:
+            check_description(self.description)  # the rules of every format
             rpm_text(self.description, "--description")
         if self.license:
             rpm_line(self.license, "--license")
@@ -260,81 +272,16 @@ class RpmOptions:
                 raise ConfigError(
                     f"--url {self.url!r}: expected an absolute URL such as https://example.org/app"
                 )
-        if not _RELEASE_RE.fullmatch(self.release):
-            raise ConfigError(f"--release {self.release!r}: use digits, letters and . _ + ~ ^")
         for dep in self.requires:
             rpm_dep(dep)
-        for command in self.entry_points or ():
-            _check_command(command, "--entry-point")
         if self.packager:
             rpm_line(self.packager, "--packager")
 
 
-def _check_command(name: str, what: str) -> str:
-    if not _COMMAND_RE.fullmatch(name):
-        raise ConfigError(f"{what} {name!r}: a command name is letters, digits and . _ + -")
-    return name
-
-
 # ----------------------------------------------------------------------------- plan
 
-# The directories a prefix must not be: the package would own (and on erase remove) them.
-_SYSTEM_DIRS = frozenset(
-    (
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/home",
-        "/lib",
-        "/lib64",
-        "/media",
-        "/mnt",
-        "/opt",
-        "/proc",
-        "/root",
-        "/run",
-        "/sbin",
-        "/srv",
-        "/sys",
-        "/tmp",
-        "/usr",
-        "/var",
-        "/usr/bin",
-        "/usr/sbin",
-        "/usr/lib",
-        "/usr/lib64",
-        "/usr/libexec",
-        "/usr/local",
-        "/usr/local/bin",
-        "/usr/local/lib",
-        "/usr/share",
-        "/usr/include",
-        "/var/lib",
-        "/var/opt",
-        "/opt/bin",
-    )
-)
-_PREFIX_RE = re.compile(r"(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+")
 _FLOOR_RE = re.compile(r"[0-9]+\.[0-9]+")
 _PYTHON_VERSION_RE = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]+)?\+?")
-
-
-def _check_prefix(prefix: str) -> str:
-    if not _PREFIX_RE.fullmatch(prefix) or "/." in prefix:
-        raise ConfigError(
-            f"prefix {prefix!r}: for an RPM use an absolute path of letters, digits and "
-            "_ + - . (an rpm %files line would expand macros and globs in anything else)"
-        )
-    if prefix in _SYSTEM_DIRS:
-        raise ConfigError(
-            f"prefix {prefix}: the package would own a system directory; use e.g. {prefix}/<name>"
-        )
-    if prefix.startswith(("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/")):
-        raise ConfigError(
-            f"prefix {prefix}: inside a directory of PATH, where the package links its commands"
-        )
-    return prefix
 
 
 @cache
@@ -353,7 +300,10 @@ def rpm_arch(machine: str) -> str:
     try:
         return _arch_table()[machine]
     except KeyError:
-        raise ConfigError(f"no RPM architecture known for machine {machine!r}") from None
+        known = ", ".join(sorted(_arch_table()))
+        raise EmitError(
+            f"no RPM architecture known for machine {machine!r} (known: {known})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -387,6 +337,13 @@ class RpmPlan:
     python_version: str
     build_time: int
     """SOURCE_DATE_EPOCH, or now: the changelog date and the generated files' mtime."""
+    files: tuple[InstallFile, ...] = ()
+    """Extra files; those under /etc are ``%config(noreplace)``."""
+    user_script: str = ""
+    """The ``%pre`` snippet that creates the service user; empty without one."""
+    user: ServiceUser | None = None
+    """The service user, owner of its packaged state directory."""
+    relations: Relations = field(default_factory=Relations)
 
     @property
     def evr(self) -> str:
@@ -426,23 +383,11 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
     name = validate_name(manifest.name)
     mapped = rpm_version(manifest.version)
     upstream = str(Version(manifest.version))  # normalised: what PEP 440 says it is
-    prefix = _check_prefix(manifest.prefix.rstrip("/") or "/")
     floor = manifest.glibc_floor
     if floor and not _FLOOR_RE.fullmatch(floor):
         raise ConfigError(f"manifest: glibc_floor {floor!r} is not a version such as 2.28")
     if not _PYTHON_VERSION_RE.fullmatch(manifest.python.version):
         raise ConfigError(f"manifest: python version {manifest.python.version!r} is malformed")
-
-    links: tuple[str, ...] = ()
-    if options.bin_links:
-        wanted = options.entry_points if options.entry_points is not None else manifest.commands
-        for command in wanted:
-            _check_command(command, "--entry-point" if options.entry_points else "command")
-            system_command(command, manifest.commands)
-            target = env.root / "bin" / command
-            if not (target.is_file() and os.access(target, os.X_OK)):
-                raise ConfigError(f"{command!r} is not a command in the environment's bin/")
-        links = tuple(dict.fromkeys(wanted))
 
     # Flags win; what the application says about itself comes next; generated text last.
     meta = manifest.metadata
@@ -452,10 +397,9 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         or f"{name} {upstream} with its own Python {manifest.python.version}"
     )
     url = options.url.strip() or _metadata_url(meta)
-    unit = None
-    if options.service_command:
-        argv = service_command(options.service_command, env)
-        unit = render_unit(package=name, argv=argv, description=summary, documentation=url)
+    contents = plan_contents(env, options, package=name, description=summary, documentation=url)
+    prefix, links, unit = contents.prefix, contents.commands, contents.unit
+    epoch = options.epoch if options.epoch is not None else mapped.epoch
 
     relocatable = manifest.link_mode == "symlink" and unit is None
     if not relocatable:
@@ -469,7 +413,7 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         )
     return RpmPlan(
         name=name,
-        epoch=mapped.epoch,
+        epoch=epoch,
         version=mapped.version,
         release=options.release,
         arch=rpm_arch(manifest.python.machine),
@@ -492,6 +436,10 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
         relocatable=relocatable,
         links=links,
         unit=unit,
+        files=contents.files,
+        user_script=contents.user_script,
+        user=contents.user,
+        relations=contents.relations,
         upstream_version=upstream,
         python_version=manifest.python.version,
         build_time=build_time if build_time is not None else _build_time(),
@@ -608,6 +556,13 @@ def render_spec(plan: RpmPlan) -> str:
         relocatable=plan.relocatable,
         links=plan.links,
         unit=plan.unit,
+        files=[(f.dest, f"{f.mode:04o}", f.config) for f in plan.files],
+        user_script=plan.user_script,
+        user=plan.user,
+        provides=[r.rpm for r in plan.relations.provides],
+        conflicts=[r.rpm for r in plan.relations.conflicts],
+        obsoletes=[r.rpm for r in plan.relations.replaces],
+        recommends=[r.rpm for r in plan.relations.recommends],
         source_tar=plan.source_tar,
         rpmlintrc=plan.rpmlintrc_name,
         payload=PAYLOAD,
@@ -645,6 +600,10 @@ _RPMLINT_LDCONFIG_RE = re.compile(
     r"|\w*-\d(?:|[\w\-\.]*[A-Za-z0-9])\.so)$"
 )
 _RPMLINT_VERSIONED_RE = re.compile(r"[^.][0-9]")
+_RPMLINT_ZERO_LENGTH_RE = re.compile(
+    r"/\.nosearch$|/__init__\.py$|/py\.typed$|\.dist-info/REQUESTED$|/gem\.build_complete$"
+)
+_RPMLINT_WASTE_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -667,6 +626,12 @@ class LintFacts:
     ldconfig_libs: bool = False
     shebang_modules: bool = False
     """Files with a ``#!/`` line in the standard library or site-packages."""
+    zero_length: bool = False
+    """Empty files other than those rpmlint expects empty (``__init__.py``, ``py.typed`` ...)."""
+    duplicated_waste: bool = False
+    """Files with the same content, more than rpmlint's 100 000 bytes of them."""
+    static_libs_without_debuginfo: bool = False
+    """Static libraries (``.a``) without debugging sections, as numpy ships."""
 
 
 def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = ()) -> LintFacts:
@@ -677,12 +642,24 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
     for installed in (prefix, *others):
         if not _RPMLINT_VERSIONED_RE.search(installed):
             found["unversioned_paths"] = True
+    by_size: dict[int, list[Path]] = {}
+    inodes: set[tuple[int, int]] = set()
     for path in _walk(root):
         installed = f"{prefix}/{path.relative_to(root).as_posix()}"
         if not _RPMLINT_VERSIONED_RE.search(installed) and not _RPMLINT_SHLIB_RE.search(installed):
             found["unversioned_paths"] = True
         if path.is_symlink() or not path.is_file():
             continue
+        st = path.stat()
+        if st.st_size == 0 and not _RPMLINT_ZERO_LENGTH_RE.search(installed):
+            found["zero_length"] = True
+        # Links to one file inside the tree stay hard links in the package, which rpmlint
+        # does not count; links to files outside it (uv's cache) become separate files.
+        if st.st_size and (st.st_dev, st.st_ino) not in inodes:
+            inodes.add((st.st_dev, st.st_ino))
+            by_size.setdefault(st.st_size, []).append(path)
+        if path.name.endswith(".a") and _static_without_debuginfo(path):
+            found["static_libs_without_debuginfo"] = True
         if installed.startswith(module_dirs) and _starts_with(path, b"#!/"):
             found["shebang_modules"] = True
         if not is_elf(path):
@@ -701,7 +678,41 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
             found["ldconfig_libs"] = True
     if not found.get("shared_libs"):
         found["unversioned_paths"] = False
+    found["duplicated_waste"] = _duplicated_bytes(by_size) > _RPMLINT_WASTE_LIMIT
     return LintFacts(**found)
+
+
+def _static_without_debuginfo(path: Path) -> bool:
+    """Whether ``path`` is an ``ar`` archive of ELF objects none of which has a
+    ``.debug_*`` section: what rpmlint reports as static-library-without-debuginfo."""
+    data = path.read_bytes()
+    if not data.startswith(b"!<arch>\n"):
+        return False
+    offset, found = 8, False
+    while offset + 60 <= len(data):
+        size = int(data[offset + 48 : offset + 58].decode("ascii", "replace").strip() or 0)
+        member = data[offset + 60 : offset + 60 + size]
+        if member.startswith(b"\x7fELF"):
+            found = True
+            if b".debug_" in member:
+                return False
+        offset += 60 + size + (size % 2)
+    return found
+
+
+def _duplicated_bytes(by_size: dict[int, list[Path]]) -> int:
+    """What rpmlint's DuplicatesCheck adds up: for each content held by several files, its
+    size times the number of extra copies. Only files of equal size are read."""
+    waste = 0
+    for size, paths in by_size.items():
+        if len(paths) < 2:
+            continue
+        digests: dict[bytes, int] = {}
+        for path in paths:
+            digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()
+            digests[digest] = digests.get(digest, 0) + 1
+        waste += sum(size * (count - 1) for count in digests.values())
+    return waste
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
@@ -721,6 +732,7 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     spec = directory / plan.spec_name
     spec.write_text(render_spec(plan), encoding="utf-8")
     others = [f"/{plan.unit.path}"] if plan.unit is not None else []
+    others += [f.dest for f in plan.files]
     python_xy = ".".join(plan.python_version.split(".")[:2])
     facts = scan_tree(env.root, plan.prefix, python_xy, others)
     (directory / plan.rpmlintrc_name).write_text(render_rpmlintrc(plan, facts), encoding="utf-8")
@@ -728,6 +740,14 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
     tree.add_tree(env.root, plan.prefix.lstrip("/"))
     if plan.unit is not None:
         tree.add_file(plan.unit.path, plan.unit.text.encode("utf-8"), mtime=plan.build_time)
+    if plan.user is not None:
+        tree.add_dir(plan.user.home.lstrip("/"), 0o750, mtime=plan.build_time)
+    for item in plan.files:
+        try:
+            content = item.source.read_bytes()
+        except OSError as exc:
+            raise EmitError(f"cannot read {item.source}: {exc.strerror}") from None
+        tree.add_file(item.dest.lstrip("/"), content, item.mode, mtime=plan.build_time)
     write_archive(tree, directory / plan.source_tar, Compression.NONE)
     return spec
 
@@ -816,6 +836,9 @@ class RpmEmitter:
         self.options = options if options is not None else RpmOptions()
         self.spec_only = spec_only
 
+    def check_build(self, spec: BuildSpec) -> None:
+        check_build(spec)
+
     def filename(self, env: BuiltEnv) -> str:
         """``<name>-<version>-<release>.<arch>.rpm`` (``.rpmbuild``, a directory, for
         ``spec_only``)."""
@@ -834,6 +857,11 @@ class RpmEmitter:
     def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         plan = plan_package(env, self.options)
         if self.spec_only:
+            log.info(
+                'build it with: rpmbuild -bb --define "_sourcedir $PWD" %s.spec (in %s)',
+                plan.name,
+                dest,
+            )
             # A directory, made beside dest and exchanged with the old one when complete.
             with atomic_output(dest, replace=replace, replaceable=is_spec_dir) as tmp:
                 write_sources(plan, env, tmp)
@@ -846,8 +874,13 @@ class RpmEmitter:
                 spec = write_sources(plan, env, sources)
                 built = _rpmbuild(plan, spec, sources, work)
                 _move(built, tmp)
+                rpmlintrc = (sources / plan.rpmlintrc_name).read_bytes()
             finally:
                 remove_tree(work)
+        # rpmlint takes filters only from a file given with -r: it goes beside the package,
+        # so `rpmlint -r <name>.rpmlintrc <file>.rpm` checks it as venvpack meant.
+        with atomic_output(dest.parent / plan.rpmlintrc_name, replace=True) as tmp:
+            tmp.write_bytes(rpmlintrc)
         return dest
 
 
@@ -869,3 +902,81 @@ def _move(src: Path, dest: Path) -> None:
         os.replace(src, dest)
     except OSError:
         shutil.copyfile(src, dest)
+
+
+class RpmFormat:
+    """``venvpack rpm``; see :class:`venvpack.emit.Format`."""
+
+    name = "rpm"
+    help = "Build (or take --from) an environment and pack it as an RPM."
+    options = (
+        Option(
+            "summary",
+            ("--summary",),
+            "Summary tag (default: the project's summary, else name, version, Python).",
+            default="",
+        ),
+        Option(
+            "description",
+            ("--description",),
+            "%description text (default: the project's first paragraph and a generated one).",
+            default="",
+        ),
+        Option(
+            "license",
+            ("--license",),
+            "License tag (default: the project's license expression, else NOASSERTION).",
+            default="",
+            metavar="SPDX",
+        ),
+        Option(
+            "url",
+            ("--url", "--homepage"),
+            "URL tag (default: the project's homepage).",
+            default="",
+        ),
+        Option(
+            "requires",
+            ("--requires",),
+            "Add a dependency, e.g. 'openssl-libs >= 3.0' (repeatable); glibc >= the "
+            "environment's floor is always required.",
+            multiple=True,
+            metavar="SPEC",
+        ),
+        Option(
+            "packager",
+            ("--packager", "--maintainer"),
+            "Packager tag and changelog author (default: the project's first maintainer, "
+            "else author).",
+            default="",
+            metavar="'NAME <MAIL>'",
+        ),
+        *SYSTEM_OPTIONS,
+        Option(
+            "spec_only",
+            ("--spec-only",),
+            "Write the spec, its sources and an rpmlintrc for rpmbuild or mock instead of a .rpm.",
+            is_flag=True,
+        ),
+    )
+
+    def extensions(self, values: Mapping[str, Any]) -> tuple[str, ...]:
+        return () if values.get("spec_only") else (".rpm",)
+
+    def emitter(
+        self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
+    ) -> RpmEmitter:
+        source_date_epoch(maximum=MAX_BUILD_TIME)
+        options = RpmOptions(
+            **system_fields(values),
+            summary=values.get("summary") or "",
+            description=values.get("description") or "",
+            license=values.get("license") or "",
+            url=values.get("url") or "",
+            requires=tuple(values.get("requires") or ()),
+            packager=values.get("packager") or "",
+        )
+        return RpmEmitter(options, spec_only=bool(values.get("spec_only")))
+
+
+FORMAT = RpmFormat()

@@ -125,9 +125,15 @@ FILTERS = {"systemd_exec": systemd_exec, "systemd_text": systemd_text}
 
 
 def render_unit(
-    *, package: str, argv: Sequence[str], description: str, documentation: str = ""
+    *,
+    package: str,
+    argv: Sequence[str],
+    description: str,
+    documentation: str = "",
+    user: str = "",
 ) -> ServiceUnit:
-    """The unit ``<package>.service`` that runs ``argv`` (from :func:`service_command`)."""
+    """The unit ``<package>.service`` that runs ``argv`` (from :func:`service_command`), as
+    ``user`` with hardening and state and log directories when one is given, else as root."""
     name = f"{package}.service"
     text = templates.render(
         "systemd/app.service",
@@ -135,5 +141,7 @@ def render_unit(
         description=description,
         documentation=documentation,
         exec_start=tuple(argv),
+        user=user,
+        name=package,
     )
     return ServiceUnit(name=name, text=text)

@@ -1,19 +1,46 @@
 """The tarball emitter: one compressed tar whose single top-level directory is ``<name>/``.
 
 Unpacked anywhere, ``<name>/`` is the environment (DESIGN.md §2); nothing else is added.
+The compression is ``--compression``, or what the file name ``-o`` gives says
+(``.tar.zst``, ``.tar.gz``/``.tgz``, ``.tar.xz``, ``.tar``): a name and a flag that disagree
+are refused, so ``-o app.tar.gz`` never holds zstd data.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from venvpack.archive import Compression, Progress, TarPlan, write_archive
-from venvpack.errors import EmitError
+from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
+from venvpack.config import BuildSpec
+from venvpack.emit import Option
+from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.output import atomic_output
 from venvpack.validate import file_name
 
-__all__ = ["TarEmitter"]
+__all__ = ["EXTENSIONS", "FORMAT", "TarEmitter", "TarFormat", "compression_of"]
+
+log = logging.getLogger("venvpack")
+
+EXTENSIONS: Mapping[str, Compression] = {
+    ".tar.zst": Compression.ZSTD,
+    ".tar.gz": Compression.GZIP,
+    ".tgz": Compression.GZIP,
+    ".tar.xz": Compression.XZ,
+    ".tar": Compression.NONE,
+}
+"""File name endings that make ``-o`` name the tarball, and the compression each means."""
+
+
+def compression_of(artifact: str) -> Compression | None:
+    """The compression a tarball's file name says, or None when it names none."""
+    for ext, kind in EXTENSIONS.items():
+        if artifact.endswith(ext) and len(artifact) > len(ext):
+            return kind
+    return None
 
 
 class TarEmitter:
@@ -33,6 +60,9 @@ class TarEmitter:
         self.level = compression.resolve_level(level)
         self.progress = progress
 
+    def check_build(self, spec: BuildSpec) -> None:
+        pass  # a tarball holds any environment
+
     def filename(self, env: BuiltEnv) -> str:
         m = env.manifest
         name = f"{m.name}-{m.version}-linux-{m.python.machine}.tar{self.compression.suffix}"
@@ -49,4 +79,62 @@ class TarEmitter:
         plan.add_tree(env.root, name)
         with atomic_output(dest, replace=replace) as tmp:
             write_archive(plan, tmp, self.compression, self.level, progress=self.progress)
+        if env.manifest.link_mode != "symlink":
+            log.warning(
+                "%s link mode: the environment runs at %s; unpacked elsewhere, run "
+                "<dir>/bin/venvpack-relocate once first",
+                env.manifest.link_mode,
+                env.manifest.prefix,
+            )
         return dest
+
+
+class TarFormat:
+    """``venvpack tar``; see :class:`venvpack.emit.Format`."""
+
+    name = "tar"
+    help = (
+        "Build (or take --from) an environment and pack it as a tarball that runs wherever "
+        "it is unpacked."
+    )
+    options = (
+        Option(
+            "compression",
+            ("--compression",),
+            "zstd (multi-threaded); gzip or xz for hosts without zstd; none. Default: what "
+            "the -o file name says (.tar.zst, .tar.gz, .tgz, .tar.xz, .tar), else zstd.",
+            choices=tuple(c.value for c in Compression),
+        ),
+        Option("level", ("--level",), "Compression level (default: per format).", type=int),
+    )
+
+    def extensions(self, values: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(EXTENSIONS)
+
+    def emitter(
+        self, values: Mapping[str, Any], artifact: str | None, progress: Progress | None
+    ) -> TarEmitter:
+        source_date_epoch()
+        try:
+            given = Compression(values["compression"]) if values.get("compression") else None
+        except ValueError:
+            choices = ", ".join(c.value for c in Compression)
+            raise ConfigError(
+                f"compression {values['compression']!r}: use one of {choices}"
+            ) from None
+        named = compression_of(artifact) if artifact else None
+        if given is not None and named is not None and given is not named:
+            raise ConfigError(
+                f"--compression {given.value} contradicts the output name {artifact} "
+                f"({named.value}); drop one, or name the file "
+                f"...{_extension(given)}"
+            )
+        kind = given or named or Compression.ZSTD
+        return TarEmitter(kind, values.get("level"), progress=progress)
+
+
+def _extension(kind: Compression) -> str:
+    return next(ext for ext, k in EXTENSIONS.items() if k is kind)
+
+
+FORMAT = TarFormat()

@@ -1,0 +1,114 @@
+"""Packing: one verb for every format -- check everything, build (or take ``--from``), emit.
+
+:func:`pack` is what ``venvpack tar``, ``deb`` and ``rpm`` do, in the order the product
+promises: every option and the output are checked **before** any build work starts (a typo
+must not cost a build), then the environment is built beside the output (or the ``--from``
+environment is audited again), then the format's emitter writes the artifact atomically.
+
+The output rule is the same for every format (:func:`artifact_location`): ``-o`` names the
+artifact when its file name ends with one of the format's extensions (``.deb``, ``.rpm``,
+``.tar.gz`` ...), and is a directory to write into otherwise -- so ``-o out/3.2.3`` is a
+directory, whatever dots it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from venvpack.archive import Progress
+from venvpack.config import BuildSpec
+from venvpack.emit import Format
+from venvpack.errors import ConfigError
+from venvpack.manifest import BuiltEnv
+from venvpack.output import check_replaceable, refuse_overlap, remove_tree, staging_dir
+
+__all__ = ["PackRequest", "artifact_location", "pack"]
+
+
+@dataclass(frozen=True)
+class PackRequest:
+    """What to pack and where: everything the CLI (or a caller) decided from its flags."""
+
+    format: Format
+    values: Mapping[str, Any]
+    """The format's own option values, by :attr:`venvpack.emit.Option.name`."""
+    spec: BuildSpec | None = None
+    """The environment to build; None with ``from_dir``."""
+    from_dir: Path | None = None
+    """An environment made by ``venvpack build`` to pack instead of building one."""
+    output: Path | None = None
+    """``-o``: the artifact's path or a directory for it; None: the current directory."""
+    force: bool = False
+    """Replace an existing artifact (only one this format made, for directories)."""
+    max_glibc: str | None = None
+    """With ``from_dir``: refuse a tree that needs a newer glibc (a build checks its own)."""
+
+    def __post_init__(self) -> None:
+        if (self.spec is None) == (self.from_dir is None):
+            raise ConfigError("give either an environment to build or --from, not both")
+
+
+def artifact_location(output: Path | None, extensions: tuple[str, ...]) -> tuple[Path, str | None]:
+    """Where an artifact goes: ``(directory, file name)``, the file name None when the
+    emitter names it (``output`` is a directory, or None for the current directory).
+
+    ``output`` names the artifact itself when its name ends with one of ``extensions``
+    (and is more than that) and it is not an existing directory.
+    """
+    if output is None:
+        return Path.cwd(), None
+    name = output.name
+    named = any(name.endswith(ext) and len(name) > len(ext) for ext in extensions)
+    if named and not output.is_dir():
+        return output.absolute().parent, name
+    return output.absolute(), None
+
+
+def pack(request: PackRequest, *, progress: Progress | None = None) -> Path:
+    """Check ``request``, build or take its environment, write the artifact; return its path."""
+    fmt = request.format
+    directory, name = artifact_location(request.output, fmt.extensions(request.values))
+    # Everything that can be checked before a build is checked here, in this order.
+    emitter = fmt.emitter(request.values, name, progress)
+    if request.spec is not None:
+        emitter.check_build(request.spec)
+    if name is not None:
+        check_replaceable(directory / name, request.force, emitter.replaceable)
+    with _environment(request, directory) as env:
+        if name is None:
+            directory.mkdir(parents=True, exist_ok=True)
+            name = emitter.filename(env)
+        dest = directory / name
+        protected = {"the current directory": Path.cwd(), "the packed environment": env.root}
+        refuse_overlap(dest, protected, inside={"the packed environment": env.root})
+        check_replaceable(dest, request.force, emitter.replaceable)
+        return emitter.emit(env, dest, replace=request.force)
+
+
+@contextmanager
+def _environment(request: PackRequest, near: Path) -> Iterator[BuiltEnv]:
+    """The environment to pack: ``--from`` audited again, or a fresh build in a staging
+    directory beside ``near`` (same filesystem, nothing copied twice), removed afterwards,
+    also on failure or Ctrl-C."""
+    from venvpack.build import build_environment, checked_environment
+
+    if request.from_dir is not None:
+        env = checked_environment(request.from_dir)
+        # An artifact written inside the tree would be packed into the next one.
+        refuse_overlap(near, {}, inside={"the --from environment": request.from_dir})
+        if request.max_glibc:
+            from venvpack.glibc import refuse_glibc_above
+
+            refuse_glibc_above(env.root, request.max_glibc)
+        yield env
+        return
+    assert request.spec is not None
+    tmp = staging_dir(near)
+    try:
+        yield build_environment(request.spec, tmp / "env")
+    finally:
+        remove_tree(tmp)
