@@ -42,8 +42,9 @@ from venvpack.archive import (
     write_tar,
 )
 from venvpack.config import BuildSpec, check_text, validate_name
+from venvpack.elf import is_elf, read_elf
 from venvpack.emit import Option
-from venvpack.errors import ConfigError, EmitError
+from venvpack.errors import ConfigError, ElfError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import (
     AppMetadata,
@@ -459,6 +460,7 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         "deb/lintian-overrides",
         commands=commands,
         timestamped_gzip=_has_timestamped_gzip(data),
+        executable_shared_library=_has_executable_shared_library(data),
         **context,
     )
     data.add_file(f"./usr/share/lintian/overrides/{package}", overrides.encode(), 0o644, mtime)
@@ -536,6 +538,28 @@ def _has_timestamped_gzip(data: TarPlan) -> bool:
                 header = bytes(entry.source or b"")[:8]
             if header[:2] == b"\x1f\x8b" and header[4:8] != b"\0\0\0\0":
                 return True
+    return False
+
+
+def _has_executable_shared_library(data: TarPlan) -> bool:
+    """Whether the tree ships a shared library (an ELF file with a SONAME) with execute bits,
+    as wheels' vendored libraries often are (numpy.libs): lintian's
+    shared-library-is-executable, overridden only when it applies."""
+    for entry in data.entries:
+        name = entry.arcname.rsplit("/", 1)[-1]
+        if not (
+            entry.kind is EntryKind.FILE
+            and entry.mode & 0o111
+            and ".so" in name
+            and isinstance(entry.source, Path)
+            and is_elf(entry.source)
+        ):
+            continue
+        try:
+            if read_elf(entry.source).soname:
+                return True
+        except ElfError:
+            continue  # not a library lintian would read either
     return False
 
 
