@@ -127,7 +127,8 @@ def test_every_format_ships_the_locked_version(kind: str, project: Path, tmp_pat
     extra = ["--maintainer", "Lock Tester <lock@example.org>"] if kind == "deb" else []
     result = _venvpack(kind, "--project", str(project), "-o", str(tmp_path), "-q", *extra)
     assert result.returncode == 0, result.stderr
-    (artifact,) = [p for p in tmp_path.iterdir() if p.is_file()]
+    suffix = {"tar": ".zst", "deb": ".deb", "rpm": ".rpm"}[kind]
+    (artifact,) = [p for p in tmp_path.iterdir() if p.suffix == suffix]  # an .rpmlintrc too
     names = _archive_names(kind, artifact)
     dist_infos = {Path(n).name for n in names if n.endswith(".dist-info")}
     assert f"six-{LOCKED_SIX}.dist-info" in dist_infos, dist_infos
