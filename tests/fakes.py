@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
-from venvpack.manifest import Distribution, GraftedLibrary, Manifest, PythonInfo
+from venvpack.audit import audit_tree
+from venvpack.manifest import BuiltEnv, Distribution, GraftedLibrary, Manifest, PythonInfo
 from venvpack.metadata import AppMetadata
+from venvpack.policy import system_libraries
 
-__all__ = ["LICENSE_FILE", "MIT_TEXT", "fake_manifest", "fake_metadata"]
+__all__ = ["LICENSE_FILE", "MIT_TEXT", "fake_env_tree", "fake_manifest", "fake_metadata"]
 
 LICENSE_FILE = "lib/python3.12/site-packages/hello-1.0.0.dist-info/licenses/LICENSE"
 """Where :func:`fake_metadata` says the license file is; tests write :data:`MIT_TEXT` there."""
@@ -79,3 +82,17 @@ def fake_manifest(**changes: Any) -> Manifest:
         venvpack_version="0.1.0",
     )
     return dataclasses.replace(base, **changes)
+
+
+def fake_env_tree(root: Path) -> Path:
+    """An environment directory with a manifest at ``root``: enough for ``--from`` (no ELF,
+    no build). Its manifest claims the glibc floor the audit finds, as ``--from`` checks."""
+    for d in ("bin", "python/bin", "lib/python3.12/site-packages"):
+        (root / d).mkdir(parents=True)
+    (root / "bin/hello").write_text("#!/bin/sh\necho hi\n")
+    (root / "bin/hello").chmod(0o755)
+    (root / "bin/python").symlink_to("../python/bin/python3.12")
+    (root / "python/bin/python3.12").write_bytes(b"not really an interpreter")
+    floor = audit_tree(root, system_libraries(), ()).glibc_floor
+    BuiltEnv(root, fake_manifest(glibc_floor=floor)).save()
+    return root

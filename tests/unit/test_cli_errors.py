@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fakes import fake_manifest
-from venvpack.audit import audit_tree
+from fakes import fake_env_tree
 from venvpack.cli import main
-from venvpack.manifest import BuiltEnv
-from venvpack.policy import system_libraries
 
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
 
@@ -160,18 +157,7 @@ UNDECODABLE = "\udcff"  # what Python makes of the byte 0xff in argv (surrogatee
 
 @pytest.fixture
 def fake_env(tmp_path: Path) -> Path:
-    """An environment directory with a manifest: enough for --from (no ELF, no build)."""
-    root = tmp_path / "env"
-    for d in ("bin", "python/bin", "lib/python3.12/site-packages"):
-        (root / d).mkdir(parents=True)
-    (root / "bin/hello").write_text("#!/bin/sh\necho hi\n")
-    (root / "bin/hello").chmod(0o755)
-    (root / "bin/python").symlink_to("../python/bin/python3.12")
-    (root / "python/bin/python3.12").write_bytes(b"not really an interpreter")
-    # --from audits the tree again and wants the floor the manifest claims.
-    floor = audit_tree(root, system_libraries(), ()).glibc_floor
-    BuiltEnv(root, fake_manifest(glibc_floor=floor)).save()
-    return root
+    return fake_env_tree(tmp_path / "env")
 
 
 def leftovers(directory: Path, *expected: str) -> list[str]:

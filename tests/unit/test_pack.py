@@ -14,15 +14,12 @@ from typing import Any
 
 import pytest
 
-from fakes import fake_manifest
+from fakes import fake_env_tree
 from venvpack import build
-from venvpack.audit import audit_tree
 from venvpack.cli import main
 from venvpack.emit import FORMATS, load_format
 from venvpack.errors import BuildError
-from venvpack.manifest import BuiltEnv
 from venvpack.pack import artifact_location
-from venvpack.policy import system_libraries
 
 MAINTAINER = "Jane Doe <jane@example.org>"
 SOME_FILE = str(Path(__file__).resolve())
@@ -206,17 +203,7 @@ def test_artifact_location(
 
 @pytest.fixture
 def fake_env(tmp_path: Path) -> Path:
-    """An environment directory with a manifest: enough for --from (no ELF, no build)."""
-    root = tmp_path / "env"
-    for d in ("bin", "python/bin", "lib/python3.12/site-packages"):
-        (root / d).mkdir(parents=True)
-    (root / "bin/hello").write_text("#!/bin/sh\necho hi\n")
-    (root / "bin/hello").chmod(0o755)
-    (root / "bin/python").symlink_to("../python/bin/python3.12")
-    (root / "python/bin/python3.12").write_bytes(b"not really an interpreter")
-    floor = audit_tree(root, system_libraries(), ()).glibc_floor
-    BuiltEnv(root, fake_manifest(glibc_floor=floor)).save()
-    return root
+    return fake_env_tree(tmp_path / "env")
 
 
 @pytest.mark.parametrize(
