@@ -277,9 +277,7 @@ def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> 
     with pytest.raises(ConfigError, match="control character"):
         DebOptions(description=description.replace("\n.", "\r\n.\r"))
     deb = emit(hello_envs.v1, description=description, compression="zstd")
-    fields = _run("dpkg-deb", "--field", deb)
-    names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
-    assert names == [
+    assert _field_names(deb) == [
         "Package",
         "Version",
         "Architecture",
@@ -314,9 +312,7 @@ def test_hostile_project_metadata_cannot_add_fields(
     env = dataclasses.replace(env, manifest=dataclasses.replace(env.manifest, metadata=hostile))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     deb = DebEmitter(DebOptions(compression="zstd")).emit(env, tmp_path / "hostile.deb")
-    fields = _run("dpkg-deb", "--field", deb)
-    names = [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
-    assert names == [
+    assert _field_names(deb) == [
         "Package",
         "Version",
         "Architecture",
@@ -462,3 +458,10 @@ def test_conffile_and_service_user_lifecycle(
     ok("dpkg", "-P", "hello")
     assert not conffile.exists()
     assert ok("getent", "passwd", "hellosvc").startswith("hellosvc:")  # never deleted
+
+
+def _field_names(deb: Path) -> list[str]:
+    """The control fields of ``deb`` in order, as dpkg-deb reads them: an injected line would
+    show up here as a field of its own."""
+    fields = _run("dpkg-deb", "--field", deb)
+    return [line.split(":")[0] for line in fields.splitlines() if not line.startswith(" ")]
