@@ -13,14 +13,15 @@ import os
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+import traceback
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from venvpack import __version__
+from venvpack import __version__, ui
 from venvpack.config import (
     BuildSpec,
     Installer,
@@ -36,6 +37,9 @@ from venvpack.errors import ConfigError, VenvpackError
 from venvpack.interrupt import Interrupted, orderly_signals
 from venvpack.manifest import is_environment
 from venvpack.output import check_replaceable, refuse_overlap
+
+if TYPE_CHECKING:
+    from venvpack.result import Result
 
 __all__ = ["cli", "main"]
 
@@ -160,12 +164,60 @@ def build_options(func: F) -> F:
             default="auto",
             hidden=True,
         ),
-        click.option("-q", "--quiet", is_flag=True, help="Only print errors."),
-        click.option("-v", "--verbose", is_flag=True, help="Print every step."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def output_options(*, json_help: str | None) -> Callable[[F], F]:
+    """-q, -v, --debug (and --json, when ``json_help`` says what it prints): how much goes
+    to stderr, and the form of what goes to stdout (docs/output.md)."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option("-q", "--quiet", is_flag=True, help="Print nothing on stderr but errors."),
+            click.option(
+                "-v",
+                "--verbose",
+                is_flag=True,
+                help="Also print each step's detail (the installer's output, commands run).",
+            ),
+            click.option(
+                "--debug", is_flag=True, help="Show an error's traceback too (implies -v)."
+            ),
+        ]
+        if json_help is not None:
+            options.append(click.option("--json", "as_json", is_flag=True, help=json_help))
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+_RESULT_JSON = (
+    "Print one JSON object describing the result on stdout instead of its path "
+    "(schema result-1, docs/output.md)."
+)
+_DEBUG = False
+"""--debug was given: errors show their traceback (set by :func:`output_settings`)."""
+
+
+def output_settings(opts: dict[str, Any]) -> ui.Verbosity:
+    """Take -q, -v and --debug out of ``opts``: the verbosity of stderr."""
+    global _DEBUG
+    quiet, verbose, debug = (bool(opts.pop(k, False)) for k in ("quiet", "verbose", "debug"))
+    _DEBUG = debug
+    if quiet and (verbose or debug):
+        raise ConfigError("-q cannot be combined with -v or --debug")
+    if quiet:
+        return ui.Verbosity.QUIET
+    return ui.Verbosity.VERBOSE if verbose or debug else ui.Verbosity.NORMAL
+
+
+BUILD_STEPS = ("runtime", "install", "graft", "relocate", "audit")
+"""The steps of a build, as :func:`venvpack.build.stage` names them."""
 
 
 def emit_options(func: F) -> F:
@@ -218,7 +270,6 @@ def protected_directories(project: Path | None) -> dict[str, Path]:
 def spec_from_options(opts: dict[str, Any], fmt: str | None = None) -> BuildSpec:
     """Turn parsed build options into a BuildSpec, completed from the project's files (and
     its ``[tool.venvpack.<fmt>]`` table for the format ``fmt``)."""
-    _configure_logging(opts.pop("quiet", False), opts.pop("verbose", False))
     requirements = tuple(_absolute_if_path(r) for r in opts.get("requirements") or ())
     project: Path | None = opts.get("project")
     if project is None and not requirements and not opts.get("requirement_files"):
@@ -309,15 +360,6 @@ def _absolute_if_path(value: str) -> str:
     return value
 
 
-def _configure_logging(quiet: bool, verbose: bool) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("venvpack: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
-
-
 # Options that shape a build, so they are meaningless (and refused) with --from.
 _BUILD_ONLY = (
     "requirements",
@@ -366,6 +408,7 @@ def cli() -> None:
 
 @cli.command()
 @build_options
+@output_options(json_help=_RESULT_JSON)
 @click.option(
     "-o",
     "--output",
@@ -378,67 +421,83 @@ def cli() -> None:
     is_flag=True,
     help="Replace OUTPUT if it is an environment venvpack built (nothing else is replaced).",
 )
-def build(output: Path, force: bool, **opts: Any) -> None:
+def build(output: Path, force: bool, as_json: bool, **opts: Any) -> None:
     """Build a relocatable environment into OUTPUT."""
     from venvpack.build import build_environment
+    from venvpack.result import Result
 
     refuse_undecodable(click.get_current_context())
-    spec = spec_from_options(opts)
-    # -o names the environment itself: it is replaced (with --force), never written into,
-    # so it may be neither the sources nor anything but an environment venvpack made.
-    refuse_overlap(output, protected_directories(spec.project))
-    check_replaceable(output.absolute(), force, is_environment)
-    env = build_environment(spec, output.absolute(), replace=force)
-    log.info("built %s %s in %s", env.manifest.name, env.manifest.version, output)
+    verbosity = output_settings(opts)
+    with ui.reporting(ui.make_reporter(verbosity)) as reporter:
+        spec = spec_from_options(opts)
+        # -o names the environment itself: it is replaced (with --force), never written
+        # into, so it may be neither the sources nor anything but an environment venvpack made.
+        refuse_overlap(output, protected_directories(spec.project))
+        check_replaceable(output.absolute(), force, is_environment)
+        reporter.expect(BUILD_STEPS, output=str(output))
+        env = build_environment(spec, output.absolute(), replace=force)
+        result = Result(env.root, "environment", env.manifest, reporter.timings, reporter.elapsed)
+        reporter.summary(result.summary())
+    _print_result(result, as_json)
+
+
+def _print_result(result: Result, as_json: bool) -> None:
+    """The only thing venvpack prints on stdout for a build or an artifact."""
+    click.echo(result.to_json() if as_json else str(result.artifact), nl=not as_json)
 
 
 def format_command(fmt: Format) -> click.Command:
     """The sub-command of ``fmt``: the build and output options, then the format's own
     (:attr:`Format.options`); running it is one :func:`venvpack.pack.pack` call."""
 
-    def run(output: Path | None, force: bool, from_dir: Path | None, **opts: Any) -> None:
+    def run(
+        output: Path | None, force: bool, from_dir: Path | None, as_json: bool, **opts: Any
+    ) -> None:
         from venvpack.pack import PackRequest, pack
+        from venvpack.result import Result
 
-        refuse_undecodable(click.get_current_context())
         ctx = click.get_current_context()
+        refuse_undecodable(ctx)
+        verbosity = output_settings(opts)
         values = {option.name: opts.pop(option.name) for option in fmt.options}
-        quiet = {"quiet": opts.get("quiet", False)}
-        if from_dir is not None:
-            _configure_logging(opts.get("quiet", False), opts.get("verbose", False))
-            refuse_build_options(opts)
-            spec = None
-            project = Path.cwd() if Path("pyproject.toml").is_file() else None
-        else:
-            spec = spec_from_options(opts, fmt.name)
-            project = spec.project
-        if project is not None:
-            # [tool.venvpack] and [tool.venvpack.<format>] give what no flag gave; list
-            # settings add to the flags, as the build settings do.
-            for name, value in format_settings(project, fmt.name).items():
-                source = ctx.get_parameter_source(name)
-                if source is not click.core.ParameterSource.COMMANDLINE:
-                    values[name] = value
-                elif isinstance(value, tuple):
-                    values[name] = value + tuple(values[name])
-        request = PackRequest(
-            format=fmt,
-            values=values,
-            spec=spec,
-            from_dir=from_dir,
-            output=output,
-            force=force,
-            max_glibc=opts.get("max_glibc"),
-        )
-        with _progress("writing", quiet) as progress:
-            path = pack(request, progress=progress)
-        if path.is_file():
-            log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
-        else:
-            log.info("wrote %s", path)
+        with ui.reporting(ui.make_reporter(verbosity)) as reporter:
+            if from_dir is not None:
+                refuse_build_options(opts)
+                spec = None
+                project = Path.cwd() if Path("pyproject.toml").is_file() else None
+            else:
+                spec = spec_from_options(opts, fmt.name)
+                project = spec.project
+            if project is not None:
+                # [tool.venvpack] and [tool.venvpack.<format>] give what no flag gave; list
+                # settings add to the flags, as the build settings do.
+                for name, value in format_settings(project, fmt.name).items():
+                    source = ctx.get_parameter_source(name)
+                    if source is not click.core.ParameterSource.COMMANDLINE:
+                        values[name] = value
+                    elif isinstance(value, tuple):
+                        values[name] = value + tuple(values[name])
+            request = PackRequest(
+                format=fmt,
+                values=values,
+                spec=spec,
+                from_dir=from_dir,
+                output=output,
+                force=force,
+                max_glibc=opts.get("max_glibc"),
+            )
+            steps = ("audit",) if from_dir is not None else BUILD_STEPS
+            reporter.expect((*steps, "pack"), output=str(output or "."))
+            packed = pack(request, progress=reporter.progress)
+            result = Result(
+                packed.path, fmt.name, packed.manifest, reporter.timings, reporter.elapsed
+            )
+            reporter.summary(result.summary())
+        _print_result(result, as_json)
 
     for option in reversed(fmt.options):
         run = _click_option(option)(run)
-    run = emit_options(build_options(run))
+    run = emit_options(output_options(json_help=_RESULT_JSON)(build_options(run)))
     return click.command(name=fmt.name, help=fmt.help)(run)
 
 
@@ -471,6 +530,7 @@ for _name in FORMATS:
 
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@output_options(json_help=None)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the report as JSON (schema inspect-1)."
 )
@@ -479,13 +539,14 @@ for _name in FORMATS:
     metavar="X.Y",
     help="Report a problem when the tree needs a newer glibc than X.Y.",
 )
-def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
+def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> None:
     """Report what PATH (an environment directory, a tarball, a .deb or an .rpm) contains
     and whether it runs elsewhere. Exit 0 when self-contained, 1 when a problem is found."""
     from venvpack.errors import CheckFailed
     from venvpack.inspect import inspect_artifact, render_text
 
-    report = inspect_artifact(path, max_glibc=max_glibc)
+    with ui.reporting(ui.make_reporter(output_settings(opts))):
+        report = inspect_artifact(path, max_glibc=max_glibc)
     click.echo(report.to_json() if as_json else render_text(report), nl=False)
     if report.problems:
         raise CheckFailed(f"{path}: {len(report.problems)} problem(s) found")
@@ -493,6 +554,7 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
 
 @cli.command()
 @click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@output_options(json_help=None)
 @click.option(
     "--root",
     "roots",
@@ -510,7 +572,11 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def verify(
-    artifact: Path, roots: tuple[str, ...], run_commands: tuple[str, ...], as_json: bool
+    artifact: Path,
+    roots: tuple[str, ...],
+    run_commands: tuple[str, ...],
+    as_json: bool,
+    **opts: Any,
 ) -> None:
     """Install or unpack ARTIFACT (a tarball, .deb or .rpm) in clean roots, import every
     module and run every command there, also after moving a relocatable tree. Exit 1 when
@@ -518,7 +584,8 @@ def verify(
     from venvpack.errors import CheckFailed
     from venvpack.verify import render_text, verify_artifact
 
-    report = verify_artifact(artifact, roots or ("glibc",), run=run_commands)
+    with ui.reporting(ui.make_reporter(output_settings(opts))):
+        report = verify_artifact(artifact, roots or ("glibc",), run=run_commands)
     click.echo(report.to_json() if as_json else render_text(report), nl=False)
     if not report.ok:
         bad = [c for c in report.checks if c.status != "ok"]
@@ -527,21 +594,6 @@ def verify(
             f"{artifact}: {len(bad)} check(s) failed or refused, first: "
             f"{first.root} {first.step} {first.target}: {first.status}"
         )
-
-
-@contextmanager
-def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on a terminal; nothing in pipes, CI or with -q."""
-    if opts.get("quiet") or not sys.stderr.isatty() or os.environ.get("CI"):
-        yield None
-        return
-    with click.progressbar(length=1, label=f"venvpack: {label}", file=sys.stderr) as bar:
-
-        def update(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
-
-        yield update
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -564,9 +616,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str] | None) -> tuple[int, bool]:
     """The exit code, and whether a signal ended the run."""
+    global _DEBUG
+    _DEBUG = False
     try:
         cli.main(args=argv, prog_name="venvpack", standalone_mode=False)
     except VenvpackError as exc:
+        _traceback()
         click.echo(f"venvpack: error: {exc}", err=True)
         if exc.detail:
             click.echo(textwrap.indent(exc.detail, "    "), err=True)
@@ -581,10 +636,17 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
         exc.show()
         return exc.exit_code, False
     except OSError as exc:
+        _traceback()
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"venvpack: error: {exc.strerror or exc}{where}", err=True)
         return 1, False
     return 0, False
+
+
+def _traceback() -> None:
+    """With --debug, the traceback of the exception being handled, before its one line."""
+    if _DEBUG:
+        click.echo(traceback.format_exc().rstrip(), err=True)
 
 
 def _signal_of(exc: BaseException | None) -> Interrupted | None:

@@ -884,8 +884,11 @@ class DebEmitter:
 
     format = "deb"
 
-    def __init__(self, options: DebOptions) -> None:
+    def __init__(self, options: DebOptions, progress: Progress | None = None) -> None:
+        """``progress`` receives (done, total) uncompressed bytes of data.tar while it is
+        compressed, the long step of a .deb (xz), e.g. to drive the CLI's progress."""
         self.options = options
+        self.progress = progress
 
     def check_build(self, spec: BuildSpec) -> None:
         check_build(spec)
@@ -913,6 +916,7 @@ class DebEmitter:
                 Compression(self.options.compression),
                 level=self.options.level,
                 replace=replace,
+                progress=self.progress,
             )
         return dest
 
@@ -927,6 +931,7 @@ def write_deb(
     *,
     level: int | None = None,
     replace: bool = True,
+    progress: Progress | None = None,
 ) -> None:
     """The .deb: ``debian-binary``, ``control.tar.*``, ``data.tar.*``, in that order.
 
@@ -937,7 +942,9 @@ def write_deb(
     suffix = compression.suffix
     with atomic_output(dest, replace=replace) as tmp:
         data_tmp = tmp.parent / f"data.tar{suffix}"
-        digests = write_archive(package.data, data_tmp, compression, level, digests=True)
+        digests = write_archive(
+            package.data, data_tmp, compression, level, digests=True, progress=progress
+        )
         control_plan = package.control_plan(digests)
         control = io.BytesIO()
         with compressed_writer(control, compression, level, size=control_plan.size) as sink:
@@ -1090,7 +1097,7 @@ class DebFormat:
             level=values.get("level"),
             tree_only=bool(values.get("tree_only")),
         )
-        return DebEmitter(options)
+        return DebEmitter(options, progress)
 
 
 FORMAT = DebFormat()

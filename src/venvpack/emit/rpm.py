@@ -819,7 +819,7 @@ def _rpmbuild(plan: RpmPlan, spec: Path, sources: Path, topdir: Path) -> Path:
     ]
     # HOME: no ~/.rpmmacros or ~/.rpmrc of the user changes what gets built.
     extra = {"HOME": str(home), "TMPDIR": str(topdir), "LC_ALL": "C"}
-    log.info("running rpmbuild")
+    log.debug("running rpmbuild")
     run(args, error=EmitError, what="rpmbuild", env=clean_python_env(extra), cwd=topdir)
     built = sorted((topdir / "RPMS").rglob("*.rpm"))
     if len(built) != 1:
