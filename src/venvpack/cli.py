@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +32,16 @@ from venvpack.config import (
     validate_version,
     with_project_defaults,
 )
-from venvpack.emit import FORMATS, Format, Option, load_format
+from venvpack.emit import (
+    FORMATS,
+    INSTALL,
+    METADATA,
+    OUTPUT,
+    SERVICE,
+    Format,
+    Option,
+    load_format,
+)
 from venvpack.errors import ConfigError, VenvpackError
 from venvpack.interrupt import Interrupted, orderly_signals
 from venvpack.manifest import is_environment
@@ -47,11 +56,82 @@ log = logging.getLogger("venvpack")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+BUILD = "Build options"
+SECTIONS = (BUILD, OUTPUT, METADATA, INSTALL, SERVICE)
+"""The order of the help's option sections; options of no section ("Options") come last."""
+
+
+class GroupedOption(click.Option):
+    """An option listed under one section of the help (:class:`GroupedCommand`)."""
+
+    def __init__(self, *args: Any, group: str = "Options", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+
+def _option(group: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """``click.option`` for an option of the help section ``group``."""
+    return click.option(*decls, cls=GroupedOption, group=group, **kwargs)
+
+
+class _Examples:
+    """An "Examples" section after the options: command lines, as written (not re-wrapped)."""
+
+    examples: tuple[str, ...] = ()
+
+    def format_examples(self, formatter: click.HelpFormatter) -> None:
+        if self.examples:
+            with formatter.section("Examples"):
+                for line in self.examples:
+                    indent = " " * formatter.current_indent if line else ""
+                    formatter.write(f"{indent}{line}\n")
+
+
+class GroupedCommand(_Examples, click.Command):
+    """A command whose help lists its options by section (build, output, package metadata,
+    install, service: :attr:`GroupedOption.group`), then examples."""
+
+    def __init__(self, *args: Any, examples: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.examples = tuple(examples)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                sections.setdefault(getattr(param, "group", "Options"), []).append(record)
+        # One column width for every section, so the help reads as one table.
+        width = min(max(len(term) for rows in sections.values() for term, _ in rows), 30)
+        order = [*SECTIONS, *(name for name in sections if name not in SECTIONS)]
+        for name in order:
+            if name in sections:
+                with formatter.section(name):
+                    formatter.write_dl([(t.ljust(width), text) for t, text in sections[name]])
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.format_examples(formatter)
+        super().format_epilog(ctx, formatter)
+
+
+class ExamplesGroup(_Examples, click.Group):
+    """The top-level group: its commands, then examples."""
+
+    def __init__(self, *args: Any, examples: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.examples = tuple(examples)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.format_examples(formatter)
+        super().format_epilog(ctx, formatter)
+
+
 def build_options(func: F) -> F:
     """The options every command that builds an environment accepts."""
     options = [
         click.argument("requirements", nargs=-1),
-        click.option(
+        _option(
+            BUILD,
             "-r",
             "--requirement",
             "requirement_files",
@@ -59,62 +139,70 @@ def build_options(func: F) -> F:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Install from a requirements file (repeatable).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--project",
             type=click.Path(file_okay=False, path_type=Path),
             help="Project directory to install (default: . when it has a "
             "pyproject.toml and no requirement is given).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--python",
             "python",
             metavar="PY",
             help=(
                 "Interpreter path, version (3, 3.12, 3.12.4), cpython@3.12, "
                 "cpython-3.12.4-linux-x86_64-gnu or specifier ('>=3.11'); the newest match "
-                "on PATH, in pyenv, uv's pythons or /usr/bin wins. Default: the project's "
+                "on PATH, in pyenv, uv's pythons or /usr/bin wins (default: the project's "
                 ".python-version, else the running Python if it satisfies requires-python, "
-                "else the newest that does."
+                "else the newest that does)."
             ),
         ),
-        click.option("--name", help="Application name (default: the project's name)."),
-        click.option(
+        _option(BUILD, "--name", help="Application name (default: the project's name)."),
+        _option(
+            BUILD,
             "--version",
             "version",
             metavar="VERSION",
             help="Application version (default: the installed project's, or the "
             "distribution --name names).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--no-lock",
             is_flag=True,
             help="Resolve the requirements afresh instead of installing what the "
             "project's uv.lock or pylock.toml pins.",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--extra",
             "extras",
             multiple=True,
             metavar="NAME",
             help="Install this optional-dependency group of the project (repeatable).",
         ),
-        click.option("--all-extras", is_flag=True, help="Install every extra of the project."),
-        click.option(
+        _option(BUILD, "--all-extras", is_flag=True, help="Install every extra of the project."),
+        _option(
+            BUILD,
             "--group",
             "groups",
             multiple=True,
             metavar="NAME",
             help="Install this dependency group too (repeatable; dev groups are left out).",
         ),
-        click.option("--index-url", metavar="URL", help="Package index to use instead of PyPI."),
-        click.option(
+        _option(BUILD, "--index-url", metavar="URL", help="Package index to use instead of PyPI."),
+        _option(
+            BUILD,
             "--extra-index-url",
             "extra_index_urls",
             multiple=True,
             metavar="URL",
             help="Another package index (repeatable).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "-c",
             "--constraint",
             "constraints",
@@ -122,35 +210,40 @@ def build_options(func: F) -> F:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Constrain versions with this file (repeatable).",
         ),
-        click.option("--pre", is_flag=True, help="Allow pre-release versions."),
-        click.option("--prefix", help="Install location (default: /opt/<name>)."),
-        click.option(
+        _option(BUILD, "--pre", is_flag=True, help="Allow pre-release versions."),
+        _option(BUILD, "--prefix", help="Install location (default: /opt/<name>)."),
+        _option(
+            BUILD,
             "--python-link",
             "link_mode",
             type=click.Choice([m.value for m in LinkMode]),
             default=None,
             help="How bin/python reaches the bundled interpreter (default: symlink).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--find-links",
             multiple=True,
             metavar="DIR",
             help="Look for packages in DIR (repeatable).",
         ),
-        click.option("--no-index", is_flag=True, help="Do not use the package index."),
-        click.option("--with-tk", is_flag=True, help="Keep tkinter in the bundled runtime."),
-        click.option(
+        _option(BUILD, "--no-index", is_flag=True, help="Do not use the package index."),
+        _option(BUILD, "--with-tk", is_flag=True, help="Keep tkinter in the bundled runtime."),
+        _option(
+            BUILD,
             "--keep-dev",
             is_flag=True,
             help="Keep headers and build config to compile extensions later.",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--max-glibc",
             metavar="X.Y",
             help="Stop before packing when the environment needs a newer glibc than X.Y "
             "(naming the file and symbol version).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--exclude-module",
             "exclude_modules",
             multiple=True,
@@ -158,7 +251,8 @@ def build_options(func: F) -> F:
             help="Leave this stdlib extension module (e.g. _curses, readline, _sqlite3) out, "
             "with the libraries only it needed (repeatable).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--installer",
             type=click.Choice([i.value for i in Installer]),
             default="auto",
@@ -176,19 +270,22 @@ def output_options(*, json_help: str | None) -> Callable[[F], F]:
 
     def decorate(func: F) -> F:
         options = [
-            click.option("-q", "--quiet", is_flag=True, help="Print nothing on stderr but errors."),
-            click.option(
+            _option(
+                OUTPUT, "-q", "--quiet", is_flag=True, help="Print nothing on stderr but errors."
+            ),
+            _option(
+                OUTPUT,
                 "-v",
                 "--verbose",
                 is_flag=True,
                 help="Also print each step's detail (the installer's output, commands run).",
             ),
-            click.option(
-                "--debug", is_flag=True, help="Show an error's traceback too (implies -v)."
+            _option(
+                OUTPUT, "--debug", is_flag=True, help="Show an error's traceback too (implies -v)."
             ),
         ]
         if json_help is not None:
-            options.append(click.option("--json", "as_json", is_flag=True, help=json_help))
+            options.append(_option(OUTPUT, "--json", "as_json", is_flag=True, help=json_help))
         for option in reversed(options):
             func = option(func)
         return func
@@ -223,13 +320,15 @@ BUILD_STEPS = ("runtime", "install", "graft", "relocate", "audit")
 def emit_options(func: F) -> F:
     """The options of every command that writes an artifact (tar, deb, rpm)."""
     options = [
-        click.option(
+        _option(
+            OUTPUT,
             "--from",
             "from_dir",
             type=click.Path(file_okay=False, exists=True, path_type=Path),
             help="Pack this environment (made by 'venvpack build') instead of building one.",
         ),
-        click.option(
+        _option(
+            OUTPUT,
             "-o",
             "--output",
             type=click.Path(path_type=Path),
@@ -238,7 +337,7 @@ def emit_options(func: F) -> F:
             ".rpm, .tar.zst, .tar.gz, .tgz, .tar.xz, .tar), else a directory for it, created "
             "if missing (default: the current directory).",
         ),
-        click.option("--force", is_flag=True, help="Replace the artifact if it exists."),
+        _option(OUTPUT, "--force", is_flag=True, help="Replace the artifact if it exists."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -400,23 +499,44 @@ def _flag(option: str) -> str:
     return names.get(option, "--" + option.replace("_", "-"))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ExamplesGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    examples=(
+        "venvpack tar --project . -o dist/        # runs wherever it is unpacked",
+        "venvpack deb --project . -o dist/        # installs in /opt/<name>",
+        "venvpack build --project . -o build/env  # the environment alone",
+        "venvpack inspect dist/*.deb              # what is inside, where it runs",
+        "",
+        "Shell completion (bash, zsh, fish): docs/completion.md, e.g.",
+        'eval "$(_VENVPACK_COMPLETE=bash_source venvpack)"',
+    ),
+)
 @click.version_option(__version__, prog_name="venvpack")
 def cli() -> None:
     """Relocatable Python environments with their own interpreter, as tar, deb or rpm."""
 
 
-@cli.command()
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack build --project . -o build/env",
+        "venvpack build 'httpie==3.2.4' --python 3.12 -o /tmp/httpie",
+        "venvpack tar --from build/env   # pack it later, as often as needed",
+    ),
+)
 @build_options
 @output_options(json_help=_RESULT_JSON)
-@click.option(
+@_option(
+    OUTPUT,
     "-o",
     "--output",
     required=True,
     type=click.Path(path_type=Path),
     help="Directory to create for the environment (replaced, never written into).",
 )
-@click.option(
+@_option(
+    OUTPUT,
     "--force",
     is_flag=True,
     help="Replace OUTPUT if it is an environment venvpack built (nothing else is replaced).",
@@ -498,11 +618,16 @@ def format_command(fmt: Format) -> click.Command:
     for option in reversed(fmt.options):
         run = _click_option(option)(run)
     run = emit_options(output_options(json_help=_RESULT_JSON)(build_options(run)))
-    return click.command(name=fmt.name, help=fmt.help)(run)
+    return click.command(name=fmt.name, help=fmt.help, cls=GroupedCommand, examples=fmt.examples)(
+        run
+    )
 
 
 def _click_option(option: Option) -> Callable[[F], F]:
-    kwargs: dict[str, Any] = {"help": option.help, "show_default": option.show_default}
+    text = option.help
+    if option.show_default:
+        text = f"{text.rstrip('.')} (default: {option.default})."
+    kwargs: dict[str, Any] = {"help": text}
     if option.is_flag:
         kwargs["is_flag"] = True
     else:
@@ -510,7 +635,7 @@ def _click_option(option: Option) -> Callable[[F], F]:
         kwargs["multiple"] = option.multiple
         kwargs["metavar"] = option.metavar
         kwargs["type"] = click.Choice(option.choices) if option.choices else option.type
-    return click.option(*option.flags, option.name, **kwargs)
+    return _option(option.group, *option.flags, option.name, **kwargs)
 
 
 def refuse_build_options(opts: dict[str, Any]) -> None:
@@ -528,7 +653,13 @@ for _name in FORMATS:
     cli.add_command(format_command(load_format(_name)))
 
 
-@cli.command()
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack inspect dist/hello_1.0.0-1_amd64.deb",
+        "venvpack inspect build/env --json --max-glibc 2.31",
+    ),
+)
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @output_options(json_help=None)
 @click.option(
@@ -552,7 +683,13 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> No
         raise CheckFailed(f"{path}: {len(report.problems)} problem(s) found")
 
 
-@cli.command()
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack verify dist/hello-1.0.0-linux-x86_64.tar.zst --root bookworm",
+        "venvpack verify dist/hello-1.0.0-1.x86_64.rpm --run 'hello --version'",
+    ),
+)
 @click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @output_options(json_help=None)
 @click.option(

@@ -43,7 +43,7 @@ from venvpack.archive import (
 )
 from venvpack.config import BuildSpec, check_text, validate_name
 from venvpack.elf import is_elf, read_elf
-from venvpack.emit import Option
+from venvpack.emit import OUTPUT, Option
 from venvpack.errors import ConfigError, ElfError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import (
@@ -1028,6 +1028,11 @@ class DebFormat:
 
     name = "deb"
     help = "Build (or take --from) an environment and pack it as a Debian package."
+    examples = (
+        "venvpack deb --project . --maintainer 'Jane Doe <jane@example.org>' -o dist/",
+        "venvpack deb --from build/env --service-command 'app serve' --user app",
+        "venvpack deb --json | jq -r .sha256",
+    )
     options = (
         Option(
             "maintainer",
@@ -1067,13 +1072,21 @@ class DebFormat:
             default="xz",
             choices=COMPRESSIONS,
             show_default=True,
+            group=OUTPUT,
         ),
-        Option("level", ("--level",), "Compression level (default: per format).", type=int),
+        Option(
+            "level",
+            ("--level",),
+            "Compression level (default: per format).",
+            type=int,
+            group=OUTPUT,
+        ),
         Option(
             "tree_only",
             ("--tree-only",),
             "Write the DEBIAN/ + data tree for 'dpkg-deb --build' instead of a .deb.",
             is_flag=True,
+            group=OUTPUT,
         ),
     )
 
