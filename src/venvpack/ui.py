@@ -278,10 +278,13 @@ class TerminalReporter(PlainReporter):
                 return
             total = max(len(self.steps), 1)
             index = self.steps.index(step.name) if step.name in self.steps else total - 1
-            within = step.done / step.total if step.total else 0.0
+            within = min(step.done / step.total, 1.0) if step.total else 0.0
             filled = int(self.WIDTH * (index + within) / total)
             bar = "#" * filled + "-" * (self.WIDTH - filled)
             percent = f" {100 * within:3.0f}%" if step.total else ""
+            if step.total and step.done >= step.total:
+                # Everything is read; compression threads may still be finishing blocks.
+                percent = " finishing"
             clock = _duration(time.monotonic() - step.started)
             counter = style(f"[{index + 1}/{total}]", color=self.color, bold=True)
             text = f"venvpack: {counter} [{bar}] {step.label}{percent} {clock}"
