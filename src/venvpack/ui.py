@@ -20,6 +20,8 @@ Colour only on a terminal and never with ``NO_COLOR`` set (https://no-color.org)
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -174,10 +176,16 @@ class PlainReporter(Reporter):
         self.stream = stream
         self.color = color
 
+    def _write(self, text: str) -> None:
+        """Write and flush; a closed or vanished stderr (a hung-up terminal, a reader that
+        went away) never turns into an error of its own, which would hide the real one."""
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(text)
+            self.stream.flush()
+
     def _line(self, text: str) -> None:
         with self._lock:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            self._write(text + "\n")
 
     def plan(self, items: Sequence[tuple[str, str]]) -> None:
         items = [*items, ("output", self.output)] if self.output else list(items)
@@ -246,9 +254,8 @@ class TerminalReporter(PlainReporter):
     def _line(self, text: str) -> None:
         with self._lock:
             self._clear()
-            self.stream.write(text + "\n")
+            self._write(text + "\n")
             self._draw()
-            self.stream.flush()
 
     def close(self) -> None:
         self._stop.set()
@@ -258,7 +265,6 @@ class TerminalReporter(PlainReporter):
         with self._lock:
             self._step = None
             self._clear()
-            self.stream.flush()
 
     def _tick(self) -> None:
         while not self._stop.wait(self.TICK):
@@ -266,7 +272,7 @@ class TerminalReporter(PlainReporter):
 
     def _clear(self) -> None:
         if self._live:
-            self.stream.write("\r\x1b[K")
+            self._write("\r\x1b[K")
             self._live = False
 
     def _draw(self) -> None:
@@ -274,23 +280,52 @@ class TerminalReporter(PlainReporter):
             step = self._step
             if step is None:
                 self._clear()
-                self.stream.flush()
                 return
             total = max(len(self.steps), 1)
             index = self.steps.index(step.name) if step.name in self.steps else total - 1
             within = min(step.done / step.total, 1.0) if step.total else 0.0
-            filled = int(self.WIDTH * (index + within) / total)
-            bar = "#" * filled + "-" * (self.WIDTH - filled)
             percent = f" {100 * within:3.0f}%" if step.total else ""
             if step.total and step.done >= step.total:
                 # Everything is read; compression threads may still be finishing blocks.
                 percent = " finishing"
-            clock = _duration(time.monotonic() - step.started)
-            counter = style(f"[{index + 1}/{total}]", color=self.color, bold=True)
-            text = f"venvpack: {counter} [{bar}] {step.label}{percent} {clock}"
-            self.stream.write("\r\x1b[K" + text)
+            text = self._fit(
+                f"[{index + 1}/{total}]",
+                (index + within) / total,
+                step.label,
+                f"{percent} {_duration(time.monotonic() - step.started)}",
+            )
+            self._write("\r\x1b[K" + text)
             self._live = True
-            self.stream.flush()
+
+    def _fit(self, counter: str, fraction: float, label: str, tail: str) -> str:
+        """The progress line within the terminal's width (a wrapped line could not be
+        redrawn with \\r): the bar gives way first, then the label, then the bar altogether."""
+        width = self._width() - 1
+        bar_width = self.WIDTH
+
+        def compose() -> str:
+            filled = int(bar_width * fraction)
+            bar = f" [{'#' * filled}{'-' * (bar_width - filled)}]" if bar_width else ""
+            return f"venvpack: {counter}{bar} {label}{tail}"
+
+        excess = len(compose()) - width
+        if excess > 0:  # a shorter bar, down to 10
+            bar_width = max(self.WIDTH - excess, 10)
+            excess = len(compose()) - width
+        if excess > 0 and len(label) > 12:  # a shorter label, down to 12
+            label = label[: max(len(label) - excess - 1, 11)] + "~"
+            excess = len(compose()) - width
+        if excess > 0:  # no bar
+            bar_width = 0
+        text = compose()[:width]
+        styled = style(counter, color=self.color, bold=True)
+        return text.replace(counter, styled, 1) if text.startswith(f"venvpack: {counter}") else text
+
+    def _width(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return 80
 
 
 class LogHandler(logging.Handler):

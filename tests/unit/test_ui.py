@@ -3,10 +3,14 @@ log record benchmarks read (scripts/bench_build.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import logging
 import os
 import pty
+import struct
+import termios
 from collections.abc import Iterator
 
 import pytest
@@ -181,3 +185,41 @@ def test_benchmarks_still_read_stage_times_from_log_records() -> None:
         log.handlers[:], log.level = saved
     assert list(handler.times) == ["relocate"]
     assert handler.times["relocate"] >= 0
+
+
+def test_a_vanished_stderr_does_not_hide_the_real_outcome() -> None:
+    read, write = os.pipe()
+    os.close(read)  # nobody reads stderr any more (a closed pipe, a hung-up terminal)
+    stream = open(write, "w", encoding="utf-8")  # noqa: SIM115 -- closed below
+    reporter = ui.TerminalReporter(stream, ui.Verbosity.NORMAL, color=False)
+
+    def build() -> None:
+        with ui.reporting(reporter), stage("install"):
+            logging.getLogger("venvpack").warning("lost")
+            raise KeyError("the real error")
+
+    with pytest.raises(KeyError):
+        build()
+    with contextlib.suppress(OSError):
+        stream.close()
+
+
+def test_the_progress_line_fits_a_narrow_terminal() -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+    stream = open(slave, "w", encoding="utf-8")  # noqa: SIM115 -- closed below
+    try:
+        reporter = ui.TerminalReporter(stream, ui.Verbosity.NORMAL, color=False)
+        with ui.reporting(reporter):
+            reporter.expect(["pack"])
+            with stage("pack", "a-very-long-application-name_1.0.0-1_amd64.deb"):
+                ui.current().progress(1, 2)
+        screen = os.read(master, 65536).decode()
+    finally:
+        stream.close()
+        os.close(master)
+    redraws = [r.removeprefix("\x1b[K") for r in screen.split("\r") if "[1/1]" in r]
+    assert redraws
+    assert all(len(r) <= 39 for r in redraws), redraws
+    # The label keeps a few characters; the bar gives way.
+    assert redraws[-1] == "venvpack: [1/1] pack a-very~  50% 0.0s"
