@@ -39,6 +39,7 @@ from venvpack.graft import (
 )
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
+from venvpack.interrupt import checkpoint
 from venvpack.manifest import (
     BuiltEnv,
     GraftedLibrary,
@@ -194,10 +195,12 @@ def stage(name: str, detail: str = "") -> Iterator[None]:
     starts and ends, and how long it took is logged at debug level with the step's name and
     seconds as the record's ``venvpack_stage`` and ``venvpack_seconds`` (for benchmarks)."""
     reporter = ui.current()
+    checkpoint()
     reporter.start(name, detail)
     started = time.monotonic()
     try:
         yield
+        checkpoint()
     except BaseException:
         reporter.abort(name)
         raise

@@ -6,6 +6,13 @@ directories removed (:mod:`venvpack.output`). Further signals are ignored from t
 second Ctrl-C cannot break the cleanup into a traceback. The CLI exits with 128 + the
 signal's number (130, 143, 129). SIGKILL cannot be caught: :func:`venvpack.output.reap`
 removes what such a run left, the next time anything is written there.
+
+Raising from a signal handler has one gap: Python runs the handler wherever the main thread
+happens to be, and a few places swallow exceptions (logging's after-fork hook while a child
+is started, ``__del__`` methods, weakref callbacks) -- the run would then go on and succeed
+with exit 0 after a Ctrl-C. So the signal is also remembered, and :func:`checkpoint` raises
+it again: at every step boundary, after children finish, before an artifact is renamed into
+place, and when the block ends.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["SIGNALS", "Interrupted", "orderly_signals"]
+__all__ = ["SIGNALS", "Interrupted", "checkpoint", "orderly_signals"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """The signals that interrupt venvpack in an orderly way."""
@@ -36,6 +43,17 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+_received: list[int] = []
+"""The signal that interrupted this process, once one has (it is never forgotten: the process
+is on its way out)."""
+
+
+def checkpoint() -> None:
+    """Raise :class:`Interrupted` if a signal came, even if its first raise was swallowed."""
+    if _received:
+        raise Interrupted(_received[0])
+
+
 @contextmanager
 def orderly_signals() -> Iterator[None]:
     """Turn :data:`SIGNALS` into :class:`Interrupted` inside the block (main thread only).
@@ -46,20 +64,21 @@ def orderly_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         for sig in SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        received.append(signum)
+        _received.append(signum)
         raise Interrupted(signum)
 
+    _received.clear()  # a new run (several in one process: tests, library callers)
     previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in SIGNALS}
     for sig in SIGNALS:
         signal.signal(sig, interrupt)
     try:
         yield
+        checkpoint()
     finally:
-        if not received:
+        if not _received:
             for number, handler in previous.items():
                 signal.signal(number, handler)

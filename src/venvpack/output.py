@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from venvpack.errors import ConfigError, EmitError, OutputExistsError, VenvpackError
+from venvpack.interrupt import checkpoint
 
 __all__ = [
     "STAGING_PREFIX",
@@ -209,6 +210,7 @@ def atomic_output(
         yield made
         if not os.path.lexists(made):
             raise error(f"nothing was written for {dest}")
+        checkpoint()
         try:
             if made.is_file() and not made.is_symlink():
                 _fsync(made)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Callable, Union
 
 from venvpack.errors import ToolMissingError, VenvpackError
+from venvpack.interrupt import checkpoint
 
 __all__ = ["clean_python_env", "pipe", "run", "run_all", "which"]
 
@@ -118,6 +119,7 @@ def run_all(
                 results.append(
                     subprocess.CompletedProcess(proc.args, proc.returncode, _read(out), _read(err))
                 )
+            checkpoint()
         except BaseException:
             stop([proc for proc, _, _ in children])
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -9,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from venvpack.interrupt import SIGNALS, Interrupted, orderly_signals
+from venvpack import interrupt
+from venvpack.interrupt import SIGNALS, Interrupted, checkpoint, orderly_signals
 
 
 @pytest.fixture
@@ -18,6 +20,7 @@ def restore_handlers() -> Iterator[None]:
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
+    interrupt._received.clear()  # the next test is a new run
 
 
 @pytest.mark.usefixtures("restore_handlers")
@@ -53,3 +56,41 @@ def test_handlers_come_back_when_nothing_happened() -> None:
     with orderly_signals():
         assert all(signal.getsignal(sig) not in (before[sig],) for sig in SIGNALS)
     assert {sig: signal.getsignal(sig) for sig in SIGNALS} == before
+
+
+def _swallowed(signum: int) -> None:
+    """Receive ``signum`` where the raise is swallowed, as logging's after-fork hook does."""
+    with contextlib.suppress(BaseException):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)
+
+
+@pytest.mark.usefixtures("restore_handlers")
+def test_a_swallowed_interruption_is_raised_again() -> None:
+    """A handler that runs where exceptions are swallowed (logging's after-fork hook, a
+    ``__del__``) loses its raise; the run still ends interrupted, at the next checkpoint."""
+    reached = []
+
+    def work() -> None:
+        with orderly_signals():
+            _swallowed(signal.SIGHUP)
+            reached.append("after the swallowed signal")
+            checkpoint()
+            reached.append("past the checkpoint")
+
+    with pytest.raises(Interrupted) as caught:
+        work()
+    assert reached == ["after the swallowed signal"]
+    assert caught.value.exit_code == 129
+
+
+@pytest.mark.usefixtures("restore_handlers")
+def test_the_block_end_is_a_checkpoint() -> None:
+    def work() -> None:
+        with orderly_signals():
+            _swallowed(signal.SIGTERM)
+
+    with pytest.raises(Interrupted):
+        work()
+    with orderly_signals():  # a new run starts clean
+        checkpoint()
