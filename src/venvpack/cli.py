@@ -529,6 +529,22 @@ def verify(
         )
 
 
+@cli.command()
+@click.option(
+    "--makefile",
+    is_flag=True,
+    help="Also write a Makefile with tar, deb and rpm targets that print and keep the "
+    "artifact's path (an existing Makefile is never replaced).",
+)
+def init(makefile: bool) -> None:
+    """Add a commented [tool.venvpack] section, with tables for tar, deb and rpm, to the
+    pyproject.toml in the current directory, leaving the rest of the file as it is."""
+    from venvpack.scaffold import init_project
+
+    for path in init_project(Path("."), makefile=makefile):
+        click.echo(f"venvpack: wrote {path}", err=True)
+
+
 @contextmanager
 def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on a terminal; nothing in pipes, CI or with -q."""
