@@ -43,7 +43,9 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
             'authors = [{ name = "Ada Example", email = "ada@example.org" }]\n', ""
         )
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBEMAIL", "DEBFULLNAME")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DEBEMAIL", "DEBFULLNAME", "EMAIL", "NAME")
+    }
     subprocess.run([VENVPACK, "init", "--makefile"], cwd=root, env=env, check=True)
     text = pyproject.read_text()
     # The user's edits: set the maintainer the section asks for, and a faster deb payload.
