@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from venvpack import __version__
+from venvpack import __version__, ui
 from venvpack.audit import audit_tree
 from venvpack.config import BuildSpec, validate_name, validate_version
 from venvpack.errors import (
@@ -39,7 +39,14 @@ from venvpack.graft import (
 )
 from venvpack.install import Installed, install_requirements, plan_install, requested_names
 from venvpack.interpreter import Interpreter, find_interpreter
-from venvpack.manifest import BuiltEnv, GraftedLibrary, Manifest, PythonInfo, is_environment
+from venvpack.manifest import (
+    BuiltEnv,
+    GraftedLibrary,
+    InstallSource,
+    Manifest,
+    PythonInfo,
+    is_environment,
+)
 from venvpack.metadata import read_app_metadata
 from venvpack.output import atomic_output
 from venvpack.policy import loaded_by_family, system_libraries
@@ -68,11 +75,17 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     # Everything that can be refused is refused before any work is done.
     interp = choose_interpreter(spec)
     name, main_dist = app_name(spec)
-    log.info("using CPython %s (%s)", interp.version, interp.source)
     install_plan = plan_install(spec)
     patchelf = find_patchelf()
     allow = system_libraries()
     carried = loaded_by_family()
+    ui.current().plan(
+        [
+            ("python", f"CPython {interp.version} ({interp.source})"),
+            ("from", _describe_source(install_plan.source)),
+            ("link", spec.link_mode.value),
+        ]
+    )
     # Built in a staging directory beside dest and renamed into place when complete (an
     # existing environment is exchanged with it): dest is never half-built, and only an
     # environment venvpack made is ever replaced.
@@ -152,7 +165,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             metadata=read_app_metadata(site_packages, main_dist, root) if main_dist else None,
         )
         BuiltEnv(root, manifest).save()
-    log.info(
+    log.debug(
         "environment ready in %.1fs (glibc >= %s, %d libraries grafted)",
         time.monotonic() - started,
         report.glibc_floor,
@@ -176,18 +189,34 @@ def checked_environment(root: Path) -> BuiltEnv:
 
 
 @contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Log the start of a pipeline stage and, at debug level, how long it took."""
-    log.info("%s ...", name)
+def stage(name: str, detail: str = "") -> Iterator[None]:
+    """One step of the pipeline: the current reporter (:mod:`venvpack.ui`) is told when it
+    starts and ends, and how long it took is logged at debug level with the step's name and
+    seconds as the record's ``venvpack_stage`` and ``venvpack_seconds`` (for benchmarks)."""
+    reporter = ui.current()
+    reporter.start(name, detail)
     started = time.monotonic()
-    yield
+    try:
+        yield
+    except BaseException:
+        reporter.abort(name)
+        raise
     seconds = time.monotonic() - started
+    reporter.finish(name, seconds)
     log.debug(
         "stage %s took %.2fs",
         name,
         seconds,
         extra={"venvpack_stage": name, "venvpack_seconds": seconds},
     )
+
+
+def _describe_source(source: InstallSource) -> str:
+    """``uv.lock``, ``requirements.txt``, or ``requirements resolved now``: for the plan line."""
+    names = ", ".join(f.name for f in source.files)
+    if source.kind == "resolved":
+        return f"{names} (resolved now)" if names else "requirements resolved now"
+    return names or source.kind
 
 
 def app_name(spec: BuildSpec) -> tuple[str, str | None]:

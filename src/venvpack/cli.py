@@ -13,14 +13,15 @@ import os
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+import traceback
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from venvpack import __version__
+from venvpack import __version__, ui
 from venvpack.config import (
     BuildSpec,
     Installer,
@@ -31,11 +32,23 @@ from venvpack.config import (
     validate_version,
     with_project_defaults,
 )
-from venvpack.emit import FORMATS, Format, Option, load_format
+from venvpack.emit import (
+    FORMATS,
+    INSTALL,
+    METADATA,
+    OUTPUT,
+    SERVICE,
+    Format,
+    Option,
+    load_format,
+)
 from venvpack.errors import ConfigError, VenvpackError
 from venvpack.interrupt import Interrupted, orderly_signals
 from venvpack.manifest import is_environment
 from venvpack.output import check_replaceable, refuse_overlap
+
+if TYPE_CHECKING:
+    from venvpack.result import Result
 
 __all__ = ["cli", "main"]
 
@@ -43,11 +56,82 @@ log = logging.getLogger("venvpack")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+BUILD = "Build options"
+SECTIONS = (BUILD, OUTPUT, METADATA, INSTALL, SERVICE)
+"""The order of the help's option sections; options of no section ("Options") come last."""
+
+
+class GroupedOption(click.Option):
+    """An option listed under one section of the help (:class:`GroupedCommand`)."""
+
+    def __init__(self, *args: Any, group: str = "Options", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+
+def _option(group: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """``click.option`` for an option of the help section ``group``."""
+    return click.option(*decls, cls=GroupedOption, group=group, **kwargs)
+
+
+class _Examples:
+    """An "Examples" section after the options: command lines, as written (not re-wrapped)."""
+
+    examples: tuple[str, ...] = ()
+
+    def format_examples(self, formatter: click.HelpFormatter) -> None:
+        if self.examples:
+            with formatter.section("Examples"):
+                for line in self.examples:
+                    indent = " " * formatter.current_indent if line else ""
+                    formatter.write(f"{indent}{line}\n")
+
+
+class GroupedCommand(_Examples, click.Command):
+    """A command whose help lists its options by section (build, output, package metadata,
+    install, service: :attr:`GroupedOption.group`), then examples."""
+
+    def __init__(self, *args: Any, examples: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.examples = tuple(examples)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                sections.setdefault(getattr(param, "group", "Options"), []).append(record)
+        # One column width for every section, so the help reads as one table.
+        width = min(max(len(term) for rows in sections.values() for term, _ in rows), 30)
+        order = [*SECTIONS, *(name for name in sections if name not in SECTIONS)]
+        for name in order:
+            if name in sections:
+                with formatter.section(name):
+                    formatter.write_dl([(t.ljust(width), text) for t, text in sections[name]])
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.format_examples(formatter)
+        super().format_epilog(ctx, formatter)
+
+
+class ExamplesGroup(_Examples, click.Group):
+    """The top-level group: its commands, then examples."""
+
+    def __init__(self, *args: Any, examples: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.examples = tuple(examples)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.format_examples(formatter)
+        super().format_epilog(ctx, formatter)
+
+
 def build_options(func: F) -> F:
     """The options every command that builds an environment accepts."""
     options = [
         click.argument("requirements", nargs=-1),
-        click.option(
+        _option(
+            BUILD,
             "-r",
             "--requirement",
             "requirement_files",
@@ -55,62 +139,70 @@ def build_options(func: F) -> F:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Install from a requirements file (repeatable).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--project",
             type=click.Path(file_okay=False, path_type=Path),
             help="Project directory to install (default: . when it has a "
             "pyproject.toml and no requirement is given).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--python",
             "python",
             metavar="PY",
             help=(
                 "Interpreter path, version (3, 3.12, 3.12.4), cpython@3.12, "
                 "cpython-3.12.4-linux-x86_64-gnu or specifier ('>=3.11'); the newest match "
-                "on PATH, in pyenv, uv's pythons or /usr/bin wins. Default: the project's "
+                "on PATH, in pyenv, uv's pythons or /usr/bin wins (default: the project's "
                 ".python-version, else the running Python if it satisfies requires-python, "
-                "else the newest that does."
+                "else the newest that does)."
             ),
         ),
-        click.option("--name", help="Application name (default: the project's name)."),
-        click.option(
+        _option(BUILD, "--name", help="Application name (default: the project's name)."),
+        _option(
+            BUILD,
             "--version",
             "version",
             metavar="VERSION",
             help="Application version (default: the installed project's, or the "
             "distribution --name names).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--no-lock",
             is_flag=True,
             help="Resolve the requirements afresh instead of installing what the "
             "project's uv.lock or pylock.toml pins.",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--extra",
             "extras",
             multiple=True,
             metavar="NAME",
             help="Install this optional-dependency group of the project (repeatable).",
         ),
-        click.option("--all-extras", is_flag=True, help="Install every extra of the project."),
-        click.option(
+        _option(BUILD, "--all-extras", is_flag=True, help="Install every extra of the project."),
+        _option(
+            BUILD,
             "--group",
             "groups",
             multiple=True,
             metavar="NAME",
             help="Install this dependency group too (repeatable; dev groups are left out).",
         ),
-        click.option("--index-url", metavar="URL", help="Package index to use instead of PyPI."),
-        click.option(
+        _option(BUILD, "--index-url", metavar="URL", help="Package index to use instead of PyPI."),
+        _option(
+            BUILD,
             "--extra-index-url",
             "extra_index_urls",
             multiple=True,
             metavar="URL",
             help="Another package index (repeatable).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "-c",
             "--constraint",
             "constraints",
@@ -118,35 +210,40 @@ def build_options(func: F) -> F:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Constrain versions with this file (repeatable).",
         ),
-        click.option("--pre", is_flag=True, help="Allow pre-release versions."),
-        click.option("--prefix", help="Install location (default: /opt/<name>)."),
-        click.option(
+        _option(BUILD, "--pre", is_flag=True, help="Allow pre-release versions."),
+        _option(BUILD, "--prefix", help="Install location (default: /opt/<name>)."),
+        _option(
+            BUILD,
             "--python-link",
             "link_mode",
             type=click.Choice([m.value for m in LinkMode]),
             default=None,
             help="How bin/python reaches the bundled interpreter (default: symlink).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--find-links",
             multiple=True,
             metavar="DIR",
             help="Look for packages in DIR (repeatable).",
         ),
-        click.option("--no-index", is_flag=True, help="Do not use the package index."),
-        click.option("--with-tk", is_flag=True, help="Keep tkinter in the bundled runtime."),
-        click.option(
+        _option(BUILD, "--no-index", is_flag=True, help="Do not use the package index."),
+        _option(BUILD, "--with-tk", is_flag=True, help="Keep tkinter in the bundled runtime."),
+        _option(
+            BUILD,
             "--keep-dev",
             is_flag=True,
             help="Keep headers and build config to compile extensions later.",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--max-glibc",
             metavar="X.Y",
             help="Stop before packing when the environment needs a newer glibc than X.Y "
             "(naming the file and symbol version).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--exclude-module",
             "exclude_modules",
             multiple=True,
@@ -154,30 +251,84 @@ def build_options(func: F) -> F:
             help="Leave this stdlib extension module (e.g. _curses, readline, _sqlite3) out, "
             "with the libraries only it needed (repeatable).",
         ),
-        click.option(
+        _option(
+            BUILD,
             "--installer",
             type=click.Choice([i.value for i in Installer]),
             default="auto",
             hidden=True,
         ),
-        click.option("-q", "--quiet", is_flag=True, help="Only print errors."),
-        click.option("-v", "--verbose", is_flag=True, help="Print every step."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
+def output_options(*, json_help: str | None) -> Callable[[F], F]:
+    """-q, -v, --debug (and --json, when ``json_help`` says what it prints): how much goes
+    to stderr, and the form of what goes to stdout (docs/output.md)."""
+
+    def decorate(func: F) -> F:
+        options = [
+            _option(
+                OUTPUT, "-q", "--quiet", is_flag=True, help="Print nothing on stderr but errors."
+            ),
+            _option(
+                OUTPUT,
+                "-v",
+                "--verbose",
+                is_flag=True,
+                help="Also print each step's detail (the installer's output, commands run).",
+            ),
+            _option(
+                OUTPUT, "--debug", is_flag=True, help="Show an error's traceback too (implies -v)."
+            ),
+        ]
+        if json_help is not None:
+            options.append(_option(OUTPUT, "--json", "as_json", is_flag=True, help=json_help))
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+_RESULT_JSON = (
+    "Print one JSON object describing the result on stdout instead of its path "
+    "(schema result-1, docs/output.md)."
+)
+_DEBUG = False
+"""--debug was given: errors show their traceback (set by :func:`output_settings`)."""
+
+
+def output_settings(opts: dict[str, Any]) -> ui.Verbosity:
+    """Take -q, -v and --debug out of ``opts``: the verbosity of stderr."""
+    global _DEBUG
+    quiet, verbose, debug = (bool(opts.pop(k, False)) for k in ("quiet", "verbose", "debug"))
+    _DEBUG = debug
+    if quiet and (verbose or debug):
+        raise ConfigError("-q cannot be combined with -v or --debug")
+    if quiet:
+        return ui.Verbosity.QUIET
+    return ui.Verbosity.VERBOSE if verbose or debug else ui.Verbosity.NORMAL
+
+
+BUILD_STEPS = ("runtime", "install", "graft", "relocate", "audit")
+"""The steps of a build, as :func:`venvpack.build.stage` names them."""
+
+
 def emit_options(func: F) -> F:
     """The options of every command that writes an artifact (tar, deb, rpm)."""
     options = [
-        click.option(
+        _option(
+            OUTPUT,
             "--from",
             "from_dir",
             type=click.Path(file_okay=False, exists=True, path_type=Path),
             help="Pack this environment (made by 'venvpack build') instead of building one.",
         ),
-        click.option(
+        _option(
+            OUTPUT,
             "-o",
             "--output",
             type=click.Path(path_type=Path),
@@ -186,7 +337,7 @@ def emit_options(func: F) -> F:
             ".rpm, .tar.zst, .tar.gz, .tgz, .tar.xz, .tar), else a directory for it, created "
             "if missing (default: the current directory).",
         ),
-        click.option("--force", is_flag=True, help="Replace the artifact if it exists."),
+        _option(OUTPUT, "--force", is_flag=True, help="Replace the artifact if it exists."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -218,7 +369,6 @@ def protected_directories(project: Path | None) -> dict[str, Path]:
 def spec_from_options(opts: dict[str, Any], fmt: str | None = None) -> BuildSpec:
     """Turn parsed build options into a BuildSpec, completed from the project's files (and
     its ``[tool.venvpack.<fmt>]`` table for the format ``fmt``)."""
-    _configure_logging(opts.pop("quiet", False), opts.pop("verbose", False))
     requirements = tuple(_absolute_if_path(r) for r in opts.get("requirements") or ())
     project: Path | None = opts.get("project")
     if project is None and not requirements and not opts.get("requirement_files"):
@@ -309,15 +459,6 @@ def _absolute_if_path(value: str) -> str:
     return value
 
 
-def _configure_logging(quiet: bool, verbose: bool) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("venvpack: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
-
-
 # Options that shape a build, so they are meaningless (and refused) with --from.
 _BUILD_ONLY = (
     "requirements",
@@ -358,92 +499,135 @@ def _flag(option: str) -> str:
     return names.get(option, "--" + option.replace("_", "-"))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ExamplesGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    examples=(
+        "venvpack tar --project . -o dist/        # runs wherever it is unpacked",
+        "venvpack deb --project . -o dist/        # installs in /opt/<name>",
+        "venvpack build --project . -o build/env  # the environment alone",
+        "venvpack inspect dist/*.deb              # what is inside, where it runs",
+        "",
+        "Shell completion (bash, zsh, fish): docs/completion.md, e.g.",
+        'eval "$(_VENVPACK_COMPLETE=bash_source venvpack)"',
+    ),
+)
 @click.version_option(__version__, prog_name="venvpack")
 def cli() -> None:
     """Relocatable Python environments with their own interpreter, as tar, deb or rpm."""
 
 
-@cli.command()
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack build --project . -o build/env",
+        "venvpack build 'httpie==3.2.4' --python 3.12 -o /tmp/httpie",
+        "venvpack tar --from build/env   # pack it later, as often as needed",
+    ),
+)
 @build_options
-@click.option(
+@output_options(json_help=_RESULT_JSON)
+@_option(
+    OUTPUT,
     "-o",
     "--output",
     required=True,
     type=click.Path(path_type=Path),
     help="Directory to create for the environment (replaced, never written into).",
 )
-@click.option(
+@_option(
+    OUTPUT,
     "--force",
     is_flag=True,
     help="Replace OUTPUT if it is an environment venvpack built (nothing else is replaced).",
 )
-def build(output: Path, force: bool, **opts: Any) -> None:
+def build(output: Path, force: bool, as_json: bool, **opts: Any) -> None:
     """Build a relocatable environment into OUTPUT."""
     from venvpack.build import build_environment
+    from venvpack.result import Result
 
     refuse_undecodable(click.get_current_context())
-    spec = spec_from_options(opts)
-    # -o names the environment itself: it is replaced (with --force), never written into,
-    # so it may be neither the sources nor anything but an environment venvpack made.
-    refuse_overlap(output, protected_directories(spec.project))
-    check_replaceable(output.absolute(), force, is_environment)
-    env = build_environment(spec, output.absolute(), replace=force)
-    log.info("built %s %s in %s", env.manifest.name, env.manifest.version, output)
+    verbosity = output_settings(opts)
+    with ui.reporting(ui.make_reporter(verbosity)) as reporter:
+        spec = spec_from_options(opts)
+        # -o names the environment itself: it is replaced (with --force), never written
+        # into, so it may be neither the sources nor anything but an environment venvpack made.
+        refuse_overlap(output, protected_directories(spec.project))
+        check_replaceable(output.absolute(), force, is_environment)
+        reporter.expect(BUILD_STEPS, output=str(output))
+        env = build_environment(spec, output.absolute(), replace=force)
+        result = Result(env.root, "environment", env.manifest, reporter.timings, reporter.elapsed)
+        reporter.summary(result.summary())
+    _print_result(result, as_json)
+
+
+def _print_result(result: Result, as_json: bool) -> None:
+    """The only thing venvpack prints on stdout for a build or an artifact."""
+    click.echo(result.to_json() if as_json else str(result.artifact), nl=not as_json)
 
 
 def format_command(fmt: Format) -> click.Command:
     """The sub-command of ``fmt``: the build and output options, then the format's own
     (:attr:`Format.options`); running it is one :func:`venvpack.pack.pack` call."""
 
-    def run(output: Path | None, force: bool, from_dir: Path | None, **opts: Any) -> None:
+    def run(
+        output: Path | None, force: bool, from_dir: Path | None, as_json: bool, **opts: Any
+    ) -> None:
         from venvpack.pack import PackRequest, pack
+        from venvpack.result import Result
 
-        refuse_undecodable(click.get_current_context())
         ctx = click.get_current_context()
+        refuse_undecodable(ctx)
+        verbosity = output_settings(opts)
         values = {option.name: opts.pop(option.name) for option in fmt.options}
-        quiet = {"quiet": opts.get("quiet", False)}
-        if from_dir is not None:
-            _configure_logging(opts.get("quiet", False), opts.get("verbose", False))
-            refuse_build_options(opts)
-            spec = None
-            project = Path.cwd() if Path("pyproject.toml").is_file() else None
-        else:
-            spec = spec_from_options(opts, fmt.name)
-            project = spec.project
-        if project is not None:
-            # [tool.venvpack] and [tool.venvpack.<format>] give what no flag gave; list
-            # settings add to the flags, as the build settings do.
-            for name, value in format_settings(project, fmt.name).items():
-                source = ctx.get_parameter_source(name)
-                if source is not click.core.ParameterSource.COMMANDLINE:
-                    values[name] = value
-                elif isinstance(value, tuple):
-                    values[name] = value + tuple(values[name])
-        request = PackRequest(
-            format=fmt,
-            values=values,
-            spec=spec,
-            from_dir=from_dir,
-            output=output,
-            force=force,
-            max_glibc=opts.get("max_glibc"),
-        )
-        with _progress("writing", quiet) as progress:
-            path = pack(request, progress=progress)
-        if path.is_file():
-            log.info("wrote %s (%.1f MiB)", path, path.stat().st_size / 2**20)
-        else:
-            log.info("wrote %s", path)
+        with ui.reporting(ui.make_reporter(verbosity)) as reporter:
+            if from_dir is not None:
+                refuse_build_options(opts)
+                spec = None
+                project = Path.cwd() if Path("pyproject.toml").is_file() else None
+            else:
+                spec = spec_from_options(opts, fmt.name)
+                project = spec.project
+            if project is not None:
+                # [tool.venvpack] and [tool.venvpack.<format>] give what no flag gave; list
+                # settings add to the flags, as the build settings do.
+                for name, value in format_settings(project, fmt.name).items():
+                    source = ctx.get_parameter_source(name)
+                    if source is not click.core.ParameterSource.COMMANDLINE:
+                        values[name] = value
+                    elif isinstance(value, tuple):
+                        values[name] = value + tuple(values[name])
+            request = PackRequest(
+                format=fmt,
+                values=values,
+                spec=spec,
+                from_dir=from_dir,
+                output=output,
+                force=force,
+                max_glibc=opts.get("max_glibc"),
+            )
+            steps = ("audit",) if from_dir is not None else BUILD_STEPS
+            reporter.expect((*steps, "pack"), output=str(output or "."))
+            packed = pack(request, progress=reporter.progress)
+            result = Result(
+                packed.path, fmt.name, packed.manifest, reporter.timings, reporter.elapsed
+            )
+            reporter.summary(result.summary())
+        _print_result(result, as_json)
 
     for option in reversed(fmt.options):
         run = _click_option(option)(run)
-    run = emit_options(build_options(run))
-    return click.command(name=fmt.name, help=fmt.help)(run)
+    run = emit_options(output_options(json_help=_RESULT_JSON)(build_options(run)))
+    return click.command(name=fmt.name, help=fmt.help, cls=GroupedCommand, examples=fmt.examples)(
+        run
+    )
 
 
 def _click_option(option: Option) -> Callable[[F], F]:
-    kwargs: dict[str, Any] = {"help": option.help, "show_default": option.show_default}
+    text = option.help
+    if option.show_default:
+        text = f"{text.rstrip('.')} (default: {option.default})."
+    kwargs: dict[str, Any] = {"help": text}
     if option.is_flag:
         kwargs["is_flag"] = True
     else:
@@ -451,7 +635,7 @@ def _click_option(option: Option) -> Callable[[F], F]:
         kwargs["multiple"] = option.multiple
         kwargs["metavar"] = option.metavar
         kwargs["type"] = click.Choice(option.choices) if option.choices else option.type
-    return click.option(*option.flags, option.name, **kwargs)
+    return _option(option.group, *option.flags, option.name, **kwargs)
 
 
 def refuse_build_options(opts: dict[str, Any]) -> None:
@@ -469,8 +653,15 @@ for _name in FORMATS:
     cli.add_command(format_command(load_format(_name)))
 
 
-@cli.command()
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack inspect dist/hello_1.0.0-1_amd64.deb",
+        "venvpack inspect build/env --json --max-glibc 2.31",
+    ),
+)
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@output_options(json_help=None)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the report as JSON (schema inspect-1)."
 )
@@ -479,20 +670,28 @@ for _name in FORMATS:
     metavar="X.Y",
     help="Report a problem when the tree needs a newer glibc than X.Y.",
 )
-def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
+def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> None:
     """Report what PATH (an environment directory, a tarball, a .deb or an .rpm) contains
     and whether it runs elsewhere. Exit 0 when self-contained, 1 when a problem is found."""
     from venvpack.errors import CheckFailed
     from venvpack.inspect import inspect_artifact, render_text
 
-    report = inspect_artifact(path, max_glibc=max_glibc)
+    with ui.reporting(ui.make_reporter(output_settings(opts))):
+        report = inspect_artifact(path, max_glibc=max_glibc)
     click.echo(report.to_json() if as_json else render_text(report), nl=False)
     if report.problems:
         raise CheckFailed(f"{path}: {len(report.problems)} problem(s) found")
 
 
-@cli.command()
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack verify dist/hello-1.0.0-linux-x86_64.tar.zst --root bookworm",
+        "venvpack verify dist/hello-1.0.0-1.x86_64.rpm --run 'hello --version'",
+    ),
+)
 @click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@output_options(json_help=None)
 @click.option(
     "--root",
     "roots",
@@ -510,7 +709,11 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def verify(
-    artifact: Path, roots: tuple[str, ...], run_commands: tuple[str, ...], as_json: bool
+    artifact: Path,
+    roots: tuple[str, ...],
+    run_commands: tuple[str, ...],
+    as_json: bool,
+    **opts: Any,
 ) -> None:
     """Install or unpack ARTIFACT (a tarball, .deb or .rpm) in clean roots, import every
     module and run every command there, also after moving a relocatable tree. Exit 1 when
@@ -518,7 +721,8 @@ def verify(
     from venvpack.errors import CheckFailed
     from venvpack.verify import render_text, verify_artifact
 
-    report = verify_artifact(artifact, roots or ("glibc",), run=run_commands)
+    with ui.reporting(ui.make_reporter(output_settings(opts))):
+        report = verify_artifact(artifact, roots or ("glibc",), run=run_commands)
     click.echo(report.to_json() if as_json else render_text(report), nl=False)
     if not report.ok:
         bad = [c for c in report.checks if c.status != "ok"]
@@ -529,35 +733,29 @@ def verify(
         )
 
 
-@cli.command()
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack init                # then edit [tool.venvpack] in pyproject.toml",
+        "venvpack init --makefile     # and a Makefile: make tar, make deb, make rpm",
+    ),
+)
+@output_options(json_help=None)
 @click.option(
     "--makefile",
     is_flag=True,
     help="Also write a Makefile with tar, deb and rpm targets that print and keep the "
     "artifact's path (an existing Makefile is never replaced).",
 )
-def init(makefile: bool) -> None:
+def init(makefile: bool, **opts: Any) -> None:
     """Add a commented [tool.venvpack] section, with tables for tar, deb and rpm, to the
     pyproject.toml in the current directory, leaving the rest of the file as it is."""
     from venvpack.scaffold import init_project
 
+    verbosity = output_settings(opts)
     for path in init_project(Path("."), makefile=makefile):
-        click.echo(f"venvpack: wrote {path}", err=True)
-
-
-@contextmanager
-def _progress(label: str, opts: dict[str, Any]) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on a terminal; nothing in pipes, CI or with -q."""
-    if opts.get("quiet") or not sys.stderr.isatty() or os.environ.get("CI"):
-        yield None
-        return
-    with click.progressbar(length=1, label=f"venvpack: {label}", file=sys.stderr) as bar:
-
-        def update(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
-
-        yield update
+        if verbosity is not ui.Verbosity.QUIET:
+            click.echo(f"venvpack: wrote {path}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -580,9 +778,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str] | None) -> tuple[int, bool]:
     """The exit code, and whether a signal ended the run."""
+    global _DEBUG
+    _DEBUG = False
     try:
         cli.main(args=argv, prog_name="venvpack", standalone_mode=False)
     except VenvpackError as exc:
+        _traceback()
         click.echo(f"venvpack: error: {exc}", err=True)
         if exc.detail:
             click.echo(textwrap.indent(exc.detail, "    "), err=True)
@@ -597,10 +798,17 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
         exc.show()
         return exc.exit_code, False
     except OSError as exc:
+        _traceback()
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"venvpack: error: {exc.strerror or exc}{where}", err=True)
         return 1, False
     return 0, False
+
+
+def _traceback() -> None:
+    """With --debug, the traceback of the exception being handled, before its one line."""
+    if _DEBUG:
+        click.echo(traceback.format_exc().rstrip(), err=True)
 
 
 def _signal_of(exc: BaseException | None) -> Interrupted | None:

@@ -13,8 +13,8 @@ import importlib.util
 import logging
 import os
 import shutil
-import sys
 import tempfile
+import textwrap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -274,15 +274,14 @@ def _selection_args(spec: BuildSpec) -> list[str]:
     return args
 
 
-def uv_environment(environ: Mapping[str, str], *, interactive: bool) -> dict[str, str]:
-    """Variables for uv: never download an interpreter, and honour pip's index variables.
+def uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Variables for uv: never download an interpreter, draw no progress (its output is
+    kept, see :func:`_run_installer`), and honour pip's index variables.
 
     ``PIP_INDEX_URL`` and ``PIP_EXTRA_INDEX_URL`` are what many CI systems set for a private
     index; uv reads only its own names, so they are carried over unless those are set.
     """
-    extra = {"UV_PYTHON_DOWNLOADS": "never"}
-    if not interactive:
-        extra["UV_NO_PROGRESS"] = "1"
+    extra = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
     pairs = (("PIP_INDEX_URL", "UV_INDEX_URL"), ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"))
     for pip_name, uv_name in pairs:
         uv_names = (uv_name, "UV_DEFAULT_INDEX") if uv_name == "UV_INDEX_URL" else (uv_name,)
@@ -313,15 +312,12 @@ def install_requirements(
         raise ToolMissingError("installing from a lock file needs uv, which cannot run here")
     # uv reads its configuration (uv.toml, [tool.uv]) from where it runs: the project.
     cwd = spec.project or Path.cwd()
-    # On a terminal the installer's own progress display is the install step's progress
-    # bar; in pipes and CI its output is kept and shown whole if it fails.
-    show = _interactive()
     # Relative paths in -r and -c files mean paths beside the file (requirements_file).
     inputs = workdir / "requirements"
     files = [absolute_copy(p, inputs) for p in spec.requirement_files if not is_pylock(p)]
     constraints = [absolute_copy(p, inputs) for p in spec.constraints]
     if uv is not None:
-        env = clean_python_env(uv_environment(os.environ, interactive=show))
+        env = clean_python_env(uv_environment(os.environ))
         if plan.uv_lock is not None:
             lock = export_uv_lock(uv, plan.uv_lock, python, spec, workdir, env)
             args = ["-r", str(lock), *_index_args(spec, True, constraints)]
@@ -330,13 +326,13 @@ def install_requirements(
             args += _index_args(spec, True, constraints)
         else:
             args = [*_index_args(spec, True, constraints), *_resolve_args(spec, files)]
-        _run_installer([uv, "pip", "install", "--python", str(python), *args], "uv", env, cwd, show)
+        _run_installer([uv, "pip", "install", "--python", str(python), *args], "uv", env, cwd)
         if plan.pylock is not None and spec.project is not None:
             # A project's pylock.toml may pin only its dependencies: the project goes on top.
             name = _project_name(spec.project)
             if name and not _has(site_packages, name):
                 argv = [uv, "pip", "install", "--python", str(python), "--no-deps"]
-                _run_installer([*argv, "--", str(spec.project)], "uv", env, cwd, show)
+                _run_installer([*argv, "--", str(spec.project)], "uv", env, cwd)
     else:
         args = [*_index_args(spec, False, constraints), *_resolve_args(spec, files)]
         with _pip_path() as pythonpath:
@@ -350,7 +346,7 @@ def install_requirements(
                 "--disable-pip-version-check",
                 "--no-warn-script-location",
             ]
-            _run_installer([*pip, *args], "pip", env, cwd, show)
+            _run_installer([*pip, *args], "pip", env, cwd)
     return _inventory(root, site_packages, requested_names(spec))
 
 
@@ -386,7 +382,7 @@ def export_uv_lock(
         str(out),
         *_selection_args(spec),
     ]
-    log.info("exporting %s", lock.name)
+    log.debug("exporting %s", lock.name)
     run(
         argv,
         error=InstallError,
@@ -398,39 +394,33 @@ def export_uv_lock(
     return out
 
 
-def _run_installer(
-    argv: list[str], tool: str, env: Mapping[str, str], cwd: Path, show: bool
-) -> None:
+def _run_installer(argv: list[str], tool: str, env: Mapping[str, str], cwd: Path) -> None:
+    """Run the installer with its output kept: the install step's progress is venvpack's own
+    (:mod:`venvpack.ui`); the output is the error's detail when it fails, and with ``-v``
+    it is logged once it succeeds."""
     shown = redact_urls(" ".join(argv[argv.index("install") + 1 :]))
-    log.info("installing with %s: %s", tool, shown)
+    log.debug("installing with %s: %s", tool, shown)
     try:
-        run(
+        done = run(
             argv,
             error=InstallError,
             what=f"installing requirements ({tool})",
             env=env,
             cwd=cwd,
-            capture=not show,
             full_output=True,
         )
     except InstallError as exc:
         # The installer may quote a URL it was given, with the token in it.
         raise InstallError(str(exc), detail=redact_urls(exc.detail)) from None
+    output = redact_urls((done.stdout or "") + (done.stderr or "")).strip()
+    if output:
+        log.debug("%s said:\n%s", tool, textwrap.indent(output, "    "))
 
 
 def _has(site_packages: Path, name: str) -> bool:
     return any(
         str(canonicalize_name(d.metadata["Name"] or "")) == name
         for d in importlib.metadata.distributions(path=[str(site_packages)])
-    )
-
-
-def _interactive() -> bool:
-    """stderr is a terminal, not CI, and the user did not ask for -q."""
-    return (
-        sys.stderr.isatty()
-        and not os.environ.get("CI")
-        and logging.getLogger("venvpack").getEffectiveLevel() <= logging.INFO
     )
 
 

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from venvpack import ui
 from venvpack.archive import Progress
+from venvpack.build import stage
 from venvpack.config import BuildSpec
 from venvpack.emit import Format
 from venvpack.errors import ConfigError
-from venvpack.manifest import BuiltEnv
+from venvpack.manifest import BuiltEnv, Manifest
 from venvpack.output import check_replaceable, refuse_overlap, remove_tree, staging_dir
 
-__all__ = ["PackRequest", "artifact_location", "pack"]
+__all__ = ["PackRequest", "Packed", "artifact_location", "pack"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,14 @@ class PackRequest:
             raise ConfigError("give either an environment to build or --from, not both")
 
 
+@dataclass(frozen=True)
+class Packed:
+    """What :func:`pack` wrote, and the manifest of the environment inside it."""
+
+    path: Path
+    manifest: Manifest
+
+
 def artifact_location(output: Path | None, extensions: tuple[str, ...]) -> tuple[Path, str | None]:
     """Where an artifact goes: ``(directory, file name)``, the file name None when the
     emitter names it (``output`` is a directory, or None for the current directory).
@@ -68,8 +78,9 @@ def artifact_location(output: Path | None, extensions: tuple[str, ...]) -> tuple
     return output.absolute(), None
 
 
-def pack(request: PackRequest, *, progress: Progress | None = None) -> Path:
-    """Check ``request``, build or take its environment, write the artifact; return its path."""
+def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
+    """Check ``request``, build or take its environment, write the artifact; return its path
+    and the environment's manifest. ``progress`` receives the emitter's byte progress."""
     fmt = request.format
     directory, name = artifact_location(request.output, fmt.extensions(request.values))
     # Everything that can be checked before a build is checked here, in this order.
@@ -86,7 +97,8 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Path:
         protected = {"the current directory": Path.cwd(), "the packed environment": env.root}
         refuse_overlap(dest, protected, inside={"the packed environment": env.root})
         check_replaceable(dest, request.force, emitter.replaceable)
-        return emitter.emit(env, dest, replace=request.force)
+        with stage("pack", dest.name):
+            return Packed(emitter.emit(env, dest, replace=request.force), env.manifest)
 
 
 @contextmanager
@@ -97,7 +109,9 @@ def _environment(request: PackRequest, near: Path) -> Iterator[BuiltEnv]:
     from venvpack.build import build_environment, checked_environment
 
     if request.from_dir is not None:
-        env = checked_environment(request.from_dir)
+        ui.current().plan([("environment", str(request.from_dir))])
+        with stage("audit"):
+            env = checked_environment(request.from_dir)
         # An artifact written inside the tree would be packed into the next one.
         refuse_overlap(near, {}, inside={"the --from environment": request.from_dir})
         if request.max_glibc:

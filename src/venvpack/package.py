@@ -28,7 +28,7 @@ from typing import Any
 
 from venvpack import templates
 from venvpack.config import BuildSpec
-from venvpack.emit import Option
+from venvpack.emit import INSTALL, SERVICE, Option
 from venvpack.emit.systemd import ServiceUnit, render_unit, service_command
 from venvpack.errors import ConfigError
 from venvpack.manifest import BuiltEnv
@@ -183,8 +183,15 @@ SYSTEM_OPTIONS = (
         "of the requirements).",
         multiple=True,
         metavar="NAME",
+        group=INSTALL,
     ),
-    Option("no_bin_links", ("--no-bin-links",), "Link no command into /usr/bin.", is_flag=True),
+    Option(
+        "no_bin_links",
+        ("--no-bin-links",),
+        "Link no command into /usr/bin.",
+        is_flag=True,
+        group=INSTALL,
+    ),
     Option(
         "service_command",
         ("--service-command",),
@@ -192,6 +199,7 @@ SYSTEM_OPTIONS = (
         "absolute path, with arguments); the package then installs only at its prefix.",
         default="",
         metavar="CMD",
+        group=SERVICE,
     ),
     Option(
         "user",
@@ -200,6 +208,7 @@ SYSTEM_OPTIONS = (
         "state directory /var/lib/<package>, and run the service as it, hardened.",
         default="",
         metavar="NAME",
+        group=SERVICE,
     ),
     Option(
         "files",
@@ -208,6 +217,7 @@ SYSTEM_OPTIONS = (
         "(octal, default 0644) (repeatable).",
         multiple=True,
         metavar="SRC:DEST[:MODE]",
+        group=INSTALL,
     ),
     Option(
         "config_files",
@@ -216,6 +226,7 @@ SYSTEM_OPTIONS = (
         "edits on upgrades and removal (repeatable).",
         multiple=True,
         metavar="SRC:DEST[:MODE]",
+        group=INSTALL,
     ),
     Option(
         "provides",

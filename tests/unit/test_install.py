@@ -100,20 +100,15 @@ def test_hash_pinned_requirement_files_name_their_first_requirement(tmp_path: Pa
 
 def test_pip_index_variables_reach_uv() -> None:
     env = uv_environment(
-        {"PIP_INDEX_URL": "https://a/simple", "PIP_EXTRA_INDEX_URL": "https://b https://c"},
-        interactive=False,
+        {"PIP_INDEX_URL": "https://a/simple", "PIP_EXTRA_INDEX_URL": "https://b https://c"}
     )
     assert env["UV_INDEX_URL"] == "https://a/simple"
     assert env["UV_EXTRA_INDEX_URL"] == "https://b https://c"
     assert env["UV_PYTHON_DOWNLOADS"] == "never"
     assert env["UV_NO_PROGRESS"] == "1"
     # uv's own settings win over pip's.
-    mine = uv_environment(
-        {"PIP_INDEX_URL": "https://a/simple", "UV_DEFAULT_INDEX": "https://mine"},
-        interactive=True,
-    )
+    mine = uv_environment({"PIP_INDEX_URL": "https://a/simple", "UV_DEFAULT_INDEX": "https://mine"})
     assert "UV_INDEX_URL" not in mine
-    assert "UV_NO_PROGRESS" not in mine
 
 
 def _installed(*dists: tuple[str, str], top: tuple[str, ...] = ()) -> Installed:

@@ -30,7 +30,18 @@ from venvpack.archive import Progress
 from venvpack.config import BuildSpec
 from venvpack.manifest import BuiltEnv
 
-__all__ = ["FORMATS", "Emitter", "Format", "Option", "Progress", "load_format"]
+__all__ = [
+    "FORMATS",
+    "INSTALL",
+    "METADATA",
+    "OUTPUT",
+    "SERVICE",
+    "Emitter",
+    "Format",
+    "Option",
+    "Progress",
+    "load_format",
+]
 
 FORMATS: Mapping[str, str] = {
     "tar": "venvpack.emit.tar",
@@ -44,6 +55,13 @@ def load_format(name: str) -> Format:
     """The :class:`Format` registered as ``name``."""
     fmt: Format = importlib.import_module(FORMATS[name]).FORMAT
     return fmt
+
+
+# The sections of a sub-command's help an Option is listed in (:attr:`Option.group`).
+OUTPUT = "Output options"
+METADATA = "Package metadata"
+INSTALL = "Install options"
+SERVICE = "Service options"
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,10 @@ class Option:
     type: type = str
     """``str`` or ``int``."""
     show_default: bool = False
+    """Say ``(default: <default>)`` at the end of the help."""
+    group: str = METADATA
+    """The help section it is listed in: :data:`OUTPUT`, :data:`METADATA`, :data:`INSTALL`
+    or :data:`SERVICE`."""
 
 
 class Emitter(Protocol):
@@ -98,6 +120,8 @@ class Format(Protocol):
     name: str
     help: str
     """The sub-command's help text."""
+    examples: tuple[str, ...]
+    """Command lines (with a ``# comment`` where useful) for the help's Examples section."""
     options: tuple[Option, ...]
     """The format's own options (the build and output options are every format's)."""
 

@@ -43,7 +43,7 @@ from venvpack.archive import (
 )
 from venvpack.config import BuildSpec, check_text, validate_name
 from venvpack.elf import is_elf, read_elf
-from venvpack.emit import Option
+from venvpack.emit import OUTPUT, Option
 from venvpack.errors import ConfigError, ElfError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import (
@@ -884,8 +884,11 @@ class DebEmitter:
 
     format = "deb"
 
-    def __init__(self, options: DebOptions) -> None:
+    def __init__(self, options: DebOptions, progress: Progress | None = None) -> None:
+        """``progress`` receives (done, total) uncompressed bytes of data.tar while it is
+        compressed, the long step of a .deb (xz), e.g. to drive the CLI's progress."""
         self.options = options
+        self.progress = progress
 
     def check_build(self, spec: BuildSpec) -> None:
         check_build(spec)
@@ -913,6 +916,7 @@ class DebEmitter:
                 Compression(self.options.compression),
                 level=self.options.level,
                 replace=replace,
+                progress=self.progress,
             )
         return dest
 
@@ -927,6 +931,7 @@ def write_deb(
     *,
     level: int | None = None,
     replace: bool = True,
+    progress: Progress | None = None,
 ) -> None:
     """The .deb: ``debian-binary``, ``control.tar.*``, ``data.tar.*``, in that order.
 
@@ -937,7 +942,9 @@ def write_deb(
     suffix = compression.suffix
     with atomic_output(dest, replace=replace) as tmp:
         data_tmp = tmp.parent / f"data.tar{suffix}"
-        digests = write_archive(package.data, data_tmp, compression, level, digests=True)
+        digests = write_archive(
+            package.data, data_tmp, compression, level, digests=True, progress=progress
+        )
         control_plan = package.control_plan(digests)
         control = io.BytesIO()
         with compressed_writer(control, compression, level, size=control_plan.size) as sink:
@@ -1021,6 +1028,11 @@ class DebFormat:
 
     name = "deb"
     help = "Build (or take --from) an environment and pack it as a Debian package."
+    examples = (
+        "venvpack deb --project . --maintainer 'Jane Doe <jane@example.org>' -o dist/",
+        "venvpack deb --from build/env --service-command 'app serve' --user app",
+        "venvpack deb --json | jq -r .sha256",
+    )
     options = (
         Option(
             "maintainer",
@@ -1060,13 +1072,21 @@ class DebFormat:
             default="xz",
             choices=COMPRESSIONS,
             show_default=True,
+            group=OUTPUT,
         ),
-        Option("level", ("--level",), "Compression level (default: per format).", type=int),
+        Option(
+            "level",
+            ("--level",),
+            "Compression level (default: per format).",
+            type=int,
+            group=OUTPUT,
+        ),
         Option(
             "tree_only",
             ("--tree-only",),
             "Write the DEBIAN/ + data tree for 'dpkg-deb --build' instead of a .deb.",
             is_flag=True,
+            group=OUTPUT,
         ),
     )
 
@@ -1090,7 +1110,7 @@ class DebFormat:
             level=values.get("level"),
             tree_only=bool(values.get("tree_only")),
         )
-        return DebEmitter(options)
+        return DebEmitter(options, progress)
 
 
 FORMAT = DebFormat()

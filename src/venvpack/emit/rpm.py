@@ -59,7 +59,7 @@ from venvpack import __version__, templates
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
 from venvpack.config import BuildSpec, printable, validate_name
 from venvpack.elf import is_elf, read_elf
-from venvpack.emit import Option
+from venvpack.emit import OUTPUT, Option
 from venvpack.emit.systemd import ServiceUnit
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
@@ -819,7 +819,7 @@ def _rpmbuild(plan: RpmPlan, spec: Path, sources: Path, topdir: Path) -> Path:
     ]
     # HOME: no ~/.rpmmacros or ~/.rpmrc of the user changes what gets built.
     extra = {"HOME": str(home), "TMPDIR": str(topdir), "LC_ALL": "C"}
-    log.info("running rpmbuild")
+    log.debug("running rpmbuild")
     run(args, error=EmitError, what="rpmbuild", env=clean_python_env(extra), cwd=topdir)
     built = sorted((topdir / "RPMS").rglob("*.rpm"))
     if len(built) != 1:
@@ -909,6 +909,11 @@ class RpmFormat:
 
     name = "rpm"
     help = "Build (or take --from) an environment and pack it as an RPM."
+    examples = (
+        "venvpack rpm --project . -o dist/",
+        "venvpack rpm --from build/env --requires 'openssl-libs >= 3.0'",
+        "venvpack rpm --spec-only -o rpmbuild/   # build it later with rpmbuild or mock",
+    )
     options = (
         Option(
             "summary",
@@ -957,6 +962,7 @@ class RpmFormat:
             ("--spec-only",),
             "Write the spec, its sources and an rpmlintrc for rpmbuild or mock instead of a .rpm.",
             is_flag=True,
+            group=OUTPUT,
         ),
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
 from venvpack.config import BuildSpec
-from venvpack.emit import Option
+from venvpack.emit import OUTPUT, Option
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.output import atomic_output
@@ -97,15 +97,27 @@ class TarFormat:
         "Build (or take --from) an environment and pack it as a tarball that runs wherever "
         "it is unpacked."
     )
+    examples = (
+        "venvpack tar --project . -o dist/",
+        "venvpack tar --from build/env -o app.tar.gz",
+        "out=$(venvpack tar -q)          # the artifact's path, for a Makefile or CI step",
+    )
     options = (
         Option(
             "compression",
             ("--compression",),
-            "zstd (multi-threaded); gzip or xz for hosts without zstd; none. Default: what "
-            "the -o file name says (.tar.zst, .tar.gz, .tgz, .tar.xz, .tar), else zstd.",
+            "zstd (multi-threaded); gzip or xz for hosts without zstd; none (default: what "
+            "the -o file name says (.tar.zst, .tar.gz, .tgz, .tar.xz, .tar), else zstd).",
             choices=tuple(c.value for c in Compression),
+            group=OUTPUT,
         ),
-        Option("level", ("--level",), "Compression level (default: per format).", type=int),
+        Option(
+            "level",
+            ("--level",),
+            "Compression level (default: per format).",
+            type=int,
+            group=OUTPUT,
+        ),
     )
 
     def extensions(self, values: Mapping[str, Any]) -> tuple[str, ...]:
