@@ -54,10 +54,11 @@ def venvpack_section(project: Path) -> str:
     pyproject = read_pyproject(project)
     data = _toml(project / "pyproject.toml")
     table = data.get("project", {})
-    name = str(canonicalize_name(pyproject.name)) if pyproject.name else project.resolve().name
+    name = str(canonicalize_name(pyproject.name or project.resolve().name))
     pin = python_version_file(project)
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     context = {
+        "named": pyproject.name is not None,
         "name": name,
         "prefix": f"/opt/{name}",
         "python_pin": pin,

@@ -118,6 +118,15 @@ def test_hostile_project_text_cannot_add_a_key(tmp_path: Path) -> None:
     assert "evil" not in str(settings["rpm"].get("requires"))
 
 
+def test_a_project_without_a_name_gets_a_commented_one(tmp_path: Path) -> None:
+    root = tmp_path / "My_Tool"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\n')
+    init_project(root)
+    assert '\n# name = "my-tool"\n' in (root / "pyproject.toml").read_text()
+    assert read_pyproject(root).settings == {"tar": {}, "deb": {}, "rpm": {}}
+
+
 def test_toml_string_escapes_every_control_character() -> None:
     assert toml_string('a"b\\c\n\x00\x7f\té') == '"a\\"b\\\\c\\n\\u0000\\u007F\\té"'
 
