@@ -14,7 +14,7 @@ import pytest
 
 from docs_examples import REPO, documents, examples, output_matches
 from venvpack.cli import cli
-from venvpack.config import _PYPROJECT_KEYS, format_keys
+from venvpack.config import _PYPROJECT_KEYS, format_keys, read_pyproject
 
 DOCS = REPO / "docs"
 SRC = REPO / "src" / "venvpack"
@@ -183,6 +183,22 @@ def test_examples_are_well_formed() -> None:
     documented = {e.document for e in found}
     assert REPO / "README.md" in documented
     assert DOCS / "commands" / "build.md" in documented
+
+
+def toml_blocks() -> list[tuple[str, str]]:
+    found = []
+    for page in [REPO / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"^```toml\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+            found.append((page.name, block))
+    return found
+
+
+@pytest.mark.parametrize(("page", "block"), toml_blocks())
+def test_settings_shown_are_accepted(page: str, block: str, tmp_path: Path) -> None:
+    """Every ```toml``` block of the docs passes venvpack's settings check."""
+    (tmp_path / "pyproject.toml").write_text(block, encoding="utf-8")
+    assert read_pyproject(tmp_path).settings, page
 
 
 def test_output_wildcards() -> None:
