@@ -8,7 +8,6 @@ venvpack error or a problem found by inspect or verify, 2 bad usage or configura
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import textwrap
@@ -52,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["cli", "main"]
 
-log = logging.getLogger("venvpack")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
