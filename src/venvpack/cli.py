@@ -731,6 +731,31 @@ def verify(
         )
 
 
+@cli.command(
+    cls=GroupedCommand,
+    examples=(
+        "venvpack init                # then edit [tool.venvpack] in pyproject.toml",
+        "venvpack init --makefile     # and a Makefile: make tar, make deb, make rpm",
+    ),
+)
+@output_options(json_help=None)
+@click.option(
+    "--makefile",
+    is_flag=True,
+    help="Also write a Makefile with tar, deb and rpm targets that print and keep the "
+    "artifact's path (an existing Makefile is never replaced).",
+)
+def init(makefile: bool, **opts: Any) -> None:
+    """Add a commented [tool.venvpack] section, with tables for tar, deb and rpm, to the
+    pyproject.toml in the current directory, leaving the rest of the file as it is."""
+    from venvpack.scaffold import init_project
+
+    verbosity = output_settings(opts)
+    for path in init_project(Path("."), makefile=makefile):
+        if verbosity is not ui.Verbosity.QUIET:
+            click.echo(f"venvpack: wrote {path}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one line and an exit code.
 

@@ -64,7 +64,7 @@ def bash_complete(words: list[str], tmp_path: Path) -> list[str]:
     ("words", "expected"),
     [
         (["venvpack", "de"], ["deb"]),
-        (["venvpack", "i"], ["inspect"]),
+        (["venvpack", "i"], ["init", "inspect"]),
         (["venvpack", "deb", "--mainta"], ["--maintainer"]),
         (["venvpack", "tar", "--compre"], ["--compression"]),
         (["venvpack", "tar", "--compression", "g"], ["gzip"]),
