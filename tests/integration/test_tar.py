@@ -227,6 +227,7 @@ def test_example_makefile_targets(target: str, flags: str, pattern: str, tmp_pat
     venvpack = Path(sys.executable).parent / "venvpack"
     make = [
         "make",
+        "--no-print-directory",
         "-C",
         str(project),
         target,
@@ -234,8 +235,11 @@ def test_example_makefile_targets(target: str, flags: str, pattern: str, tmp_pat
         "PY=3.12",
         f"VENVPACK_FLAGS={flags}",
     ]
-    subprocess.run(make, check=True)
-    assert len(list((project / "dist").glob(pattern))) == 1
+    printed = subprocess.run(make, check=True, capture_output=True, text=True).stdout
+    (artifact,) = (project / "dist").glob(pattern)
+    # The target prints the artifact's path and keeps it for the next step of a pipeline.
+    assert printed == f"{artifact}\n"
+    assert (project / "dist" / f"{target}.path").read_text() == printed
     if target == "tar":  # a second run replaces the artifact instead of failing on it
         subprocess.run(make, check=True)
         assert len(list((project / "dist").glob(pattern))) == 1

@@ -138,8 +138,7 @@ class TarFormat:
         if given is not None and named is not None and given is not named:
             raise ConfigError(
                 f"--compression {given.value} contradicts the output name {artifact} "
-                f"({named.value}); drop one, or name the file "
-                f"...{_extension(given)}"
+                f"({named.value}); drop one, or end the file name with {_extension(given)}"
             )
         kind = given or named or Compression.ZSTD
         return TarEmitter(kind, values.get("level"), progress=progress)
