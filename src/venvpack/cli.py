@@ -42,7 +42,7 @@ from venvpack.emit import (
     load_format,
 )
 from venvpack.errors import ConfigError, VenvpackError
-from venvpack.interrupt import Interrupted, orderly_signals
+from venvpack.interrupt import Interrupted, checkpoint, orderly_signals
 from venvpack.manifest import is_environment
 from venvpack.output import check_replaceable, refuse_overlap
 
@@ -780,6 +780,7 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
     _DEBUG = False
     try:
         cli.main(args=argv, prog_name="venvpack", standalone_mode=False)
+        checkpoint()  # a signal whose raise was swallowed still ends the run interrupted
     except VenvpackError as exc:
         _traceback()
         click.echo(f"venvpack: error: {exc}", err=True)

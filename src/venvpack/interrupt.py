@@ -12,7 +12,7 @@ happens to be, and a few places swallow exceptions (logging's after-fork hook wh
 is started, ``__del__`` methods, weakref callbacks) -- the run would then go on and succeed
 with exit 0 after a Ctrl-C. So the signal is also remembered, and :func:`checkpoint` raises
 it again: at every step boundary, after children finish, before an artifact is renamed into
-place, and when the block ends.
+place, and when the command returns (:func:`venvpack.cli.main`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ def orderly_signals() -> Iterator[None]:
         signal.signal(sig, interrupt)
     try:
         yield
-        checkpoint()
     finally:
         if not _received:
             for number, handler in previous.items():

@@ -85,12 +85,13 @@ def test_a_swallowed_interruption_is_raised_again() -> None:
 
 
 @pytest.mark.usefixtures("restore_handlers")
-def test_the_block_end_is_a_checkpoint() -> None:
+def test_a_new_run_starts_clean() -> None:
     def work() -> None:
         with orderly_signals():
             _swallowed(signal.SIGTERM)
+            checkpoint()
 
     with pytest.raises(Interrupted):
         work()
-    with orderly_signals():  # a new run starts clean
+    with orderly_signals():
         checkpoint()
