@@ -80,15 +80,17 @@ _LEVELS = {
     Compression.XZ: range(10),
     Compression.NONE: range(0),
 }
-# Chosen with scripts/bench_archive.py on pyenv's CPython 3.12.1 (308 MB tar, 9209 entries,
-# 2 cores; MB out / CPU seconds): zstd 3: 64.1/1.3, 6: 59.1/3.2, 10: 56.5/5.5, 12: 56.3/9.6,
-# 15: 56.1/53, 19: 49.8/131; gzip 6: 87.5/7.5, 9: 86.6/45.6; xz 6: 46.0/115, 9: 41.3/138.
-# zstd 10 is the knee (3 s on 2 cores); beyond it 12 and 15 buy <1% and 19 buys 12% for
-# 20x the CPU. gzip 9 buys 1% for 6x the time. xz 6 is xz's and dpkg-deb's default and
+# Chosen with scripts/bench_archive.py on a numpy+pandas environment (199 MB tar, 6987
+# entries, 2 cores; MB out / CPU seconds, every compressor on all cores): zstd 1: 64.1/0.8,
+# 3: 55.2/1.3, 6: 50.6/3.2, 10: 48.1/7.1; gzip 1: 68.8/2.6, 3: 65.1/3.3, 4: 62.6/3.6,
+# 5: 60.9/4.7, 6: 60.1/7.0, 9: 59.5/26; xz 0: 52.7/11.6, 1: 48.8/16.3, 3: 45.6/43, 6: 40.6/89.
+# zstd 3 is zstd's own default and what `tar | zstd` gives (the same size): level 10 saves
+# 13% for 5x the CPU, seconds of every `venvpack tar`. gzip 5 is 1% larger than gzip 6 for
+# two thirds of the time (6 -> 9: 1% for 4x). xz 6 is xz's and dpkg-deb's default and
 # needs 9 MiB to decompress (xz 9: 65 MiB), which matters on small targets.
 _DEFAULT_LEVELS = {
-    Compression.ZSTD: 10,
-    Compression.GZIP: 6,
+    Compression.ZSTD: 3,
+    Compression.GZIP: 5,
     Compression.XZ: 6,
     Compression.NONE: 0,
 }
