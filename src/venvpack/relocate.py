@@ -34,7 +34,7 @@ from venvpack.elf import is_elf
 from venvpack.errors import BuildError
 from venvpack.pathtext import replace_path
 from venvpack.proc import clean_python_env, run_all
-from venvpack.runtime import Runtime
+from venvpack.runtime import Runtime, build_cache
 from venvpack.templates import render
 from venvpack.validate import public_url
 
@@ -522,15 +522,9 @@ for path in modules[index::count]:
 
 
 def pyc_cache_dir() -> Path | None:
-    """Where compiled modules are kept between builds: ``$VENVPACK_PYC_CACHE``, else
-    ``$XDG_CACHE_HOME/venvpack/pyc``, else ``~/.cache/venvpack/pyc``; an empty
-    ``VENVPACK_PYC_CACHE`` turns the cache off. Delete the directory to clear it."""
-    configured = os.environ.get("VENVPACK_PYC_CACHE")
-    if configured is not None:
-        return Path(configured).absolute() if configured else None
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "venvpack" / "pyc"
+    """Where compiled modules are kept between builds (``~/.cache/venvpack/pyc``; see
+    :func:`venvpack.runtime.build_cache`)."""
+    return build_cache("pyc")
 
 
 def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str) -> None:

@@ -162,9 +162,8 @@ print(json.dumps(out))
 
 @pytest.fixture(autouse=True)
 def pyc_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "pyc-cache"
-    monkeypatch.setenv("VENVPACK_PYC_CACHE", str(cache))
-    return cache
+    monkeypatch.setenv("VENVPACK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "pyc"
 
 
 def _runtime(env: Path, lib: Path, source: Path) -> Runtime:
