@@ -79,7 +79,9 @@ def read_elf(path: Path) -> ElfInfo:
     try:
         with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return _Reader(data).info(path)
-    except (OSError, ValueError, IndexError, struct.error) as exc:
+    # A damaged or hostile file (from any wheel) makes offsets point anywhere: an unknown
+    # class byte is a KeyError, a huge offset an OverflowError. All of it is one ElfError.
+    except (OSError, ValueError, LookupError, ArithmeticError, struct.error) as exc:
         raise ElfError(f"cannot read ELF file {path}: {exc or type(exc).__name__}") from None
 
 

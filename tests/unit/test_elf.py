@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import re
 import struct
 from pathlib import Path
@@ -185,3 +186,26 @@ def test_dynamic_section_without_a_string_table_is_one_elf_error(tmp_path: Path)
     broken.write_bytes(bytes(data))
     with pytest.raises(ElfError, match="not a string table"):
         read_elf(broken)
+
+
+def test_damaged_files_are_one_elf_error(tmp_path: Path) -> None:
+    """A file from a wheel may be damaged anywhere: header bytes overwritten at random (an
+    unknown class byte, offsets past the end or past what an index can hold) are always one
+    ElfError, never another exception's traceback."""
+    rng = random.Random(13)
+    sources = [p for p in _real_elf_files() if p.suffix == ".so"][:8]
+    assert sources, "no real ELF files to damage"
+    damaged = tmp_path / "damaged.so"
+    failures = 0
+    for source in sources:
+        original = source.read_bytes()
+        for _ in range(60):
+            data = bytearray(original)
+            for _ in range(rng.randrange(1, 12)):
+                data[rng.randrange(min(len(data), 4096))] = rng.randrange(256)
+            damaged.write_bytes(bytes(data))
+            try:
+                read_elf(damaged)
+            except ElfError:
+                failures += 1
+    assert failures > 0  # the damage did reach fields the reader checks
