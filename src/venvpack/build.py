@@ -53,7 +53,7 @@ from venvpack.metadata import read_app_metadata
 from venvpack.output import atomic_output
 from venvpack.policy import loaded_by_family, system_libraries
 from venvpack.relocate import binary_paths, relocate, source_paths
-from venvpack.runtime import copy_runtime, exclude_modules
+from venvpack.runtime import copy_runtime, exclude_modules, prune_build_cache
 from venvpack.terminfo import carry_terminfo
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
@@ -172,6 +172,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             metadata=read_app_metadata(site_packages, main_dist, root) if main_dist else None,
         )
         BuiltEnv(root, manifest).save()
+    prune_build_cache()  # entries no build used for a month; at most once a day
     log.debug(
         "environment ready in %.1fs (glibc >= %s, %d libraries grafted)",
         time.monotonic() - started,

@@ -495,6 +495,11 @@ def cached(path):
             good = isinstance(marshal.loads(memoryview(data)[16:]), types.CodeType)
         except (EOFError, ValueError, TypeError):
             good = False
+    if good:
+        try:
+            os.utime(entry)  # in use: kept by venvpack.runtime.prune_build_cache
+        except OSError:
+            pass
     return entry, data if good else None
 
 def store(entry, cfile):

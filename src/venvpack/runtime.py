@@ -17,12 +17,14 @@ libpython is then kept only with ``--keep-dev``, for embedding.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +178,48 @@ def build_cache(kind: str) -> Path | None:
         return None
 
 
+CACHE_KINDS = ("pyc", "static-python")
+"""What :func:`build_cache` keeps for builds (``roots`` beside them belong to verify)."""
+
+
+def prune_build_cache(
+    *, max_age: float = 30 * 86400, every: float = 86400, now: float | None = None
+) -> int:
+    """Remove cache entries not used for ``max_age`` seconds (a hit touches its entry), at
+    most once per ``every`` seconds per kind (a stamp file says when it last ran), so the
+    cache holds what recent builds use instead of growing with every release of every
+    dependency. Returns how many files were removed; a cache that cannot be read or written
+    only stays as it is."""
+    now = time.time() if now is None else now
+    removed = 0
+    for kind in CACHE_KINDS:
+        top = build_cache(kind)
+        if top is None or not top.is_dir():
+            continue
+        stamp = top / ".last-prune"
+        try:
+            if now - stamp.stat().st_mtime < every:
+                continue
+        except OSError:
+            pass  # never pruned
+        for parent, _dirs, files in os.walk(top, topdown=False):
+            for name in files:
+                path = os.path.join(parent, name)
+                try:
+                    if path != str(stamp) and now - os.lstat(path).st_mtime > max_age:
+                        os.unlink(path)
+                        removed += 1
+                except OSError:
+                    pass  # another build's, being replaced or already gone
+            if parent != str(top):
+                with contextlib.suppress(OSError):
+                    os.rmdir(parent)  # only when empty
+        with contextlib.suppress(OSError):
+            stamp.touch()
+            os.utime(stamp, (now, now))
+    return removed
+
+
 def _file_identity(path: Path) -> str:
     st = os.stat(path)
     return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
@@ -240,9 +284,7 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
     ).hexdigest()
     cache = build_cache("static-python")
     kept = cache / key / exe.name if cache is not None else None
-    if kept is not None and kept.is_file():
-        shutil.copyfile(kept, exe)
-        os.chmod(exe, 0o755)
+    if kept is not None and _copy_kept(kept, exe):
         log.debug("static interpreter from %s", kept)
         return True
     main.write_text(_MAIN, encoding="utf-8")
@@ -264,6 +306,19 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
             os.replace(tmp, kept)
         except OSError as exc:
             log.debug("cannot keep the static interpreter in %s: %s", kept.parent, exc)
+    return True
+
+
+def _copy_kept(kept: Path, exe: Path) -> bool:
+    """Copy a kept static interpreter to ``exe``; False when there is none (or it went away:
+    a pruning run of another build may remove it at any time)."""
+    try:
+        shutil.copyfile(kept, exe)
+        os.utime(kept)  # in use: kept by prune_build_cache
+    except OSError:
+        exe.unlink(missing_ok=True)
+        return False
+    os.chmod(exe, 0o755)
     return True
 
 

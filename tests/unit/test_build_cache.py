@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from venvpack.interpreter import find_interpreter
-from venvpack.runtime import build_cache, copy_runtime
+from venvpack.runtime import build_cache, copy_runtime, prune_build_cache
 
 PYENV_312 = Path.home() / ".pyenv/versions/3.12.1"
 ARCHIVE = PYENV_312 / "lib/python3.12/config-3.12-x86_64-linux-gnu/libpython3.12.a"
@@ -62,3 +64,40 @@ def test_static_interpreter_is_linked_once_and_then_copied(
     monkeypatch.setenv("VENVPACK_CACHE", "")
     third = copy_runtime(interp, tmp_path / "c" / "python", with_tk=False, keep_dev=False)
     assert third.executable.read_bytes() == first.executable.read_bytes()
+
+
+def test_prune_removes_what_no_build_used_for_a_month(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VENVPACK_CACHE", str(tmp_path / "cache"))
+    now = time.time()
+    day = 86400.0
+
+    def entry(rel: str, age_days: float) -> Path:
+        path = tmp_path / "cache" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        os.utime(path, (now - age_days * day, now - age_days * day))
+        return path
+
+    old_pyc = entry("pyc/ab/old.pyc", 40)
+    new_pyc = entry("pyc/ab/new.pyc", 2)
+    old_static = entry("static-python/k1/python3.12", 31)
+    new_static = entry("static-python/k2/python3.12", 29)
+    root = entry("roots/glibc/old-but-not-a-build-cache", 400)
+
+    assert prune_build_cache(now=now) == 2
+    assert not old_pyc.exists()
+    assert not old_static.parent.exists()
+    assert [new_pyc.exists(), new_static.exists(), root.exists()] == [True, True, True]
+
+    # At most once a day: an entry aged meanwhile waits for the next day's run.
+    os.utime(new_pyc, (now - 45 * day, now - 45 * day))
+    assert prune_build_cache(now=now + 3600) == 0
+    # Two days on, the static interpreter unused for 29 days has aged past the month too.
+    assert prune_build_cache(now=now + 2 * day) == 2
+    assert not new_pyc.exists()
+    assert not new_static.exists()
+
+    monkeypatch.setenv("VENVPACK_CACHE", "")  # no cache: nothing to do
+    assert prune_build_cache(now=now) == 0
