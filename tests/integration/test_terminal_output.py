@@ -56,8 +56,9 @@ def on_terminal(argv: list[str], cwd: Path) -> tuple[int, str, str]:
 
 def test_a_terminal_sees_the_plan_one_progress_line_and_the_summary(tmp_path: Path) -> None:
     out = tmp_path / "dist"
-    # xz at level 0: the deb's compression step, in small blocks (CI time).
-    argv = ["deb", "--project", str(HELLO), "-o", str(out), "--level", "0"]
+    # xz at level 0: the slowest of the deb's compressions, at its cheapest level (CI time),
+    # long enough for its progress to be drawn more than once.
+    argv = ["deb", "--project", str(HELLO), "-o", str(out), "--compression", "xz", "--level", "0"]
     code, screen, stdout = on_terminal(argv, tmp_path)
     artifact = out / "hello_1.0.0-1_amd64.deb"
     assert code == 0, screen
