@@ -77,6 +77,8 @@ class Workload:
     """Which of :data:`ALL_TOOLS` build this workload."""
     packing: tuple[str, ...] = ()
     """Which of :data:`ALL_PACKING` to compare on the finished environment."""
+    packing_runs: int = 3
+    """Rounds of the packing section (xz and rpmbuild make it the slowest per round)."""
     note: str = ""
 
 
@@ -93,6 +95,7 @@ WORKLOADS = {
             ("numpy", "pandas"),
             3,
             packing=("tar", "deb"),
+            packing_runs=2,
             note="rpm is compared on the small workload only (rpmbuild's xz is single-threaded "
             "and would double this section's time).",
         ),
@@ -111,7 +114,14 @@ WORKLOADS = {
     )
 }
 QUICK = Workload(
-    "quick", "examples/hello", (str(HELLO),), "3.12", ("hello",), 1, packing=ALL_PACKING
+    "quick",
+    "examples/hello",
+    (str(HELLO),),
+    "3.12",
+    ("hello",),
+    1,
+    packing=ALL_PACKING,
+    packing_runs=1,
 )
 STARTUP_RUNS = 40
 
@@ -656,6 +666,7 @@ def run(args: argparse.Namespace) -> None:
             if not w.packing:
                 continue
             links = f" --find-links {w.find_links}" if w.find_links else ""
+            packing_runs = args.runs or w.packing_runs
             prepare(
                 f'"$VENVPACK" build -q --python "$PY"{links} -o "$PREP/env" '
                 f"{shlex.join(w.requirements)}\n"
@@ -675,9 +686,10 @@ def run(args: argparse.Namespace) -> None:
                 f"it. zstd level {level} (venvpack tar's default); deb members {deb_compression} "
                 f"level {deb_level} ("
                 + ("lowered for --quick" if args.quick else "venvpack deb's default")
-                + f"). {runs} round(s)."
+                + f"). {packing_runs} round(s), no warm-up round: no tool here has a cache, and "
+                "the page cache is warm from preparing."
             ]
-            run_group(g, env, work, runs, warm_up=not args.quick)
+            run_group(g, env, work, packing_runs, warm_up=False)
             if "rpm" in w.packing:
                 share = ratio(g, "rpmbuild", "rpm")
                 g.notes.append(
