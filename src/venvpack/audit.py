@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvpack.elf import glibc_floor, read_elf
+from venvpack.elf import ElfInfo, glibc_floor, read_elf
 from venvpack.errors import BuildError, ElfError
 from venvpack.graft import find_elf_files, plan_grafts
 from venvpack.pathtext import contains_path
@@ -43,14 +43,18 @@ def audit_tree(
     *,
     executable: Path | None = None,
     carried: tuple[str, ...] = (),
+    read: Callable[[Path], ElfInfo] = read_elf,
 ) -> AuditReport:
     """Check the tree at ``root``; raise BuildError when a promise is broken.
 
     ``executable`` and ``carried`` are what the graft stage was given: the interpreter must
-    still find what the system family loads at run time, through its DT_RPATH."""
+    still find what the system family loads at run time, through its DT_RPATH. ``read``
+    reads each ELF file once (the build's :class:`~venvpack.elf.ElfCache` has most of them
+    from the graft stage)."""
     check_symlinks(root)
     files = find_elf_files(root)
     try:
+        infos = {path: read(path) for path in files}
         plan = plan_grafts(
             root,
             root / "python" / "lib",
@@ -59,15 +63,15 @@ def audit_tree(
             host_dirs=(),
             executable=executable,
             carried=carried,
+            read=infos.__getitem__,
         )
     except ElfError as exc:
         raise BuildError(f"audit: {exc} inside the environment") from None
     if plan.updates:
         bad = ", ".join(str(u.paths[0].relative_to(root)) for u in plan.updates[:3])
         raise BuildError(f"audit: library search paths still need fixing in {bad}")
-    infos = [read_elf(p) for p in files]
     return AuditReport(
-        glibc_floor=glibc_floor(infos),
+        glibc_floor=glibc_floor(list(infos.values())),
         elf_files=len(files),
         leaks=tuple(find_leaks(root, needles)),
     )

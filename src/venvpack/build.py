@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from venvpack import __version__
 from venvpack.audit import audit_tree
 from venvpack.config import BuildSpec, validate_name, validate_version
+from venvpack.elf import ElfCache
 from venvpack.errors import (
     BuildError,
     ConfigError,
@@ -91,6 +92,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
         version = app_version(spec, name, main_dist, installed)
         prefix = spec.install_prefix(name)
 
+        elf = ElfCache()  # the audit reads back what the graft stage read
         with stage("graft"):
             plan = plan_grafts(
                 root,
@@ -99,13 +101,17 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 executable=runtime.executable,
                 origins=dict(runtime.origins),
                 carried=carried,
+                read=elf.read,
             )
             apply_plan(plan, patchelf)
             replacements = binary_paths(runtime, prefix)
             replacements += carry_terminfo(root / "python" / "lib", runtime.root, prefix)
             # Only the interpreter's files (and a bin/python copy) name the source.
             runtime_files = find_elf_files(runtime.root) + find_elf_files(root / "bin")
-            apply_string_edits(plan_string_edits(runtime_files, replacements))
+            edits = plan_string_edits(runtime_files, replacements)
+            apply_string_edits(edits)
+            elf.forget(p for u in plan.updates for p in u.paths)
+            elf.forget(p for e in edits for p in e.paths)
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
@@ -115,7 +121,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             needles = [str(root), *(old for old, _ in source_paths(runtime))]
             needles += [str(d) for d in runtime.compile_dirs]
             report = audit_tree(
-                root, allow, needles, executable=runtime.executable, carried=carried
+                root, allow, needles, executable=runtime.executable, carried=carried, read=elf.read
             )
         for rel, needle in report.leaks:
             log.debug("%s still names %s", rel, needle)

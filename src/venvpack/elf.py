@@ -1,25 +1,24 @@
 """Stage ``elf`` (read side): what an ELF file needs, where it looks, what glibc it wants.
 
-Reading only, with pyelftools, into frozen dataclasses; ``graft`` plans changes from these
+Reading only, into frozen dataclasses; ``graft`` plans changes from these
 and applies them in one place.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError as _PyElfError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
-from elftools.elf.sections import SymbolTableSection
+from elftools.elf.enums import ENUM_E_MACHINE
 
 from venvpack.errors import ElfError
 
-__all__ = ["ElfInfo", "glibc_floor", "is_elf", "read_elf"]
+__all__ = ["ElfCache", "ElfInfo", "glibc_floor", "is_elf", "read_elf"]
 
 _MAGIC = b"\x7fELF"
 _GLIBC_RE = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$")
@@ -72,101 +71,230 @@ def is_elf(path: Path) -> bool:
 
 
 def read_elf(path: Path) -> ElfInfo:
-    """Read ``path``; raise ElfError when it is not a readable ELF file."""
+    """Read ``path``; raise ElfError when it is not a readable ELF file.
+
+    Parsed with :mod:`struct` over a memory map: only the headers and the dynamic-linking
+    sections are touched, 20x faster than pyelftools' generic parsing (which reads the same
+    fields; a unit test compares the two on every ELF file of real interpreters)."""
     try:
-        with path.open("rb") as fh:
-            elf = ELFFile(fh)
-            return _read(path, elf)
-    except (OSError, _PyElfError, ValueError) as exc:
-        raise ElfError(f"cannot read ELF file {path}: {exc}") from None
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _Reader(data).info(path)
+    except (OSError, ValueError, IndexError, struct.error) as exc:
+        raise ElfError(f"cannot read ELF file {path}: {exc or type(exc).__name__}") from None
 
 
-def _read(path: Path, elf: ELFFile) -> ElfInfo:
-    needed: list[str] = []
-    rpath: tuple[str, ...] = ()
-    runpath: tuple[str, ...] = ()
-    soname = None
-    offsets: dict[str, tuple[int, int]] = {}
-    refs: set[int] = set()  # every .dynstr offset something points at
-    dynamic = None
-    for section in elf.iter_sections():
-        if isinstance(section, DynamicSection):
-            dynamic = section
-            break
-    strtab_offset: int | None = None
-    if dynamic is not None:
-        strtab = dynamic._get_stringtable()
-        strtab_offset = strtab["sh_offset"] if hasattr(strtab, "__getitem__") else None
-        for tag in dynamic.iter_tags():
-            kind = tag.entry.d_tag
-            if kind in ("DT_NEEDED", "DT_SONAME", "DT_RPATH", "DT_RUNPATH"):
-                refs.add(tag.entry.d_val)
-            if kind == "DT_NEEDED":
-                needed.append(tag.needed)  # type: ignore[attr-defined]
-            elif kind == "DT_SONAME":
-                soname = tag.soname  # type: ignore[attr-defined]
-            elif kind in ("DT_RPATH", "DT_RUNPATH"):
-                value = tag.rpath if kind == "DT_RPATH" else tag.runpath  # type: ignore[attr-defined]
-                entries = tuple(p for p in value.split(":") if p)
-                if kind == "DT_RPATH":
-                    rpath = entries
+class ElfCache:
+    """:func:`read_elf` results shared by the stages of one build: the audit reads back the
+    files the graft stage just read. An entry serves only while the file's device, inode,
+    size, mtime and ctime are those it was read with; whoever changes files in less than a
+    timestamp tick after reading them says so with :meth:`forget`."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, tuple[tuple[int, ...], ElfInfo]] = {}
+
+    def read(self, path: Path) -> ElfInfo:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return read_elf(path)  # which says why, as an ElfError
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        known = self._known.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        info = read_elf(path)
+        self._known[path] = (key, info)
+        return info
+
+    def forget(self, paths: Iterable[Path]) -> None:
+        for path in paths:
+            self._known.pop(path, None)
+
+
+_SHT_SYMTAB, _SHT_DYNAMIC, _SHT_DYNSYM = 2, 6, 11
+_SHT_GNU_VERDEF, _SHT_GNU_VERNEED = 0x6FFFFFFD, 0x6FFFFFFE
+_PT_INTERP = 3
+_DT_NEEDED, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 1, 14, 15, 29
+_MACHINES = {value: name for name, value in ENUM_E_MACHINE.items() if name != "_default_"}
+
+
+class _Reader:
+    """The fields :class:`ElfInfo` needs, read straight from the file's bytes."""
+
+    def __init__(self, data: mmap.mmap) -> None:
+        if data[:4] != _MAGIC:
+            raise ValueError("Magic number does not match")
+        self.data = data
+        self.elfclass = {1: 32, 2: 64}[data[4]]
+        self.little_endian = {1: True, 2: False}[data[5]]
+        end = "<" if self.little_endian else ">"
+        wide = self.elfclass == 64
+        self.end = end
+        word = "Q" if wide else "I"
+        # e_type, e_machine, e_version, e_entry, e_phoff, e_shoff, e_flags, e_ehsize,
+        # e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx
+        header = struct.unpack_from(f"{end}HHI{word}{word}{word}IHHHHHH", data, 16)
+        self.machine = header[1]
+        phoff, shoff = header[4], header[5]
+        phentsize, phnum, shentsize, shnum, shstrndx = header[8:13]
+        # (sh_name, sh_type, sh_offset, sh_size, sh_link, sh_info, sh_entsize)
+        self.sections: list[tuple[int, int, int, int, int, int, int]] = []
+        if shoff:
+            fmt = f"{end}II{word}{word}{word}{word}II{word}{word}"
+            first = struct.unpack_from(fmt, data, shoff)
+            if shnum == 0:  # extended numbering: the real count is in section 0
+                shnum = first[5]
+            if shstrndx == 0xFFFF:
+                shstrndx = first[6]
+            for i in range(shnum):
+                f = struct.unpack_from(fmt, data, shoff + i * shentsize)
+                self.sections.append((f[0], f[1], f[4], f[5], f[6], f[7], f[9]))
+        if phnum == 0xFFFF and self.sections:
+            phnum = self.sections[0][5]
+        self.segment_types = [
+            struct.unpack_from(f"{end}I", data, phoff + i * phentsize)[0] for i in range(phnum)
+        ]
+        names = self.sections[shstrndx] if 0 < shstrndx < len(self.sections) else None
+        self.names = [
+            self.string(names[2], s[0]) if names is not None else "" for s in self.sections
+        ]
+
+    def string(self, table_offset: int, offset: int) -> str:
+        """The NUL-terminated string at ``offset`` of the string table at ``table_offset``,
+        decoded as pyelftools does."""
+        start = table_offset + offset
+        stop = self.data.find(b"\0", start)
+        if stop < 0:
+            raise ValueError(f"unterminated string at {start:#x}")
+        return self.data[start:stop].decode("utf-8", errors="replace")
+
+    def table(self, index: int) -> int:
+        """File offset of the string table section ``index`` (a section's ``sh_link``)."""
+        return self.sections[index][2]
+
+    def info(self, path: Path) -> ElfInfo:
+        end, data = self.end, self.data
+        wide = self.elfclass == 64
+        needed: list[str] = []
+        rpath: tuple[str, ...] = ()
+        runpath: tuple[str, ...] = ()
+        soname = None
+        offsets: dict[int, tuple[int, int]] = {}
+        refs: set[int] = set()  # every .dynstr offset something points at
+        dynamic = next((s for s in self.sections if s[1] == _SHT_DYNAMIC), None)
+        strtab_offset: int | None = None
+        if dynamic is not None:
+            strtab_offset = self.table(dynamic[4])
+            fmt = f"{end}qQ" if wide else f"{end}iI"
+            size = struct.calcsize(fmt)
+            for pos in range(dynamic[2], dynamic[2] + dynamic[3] - size + 1, size):
+                kind, value = struct.unpack_from(fmt, data, pos)
+                if kind == 0:  # DT_NULL
+                    break
+                if kind not in (_DT_NEEDED, _DT_SONAME, _DT_RPATH, _DT_RUNPATH):
+                    continue
+                refs.add(value)
+                text = self.string(strtab_offset, value)
+                if kind == _DT_NEEDED:
+                    needed.append(text)
+                elif kind == _DT_SONAME:
+                    soname = text
                 else:
-                    runpath = entries
-                offsets[kind] = (tag.entry.d_val, len(value.encode()))
-    versions: set[tuple[int, ...]] = set()
-    has_debug = has_sysv_hash = False
-    for section in elf.iter_sections():
-        if section.name.startswith(".debug_"):
-            has_debug = True
-        elif section.name == ".hash":
-            has_sysv_hash = True
-        if offsets and isinstance(section, SymbolTableSection) and section.name == ".dynsym":
-            refs.update(_symbol_name_offsets(section, elf.little_endian))
-        if isinstance(section, GNUVerDefSection):
-            for _verdef, verdaux_iter in section.iter_versions():
-                refs.update(aux.entry.vda_name for aux in verdaux_iter)
-        if isinstance(section, GNUVerNeedSection):
-            for verneed, vernaux_iter in section.iter_versions():
-                refs.add(verneed.entry.vn_file)
-                for aux in vernaux_iter:
-                    refs.add(aux.entry.vna_name)
-                    m = _GLIBC_RE.match(aux.name)
+                    entries = tuple(p for p in text.split(":") if p)
+                    if kind == _DT_RPATH:
+                        rpath = entries
+                    else:
+                        runpath = entries
+                    offsets[kind] = (value, len(text.encode()))
+        versions: set[tuple[int, ...]] = set()
+        has_debug = has_sysv_hash = False
+        for section, name in zip(self.sections, self.names, strict=True):
+            kind = section[1]
+            if name.startswith(".debug_"):
+                has_debug = True
+            elif name == ".hash":
+                has_sysv_hash = True
+            if offsets and kind in (_SHT_SYMTAB, _SHT_DYNSYM) and name == ".dynsym":
+                entsize = section[6]
+                stop = section[2] + section[3] - entsize + 1
+                fmt = f"{end}I"
+                refs.update(
+                    struct.unpack_from(fmt, data, pos)[0]
+                    for pos in range(section[2], stop, entsize)
+                )
+            if kind == _SHT_GNU_VERDEF:
+                refs.update(self._verdef_names(section))
+            elif kind == _SHT_GNU_VERNEED:
+                for ref, version in self._verneed_names(section):
+                    refs.add(ref)
+                    m = _GLIBC_RE.match(version) if version is not None else None
                     if m:
                         versions.add(tuple(int(g) for g in m.groups() if g is not None))
-    offset: int | None = None
-    capacity = 0
-    found = offsets.get("DT_RUNPATH") or offsets.get("DT_RPATH")
-    if found is not None and strtab_offset is not None:
-        start, length = found
-        # The linker may merge string tails: if anything else points into this string,
-        # overwriting it in place would corrupt that other string, so report no capacity.
-        if not any(start < ref <= start + length for ref in refs):
-            offset, capacity = strtab_offset + start, length
-    return ElfInfo(
-        path=path,
-        elfclass=elf.elfclass,
-        machine=elf["e_machine"],
-        soname=soname,
-        needed=tuple(needed),
-        rpath=rpath,
-        runpath=runpath,
-        path_offset=offset,
-        path_capacity=capacity,
-        glibc_versions=tuple(sorted(versions)),
-        has_debug=has_debug,
-        has_sysv_hash=has_sysv_hash,
-        is_dynamic=dynamic is not None,
-        is_program=any(segment["p_type"] == "PT_INTERP" for segment in elf.iter_segments()),
-    )
+        offset: int | None = None
+        capacity = 0
+        found = offsets.get(_DT_RUNPATH) or offsets.get(_DT_RPATH)
+        if found is not None and strtab_offset is not None:
+            start, length = found
+            # The linker may merge string tails: if anything else points into this string,
+            # overwriting it in place would corrupt that other string, so report no capacity.
+            if not any(start < ref <= start + length for ref in refs):
+                offset, capacity = strtab_offset + start, length
+        return ElfInfo(
+            path=path,
+            elfclass=self.elfclass,
+            machine=_MACHINES.get(self.machine, str(self.machine)),
+            soname=soname,
+            needed=tuple(needed),
+            rpath=rpath,
+            runpath=runpath,
+            path_offset=offset,
+            path_capacity=capacity,
+            glibc_versions=tuple(sorted(versions)),
+            has_debug=has_debug,
+            has_sysv_hash=has_sysv_hash,
+            is_dynamic=dynamic is not None,
+            is_program=_PT_INTERP in self.segment_types,
+        )
 
+    def _verdef_names(self, section: tuple[int, int, int, int, int, int, int]) -> list[int]:
+        """``vda_name`` of every version definition (Elf_Verdef / Elf_Verdaux)."""
+        end, pos = self.end, section[2]
+        out: list[int] = []
+        for _ in range(section[5]):  # sh_info: the number of definitions
+            _ver, _flags, _ndx, cnt, _hash, aux, nxt = struct.unpack_from(
+                f"{end}HHHHIII", self.data, pos
+            )
+            apos = pos + aux
+            for _ in range(cnt):
+                name, anext = struct.unpack_from(f"{end}II", self.data, apos)
+                out.append(name)
+                apos += anext
+            if not nxt:
+                break
+            pos += nxt
+        return out
 
-def _symbol_name_offsets(section: SymbolTableSection, little_endian: bool) -> list[int]:
-    """``st_name`` of every symbol, read straight from the table (the first 32-bit field of
-    both Elf32_Sym and Elf64_Sym): pyelftools' per-symbol parsing is 100x slower."""
-    size = section["sh_entsize"]
-    data = section.data()
-    fmt = "<I" if little_endian else ">I"
-    return [struct.unpack_from(fmt, data, i)[0] for i in range(0, len(data) - size + 1, size)]
+    def _verneed_names(
+        self, section: tuple[int, int, int, int, int, int, int]
+    ) -> list[tuple[int, str | None]]:
+        """(string offset, name) of every needed file and version (Elf_Verneed /
+        Elf_Vernaux); the name only for versions, which is what the floor reads."""
+        end, pos = self.end, section[2]
+        out: list[tuple[int, str | None]] = []
+        strings = self.table(section[4])
+        for _ in range(section[5]):  # sh_info: the number of needed files
+            _ver, cnt, file, aux, nxt = struct.unpack_from(f"{end}HHIII", self.data, pos)
+            out.append((file, None))
+            apos = pos + aux
+            for _ in range(cnt):
+                _hash, _flags, _other, name, anext = struct.unpack_from(
+                    f"{end}IHHII", self.data, apos
+                )
+                out.append((name, self.string(strings, name)))
+                apos += anext
+            if not nxt:
+                break
+            pos += nxt
+        return out
 
 
 def glibc_floor(infos: list[ElfInfo] | tuple[ElfInfo, ...]) -> str:

@@ -32,7 +32,7 @@ import shutil
 import stat
 import sysconfig
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -376,6 +376,7 @@ def plan_grafts(
     executable: Path | None = None,
     origins: Mapping[Path, Path] | None = None,
     carried: tuple[str, ...] = (),
+    read: Callable[[Path], ElfInfo] = read_elf,
 ) -> GraftPlan:
     """Plan grafts and RUNPATH updates for every ELF file under ``root``.
 
@@ -385,6 +386,8 @@ def plan_grafts(
     the loader would have resolved it (a missing library is then taken from the source
     interpreter's own tree, never from the host's system directories). ``carried`` are the
     sonames the system family loads at run time: the executable needs them, with a DT_RPATH.
+    ``read`` reads the tree's files (an :class:`~venvpack.elf.ElfCache` shares the parse
+    with the audit).
     """
     planner = _Planner(
         root,
@@ -396,7 +399,7 @@ def plan_grafts(
         carried if executable is not None else (),
     )
     for path in files if files is not None else find_elf_files(root):
-        info = read_elf(path)
+        info = read(path)
         if info.is_dynamic:
             planner.add(path, info)
     return planner.plan()

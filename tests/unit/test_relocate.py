@@ -1,20 +1,26 @@
-"""Relocation of installer output: direct_url.json, RECORD and .pth files."""
+"""Relocation of installer output: direct_url.json, RECORD and .pth files; byte-code."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from venvpack.proc import clean_python_env
 from venvpack.relocate import (
     _clean_direct_url,
     _drop_rpath,
     _record_hash,
     _relocate_pth,
     _rewrite_record,
+    compile_bytecode,
 )
+from venvpack.runtime import Runtime
 
 
 def _dist_info(tmp_path: Path, url: str) -> Path:
@@ -125,3 +131,85 @@ def test_linker_run_paths_into_the_prefix_are_dropped() -> None:
     token = "@VENVPACK_PREFIX@"
     flags = f"-L{token}/lib -Wl,-rpath,{token}/lib -Wl,-rpath={token} -Wl,-rpath,/usr/lib -lm"
     assert _drop_rpath(flags, token) == f"-L{token}/lib -Wl,-rpath,/usr/lib -lm"
+
+
+PYTHON_312 = Path.home() / ".pyenv/versions/3.12.1/bin/python3.12"
+# Run by the interpreter that wrote the pycs (marshal and the hash key are its own): for each
+# module, the pyc's flags, whether its hash is that of the module's text, every co_filename
+# in it, and what executing it defines.
+_READ_PYCS = r"""
+import importlib.util, json, marshal, sys, types
+def names(code):
+    nested = [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    return {code.co_filename}.union(*(names(c) for c in nested))
+out = {}
+for path in sys.argv[1:]:
+    data = open(importlib.util.cache_from_source(path), "rb").read()
+    text = open(path, "rb").read()
+    code = marshal.loads(data[16:])
+    namespace = {}
+    exec(code, namespace)
+    out[path] = {
+        "flags": int.from_bytes(data[4:8], "little"),
+        "hash_ok": data[8:16] == importlib.util.source_hash(text),
+        "names": sorted(names(code)),
+        "values": sorted(v for v in namespace.values() if isinstance(v, int)),
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not PYTHON_312.exists(), reason="needs pyenv's CPython 3.12.1")
+def test_source_pycs_are_reused_only_for_unchanged_modules(tmp_path: Path) -> None:
+    """Byte-compiling takes the source interpreter's pyc of a module copied unchanged, and
+    compiles anything else afresh: each result is the checked hash-based pyc of the module
+    as it is in the tree, naming its path under the prefix."""
+    source, env = tmp_path / "source", tmp_path / "env"
+    lib = env / "python/lib/python3.12"
+    source.mkdir()
+    modules = {
+        "same.py": "Z = 7\ndef f():\n    return lambda: 1\n",
+        "edited.py": "X = 1\n",  # changed in the tree, same size and mtime
+        "stale.py": "Y = 2\n",  # its source pyc no longer matches its source
+    }
+    for name, text in modules.items():
+        (source / name).write_text(text)
+    env_vars = clean_python_env()
+    subprocess.run([PYTHON_312, "-m", "compileall", "-q", str(source)], check=True, env=env_vars)
+    shutil.copytree(source, lib, ignore=shutil.ignore_patterns("__pycache__"))
+    edited = lib / "edited.py"
+    st = edited.stat()
+    edited.write_text("X = 2\n")
+    os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (source / "stale.py").write_text("Y = 3\n")  # the tree keeps Y = 2
+    runtime = Runtime(
+        root=env / "python",
+        executable=PYTHON_312,
+        stdlib=lib,
+        libpython=None,
+        sysconfigdata=None,
+        short_version="3.12",
+        version="3.12.1",
+        source_prefix=source,
+        build_prefix=None,
+        compile_dirs=(),
+        origins=((lib, source),),
+    )
+
+    compile_bytecode(runtime, [lib], env, "/opt/app")
+
+    paths = [str(lib / name) for name in modules]
+    result = subprocess.run(
+        [PYTHON_312, "-c", _READ_PYCS, *paths],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env_vars,
+    )
+    pycs = json.loads(result.stdout)
+    for name, value in {"same.py": 7, "edited.py": 2, "stale.py": 2}.items():
+        pyc = pycs[str(lib / name)]
+        assert pyc["flags"] == 0b11, "checked hash-based pyc expected"
+        assert pyc["hash_ok"], name
+        assert pyc["names"] == [f"/opt/app/python/lib/python3.12/{name}"]
+        assert pyc["values"] == [value]
