@@ -86,7 +86,7 @@ WORKLOADS = {
     w.key: w
     for w in (
         Workload("small", "requests", ("requests",), "3.12", ("requests",), 5, packing=ALL_PACKING),
-        Workload("medium", "black + httpie", ("black", "httpie"), "3.12", ("black", "httpie"), 5),
+        Workload("medium", "black + httpie", ("black", "httpie"), "3.12", ("black", "httpie"), 3),
         Workload(
             "large",
             "numpy + pandas",
