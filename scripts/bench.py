@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from venvpack import __version__ as venvpack_version
 from venvpack.archive import Compression
@@ -156,6 +157,8 @@ class Group:
     jobs: list[Job]
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    measured: str = ""
+    """When, at which commit and under which load the samples were taken."""
 
     def label(self, key: str) -> str:
         return next(j.label for j in self.jobs if j.key == key)
@@ -215,11 +218,17 @@ def run_group(group: Group, env: dict[str, str], work: Path, runs: int, warm_up:
             _say(f"  warm-up: {job.label}")
             run_job(job, env, work)
     group.samples = {job.key: [] for job in jobs}
+    load = os.getloadavg()[0]
+    started = datetime.now(timezone.utc)
     for i in range(runs):
         for job in jobs if i % 2 == 0 else list(reversed(jobs)):
             sample = run_job(job, env, work)
             group.samples[job.key].append(sample)
             _say(f"  run {i + 1}/{runs}: {job.label}: {sample.wall:.2f}s")
+    group.measured = (
+        f"Measured {started:%Y-%m-%d %H:%M} UTC, {(datetime.now(timezone.utc) - started).seconds}"
+        f" s, venvpack at commit `{_commit()}`, load average {load:.1f} at the start."
+    )
 
 
 def prepare(script: str, env: dict[str, str], what: str) -> None:
@@ -516,7 +525,7 @@ def machine(env: dict[str, str]) -> list[str]:
             break
     zstd = re.search(r"v[\d.]+", _first_line(["zstd", "-V"]))
     dpkg = re.search(r"version ([\w.~+-]+)", _first_line(["dpkg-deb", "--version"]))
-    commit = _first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
+    commit = _commit()
     uv = _first_line([env["UV"], "--version"])
     return [
         f"- {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, "
@@ -533,6 +542,10 @@ def _first_line(argv: list[str]) -> str:
     except OSError:
         return f"{argv[0]} missing"
     return out.splitlines()[0].strip() if out.strip() else "?"
+
+
+def _commit() -> str:
+    return _first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
 
 
 def render(groups: dict[str, Group], header: list[str], commands: list[str]) -> str:
@@ -554,7 +567,7 @@ def render(groups: dict[str, Group], header: list[str], commands: list[str]) -> 
         "",
     ]
     for g in groups.values():
-        out += [f"## {g.title}", "", *g.notes, "", *table(g), ""]
+        out += [f"## {g.title}", "", f"*{g.measured}*", "", *g.notes, "", *table(g), ""]
         stages = stage_table(g)
         if stages:
             out += [*stages, ""]
@@ -566,11 +579,11 @@ def render(groups: dict[str, Group], header: list[str], commands: list[str]) -> 
     return "\n".join(out)
 
 
-def commands_text(groups: dict[str, Group], legend: dict[str, str]) -> list[str]:
+def commands_text(groups: dict[str, Group], legend: list[str]) -> list[str]:
     lines = [
         "Every job is `bash -euo pipefail -c SCRIPT` in a fresh directory `$W`, with:",
         "",
-        *(f"- `${k}` = `{v}`" for k, v in legend.items()),
+        *legend,
         "",
     ]
     for g in groups.values():
@@ -598,7 +611,15 @@ def main() -> None:
     parser.add_argument("--startup-runs", type=int, help=f"default {STARTUP_RUNS}")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up section")
     parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--json", type=Path, help="also write every sample here")
+    parser.add_argument("--json", type=Path, help="also save the measurements (to --render)")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        action="append",
+        metavar="JSON",
+        help="measure nothing: write the document from saved --json files (repeatable; a "
+        "later file's sections replace an earlier one's)",
+    )
     parser.add_argument(
         "--cache",
         type=Path,
@@ -607,7 +628,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     try:
-        run(args)
+        if args.render:
+            rerender(args.render, args.output)
+        else:
+            run(args)
     except BenchError as exc:
         sys.exit(f"bench: {exc}")
 
@@ -631,7 +655,7 @@ def run(args: argparse.Namespace) -> None:
     base_env.update(DEBFULLNAME="Bench", DEBEMAIL="bench@example.org")
     base_env.pop("VIRTUAL_ENV", None)
     args.cache.mkdir(parents=True, exist_ok=True)
-    legend = {"VENVPACK": venvpack, "UV": uv}
+    pythons: dict[str, str] = {}
     groups: dict[str, Group] = {}
     with tempfile.TemporaryDirectory(prefix="venvpack-bench-") as tmp:
         work = Path(tmp)
@@ -647,11 +671,7 @@ def run(args: argparse.Namespace) -> None:
                 "TOOLS_SITE": str(site),
                 "PREP": str(work / f"prep-{w.key}"),
             }
-            legend.update({f"PY` ({w.key}) `": str(py)})
-            legend.update({"PY_HOME": "$(dirname $(dirname $PY))", "PY_NAME": "$(basename $PY)"})
-            legend.update(
-                {"TOOLS": str(args.cache / "tools-X.Y"), "TOOLS_SITE": "its site-packages"}
-            )
+            pythons[w.key] = str(py)
             runs = args.runs or w.runs
             _say(f"{w.key}: {w.title} with {py}, {runs} round(s)")
             g = Group(f"Build: {w.title} (CPython {w.python})", "workaround", build_jobs(w, level))
@@ -701,6 +721,16 @@ def run(args: argparse.Namespace) -> None:
             groups["startup:hello"] = startup(args, base_env, work)
     load_after = os.getloadavg()
     minutes = (datetime.now(timezone.utc) - started).seconds // 60
+    legend = [
+        f"- `$VENVPACK` = `{venvpack}`, `$UV` = `{uv}` (the uv venvpack runs)",
+        "- `$PY` = the workload's interpreter: "
+        + ", ".join(f"`{p}` ({k})" for k, p in pythons.items()),
+        "- `$PY_HOME` = `$PY`'s installation (`$(dirname $(dirname $PY))`), "
+        "`$PY_NAME` = `$(basename $PY)`",
+        f"- `$TOOLS` = `{args.cache}/tools-X.Y`, a venv of `$PY` with {' and '.join(TOOLS)}; "
+        "`$TOOLS_SITE` = its site-packages",
+        "- `$PREP` = a directory with what the section's untimed preparation made",
+    ]
     header = [
         *machine(base_env),
         f"- CPython {', '.join(sorted({w.python for w in workloads}))} from pyenv; started "
@@ -708,15 +738,47 @@ def run(args: argparse.Namespace) -> None:
         f"before, {load_after[0]:.1f} after (the machine is shared: absolute times move, "
         "ratios much less).",
     ]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    text = render(groups, header, commands_text(groups, legend))
-    args.output.write_text(text, encoding="utf-8")
-    _say(f"wrote {args.output}")
+    state = State(header, legend, groups)
     if args.json:
-        data = {
-            k: {j: [asdict(s) for s in v] for j, v in g.samples.items()} for k, g in groups.items()
-        }
-        args.json.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        args.json.write_text(json.dumps(state.to_json(), indent=1), encoding="utf-8")
+    write(state, args.output)
+
+
+@dataclass
+class State:
+    """Everything a document is rendered from; ``--json`` saves it, ``--render`` reads it."""
+
+    header: list[str]
+    legend: list[str]
+    groups: dict[str, Group]
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> State:
+        groups = {}
+        for key, g in data["groups"].items():
+            samples = {j: [Sample(**s) for s in v] for j, v in g.pop("samples").items()}
+            jobs = [Job(**j) for j in g.pop("jobs")]
+            groups[key] = Group(**g, jobs=jobs, samples=samples)
+        return cls(data["header"], data["legend"], groups)
+
+
+def write(state: State, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text = render(state.groups, state.header, commands_text(state.groups, state.legend))
+    output.write_text(text, encoding="utf-8")
+    _say(f"wrote {output}")
+
+
+def rerender(files: list[Path], output: Path) -> None:
+    """The document from saved states; a later file's section replaces an earlier one's."""
+    states = [State.from_json(json.loads(f.read_text(encoding="utf-8"))) for f in files]
+    merged = State(states[-1].header, states[-1].legend, {})
+    for state in states:
+        merged.groups.update(state.groups)
+    write(merged, output)
 
 
 def startup(args: argparse.Namespace, base_env: dict[str, str], work: Path) -> Group:

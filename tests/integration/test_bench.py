@@ -84,7 +84,13 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
     targets = re.findall(target, text, re.M)
     assert len(targets) == 7, targets
 
-    data = json.loads(samples.read_text())
-    assert set(data) == {"build:quick", "from:quick", "startup:hello"}
-    assert len(data["build:quick"]["venvpack"]) == 1
-    assert len(data["startup:hello"]["source"]) == 3
+    groups = json.loads(samples.read_text())["groups"]
+    assert set(groups) == {"build:quick", "from:quick", "startup:hello"}
+    assert len(groups["build:quick"]["samples"]["venvpack"]) == 1
+    assert len(groups["startup:hello"]["samples"]["source"]) == 3
+
+    # The saved measurements render the same document again, without measuring anything.
+    again = tmp_path / "again.md"
+    cmd = [sys.executable, "scripts/bench.py", "--render", str(samples), "-o", str(again)]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=60)
+    assert again.read_text() == text
