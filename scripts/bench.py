@@ -339,6 +339,23 @@ def build_jobs(w: Workload, level: int) -> list[Job]:
     return [j for j in jobs if j.key in w.tools]
 
 
+def build_note(w: Workload, runs: int, level: int) -> str:
+    """What the build section's table does not say."""
+    note = f"`{' '.join(w.requirements)}`, {runs} round(s). "
+    note += "The workaround compresses as posted (zstd -3)"
+    others = [
+        name
+        for key, name in (("venv-pack", "venv-pack's"), ("pyinstaller", "PyInstaller's"))
+        if key in w.tools
+    ]
+    if others:
+        note += f"; {' and '.join(others)} trees at venvpack's default (zstd {level})"
+    note += "."
+    if "venv-pack" in w.tools:
+        note += " venv-pack's archive carries **no interpreter**: the target needs the same Python."
+    return f"{note} {w.note}".strip()
+
+
 def packing_jobs(w: Workload, level: int, deb_compression: str, deb_level: int) -> list[Job]:
     """The from group, on the environment ``$PREP/env`` and the trees :func:`run` prepares."""
     jobs = [
@@ -676,12 +693,7 @@ def run(args: argparse.Namespace) -> None:
             runs = args.runs or w.runs
             _say(f"{w.key}: {w.title} with {py}, {runs} round(s)")
             g = Group(f"Build: {w.title} (CPython {w.python})", "workaround", build_jobs(w, level))
-            g.notes = [
-                f"`{' '.join(w.requirements)}`, {runs} round(s). The workaround compresses as "
-                "posted (zstd -3); venv-pack's and PyInstaller's trees are compressed at "
-                f"venvpack's default (zstd {level}). venv-pack's archive carries **no "
-                f"interpreter** (the target needs the same Python). {w.note}".strip()
-            ]
+            g.notes = [build_note(w, runs, level)]
             run_group(g, env, work, runs, warm_up=not args.quick)
             groups[f"build:{w.key}"] = g
             if not w.packing:
