@@ -34,7 +34,7 @@ from venvpack.elf import is_elf
 from venvpack.errors import BuildError
 from venvpack.pathtext import replace_path
 from venvpack.proc import clean_python_env, run_all
-from venvpack.runtime import Runtime
+from venvpack.runtime import Runtime, build_cache
 from venvpack.templates import render
 from venvpack.validate import public_url
 
@@ -399,11 +399,17 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
 # system checks it), is not compiled again: its code object is loaded, given the co_filename
 # compile_file would give it, and written as the same checked hash-based pyc compile_file
 # writes (optimisation level 0, the source's mode). Compiling is ~8x the cost of that.
+#
+# Anything else is looked up in the pyc cache (:func:`pyc_cache_dir`) under a key of the
+# interpreter (magic number and sys.version), the co_filename and the module's text: a hit is
+# the pyc an earlier build compiled from the same inputs, its bytes exactly; a miss is
+# compiled and stored. A build's pycs are thus those of the first build with these inputs.
 _COMPILE = r"""
-import compileall, importlib.util, json, marshal, os, py_compile, struct, sys, types
+import compileall, hashlib, importlib.util, json, marshal, os, py_compile, struct, sys, types
 from importlib._bootstrap_external import _calc_mode, _code_to_hash_pyc, _write_atomic
 root, prefix, index, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-copied = json.loads(sys.argv[5])
+config = json.loads(sys.argv[5])
+copied, cache = config["copied"], config["cache"]
 modules = []
 for directory in sys.argv[6:]:
     for parent, dirs, files in os.walk(directory):
@@ -458,18 +464,73 @@ def reuse(path):
     _write_atomic(cfile, pyc, _calc_mode(path))
     return True
 
+def cached(path):
+    # (the cache entry for path, None without a cache; the cached pyc, None on a miss)
+    if cache is None:
+        return None, None
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read()
+    except OSError:
+        return None, None
+    key = hashlib.sha256()
+    for part in (importlib.util.MAGIC_NUMBER, sys.version.encode(), dfile_of(path).encode()):
+        key.update(len(part).to_bytes(8, "little") + part)
+    key.update(text)
+    digest = key.hexdigest()
+    entry = os.path.join(cache, digest[:2], digest[2:] + ".pyc")
+    try:
+        with open(entry, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return entry, None
+    good = (
+        data[:4] == importlib.util.MAGIC_NUMBER
+        and data[4:8] == b"\x03\x00\x00\x00"
+        and data[8:16] == importlib.util.source_hash(text)
+    )
+    return entry, data if good else None
+
+def store(entry, cfile):
+    try:
+        with open(cfile, "rb") as fh:
+            data = fh.read()
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        tmp = f"{entry}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, entry)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
 for path in modules[index::count]:
-    if not reuse(path):
-        compileall.compile_file(
-            path, quiet=2, force=True, stripdir=root, prependdir=prefix,
-            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-        )
+    if reuse(path):
+        continue
+    entry, data = cached(path)
+    cfile = importlib.util.cache_from_source(path)
+    if data is not None:
+        os.makedirs(os.path.dirname(cfile), exist_ok=True)
+        _write_atomic(cfile, data, _calc_mode(path))
+        continue
+    compiled = compileall.compile_file(
+        path, quiet=2, force=True, stripdir=root, prependdir=prefix,
+        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+    )
+    if compiled and entry is not None:
+        store(entry, cfile)
 """
+
+
+def pyc_cache_dir() -> Path | None:
+    """Where compiled modules are kept between builds (``~/.cache/venvpack/pyc``; see
+    :func:`venvpack.runtime.build_cache`)."""
+    return build_cache("pyc")
 
 
 def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str) -> None:
     """Hash-based pycs for ``dirs``, by the bundled interpreter, one worker per CPU; the
-    source interpreter's valid pycs of modules copied unchanged are reused, not recompiled.
+    source interpreter's valid pycs of modules copied unchanged are reused, not recompiled,
+    and so is what an earlier build compiled from the same inputs (:func:`pyc_cache_dir`).
 
     ``co_filename`` is recorded as under ``prefix`` rather than the build directory;
     CPython corrects it to the real location when it loads the pyc anyway.
@@ -481,10 +542,16 @@ def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str
     workers = available_cpus()
     # Deepest first, so a module maps through the most specific copied directory.
     origins = sorted(runtime.origins, key=lambda pair: -len(pair[0].parts))
-    copied = json.dumps([[str(tree), str(origin)] for tree, origin in origins])
+    kept = pyc_cache_dir()
+    config = json.dumps(
+        {
+            "copied": [[str(tree), str(origin)] for tree, origin in origins],
+            "cache": str(kept) if kept is not None else None,
+        }
+    )
     base: list[str | Path] = [runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix]
     run_all(
-        [[*base, str(index), str(workers), copied, *dirs] for index in range(workers)],
+        [[*base, str(index), str(workers), config, *dirs] for index in range(workers)],
         error=BuildError,
         what="byte-compiling",
         env=clean_python_env(),

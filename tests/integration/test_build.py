@@ -8,6 +8,8 @@ source interpreter hidden, and in a root that holds only glibc, dash and coreuti
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,6 +175,36 @@ def test_runtime_is_pruned_and_ships_hash_based_pycs(built: Built) -> None:
     assert flags == 0b11, "checked hash-based pyc expected"
     site = built.path / "lib" / f"python{short}" / "site-packages"
     assert list(site.glob("yaml/__pycache__/*.pyc"))
+
+
+# Imported on a read-only install: stdlib packages of every kind and the installed ones.
+READ_ONLY_IMPORTS = (
+    "import json, decimal, asyncio, email.mime.text, http.client, logging.handlers, argparse,"
+    " typing, dataclasses, sqlite3, ssl, unittest, xml.etree.ElementTree, importlib.metadata,"
+    " concurrent.futures, sysconfig, yaml, requests, markupsafe"
+)
+
+
+def test_read_only_install_compiles_nothing_at_run_time(built: Built) -> None:
+    """Installed read-only under /opt (as a package is), the app and the imports it and
+    Python make load every module from a pyc venvpack wrote: with ``-v``, Python names the
+    file each code object came from, and says when it could not write a pyc."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("needs bwrap")
+    at = "/opt/read-only app"
+    sandbox_args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    sandbox_args += ["--tmpfs", "/tmp", "--tmpfs", "/opt", "--ro-bind", str(built.path), at]
+    sandbox_args += ["--unshare-net", "--die-with-parent", "--setenv", "PYTHONVERBOSE", "1"]
+    for argv in ([f"{at}/bin/python", "-c", READ_ONLY_IMPORTS], [f"{at}/bin/hello"]):
+        result = subprocess.run(
+            [*sandbox_args, *argv], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        loaded = re.findall(r"^# code object from '?(.*?)'?$", result.stderr, re.MULTILINE)
+        assert len(loaded) > 50, result.stderr[-2000:]
+        from_source = [path for path in loaded if not path.endswith(".pyc")]
+        assert not from_source, f"compiled at run time: {from_source[:5]}"
+        assert not re.findall(r"^# could not create .*", result.stderr, re.MULTILINE)
 
 
 def test_manifest_describes_the_environment(built: Built) -> None:

@@ -88,7 +88,7 @@ def _listing(deb: Path) -> list[tuple[str, str, str]]:
 def test_dpkg_deb_reads_the_package(hello_envs: Envs, emit: Emit) -> None:
     deb = emit(hello_envs.v1)
     assert deb.name == "hello_1.0.0-1_amd64.deb"
-    assert _run("ar", "t", deb).split() == ["debian-binary", "control.tar.xz", "data.tar.xz"]
+    assert _run("ar", "t", deb).split() == ["debian-binary", "control.tar.gz", "data.tar.gz"]
     info = _run("dpkg-deb", "--info", deb)
     assert " Package: hello\n" in info
     assert " Version: 1.0.0-1\n" in info
@@ -251,23 +251,54 @@ def test_flags_override_project_metadata(hello_envs: Envs, emit: Emit) -> None:
     )
 
 
-@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+@pytest.mark.parametrize("compression", ["xz", "zstd"])
 def test_reproducible_with_other_compressions(
     hello_envs: Envs, emit: Emit, compression: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # xz, the default, is covered by the CLI test above.
+    # gzip, the default, is covered by the CLI test above.
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     emitter = DebEmitter(DebOptions(maintainer=MAINTAINER, compression=compression))
     first = emitter.emit(hello_envs.v1, tmp_path / "a.deb")
     second = emitter.emit(hello_envs.v1, tmp_path / "b.deb")
     assert first.read_bytes() == second.read_bytes()
-    suffix = {"gzip": "gz", "zstd": "zst"}[compression]
+    suffix = {"xz": "xz", "zstd": "zst"}[compression]
     assert _run("ar", "t", first).split() == [
         "debian-binary",
         f"control.tar.{suffix}",
         f"data.tar.{suffix}",
     ]
     assert _listing(first) == _listing(emit(hello_envs.v1))  # the same tree in other bytes
+
+
+def test_dpkg_1_20_reads_the_default_and_xz_packages(
+    hello_envs: Envs, emit: Emit, bullseye_root: Path, tmp_path: Path
+) -> None:
+    """Every dpkg from 1.19 must read a package of the default compression: bullseye's
+    dpkg 1.20 unpacks the default (gzip deflated in parallel blocks) and the xz one
+    (multi-block), and refuses zstd, which only dpkg 1.21.18 reads."""
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    for compression in ("gzip", "xz", "zstd"):
+        options = {} if compression == "gzip" else {"compression": compression}
+        shutil.copy(emit(hello_envs.v1, **options), debs / f"{compression}.deb")
+    version = sandbox.run_in_root(bullseye_root, ["dpkg-deb", "--version"], check=True).stdout
+    assert re.search(r"version 1\.20\.", version), version
+    expected = sorted(path for _mode, path, _target in _listing(emit(hello_envs.v1)))
+    for compression, readable in (("gzip", True), ("xz", True), ("zstd", False)):
+        script = (
+            f"dpkg-deb --info /debs/{compression}.deb >/dev/null"
+            f" && dpkg-deb --contents /debs/{compression}.deb"
+            f" && dpkg-deb --extract /debs/{compression}.deb /tmp/x"
+            " && test -x /tmp/x/opt/hello/bin/hello"
+        )
+        result = sandbox.run_in_root(
+            bullseye_root, ["/bin/sh", "-c", script], binds={debs: "/debs"}
+        )
+        assert (result.returncode == 0) == readable, (compression, result.stderr)
+        if readable:
+            names = [line.split(maxsplit=5)[5] for line in result.stdout.splitlines()]
+            names = [n.partition(" -> ")[0].partition(" link to ")[0] for n in names]
+            assert sorted(names) == expected, compression
 
 
 def test_hostile_description_cannot_add_fields(hello_envs: Envs, emit: Emit) -> None:

@@ -603,6 +603,23 @@ def test_gzip_header_has_no_name_and_mtime_zero(tree: Path, tmp_path: Path) -> N
     }
 
 
+def test_gzip_same_bytes_for_any_threads_and_chunking() -> None:
+    """Deflated in 1 MiB blocks by parallel threads: one gzip member every gunzip reads, the
+    same bytes whatever the threads and the chunking, and hardly larger than one-piece."""
+    data = sample_data((5 << 20) + 3)
+    outputs = {compress(data, Compression.GZIP, 6, t, c) for t, c in chunkings()}
+    assert len(outputs) == 1
+    out = outputs.pop()
+    assert gzip.decompress(out) == data
+    gunzip = subprocess.run(["gzip", "-dc"], input=out, capture_output=True, check=True)
+    assert gunzip.stdout == data
+    assert subprocess.run(["gzip", "-t"], input=out, check=False).returncode == 0
+    assert len(out) <= len(gzip.compress(data, 6, mtime=0)) * 1.01
+    for size in (0, 1 << 20):  # nothing, and exactly one block
+        edge = compress(data[:size], Compression.GZIP, 9, 2, 4096)
+        assert gzip.decompress(edge) == data[:size]
+
+
 def test_zstd_wrong_size_is_an_emit_error() -> None:
     with pytest.raises(EmitError, match="zstd"):
         compress(b"abc", Compression.ZSTD, 3, 1, 1, size=4)

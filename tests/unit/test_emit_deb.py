@@ -972,9 +972,9 @@ def test_extra_file_inside_the_prefix_is_refused(make_env: MakeEnv) -> None:
 
 
 def test_member_compression_level_is_checked_when_the_options_are_made() -> None:
-    assert _options(compression="gzip", level=9).level == 9
-    with pytest.raises(ConfigError, match=r"xz level must be 0\.\.9"):
-        _options(level=10)
+    assert _options(compression="xz", level=9).level == 9
+    with pytest.raises(ConfigError, match=r"gzip level must be 1\.\.9"):
+        _options(level=10)  # the default compression's range
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,6 +160,40 @@ print(json.dumps(out))
 """
 
 
+@pytest.fixture(autouse=True)
+def pyc_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VENVPACK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "pyc"
+
+
+def _runtime(env: Path, lib: Path, source: Path) -> Runtime:
+    return Runtime(
+        root=env / "python",
+        executable=PYTHON_312,
+        stdlib=lib,
+        libpython=None,
+        sysconfigdata=None,
+        short_version="3.12",
+        version="3.12.1",
+        source_prefix=source,
+        build_prefix=None,
+        compile_dirs=(),
+        origins=((lib, source),),
+    )
+
+
+def _read_pycs(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    result = subprocess.run(
+        [PYTHON_312, "-c", _READ_PYCS, *map(str, paths)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=clean_python_env(),
+    )
+    pycs: dict[str, dict[str, Any]] = json.loads(result.stdout)
+    return pycs
+
+
 @pytest.mark.skipif(not PYTHON_312.exists(), reason="needs pyenv's CPython 3.12.1")
 def test_source_pycs_are_reused_only_for_unchanged_modules(tmp_path: Path) -> None:
     """Byte-compiling takes the source interpreter's pyc of a module copied unchanged, and
@@ -182,34 +217,57 @@ def test_source_pycs_are_reused_only_for_unchanged_modules(tmp_path: Path) -> No
     edited.write_text("X = 2\n")
     os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns))
     (source / "stale.py").write_text("Y = 3\n")  # the tree keeps Y = 2
-    runtime = Runtime(
-        root=env / "python",
-        executable=PYTHON_312,
-        stdlib=lib,
-        libpython=None,
-        sysconfigdata=None,
-        short_version="3.12",
-        version="3.12.1",
-        source_prefix=source,
-        build_prefix=None,
-        compile_dirs=(),
-        origins=((lib, source),),
-    )
+    compile_bytecode(_runtime(env, lib, source), [lib], env, "/opt/app")
 
-    compile_bytecode(runtime, [lib], env, "/opt/app")
-
-    paths = [str(lib / name) for name in modules]
-    result = subprocess.run(
-        [PYTHON_312, "-c", _READ_PYCS, *paths],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env_vars,
-    )
-    pycs = json.loads(result.stdout)
+    pycs = _read_pycs([lib / name for name in modules])
     for name, value in {"same.py": 7, "edited.py": 2, "stale.py": 2}.items():
         pyc = pycs[str(lib / name)]
         assert pyc["flags"] == 0b11, "checked hash-based pyc expected"
         assert pyc["hash_ok"], name
         assert pyc["names"] == [f"/opt/app/python/lib/python3.12/{name}"]
         assert pyc["values"] == [value]
+
+
+@pytest.mark.skipif(not PYTHON_312.exists(), reason="needs pyenv's CPython 3.12.1")
+def test_pyc_cache_serves_the_same_inputs_only(tmp_path: Path, pyc_cache: Path) -> None:
+    """What one build compiled, the next build with the same module text, interpreter and
+    prefix takes from the cache, byte for byte; an entry that does not match the text it
+    is filed under (a damaged cache) is compiled again."""
+    env = tmp_path / "env"
+    site = env / "lib/python3.12/site-packages"
+    site.mkdir(parents=True)
+    (site / "mod.py").write_text("V = 1\n")
+    runtime = _runtime(env, env / "python/lib/python3.12", tmp_path / "nowhere")
+    compile_bytecode(runtime, [site], env, "/opt/app")
+    pyc = site / "__pycache__/mod.cpython-312.pyc"
+    first = pyc.read_bytes()
+    entries = list(pyc_cache.rglob("*.pyc"))
+    assert [e.read_bytes() for e in entries] == [first]
+
+    # Served from the cache: an entry made to define V = 2 (with the hash of the real text,
+    # so it passes as valid) shows up in the tree.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "mod.py").write_text("V = 2\n")
+    subprocess.run(
+        [PYTHON_312, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", other],
+        check=True,
+        env=clean_python_env(),
+    )
+    forged = (other / "__pycache__/mod.cpython-312.pyc").read_bytes()
+    entries[0].write_bytes(first[:16] + forged[16:])
+    compile_bytecode(runtime, [site], env, "/opt/app")
+    assert _read_pycs([site / "mod.py"])[str(site / "mod.py")]["values"] == [2]
+
+    # An entry whose hash is not that of the text is ignored, and replaced.
+    entries[0].write_bytes(forged)
+    compile_bytecode(runtime, [site], env, "/opt/app")
+    assert pyc.read_bytes() == first
+    assert entries[0].read_bytes() == first
+
+    # Another prefix is another co_filename: another entry.
+    compile_bytecode(runtime, [site], env, "/opt/elsewhere")
+    assert len(list(pyc_cache.rglob("*.pyc"))) == 2
+    assert _read_pycs([site / "mod.py"])[str(site / "mod.py")]["names"] == [
+        "/opt/elsewhere/lib/python3.12/site-packages/mod.py"
+    ]

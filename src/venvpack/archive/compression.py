@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import enum
-import gzip
 import lzma
 import os
 import zlib
@@ -81,15 +80,17 @@ _LEVELS = {
     Compression.XZ: range(10),
     Compression.NONE: range(0),
 }
-# Chosen with scripts/bench_archive.py on pyenv's CPython 3.12.1 (308 MB tar, 9209 entries,
-# 2 cores; MB out / CPU seconds): zstd 3: 64.1/1.3, 6: 59.1/3.2, 10: 56.5/5.5, 12: 56.3/9.6,
-# 15: 56.1/53, 19: 49.8/131; gzip 6: 87.5/7.5, 9: 86.6/45.6; xz 6: 46.0/115, 9: 41.3/138.
-# zstd 10 is the knee (3 s on 2 cores); beyond it 12 and 15 buy <1% and 19 buys 12% for
-# 20x the CPU. gzip 9 buys 1% for 6x the time. xz 6 is xz's and dpkg-deb's default and
+# Chosen with scripts/bench_archive.py on a numpy+pandas environment (199 MB tar, 6987
+# entries, 2 cores; MB out / CPU seconds, every compressor on all cores): zstd 1: 64.1/0.8,
+# 3: 55.2/1.3, 6: 50.6/3.2, 10: 48.1/7.1; gzip 1: 68.8/2.6, 3: 65.1/3.3, 4: 62.6/3.6,
+# 5: 60.9/4.7, 6: 60.1/7.0, 9: 59.5/26; xz 0: 52.7/11.6, 1: 48.8/16.3, 3: 45.6/43, 6: 40.6/89.
+# zstd 3 is zstd's own default and what `tar | zstd` gives (the same size): level 10 saves
+# 13% for 5x the CPU, seconds of every `venvpack tar`. gzip 5 is 1% larger than gzip 6 for
+# two thirds of the time (6 -> 9: 1% for 4x). xz 6 is xz's and dpkg-deb's default and
 # needs 9 MiB to decompress (xz 9: 65 MiB), which matters on small targets.
 _DEFAULT_LEVELS = {
-    Compression.ZSTD: 10,
-    Compression.GZIP: 6,
+    Compression.ZSTD: 3,
+    Compression.GZIP: 5,
     Compression.XZ: 6,
     Compression.NONE: 0,
 }
@@ -141,13 +142,13 @@ def compressed_writer(
         except zstandard.ZstdError as exc:  # e.g. more or fewer bytes than `size`
             raise EmitError(f"zstd compression failed: {exc}") from None
     elif compression is Compression.GZIP:
-        # No file name and mtime 0 in the header: the same bytes wherever and whenever.
-        gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=out, mtime=0)
+        gz = _GzipWriter(out, level, workers)
         try:
             yield gz
-        finally:
-            # Also on error: an unclosed GzipFile would try to finish itself when collected.
-            gz.close()
+        except BaseException:
+            gz.abort()
+            raise
+        gz.close()
     else:
         xz = _XzWriter(out, level, _xz_threads(level, workers))
         try:
@@ -156,6 +157,74 @@ def compressed_writer(
             xz.abort()
             raise
         xz.close()
+
+
+# .gz: Python's gzip module deflates on one core (7 CPU seconds at -6 for numpy+pandas'
+# 199 MB tar, the whole wall time of a deb's data member). Like pigz, cut the input into
+# blocks of a fixed size, deflate them in parallel threads (zlib releases the GIL), each
+# primed with the 32 KiB of input before it so matches still reach back across the cut, each
+# ended with a sync flush so the raw deflate streams simply concatenate; one gzip member, read
+# by every gunzip and dpkg. The bytes depend on the input, the level and zlib only, never on
+# the thread count or the chunking; ~0.3% larger than one-piece deflate.
+
+_GZIP_BLOCK = 1 << 20
+_DEFLATE_WINDOW = 1 << 15
+
+
+def _deflate_block(data: bytes, primer: bytes, level: int, last: bool) -> bytes:
+    if primer:
+        deflater = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=primer)
+    else:
+        deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return deflater.compress(data) + deflater.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+class _GzipWriter:
+    """A gzip member deflated block by block by a pool of threads, written in order."""
+
+    def __init__(self, out: BinaryIO, level: int, threads: int) -> None:
+        self._out = out
+        self._level = level
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="venvpack-gzip")
+        self._pending: deque[Future[bytes]] = deque()
+        self._buffer = bytearray()
+        self._primer = b""
+        self._crc = 0
+        self._size = 0
+        # No file name and mtime 0: the same bytes wherever and whenever. XFL and OS as
+        # Python's gzip module writes them.
+        xfl = {1: 4, 9: 2}.get(level, 0)
+        out.write(b"\x1f\x8b\x08\x00" + bytes(4) + bytes((xfl, 255)))
+
+    def write(self, data: bytes, /) -> int:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._buffer += data
+        while len(self._buffer) > _GZIP_BLOCK:  # the last block waits for close()
+            self._submit(bytes(self._buffer[:_GZIP_BLOCK]), last=False)
+            del self._buffer[:_GZIP_BLOCK]
+        return len(data)
+
+    def _submit(self, block: bytes, *, last: bool) -> None:
+        while len(self._pending) > self._threads:
+            self._out.write(self._pending.popleft().result())
+        self._pending.append(
+            self._pool.submit(_deflate_block, block, self._primer, self._level, last)
+        )
+        self._primer = (self._primer + block)[-_DEFLATE_WINDOW:]
+
+    def close(self) -> None:
+        self._submit(bytes(self._buffer), last=True)
+        self._buffer.clear()
+        while self._pending:
+            self._out.write(self._pending.popleft().result())
+        self._pool.shutdown()
+        trailer = self._crc.to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(4, "little")
+        self._out.write(trailer)
+
+    def abort(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 # .xz: Python's lzma module has only liblzma's single-threaded encoder (one block; ~115 s of
