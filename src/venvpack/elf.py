@@ -110,7 +110,7 @@ class ElfCache:
             self._known.pop(path, None)
 
 
-_SHT_SYMTAB, _SHT_DYNAMIC, _SHT_DYNSYM = 2, 6, 11
+_SHT_SYMTAB, _SHT_STRTAB, _SHT_DYNAMIC, _SHT_DYNSYM = 2, 3, 6, 11
 _SHT_GNU_VERDEF, _SHT_GNU_VERNEED = 0x6FFFFFFD, 0x6FFFFFFE
 _PT_INTERP = 3
 _DT_NEEDED, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 1, 14, 15, 29
@@ -169,6 +169,8 @@ class _Reader:
 
     def table(self, index: int) -> int:
         """File offset of the string table section ``index`` (a section's ``sh_link``)."""
+        if not 0 < index < len(self.sections) or self.sections[index][1] != _SHT_STRTAB:
+            raise ValueError(f"section {index} is not a string table")
         return self.sections[index][2]
 
     def info(self, path: Path) -> ElfInfo:

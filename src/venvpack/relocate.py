@@ -405,7 +405,8 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
 # the pyc an earlier build compiled from the same inputs, its bytes exactly; a miss is
 # compiled and stored. A build's pycs are thus those of the first build with these inputs.
 _COMPILE = r"""
-import compileall, hashlib, importlib.util, json, marshal, os, py_compile, struct, sys, types
+import compileall, hashlib, importlib.util, json, marshal, os, py_compile, struct, sys
+import tempfile, types
 from importlib._bootstrap_external import _calc_mode, _code_to_hash_pyc, _write_atomic
 root, prefix, index, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 config = json.loads(sys.argv[5])
@@ -489,6 +490,11 @@ def cached(path):
         and data[4:8] == b"\x03\x00\x00\x00"
         and data[8:16] == importlib.util.source_hash(text)
     )
+    if good:
+        try:  # whole, not cut short by a full disk or a crash
+            good = isinstance(marshal.loads(memoryview(data)[16:]), types.CodeType)
+        except (EOFError, ValueError, TypeError):
+            good = False
     return entry, data if good else None
 
 def store(entry, cfile):
@@ -496,8 +502,8 @@ def store(entry, cfile):
         with open(cfile, "rb") as fh:
             data = fh.read()
         os.makedirs(os.path.dirname(entry), exist_ok=True)
-        tmp = f"{entry}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(entry), suffix=".tmp")
+        with open(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, entry)
     except OSError:

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,8 +168,12 @@ def build_cache(kind: str) -> Path | None:
     if configured is not None:
         return Path(configured).absolute() / kind if configured else None
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "venvpack" / kind
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "venvpack" / kind
+    try:
+        return Path.home() / ".cache" / "venvpack" / kind
+    except RuntimeError:  # no home directory (a container's user without one): no cache
+        return None
 
 
 def _file_identity(path: Path) -> str:
@@ -253,8 +258,9 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
     if kept is not None:
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
-            tmp = kept.with_name(f".{exe.name}.{os.getpid()}")
-            shutil.copyfile(exe, tmp)
+            fd, tmp = tempfile.mkstemp(dir=kept.parent, prefix=f".{exe.name}.")
+            with open(fd, "wb") as out, open(exe, "rb") as src:
+                shutil.copyfileobj(src, out)
             os.replace(tmp, kept)
         except OSError as exc:
             log.debug("cannot keep the static interpreter in %s: %s", kept.parent, exc)

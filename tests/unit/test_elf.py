@@ -169,3 +169,19 @@ def test_cache_serves_an_unchanged_file_and_rereads_a_changed_one(tmp_path: Path
     again = cache.read(path)
     cache.forget([path])
     assert cache.read(path) is not again
+
+
+def test_dynamic_section_without_a_string_table_is_one_elf_error(tmp_path: Path) -> None:
+    source = next((p for p in _real_elf_files() if p.name.startswith("_ssl.")), None)
+    if source is None:
+        pytest.skip("needs pyenv's interpreters")
+    data = bytearray(source.read_bytes())
+    with source.open("rb") as fh:
+        elf = ELFFile(fh)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".dynamic")
+        header = elf["e_shoff"] + index * elf["e_shentsize"]
+    struct.pack_into("<I", data, header + 40, 0)  # Elf64_Shdr.sh_link: section 0, no table
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(ElfError, match="not a string table"):
+        read_elf(broken)
