@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Time venvpack against the other ways to ship a Python application; write docs/benchmarks.md.
 
-    .venv/bin/python scripts/bench.py                 # every workload (about an hour on 2 cores)
-    .venv/bin/python scripts/bench.py --quick         # smoke run of every code path (~2 minutes)
+    .venv/bin/python scripts/bench.py                 # every workload (20-45 min on 2 shared cores)
+    .venv/bin/python scripts/bench.py --quick         # smoke run of every code path (2-4 min)
     .venv/bin/python scripts/bench.py --workload small --runs 3 -o /tmp/bench.md
 
 Each workload is built by every tool N times, *interleaved* (A B C, C B A, A B C ...), after
@@ -125,6 +125,7 @@ QUICK = Workload(
     packing_runs=1,
 )
 STARTUP_RUNS = 40
+PY_LEGEND = "- `$PY` = the workload's interpreter: "
 
 
 @dataclass(frozen=True)
@@ -738,8 +739,7 @@ def run(args: argparse.Namespace) -> None:
     minutes = (datetime.now(timezone.utc) - started).seconds // 60
     legend = [
         f"- `$VENVPACK` = `{venvpack}`, `$UV` = `{uv}` (the uv venvpack runs)",
-        "- `$PY` = the workload's interpreter: "
-        + ", ".join(f"`{p}` ({k})" for k, p in pythons.items()),
+        PY_LEGEND + ", ".join(f"`{p}` ({k})" for k, p in pythons.items()),
         "- `$PY_HOME` = `$PY`'s installation (`$(dirname $(dirname $PY))`), "
         "`$PY_NAME` = `$(basename $PY)`",
         f"- `$TOOLS` = `{args.cache}/tools-X.Y`, a venv of `$PY` with {' and '.join(TOOLS)}; "
@@ -790,7 +790,26 @@ def write(state: State, output: Path) -> None:
 def rerender(files: list[Path], output: Path) -> None:
     """The document from saved states; a later file's section replaces an earlier one's."""
     states = [State.from_json(json.loads(f.read_text(encoding="utf-8"))) for f in files]
-    merged = State(states[-1].header, states[-1].legend, {})
+    if len(states) == 1:
+        write(states[0], output)
+        return
+    # The machine and versions from the last run; the run-wide line (start, load) of any
+    # one run would mislead, so each section's own line says when and under which load.
+    header = [line for line in states[-1].header if not line.startswith("- CPython")]
+    header.append(
+        f"- Sections from {len(states)} runs (`--render`): each says when it was measured, "
+        "at which commit and under which load."
+    )
+    pythons: list[str] = []
+    for state in states:
+        for line in state.legend:
+            if line.startswith(PY_LEGEND):
+                pythons += [p for p in line[len(PY_LEGEND) :].split(", ") if p not in pythons]
+    legend = [
+        PY_LEGEND + ", ".join(pythons) if line.startswith(PY_LEGEND) else line
+        for line in states[-1].legend
+    ]
+    merged = State(header, legend, {})
     for state in states:
         merged.groups.update(state.groups)
     write(merged, output)
