@@ -209,7 +209,7 @@ class _Reader:
                     offsets[kind] = (value, len(text.encode()))
         versions: set[tuple[int, ...]] = set()
         has_debug = has_sysv_hash = False
-        for section, name in zip(self.sections, self.names, strict=True):
+        for section, name in zip(self.sections, self.names):
             kind = section[1]
             if name.startswith(".debug_"):
                 has_debug = True
