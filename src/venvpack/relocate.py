@@ -111,7 +111,7 @@ def launcher_header(glibc_floor: str | None = None) -> bytes:
 
     With ``glibc_floor``, sh first looks for the file of each older glibc that names its
     version (``libc-2.31.so``: 2.17 to 2.33; 2.34 and later name none) with ``[ -e ]``, a
-    builtin: the check starts no process (README: Measurements)."""
+    builtin: the check starts no process (docs/development.md: Measurements)."""
     parts = glibc_floor.split(".") if glibc_floor else []
     floor = (int(parts[0]), int(parts[1])) if len(parts) >= 2 else (2, 17)
     older = [f"2.{m}" for m in range(min(floor[1], 34) - 1, 16, -1)] if floor[0] == 2 else []

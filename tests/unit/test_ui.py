@@ -1,5 +1,5 @@
 """The reporter: which one a stream gets, what each draws for the pipeline's steps, and the
-log record benchmarks read (scripts/bench_build.py)."""
+log record a program timing the steps reads."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def test_quiet_prints_nothing_but_errors(capsys: pytest.CaptureFixture[str]) -> 
 
 
 class StageTimes(logging.Handler):
-    """What scripts/bench_build.py attaches: the venvpack_stage extra of each record."""
+    """What a program timing the steps reads: the venvpack_stage extra of each record."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
