@@ -88,6 +88,12 @@ class Option:
     or :data:`SERVICE`."""
 
 
+LEVEL = Option(
+    "level", ("--level",), "Compression level (default: per format).", type=int, group=OUTPUT
+)
+"""``--level``, shared by the formats whose compression venvpack does itself (tar, deb)."""
+
+
 class Emitter(Protocol):
     """What every format's artifact writer implements. Its options live on the instance."""
 

@@ -43,7 +43,7 @@ from venvpack.archive import (
 )
 from venvpack.config import BuildSpec, check_text, validate_name
 from venvpack.elf import is_elf, read_elf
-from venvpack.emit import OUTPUT, Option
+from venvpack.emit import LEVEL, OUTPUT, Option
 from venvpack.errors import ConfigError, ElfError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import (
@@ -1077,13 +1077,7 @@ class DebFormat:
             show_default=True,
             group=OUTPUT,
         ),
-        Option(
-            "level",
-            ("--level",),
-            "Compression level (default: per format).",
-            type=int,
-            group=OUTPUT,
-        ),
+        LEVEL,
         Option(
             "tree_only",
             ("--tree-only",),

@@ -15,7 +15,7 @@ from typing import Any
 
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
 from venvpack.config import BuildSpec
-from venvpack.emit import OUTPUT, Option
+from venvpack.emit import LEVEL, OUTPUT, Option
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.output import atomic_output
@@ -111,13 +111,7 @@ class TarFormat:
             choices=tuple(c.value for c in Compression),
             group=OUTPUT,
         ),
-        Option(
-            "level",
-            ("--level",),
-            "Compression level (default: per format).",
-            type=int,
-            group=OUTPUT,
-        ),
+        LEVEL,
     )
 
     def extensions(self, values: Mapping[str, Any]) -> tuple[str, ...]:
