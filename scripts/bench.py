@@ -17,7 +17,7 @@ process, not a sum), and the artifact's size. Groups:
 * build: ``venvpack tar`` (defaults, and ``--level 3``, or 10 when 3 is the default) vs
   the workaround posted on uv's issues (``uv venv`` + ``uv pip install`` + ``cp -a`` of the
   interpreter + ``tar | zstd -3``, the baseline), ``venv-pack`` (no interpreter inside) and
-  PyInstaller ``--onedir``; plus venvpack's own stage times, read from ``venvpack -v``;
+  PyInstaller ``--onedir``; plus venvpack's own stage times, read from its ``--json`` result;
 * from: packing a finished environment: ``venvpack tar --from`` vs the floor ``tar | zstd``
   at the same level, ``venvpack deb --from`` vs ``dpkg-deb --build`` of ``--tree-only``'s
   tree with the same compressor, and the share of ``venvpack rpm --from`` spent in rpmbuild;
@@ -137,7 +137,7 @@ class Job:
     artifact: str | None = None
     """The file the job makes, relative to ``$W``."""
     stages: bool = False
-    """The job is ``venvpack -v``: parse its stage times."""
+    """The job is ``venvpack --json`` writing ``$W/result.json``: read its stage times."""
 
 
 @dataclass
@@ -202,9 +202,13 @@ def run_job(job: Job, env: dict[str, str], work: Path) -> Sample:
             size = artifact.stat().st_size
         stages = {}
         if job.stages:
-            stages = {m[1]: float(m[2]) for m in re.finditer(r"stage (\w+) took ([\d.]+)s", output)}
-            if not stages:
-                raise BenchError(f"{job.label}: no stage times in its -v output")
+            try:
+                result = json.loads((run_dir / "result.json").read_text())
+                stages = {k: float(v) for k, v in result["timings"]["steps"].items()}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise BenchError(
+                    f"{job.label}: no stage times in its --json result: {exc}"
+                ) from exc
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     cpu = usage.ru_utime + usage.ru_stime
@@ -308,7 +312,8 @@ def build_jobs(w: Workload, level: int) -> list[Job]:
         Job(
             "venvpack",
             "venvpack tar",
-            f'"$VENVPACK" tar -v --python "$PY"{links} -o "$W/app.tar.zst" {reqs}',
+            f'"$VENVPACK" tar --json --python "$PY"{links} -o "$W/app.tar.zst" {reqs}'
+            ' > "$W/result.json"',
             "app.tar.zst",
             stages=True,
         ),
@@ -471,7 +476,7 @@ def table(group: Group) -> list[str]:
 
 
 def stage_table(group: Group) -> list[str]:
-    """venvpack's own stage times (``venvpack -v``), as the former bench_build.py gave them."""
+    """venvpack's own stage times (``timings`` of its ``--json`` result)."""
     samples = next((group.samples[j.key] for j in group.jobs if j.stages), None)
     if not samples:
         return []
@@ -481,7 +486,8 @@ def stage_table(group: Group) -> list[str]:
         m = med([s.stages.get(name, 0.0) for s in samples])
         rows.append(f"| {name} | {m:.2f} | {100 * m / total:.0f} % |")
     rest = med([s.wall - sum(s.stages.values()) for s in samples])
-    rows.append(f"| rest: start-up, archive | {rest:.2f} | {100 * rest / total:.0f} % |")
+    share = 100 * rest / total
+    rows.append(f"| rest: start-up, checks before the build | {rest:.2f} | {share:.0f} % |")
     return rows
 
 

@@ -35,10 +35,23 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# A reader's shell has none of these: a maintainer from the environment, or the variables
+# a parent make (``make test``) passes down, which make a child make print "Entering
+# directory" around what the page shows.
+_NOT_IN_A_READERS_SHELL = (
+    "DEBEMAIL",
+    "DEBFULLNAME",
+    "EMAIL",
+    "NAME",
+    "MAKEFLAGS",
+    "MAKELEVEL",
+    "MFLAGS",
+    "MAKEOVERRIDES",
+)
+
+
 def shell_env() -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DEBEMAIL", "DEBFULLNAME", "EMAIL", "NAME")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_IN_A_READERS_SHELL}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
