@@ -48,10 +48,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     }
     subprocess.run([VENVPACK, "init", "--makefile"], cwd=root, env=env, check=True)
     text = pyproject.read_text()
-    # The user's edits: set the maintainer the section asks for, and a faster deb payload.
+    # The user's edits: set the maintainer the section asks for, and zstd for the deb payload.
     edits = {
         '# maintainer = "Full Name <address>"': f'maintainer = "{MAINTAINER}"',
-        '# compression = "xz"': 'compression = "zstd"',
+        '# compression = "gzip"': 'compression = "zstd"',
     }
     for old, new in edits.items():
         assert text.count(old) == 1, old
