@@ -2,7 +2,8 @@
 
 This is the only module that prints errors or exits. Exit codes: 0 success, 1 generic
 venvpack error or a problem found by inspect or verify, 2 bad usage or configuration,
-3 interpreter, 4 install, 5 ELF, 6 build, 7 emit, 8 missing tool; interrupted: 130 (SIGINT),
+3 interpreter, 4 install, 5 ELF, 6 build, 7 emit, 8 missing tool, 9 unreadable or hostile
+artifact (inspect, verify); interrupted: 130 (SIGINT),
 143 (SIGTERM), 129 (SIGHUP).
 """
 
@@ -658,7 +659,7 @@ for _name in FORMATS:
         "venvpack inspect build/env --json --max-glibc 2.31",
     ),
 )
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @output_options(json_help=None)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the report as JSON (schema inspect-1)."
@@ -676,7 +677,7 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> No
 
     with ui.reporting(ui.make_reporter(output_settings(opts))):
         report = inspect_artifact(path, max_glibc=max_glibc)
-    click.echo(report.to_json() if as_json else render_text(report), nl=False)
+    _report(report.to_json() if as_json else render_text(report))
     if report.problems:
         raise CheckFailed(f"{path}: {len(report.problems)} problem(s) found")
 
@@ -688,7 +689,7 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> No
         "venvpack verify dist/hello-1.0.0-1.x86_64.rpm --run 'hello --version'",
     ),
 )
-@click.argument("artifact", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("artifact", type=click.Path(path_type=Path))
 @output_options(json_help=None)
 @click.option(
     "--root",
@@ -721,7 +722,7 @@ def verify(
 
     with ui.reporting(ui.make_reporter(output_settings(opts))):
         report = verify_artifact(artifact, roots or ("glibc",), run=run_commands)
-    click.echo(report.to_json() if as_json else render_text(report), nl=False)
+    _report(report.to_json() if as_json else render_text(report))
     if not report.ok:
         bad = [c for c in report.checks if c.status != "ok"]
         first = bad[0]
@@ -756,6 +757,12 @@ def init(makefile: bool, **opts: Any) -> None:
             click.echo(f"venvpack: wrote {path}", err=True)
 
 
+def _report(text: str) -> None:
+    """A report on stdout: it quotes the artifact (names, metadata, tool output), so every
+    control character is escaped before it reaches a terminal."""
+    click.echo(ui.printable(text, newlines=True), nl=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one line and an exit code.
 
@@ -783,9 +790,10 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
         checkpoint()  # a signal whose raise was swallowed still ends the run interrupted
     except VenvpackError as exc:
         _traceback()
-        click.echo(f"venvpack: error: {exc}", err=True)
+        click.echo(f"venvpack: error: {ui.printable(str(exc))}", err=True)
         if exc.detail:
-            click.echo(textwrap.indent(exc.detail, "    "), err=True)
+            detail = ui.printable(exc.detail, newlines=True)
+            click.echo(textwrap.indent(detail, "    "), err=True)
         return exc.exit_code, False
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         # After SIGHUP the terminal may be gone: the exit code still says what happened.
@@ -794,7 +802,7 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
         signalled = _signal_of(exc)
         return (signalled.exit_code, True) if signalled else (130, False)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"venvpack: error: {_usage_line(exc)}", err=True)
         return exc.exit_code, False
     except OSError as exc:
         _traceback()
@@ -802,6 +810,15 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
         click.echo(f"venvpack: error: {exc.strerror or exc}{where}", err=True)
         return 1, False
     return 0, False
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """click's usage error as one line, pointing at the command's help."""
+    text = ui.printable(" ".join(exc.format_message().split()))
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        text += f" (see '{ctx.command_path} --help')"
+    return text
 
 
 def _traceback() -> None:

@@ -74,8 +74,11 @@ def check_text(value: str, what: str) -> str:
 
 
 def printable(value: str) -> str:
-    """``value`` for a message: undecodable bytes (surrogateescape) shown as ``\xff``."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """``value`` for a message: undecodable bytes (surrogateescape) shown as ``\xff``,
+    control characters as ``\x1b``."""
+    from venvpack.ui import printable as shown
+
+    return shown(value)
 
 
 def validate_name(name: str) -> str:

@@ -7,6 +7,7 @@ Each class carries the exit code the CLI uses, so the mapping is documented in o
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactError",
     "BuildError",
     "CheckFailed",
     "ConfigError",
@@ -78,6 +79,14 @@ class ToolMissingError(VenvpackError):
     """An external tool (rpmbuild, patchelf, ...) that this job needs is not installed."""
 
     exit_code = 8
+
+
+class ArtifactError(VenvpackError):
+    """An artifact given to ``inspect`` or ``verify`` cannot be read safely: corrupt or
+    truncated, expanding beyond the reading limits, or holding members that would land
+    outside it (absolute or ``..`` names, names beyond its own symlinks, device nodes)."""
+
+    exit_code = 9
 
 
 class CheckFailed(VenvpackError):

@@ -24,6 +24,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -43,9 +44,23 @@ __all__ = [
     "current",
     "is_terminal",
     "make_reporter",
+    "printable",
     "reporting",
     "style",
 ]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """``text`` safe for a terminal: control characters (ESC, BEL, CR, C1 codes ...) shown
+    as ``\\x1b``, bytes that were not UTF-8 (surrogateescape) as ``\\xff``; tabs kept,
+    line breaks kept only with ``newlines``. Text read from an artifact passes through this
+    before it is printed."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if newlines else text.replace("\n", "\\n")
 
 
 class Verbosity(IntEnum):
