@@ -417,14 +417,25 @@ class TreeLinks:
 
 
 def resolve_in_tree(
-    root: Path, lib_dir: Path, allow: frozenset[str], files: Iterable[Path]
+    root: Path,
+    lib_dir: Path,
+    allow: frozenset[str],
+    files: Iterable[Path],
+    invalid: list[Path] | None = None,
 ) -> TreeLinks:
     """Resolve every NEEDED entry as the planner and the audit do, but report all of them
     instead of stopping at the first: ``inspect`` names every file that would fail to load,
-    and follows grafted libraries back to the files that need them."""
+    and follows grafted libraries back to the files that need them. With ``invalid``, a
+    file that is not a readable ELF file is listed there and left out instead of raising."""
     planner = _Planner(root, lib_dir, allow, (), None, {})
     for path in files:
-        info = read_elf(path)
+        try:
+            info = read_elf(path)
+        except ElfError:
+            if invalid is None:
+                raise
+            invalid.append(path)
+            continue
         if info.is_dynamic:
             planner.add(path, info)
     resolved: dict[Path, tuple[Path, ...]] = {}

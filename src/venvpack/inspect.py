@@ -21,7 +21,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from venvpack.artifact import Opened, open_artifact
+from venvpack.artifact import (
+    Opened,
+    glob_inside,
+    is_file_inside,
+    open_artifact,
+    read_inside,
+    read_text_inside,
+)
 from venvpack.elf import ElfInfo
 from venvpack.errors import VenvpackError
 from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
@@ -226,9 +233,10 @@ class _Context:
                 return self.root / os.path.relpath(norm, loc)
         return None
 
-    def escape(self, path: Path) -> str:
-        """The symlink target by which ``path`` leaves the tree (for a message)."""
-        for _ in range(40):
+    def escape(self, path: Path) -> str | None:
+        """The symlink target by which ``path`` leaves the tree (for a message); None when
+        its chain of links loops instead."""
+        for _ in range(_MAX_LINKS):
             if not path.is_symlink():
                 break
             target = os.readlink(path)
@@ -236,11 +244,13 @@ class _Context:
             if target.startswith("/") or not _inside(nxt, self.root):
                 return target
             path = nxt
-        return "?"
+        else:
+            return None
+        return str(path)
 
     def resolve(self, path: Path) -> Path | None:
-        """Follow ``path``'s symlinks inside the tree; None when they leave it."""
-        for _ in range(40):
+        """Follow ``path``'s symlinks inside the tree; None when they leave it or loop."""
+        for _ in range(_MAX_LINKS):
             if not path.is_symlink():
                 return path if _inside(path, self.root) else None
             target = os.readlink(path)
@@ -256,6 +266,10 @@ class _Context:
         return None
 
 
+_MAX_LINKS = 40
+"""Links followed before a chain counts as a loop (the kernel's limit is 40, too)."""
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -268,7 +282,7 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
     if isinstance(manifest, str):
         ctx.add("manifest-invalid", MANIFEST_PATH, manifest)
         manifest = None
-    cfg = _read_pyvenv_cfg(root / "pyvenv.cfg")
+    cfg = _read_pyvenv_cfg(root)
     if cfg is None:
         ctx.add("no-pyvenv-cfg", "pyvenv.cfg", "no pyvenv.cfg: not a virtual environment")
         cfg = {}
@@ -280,7 +294,10 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
     _check_build_paths(ctx)
 
     files = find_elf_files(root)
-    links = resolve_in_tree(root, root / "python" / "lib", system_libraries(), files)
+    invalid: list[Path] = []
+    links = resolve_in_tree(root, root / "python" / "lib", system_libraries(), files, invalid)
+    for path in invalid:
+        ctx.add("elf-invalid", path, "not a readable ELF file (damaged or truncated)")
     for path, soname in links.unresolved:
         ctx.add(
             "unresolved-library",
@@ -310,7 +327,7 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
         ),
         interpreter=interpreter,
         sizes=_sizes(root, grafted_paths, site_packages),
-        distributions=tuple(_distributions(site_packages)[:LARGEST]),
+        distributions=tuple(_distributions(root, site_packages)[:LARGEST]),
         glibc=glibc,
         grafted=tuple(grafted),
         search_paths=tuple(search_paths),
@@ -323,20 +340,21 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
 
 def _load_manifest(root: Path) -> Manifest | str | None:
     """The manifest, None without one, or why it cannot be read."""
-    path = root / MANIFEST_PATH
-    if not path.is_file():
+    data = read_inside(root, root / MANIFEST_PATH)
+    if data is None:
         return None
     try:
-        return Manifest.from_json(path.read_text(encoding="utf-8"))
-    except (VenvpackError, ValueError, OSError) as exc:
+        return Manifest.from_json(data.decode("utf-8"))
+    except (VenvpackError, ValueError) as exc:
         return f"unreadable venvpack manifest: {exc}"
 
 
-def _read_pyvenv_cfg(path: Path) -> dict[str, str] | None:
-    if not path.is_file():
+def _read_pyvenv_cfg(root: Path) -> dict[str, str] | None:
+    text = read_text_inside(root, root / "pyvenv.cfg")
+    if text is None:
         return None
     out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             out[key.strip().lower()] = value.strip()
@@ -355,17 +373,20 @@ def _interpreter(
     version = manifest.python.version if manifest is not None else None
     version = version or cfg.get("version_info") or cfg.get("version")
     if version is None:
-        found = sorted(root.glob("lib/python3.*"))
+        found = glob_inside(root, "lib/python3.*")
         version = found[0].name[len("python") :] if found else None
     if link is None:
         ctx.add("no-interpreter", "bin/python", "no bin/python: the environment has no interpreter")
         return InterpreterReport(None, version, "none", False)
     target = ctx.resolve(link)
-    if target is None:
+    escape = ctx.escape(link) if target is None else ""
+    if escape is None:
+        ctx.add("symlink-loop", link, f"{ctx.rel(link)} is a symlink loop: no interpreter")
+    elif target is None:
         ctx.add(
             "python-link-outside",
             link,
-            f"{ctx.rel(link)} leads to {ctx.escape(link)}, outside the tree: it only runs "
+            f"{ctx.rel(link)} leads to {escape}, outside the tree: it only runs "
             "where that interpreter exists",
         )
     if manifest is not None:
@@ -374,12 +395,14 @@ def _interpreter(
         mode = "symlink"
     else:
         mode = "copy"
-    bundled = target is not None and target.is_file() and _has_stdlib(target.parent)
+    bundled = (
+        target is not None and is_file_inside(root, target) and _has_stdlib(root, target.parent)
+    )
     home = cfg.get("home")
     if target is not None and not bundled and home:
         # copy/hardlink modes: a real bin/python finds its stdlib through ``home``
         in_tree = ctx.absolute_inside(home)
-        bundled = in_tree is not None and _has_stdlib(in_tree)
+        bundled = in_tree is not None and _has_stdlib(root, in_tree)
     if not bundled:
         why = f" (pyvenv.cfg home = {home})" if home else ""
         ctx.add(
@@ -392,9 +415,12 @@ def _interpreter(
     )
 
 
-def _has_stdlib(bindir: Path) -> bool:
-    """An interpreter directory (``<prefix>/bin``) whose prefix holds ``lib/python3.X/os.py``."""
-    return any(bindir.parent.glob("lib/python3.*/os.py"))
+def _has_stdlib(root: Path, bindir: Path) -> bool:
+    """An interpreter directory (``<prefix>/bin``) whose prefix holds ``lib/python3.X/os.py``
+    (inside the tree)."""
+    if not _really_inside(root, bindir.parent):
+        return False
+    return any(is_file_inside(root, p) for p in glob_inside(bindir.parent, "lib/python3.*/os.py"))
 
 
 # -- pyvenv.cfg, symlinks, scripts, .pth, build paths -----------------------------------
@@ -437,25 +463,31 @@ def _check_symlinks(ctx: _Context) -> None:
             ):
                 continue  # bin/python* is judged with the interpreter
             if ctx.resolve(path) is None:
-                ctx.add(
-                    "symlink-outside",
-                    path,
-                    f"symlink to {ctx.escape(path)}, outside the tree",
-                )
+                target = ctx.escape(path)
+                if target is None:
+                    ctx.add("symlink-loop", path, "a symlink loop: it never reaches a file")
+                else:
+                    ctx.add("symlink-outside", path, f"symlink to {target}, outside the tree")
 
 
 def _script_dirs(root: Path) -> list[Path]:
-    return [d for d in (root / "bin", root / "python" / "bin") if d.is_dir()]
+    """``bin`` and ``python/bin`` when they are directories of the tree (not links out)."""
+    dirs = (root / "bin", root / "python" / "bin")
+    return [d for d in dirs if not d.is_symlink() and d.is_dir() and _really_inside(root, d)]
+
+
+def _really_inside(root: Path, path: Path) -> bool:
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
 
 def _check_scripts(ctx: _Context) -> None:
     for directory in _script_dirs(ctx.root):
         for path in sorted(directory.iterdir()):
-            if path.is_symlink() or not path.is_file():
+            if path.is_symlink():
                 continue
-            with path.open("rb") as fh:
-                head = fh.read(1024)
-            if not head.startswith(b"#!"):
+            head = read_inside(ctx.root, path, 1024)
+            if head is None or not head.startswith(b"#!"):
                 continue
             first = head[2:].split(b"\n", 1)[0].strip()
             interp = first.split()[0].decode(errors="replace") if first else ""
@@ -471,13 +503,15 @@ def _check_scripts(ctx: _Context) -> None:
 
 
 def _site_packages(root: Path) -> list[Path]:
-    return sorted(p for p in root.glob("lib/python3*/site-packages") if p.is_dir())
+    """``lib/python3.X/site-packages`` directories of the tree (a link out counts as none)."""
+    return [p for p in glob_inside(root, "lib/python3*/site-packages") if not p.is_symlink()]
 
 
 def _check_pth(ctx: _Context) -> None:
     for site in _site_packages(ctx.root):
-        for pth in sorted(site.glob("*.pth")):
-            for line in pth.read_text(encoding="utf-8", errors="replace").splitlines():
+        for pth in glob_inside(site, "*.pth"):
+            text = read_text_inside(ctx.root, pth) or ""
+            for line in text.splitlines():
                 text = line.strip()
                 if not text or text.startswith(("#", "import ", "import\t")):
                     continue
@@ -504,8 +538,8 @@ def _check_build_paths(ctx: _Context) -> None:
                 continue
             if not stat.S_ISREG(st.st_mode) or st.st_size > _SCAN_LIMIT:
                 continue
-            data = path.read_bytes()
-            if data.startswith(b"\x7fELF"):
+            data = read_inside(ctx.root, path, _SCAN_LIMIT)
+            if data is None or data.startswith(b"\x7fELF"):
                 continue  # C assert strings may name the compile directory; RUNPATHs are
                 # checked on their own
             m = _BUILD_DIR.search(data)
@@ -560,7 +594,7 @@ def _grafted(ctx: _Context, manifest: Manifest | None) -> list[GraftedReport]:
         return []
     out = []
     for g in manifest.grafted:
-        present = (ctx.root / g.path).is_file()
+        present = is_file_inside(ctx.root, ctx.root / g.path)
         out.append(GraftedReport(g.soname, g.path, g.origin, present))
         if not present:
             ctx.add(
@@ -629,30 +663,28 @@ def _sizes(root: Path, grafted: set[Path], site_packages: list[Path]) -> Sizes:
     return Sizes(total=sum(parts.values()), **parts)
 
 
-def _distributions(site_packages: list[Path]) -> list[DistributionSize]:
+def _distributions(root: Path, site_packages: list[Path]) -> list[DistributionSize]:
     out: list[DistributionSize] = []
     for site in site_packages:
-        for dist_info in sorted(site.glob("*.dist-info")):
-            name, version = _name_version(dist_info)
+        for dist_info in glob_inside(site, "*.dist-info"):
+            name, version = _name_version(root, dist_info)
             size = 0
-            record = dist_info / "RECORD"
-            if record.is_file():
-                rows = csv.reader(io.StringIO(record.read_text(encoding="utf-8", errors="replace")))
-                for row in rows:
-                    if row:
-                        file = site / row[0]
-                        if file.is_file() and not file.is_symlink():
-                            size += file.stat().st_size
+            record = read_text_inside(root, dist_info / "RECORD") or ""
+            for row in csv.reader(io.StringIO(record)):
+                if row:
+                    file = site / row[0]
+                    if not file.is_symlink() and is_file_inside(root, file):
+                        size += file.stat().st_size
             out.append(DistributionSize(name, version, size))
     out.sort(key=lambda d: (-d.size, d.name))
     return out
 
 
-def _name_version(dist_info: Path) -> tuple[str, str]:
+def _name_version(root: Path, dist_info: Path) -> tuple[str, str]:
     name, _, version = dist_info.name[: -len(".dist-info")].partition("-")
-    metadata = dist_info / "METADATA"
-    if metadata.is_file():
-        for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
+    metadata = read_text_inside(root, dist_info / "METADATA", 1 << 20)
+    if metadata is not None:
+        for line in metadata.splitlines():
             if not line:
                 break
             if line.startswith("Name:"):

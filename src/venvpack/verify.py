@@ -21,7 +21,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from venvpack.artifact import ArtifactKind, Opened, open_artifact, read_ar
+from venvpack.artifact import (
+    ArtifactKind,
+    Opened,
+    artifact_kind,
+    extract,
+    glob_inside,
+    open_artifact,
+    read_text_inside,
+)
 from venvpack.errors import ConfigError, ToolMissingError
 from venvpack.glibc import parse_glibc, version_text
 from venvpack.manifest import MANIFEST_PATH, Manifest
@@ -91,6 +99,13 @@ def verify_artifact(
     cache: Path | None = None,
 ) -> VerifyReport:
     """Check ``path`` (a tarball, .deb or .rpm) in each of ``roots`` (:data:`ROOT_NAMES`)."""
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path} does not exist")
+    if artifact_kind(path) is ArtifactKind.DIRECTORY:
+        raise ConfigError(
+            f"{path} is a directory: verify checks an artifact (venvpack tar, deb or rpm); "
+            "use 'venvpack inspect' for a directory"
+        )
     if os.geteuid() != 0:
         raise ConfigError(
             "verify runs as root: it builds the roots, installs packages into copies of them "
@@ -103,11 +118,6 @@ def verify_artifact(
     if any(not c for c in commands):
         raise ConfigError("--run needs a command")
     with open_artifact(path) as opened:
-        if opened.kind is ArtifactKind.DIRECTORY:
-            raise ConfigError(
-                f"{path} is a directory: verify checks an artifact (venvpack tar, deb or rpm); "
-                "use 'venvpack inspect' for a directory"
-            )
         manifest = _manifest(opened.root)
         floor = manifest.glibc_floor if manifest is not None else None
         plan = _Plan(
@@ -152,26 +162,23 @@ class _Plan:
 
 
 def _manifest(root: Path) -> Manifest | None:
-    path = root / MANIFEST_PATH
-    if not path.is_file():
-        return None
-    return Manifest.from_json(path.read_text(encoding="utf-8"))
+    text = read_text_inside(root, root / MANIFEST_PATH)
+    return None if text is None else Manifest.from_json(text)
 
 
 def top_level_modules(root: Path) -> tuple[str, ...]:
     """Every importable top-level module of every distribution in the environment, from
     ``top_level.txt`` or else the files ``RECORD`` lists."""
     found: set[str] = set()
-    for site in sorted(root.glob("lib/python3*/site-packages")):
-        for dist_info in sorted(site.glob("*.dist-info")):
-            top = dist_info / "top_level.txt"
-            if top.is_file():
-                names = top.read_text(encoding="utf-8").split()
+    for site in glob_inside(root, "lib/python3*/site-packages"):
+        for dist_info in glob_inside(site, "*.dist-info"):
+            top = read_text_inside(root, dist_info / "top_level.txt")
+            if top is not None:
+                names = top.split()
             else:
                 names = []
-                record = dist_info / "RECORD"
-                rows = record.read_text(encoding="utf-8").splitlines() if record.is_file() else []
-                for row in rows:
+                record = read_text_inside(root, dist_info / "RECORD") or ""
+                for row in record.splitlines():
                     first = row.split(",", 1)[0].split("/", 1)
                     if len(first) == 2:  # a package directory
                         names.append(first[0])
@@ -347,16 +354,8 @@ def _package(plan: _Plan, name: str, root: Path, work: Path) -> list[Check]:
 
 def _unpack_deb(deb: Path, dest: Path) -> subprocess.CompletedProcess[str]:
     """A .deb's files laid into ``dest`` (a root without dpkg), as dpkg would place them."""
-    from io import BytesIO
-
-    from venvpack.artifact import extract_tar
-
-    with deb.open("rb") as fh:
-        for member, data in read_ar(fh):
-            if member.startswith("data.tar"):
-                extract_tar(BytesIO(data), dest)
-                return subprocess.CompletedProcess([], 0, "", "")
-    return subprocess.CompletedProcess([], 1, "", "no data.tar member")
+    extract(deb, dest, kind=ArtifactKind.DEB, whole=True)
+    return subprocess.CompletedProcess([], 0, "", "")
 
 
 def render_text(report: VerifyReport) -> str:

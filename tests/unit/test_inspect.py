@@ -17,8 +17,8 @@ import zstandard
 
 from fakes import fake_manifest
 from venvpack.archive import write_ar
-from venvpack.artifact import ArtifactKind, artifact_kind, open_artifact, read_ar
-from venvpack.errors import ConfigError
+from venvpack.artifact import ArtifactKind, artifact_kind, open_artifact
+from venvpack.errors import ArtifactError, ConfigError
 from venvpack.glibc import FloorSetter, optional_culprits, parse_glibc
 from venvpack.inspect import inspect_artifact, render_text, schema_text
 from venvpack.manifest import BuiltEnv
@@ -241,7 +241,7 @@ def test_tarball_is_read(env: Path, tmp_path: Path, compression: str) -> None:
     assert report.problems == ()
 
 
-def test_deb_is_read_with_our_ar_reader(env: Path, tmp_path: Path) -> None:
+def test_deb_is_read_through_its_ar_archive(env: Path, tmp_path: Path) -> None:
     data = _tar_bytes(env, "./opt/hello")
     deb = tmp_path / "hello.deb"
     with deb.open("wb") as fh:
@@ -254,8 +254,6 @@ def test_deb_is_read_with_our_ar_reader(env: Path, tmp_path: Path) -> None:
             ],
             0,
         )
-    with deb.open("rb") as fh:
-        assert [name for name, _ in read_ar(fh)] == ["debian-binary", "control.tar.gz", "data.tar"]
     report = inspect_artifact(deb)
     assert (report.kind, report.root, report.installed_at) == ("deb", "opt/hello", "/opt/hello")
     assert report.problems == ()
@@ -264,17 +262,17 @@ def test_deb_is_read_with_our_ar_reader(env: Path, tmp_path: Path) -> None:
 def test_tar_members_cannot_escape(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        evil = tarfile.TarInfo("../../evil")
-        evil.size = 1
-        tar.addfile(evil, io.BytesIO(b"x"))
         cfg = tarfile.TarInfo("env/pyvenv.cfg")
         cfg.size = 0
         tar.addfile(cfg, io.BytesIO(b""))
+        evil = tarfile.TarInfo("../../evil")
+        evil.size = 1
+        tar.addfile(evil, io.BytesIO(b"x"))
     path = tmp_path / "a.tar"
     path.write_bytes(buf.getvalue())
-    with open_artifact(path) as opened:
-        assert opened.root.name == "env"
-        assert not (opened.tree.parent.parent / "evil").exists()
+    with pytest.raises(ArtifactError, match=r"\.\."), open_artifact(path):
+        pass
+    assert not (tmp_path.parent / "evil").exists()
 
 
 def test_unknown_file_is_a_usage_error(tmp_path: Path) -> None:
