@@ -23,8 +23,10 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Union
@@ -40,6 +42,8 @@ __all__ = [
     "NOBODY",
     "REQUIRED_COREUTILS",
     "ROOT_NAMES",
+    "SANDBOX_IDS",
+    "SANDBOX_ID_BASE",
     "debootstrap_problem",
     "debootstrap_root",
     "default_cache",
@@ -52,6 +56,7 @@ __all__ = [
     "python_traces",
     "root_glibc",
     "run_in",
+    "run_untrusted",
 ]
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -383,7 +388,7 @@ def debootstrap_root(suite: str, cache: Path | None = None) -> Path:
     return _build_once(cache, name, _populate_debootstrap(suite, mirror))
 
 
-def fresh_copy(root: Path, dest: Path) -> Path:
+def fresh_copy(root: Path, dest: Path, *, untrusted: bool = False) -> Path:
     """A private, writable copy of ``root`` at ``dest`` (which must not exist yet); returns it.
 
     ``cp -a --reflink=auto``: a reflink where the filesystem can (btrfs, xfs), a plain copy
@@ -391,12 +396,39 @@ def fresh_copy(root: Path, dest: Path) -> Path:
     two cores busy (measured). Hardlinks would be instant but are not used: dpkg
     replaces files by rename, but maintainer scripts, ``update-alternatives`` and tests may
     append to files in place, which would silently change the shared cache.
+
+    With ``untrusted``, every entry of the copy is then owned by its own uid and gid plus
+    :data:`SANDBOX_ID_BASE`, so that root inside :func:`run_untrusted` owns what root owns in
+    ``root`` (and a service user what it owns), and nothing else.
     """
     if os.path.lexists(dest):
         raise FileExistsError(f"{dest} exists; fresh_copy makes a new directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", "--reflink=auto", str(root), str(dest)], check=True)
+    if untrusted:
+        _shift_owners(dest)
     return dest
+
+
+def _shift_owners(tree: Path) -> None:
+    """Add :data:`SANDBOX_ID_BASE` to the owner and group of everything in ``tree`` (once per
+    inode: ``cp -a`` keeps hardlinks), never following a symlink. ``chown`` clears
+    set-user-ID and set-group-ID bits: they are put back."""
+    seen: set[int] = set()
+    for directory, dirnames, filenames in os.walk(tree):
+        paths = [directory] if directory == str(tree) else []
+        for path in paths + [os.path.join(directory, n) for n in dirnames + filenames]:
+            st = os.lstat(path)
+            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                if st.st_ino in seen:
+                    continue
+                seen.add(st.st_ino)
+            if st.st_uid >= SANDBOX_IDS or st.st_gid >= SANDBOX_IDS:
+                raise ValueError(f"{path}: owner {st.st_uid}:{st.st_gid} is beyond the sandbox")
+            uid, gid = SANDBOX_ID_BASE + st.st_uid, SANDBOX_ID_BASE + st.st_gid
+            os.chown(path, uid, gid, follow_symlinks=False)
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
 # -- running in a root ------------------------------------------------------------------
@@ -479,3 +511,134 @@ def run_in(
         timeout=timeout,
         check=False,
     )
+
+
+# -- running untrusted code --------------------------------------------------------------
+
+SANDBOX_ID_BASE = 0x76700000
+"""The host uid and gid that uid and gid 0 of :func:`run_untrusted`'s user namespace are
+(1987051520; uid ``n`` inside is this plus ``n``, for :data:`SANDBOX_IDS` ids). Chosen far from
+every range in use: login accounts (1000-60000), useradd's ``/etc/subuid`` ranges (100000 to
+600100000 by default), systemd-nspawn's container range (524288-1879048191) and systemd's
+foreign range (0x7FFE0000), below 2^31 for tools that read ids as signed numbers."""
+SANDBOX_IDS = 65536
+"""Ids mapped into the sandbox: root, the system and service users a maintainer script may
+create (adduser picks them below 1000), ``nobody`` (65534)."""
+
+_HOST_SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+@contextlib.contextmanager
+def _user_namespace() -> Iterator[int]:
+    """A file descriptor of a new user namespace mapping ids 0 to ``SANDBOX_IDS - 1`` to the
+    host's :data:`SANDBOX_ID_BASE` onwards.
+
+    ``unshare --user`` makes it and waits; its maps are written from here (root of the host
+    may map any range; util-linux 2.38's ``--map-users`` runs ``newuidmap``, which wants an
+    ``/etc/subuid`` entry). The namespace lives on through the descriptor."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise ToolMissingError("unshare not found on PATH; apt-get install util-linux")
+    holder = subprocess.Popen(
+        [unshare, "--user", "--", "sleep", "infinity"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    namespace = None
+    try:
+        if _unshared(holder.pid, holder.poll):
+            for name in ("uid_map", "gid_map"):
+                with open(f"/proc/{holder.pid}/{name}", "w") as handle:
+                    handle.write(f"0 {SANDBOX_ID_BASE} {SANDBOX_IDS}\n")
+            namespace = os.open(f"/proc/{holder.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        holder.kill()
+        _out, err = holder.communicate()
+    if namespace is None:
+        raise ToolMissingError("cannot create a user namespace (unshare --user)", err.strip())
+    try:
+        yield namespace
+    finally:
+        os.close(namespace)
+
+
+def _unshared(pid: int, exited: Callable[[], int | None]) -> bool:
+    """Wait until process ``pid`` is in a user namespace of its own; False if it exits first."""
+    own = os.stat("/proc/self/ns/user").st_ino
+    deadline = time.monotonic() + 30
+    while exited() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):  # gone, or between its exec and unshare(2)
+            if os.stat(f"/proc/{pid}/ns/user").st_ino != own:
+                return True
+        time.sleep(0.001)
+    return False
+
+
+def _host_system() -> list[str]:
+    """bwrap arguments making the sandbox's ``/`` this host's ``/usr`` (read-only) and what
+    a program of it needs to start (its merged-usr links, ``/etc/ld.so.cache``), nothing more."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in _HOST_SYSTEM_LINKS:
+        host = Path("/") / name
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), f"/{name}"]
+    return [*args, "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+
+
+def run_untrusted(
+    root: Path,
+    argv: list[str],
+    *,
+    root_at: str = "/",
+    files: dict[Path, str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as root of a sandbox that has no capability on the host, with ``root`` (a
+    :func:`fresh_copy` made ``untrusted``) writable at ``root_at``.
+
+    The sandbox is a user namespace whose ids 0-65535 are the host's :data:`SANDBOX_ID_BASE`
+    onwards, so root inside owns the copy and nothing of the host; every other namespace
+    (mount, pid, network, IPC, UTS, cgroup) is its own, and ``CAP_SYS_ADMIN`` is dropped, so
+    nothing can be mounted or remounted writable even there. With ``root_at="/"`` the copy is
+    the whole file system; elsewhere, ``/`` is this host's ``/usr`` read-only, for a host tool
+    that acts on a root from outside (``rpm --root``) and whose scripts may escape a chroot.
+    ``files`` are bound read-only, each as a single file (paths below ``/tmp``, a fresh
+    tmpfs, as are ``/dev/shm``, ``/dev`` and ``/proc``). Mounts live and die with the
+    sandbox's own mount namespace: nothing stays mounted on the host. ``root`` and ``files``
+    are bound by the sandbox's ids, which have no rights on the host: every directory above
+    them must be searchable by others (mode ``o+x``).
+    """
+    bwrap, nsenter = shutil.which("bwrap"), shutil.which("nsenter")
+    if bwrap is None or nsenter is None:
+        raise ToolMissingError("running packages needs bwrap and nsenter (bubblewrap, util-linux)")
+    if _is_cached_root(root):
+        raise ValueError(f"{root} is a shared cached root; run on a fresh_copy() of it")
+    if os.lstat(root).st_uid != SANDBOX_ID_BASE:
+        raise ValueError(f"{root} is not the sandbox's; make it with fresh_copy(untrusted=True)")
+    layout = [] if root_at == "/" else _host_system()
+    layout += ["--bind", str(root), root_at, "--dev", "/dev", "--proc", "/proc"]
+    layout += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    for source, dest in (files or {}).items():
+        layout += ["--ro-bind", os.path.abspath(source), dest]
+    namespaces = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    namespaces += ["--unshare-cgroup", "--die-with-parent", "--new-session"]
+    with _user_namespace() as userns:
+        # nsenter keeps the descriptor open for bwrap and the sandbox: it names the namespace
+        # they are already in, nothing more.
+        enter = [nsenter, f"--user=/proc/self/fd/{userns}", "--setuid=0", "--setgid=0", "--"]
+        sandbox = [bwrap, *layout, *namespaces, "--cap-drop", "CAP_SYS_ADMIN", "--chdir", "/"]
+        return subprocess.run(
+            [*enter, *sandbox, "--", *argv],
+            env=env if env is not None else {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            pass_fds=(userns,),
+            check=False,
+        )

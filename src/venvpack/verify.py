@@ -6,6 +6,11 @@ tarball unpacked by an unprivileged user at a path with a space. Then every top-
 of every installed distribution is imported and every command run with ``--help`` (or the
 ``--run`` commands); a relocatable tree is moved and checked again. A root whose glibc is
 older than the artifact's floor is refused without running anything.
+
+The artifact is untrusted code: packages are installed and run by
+:func:`~venvpack.roots.run_untrusted` (root of a user namespace, nothing of the host
+writable), tarballs unpacked and run by ``nobody`` in :func:`~venvpack.roots.run_in`. What
+the host itself does to the results (moving the installed tree) never follows their symlinks.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from venvpack.artifact import (
     ArtifactKind,
@@ -41,11 +46,15 @@ from venvpack.roots import (
     get_root,
     root_glibc,
     run_in,
+    run_untrusted,
 )
 
 __all__ = ["Check", "VerifyReport", "render_text", "top_level_modules", "verify_artifact"]
 
 _TIMEOUT = 300.0
+_RPM_ROOT = "/run/root"
+"""Where rpm, run from the host's ``/usr`` inside the sandbox, finds the root to install in."""
+_MOVED = "/srv/moved app"
 _PROBE = r"""
 import importlib, json, sys, traceback
 for name in sys.argv[1:]:
@@ -211,10 +220,14 @@ def _in_root(plan: _Plan, name: str, floor: str | None, cache: Path | None) -> l
         why = f"refused: needs glibc {floor}, this root has {version_text(have)}"
         return [Check(name, "run", plan.artifact.name, "refused", why)]
     with _workdir() as work:
-        kind = plan.opened.kind
-        if kind is ArtifactKind.TAR:
-            return _tarball(plan, name, root, work)
-        return _package(plan, name, root, work)
+        # A copy, readable by the sandbox's users whatever the original's directory allows,
+        # and bound into the sandbox alone and read-only.
+        artifact = work / "artifact"
+        shutil.copyfile(plan.artifact, artifact)
+        artifact.chmod(0o644)
+        if plan.opened.kind is ArtifactKind.TAR:
+            return _tarball(plan, name, root, work, artifact)
+        return _package(plan, name, root, work, artifact)
 
 
 def _tail(proc: subprocess.CompletedProcess[str], lines: int = 15) -> str:
@@ -222,29 +235,17 @@ def _tail(proc: subprocess.CompletedProcess[str], lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"exit status {proc.returncode}"
 
 
-def _checks(
-    plan: _Plan,
-    name: str,
-    root: Path,
-    location: str,
-    *,
-    binds: dict[Path, str],
-    user: int | None,
-    moved: bool,
-) -> list[Check]:
+_Runner = Callable[[list[str], dict[str, str]], subprocess.CompletedProcess[str]]
+"""Runs ``argv`` with ``env`` in one root's sandbox."""
+
+
+def _checks(plan: _Plan, name: str, location: str, run: _Runner, *, moved: bool) -> list[Check]:
     """Import every module and run every command of the environment at ``location``."""
     prefix = "moved " if moved else ""
     env = {"PATH": f"{location}/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
     checks: list[Check] = []
     if plan.modules:
-        proc = run_in(
-            root,
-            [f"{location}/bin/python", "-c", _PROBE, *plan.modules],
-            binds=binds,
-            env=env,
-            user=user,
-            timeout=_TIMEOUT,
-        )
+        proc = run([f"{location}/bin/python", "-c", _PROBE, *plan.modules], env)
         results = {}
         for line in proc.stdout.splitlines():
             try:
@@ -266,90 +267,132 @@ def _checks(
         argv = list(command)
         if "/" not in argv[0] and os.path.lexists(plan.opened.root / "bin" / argv[0]):
             argv[0] = f"{location}/bin/{argv[0]}"
-        proc = run_in(root, argv, binds=binds, env=env, user=user, timeout=_TIMEOUT)
+        proc = run(argv, env)
         status = "ok" if proc.returncode == 0 else "failed"
         detail = "" if status == "ok" else _tail(proc)
         checks.append(Check(name, prefix + "command", shlex.join(command), status, detail))
     return checks
 
 
-def _tarball(plan: _Plan, name: str, root: Path, work: Path) -> list[Check]:
-    """Unpack as an unprivileged user at a path with a space, run, move, run again."""
-    setpriv = shutil.which("setpriv")
-    tar = shutil.which("tar")
-    if setpriv is None or tar is None:
-        raise ToolMissingError("verifying a tarball needs setpriv and tar (util-linux, tar)")
-    artifact = work / plan.artifact.name
-    shutil.copyfile(plan.artifact, artifact)
-    artifact.chmod(0o644)
+def _tarball(plan: _Plan, name: str, root: Path, work: Path, artifact: Path) -> list[Check]:
+    """Unpack as an unprivileged user at a path with a space, run, move, run again.
+
+    The host's ``tar`` unpacks in a read-only view of the host where only the target
+    directory is writable; the commands run in ``root``."""
+    if shutil.which("tar") is None:
+        raise ToolMissingError("verifying a tarball needs tar (apt-get install tar)")
     place = work / "un packed"
     place.mkdir()
     os.chown(place, NOBODY, NOBODY)
-    drop = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
-    proc = subprocess.run(
-        [*drop, tar, "-C", str(place), "-xf", str(artifact)],
-        capture_output=True,
-        text=True,
-        check=False,
+    binds = {place: "/tmp/un packed"}
+    proc = run_in(
+        Path("/"),
+        ["tar", "-C", "/tmp/un packed", "-xf", "/tmp/artifact"],
+        binds={**binds, artifact: "/tmp/artifact"},
+        user=NOBODY,
+        timeout=_TIMEOUT,
     )
     if proc.returncode != 0:
         return [Check(name, "install", plan.artifact.name, "failed", _tail(proc))]
     top = str(plan.opened.root.relative_to(plan.opened.tree))
     checks = [Check(name, "install", plan.artifact.name, "ok")]
-    binds = {place: "/tmp/un packed"}
-    checks += _checks(
-        plan, name, root, f"/tmp/un packed/{top}", binds=binds, user=NOBODY, moved=False
-    )
+
+    def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return run_in(root, argv, binds=binds, env=env, user=NOBODY, timeout=_TIMEOUT)
+
+    checks += _checks(plan, name, f"/tmp/un packed/{top}", run, moved=False)
     if plan.relocatable:
-        os.rename(place / top, place / "moved here")
-        checks += _checks(
-            plan, name, root, "/tmp/un packed/moved here", binds=binds, user=NOBODY, moved=True
-        )
+        failed = _move(plan, name, place, top, "moved here")
+        if failed:
+            return [*checks, failed]
+        checks += _checks(plan, name, "/tmp/un packed/moved here", run, moved=True)
     return checks
 
 
-def _package(plan: _Plan, name: str, root: Path, work: Path) -> list[Check]:
+def _package(plan: _Plan, name: str, root: Path, work: Path, artifact: Path) -> list[Check]:
     """Install into a private copy of the root: dpkg inside a Debian root, rpm --root, or
     (a .deb in a root without dpkg) the package's files unpacked in place."""
-    copy = fresh_copy(root, work / "root")
+    copy = fresh_copy(root, work / "root", untrusted=True)
     kind = plan.opened.kind
     installed_at = plan.opened.installed_at or ""
+    inside = f"/tmp/artifact/{plan.artifact.name}"
     if kind is ArtifactKind.DEB and name in DEBIAN_SUITES:
-        proc = run_in(
+        proc = run_untrusted(
             copy,
-            ["dpkg", "-i", "/tmp/pkg/" + plan.artifact.name],
-            binds={plan.artifact.parent: "/tmp/pkg"},
+            ["dpkg", "-i", inside],
+            files={artifact: inside},
             env={
                 "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "DEBIAN_FRONTEND": "noninteractive",
                 "LANG": "C.UTF-8",
             },
-            writable=True,
             timeout=_TIMEOUT,
         )
     elif kind is ArtifactKind.DEB:
         proc = _unpack_deb(plan.artifact, copy)
     else:
-        rpm = shutil.which("rpm")
-        if rpm is None:
+        if shutil.which("rpm") is None:
             raise ToolMissingError("verifying an .rpm needs rpm (apt-get install rpm)")
         options = ["--dbpath", "/var/lib/rpm", "--nodeps", "--nosignature"]
-        proc = subprocess.run(
-            [rpm, "-i", "--root", str(copy), *options, str(plan.artifact)],
-            capture_output=True,
-            text=True,
-            check=False,
+        proc = run_untrusted(
+            copy,
+            ["rpm", "-i", "--root", _RPM_ROOT, *options, inside],
+            root_at=_RPM_ROOT,
+            files={artifact: inside},
+            timeout=_TIMEOUT,
         )
     if proc.returncode != 0:
         return [Check(name, "install", plan.artifact.name, "failed", _tail(proc))]
     checks = [Check(name, "install", plan.artifact.name, "ok")]
-    checks += _checks(plan, name, copy, installed_at, binds={}, user=None, moved=False)
+
+    def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return run_untrusted(copy, argv, env=env, timeout=_TIMEOUT)
+
+    checks += _checks(plan, name, installed_at, run, moved=False)
     if plan.relocatable:
-        moved = copy / "srv" / "moved app"
-        moved.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(copy / installed_at.lstrip("/"), moved)
-        checks += _checks(plan, name, copy, "/srv/moved app", binds={}, user=None, moved=True)
+        failed = _move(plan, name, copy, installed_at, _MOVED)
+        if failed:
+            return [*checks, failed]
+        checks += _checks(plan, name, _MOVED, run, moved=True)
     return checks
+
+
+def _move(plan: _Plan, name: str, base: Path, source: str, dest: str) -> Check | None:
+    """Rename ``source`` to ``dest`` (both inside ``base``, where the artifact was installed
+    and ran), or say in a failed Check why not. Done by the host, so no symlink the artifact
+    planted may be followed: see :func:`_directory_under`."""
+    src, dst = PurePosixPath(source.lstrip("/")), PurePosixPath(dest.lstrip("/"))
+    try:
+        with (
+            _directory_under(base, src.parent, make=False) as src_dir,
+            _directory_under(base, dst.parent, make=True) as dst_dir,
+        ):
+            os.rename(src.name, dst.name, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+    except OSError as exc:
+        why = f"cannot move {source} to {dest}: {exc.strerror or exc}"
+        return Check(name, "run", plan.artifact.name, "failed", why)
+    return None
+
+
+@contextmanager
+def _directory_under(base: Path, relative: PurePosixPath, *, make: bool) -> Iterator[int]:
+    """A descriptor of directory ``base/relative`` (made if ``make``), each component opened
+    from the one before with ``O_NOFOLLOW``: never reached through a symlink."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(base, flags)
+    try:
+        for part in relative.parts:
+            if part == "..":
+                raise OSError(f"'..' in {relative}")
+            if make:
+                with suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+            inner = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _unpack_deb(deb: Path, dest: Path) -> subprocess.CompletedProcess[str]:
