@@ -236,6 +236,7 @@ class _Context:
     def escape(self, path: Path) -> str | None:
         """The symlink target by which ``path`` leaves the tree (for a message); None when
         its chain of links loops instead."""
+        first = path
         for _ in range(_MAX_LINKS):
             if not path.is_symlink():
                 break
@@ -246,7 +247,7 @@ class _Context:
             path = nxt
         else:
             return None
-        return str(path)
+        return os.readlink(first)  # the artifact's own text, never a path of this host
 
     def resolve(self, path: Path) -> Path | None:
         """Follow ``path``'s symlinks inside the tree; None when they leave it or loop."""

@@ -155,6 +155,28 @@ def test_symlink_leaving_the_tree(env: Path) -> None:
     assert codes(env) == [("symlink-outside", "python/lib/libssl.so.3")]
 
 
+def test_symlink_loop_is_named_as_one(env: Path) -> None:
+    os.symlink("b", env / "a")
+    os.symlink("a", env / "b")
+    assert codes(env) == [("symlink-loop", "a"), ("symlink-loop", "b")]
+    (env / "bin" / "python").unlink()
+    os.symlink("python", env / "bin" / "python")
+    assert ("symlink-loop", "bin/python") in codes(env)
+
+
+def test_links_to_host_files_are_never_read(env: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("Name: host-secret\nVersion: 9\n\nhome = /host-secret\n")
+    dist = env / "lib" / "python3.12" / "site-packages" / "hello-1.0.0.dist-info"
+    (dist / "METADATA").unlink()
+    os.symlink(secret, dist / "METADATA")
+    (env / "pyvenv.cfg").unlink()
+    os.symlink(secret, env / "pyvenv.cfg")
+    report = inspect_artifact(env)
+    assert "host-secret" not in report.to_json()
+    assert ("symlink-outside", "pyvenv.cfg") in codes(env)
+
+
 def test_missing_grafted_library_is_named(tmp_path: Path) -> None:
     root = make_env(tmp_path / "hello", manifest=False)
     BuiltEnv(root, fake_manifest()).save()  # lists python/lib/libffi.so.8, which is absent
