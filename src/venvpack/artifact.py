@@ -414,12 +414,15 @@ class _Decoded(io.RawIOBase):
                 self._done = True
             return out
         if self._decoder.eof:
-            rest = self._decoder.unused_data + self._input
-            self._decoder, self._input = None, rest
+            # the end, zero padding, or another stream of the same kind
+            self._input = (self._decoder.unused_data + self._input).lstrip(b"\0")
+            self._decoder = None
+            while not self._input:
+                if not self._fill(1):
+                    self._done = True
+                    return b""
+                self._input = self._input.lstrip(b"\0")
             self._fill(6)
-            if not self._input.strip(b"\0") and not self._fill(len(self._input) + 1):
-                self._done = True  # the end, or zero padding after the last stream
-                return b""
             if not self._input.startswith(self._magic):
                 raise ArtifactError(
                     f"{self._budget.name}: data follows the end of its compressed stream"

@@ -199,6 +199,11 @@ def test_concatenated_streams_are_one_and_garbage_after_them_is_an_error(
     art = _write(tmp_path, f"g.tar.{kind}", _compressed(kind, PAYLOAD) + b"garbage")
     with pytest.raises(ArtifactError, match="follows the end"):
         extract(art, tmp_path / "g")
+    padded = _write(tmp_path, f"p.tar.{kind}", _compressed(kind, PAYLOAD) + bytes(200_000))
+    extract(padded, tmp_path / "p")  # zeros after the last stream: padding, not data
+    late = _write(tmp_path, f"l.tar.{kind}", padded.read_bytes() + b"x")
+    with pytest.raises(ArtifactError, match="follows the end"):
+        extract(late, tmp_path / "l")
 
 
 def test_a_bomb_stops_at_the_limit(tmp_path: Path) -> None:
