@@ -94,6 +94,11 @@ def floor_setters(
     return [FloorSetter(path, version_text(v), f"GLIBC_{version_text(v)}") for v, path in found]
 
 
+_SYMBOLS_SCANNED = 1_000_000
+"""Dynamic symbols looked at for a message: large C++ libraries export some hundreds of
+thousands; a damaged or crafted table claiming more is not read to its end."""
+
+
 def symbols_needing(path: Path, symbol_version: str, limit: int = 3) -> list[str]:
     """Up to ``limit`` dynamic symbols ``path`` imports at ``symbol_version`` (for a message:
     ``memfd_create@GLIBC_2.27`` tells a developer more than the version alone)."""
@@ -112,7 +117,7 @@ def symbols_needing(path: Path, symbol_version: str, limit: int = 3) -> list[str
             if index is None or versym is None or not isinstance(dynsym, SymbolTableSection):
                 return []
             names: list[str] = []
-            for i in range(versym.num_symbols()):
+            for i in range(min(versym.num_symbols(), _SYMBOLS_SCANNED)):
                 if versym.get_symbol(i)["ndx"] == index:
                     name = dynsym.get_symbol(i).name
                     if name and name not in names:
