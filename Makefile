@@ -24,8 +24,10 @@ lint: $(BIN)/venvpack
 	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), each taking whole files: most tests wait on subprocesses,
+# uv and compressors, so two keep both cores busy; roots are built once, under a lock.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: $(BIN)/venvpack
 	$(BIN)/pytest -m "not integration and not packaging and not roots and not standalone"
