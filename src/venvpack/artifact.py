@@ -646,20 +646,11 @@ class _Writer:
         for i in range(1, len(parts)):
             parent = parts[:i]
             kind = self.kinds.get(parent)
-            if kind == "d":
+            if kind == "d" or (kind is None and self._directory_here(parent)):
                 continue
-            if kind is None:
-                path = self._path(parent)
-                try:
-                    mode = os.lstat(path).st_mode
-                except FileNotFoundError:
-                    os.mkdir(path, 0o755)
-                    self.kinds[parent] = "d"
-                    continue
-                if stat.S_ISDIR(mode):  # a directory ``dest`` already had
-                    self.kinds[parent] = "d"
-                    continue
-            what = "symlink" if kind == "l" or kind is None else "file"
+            if kind is None:  # something ``dest`` already had
+                kind = "l" if os.path.islink(self._path(parent)) else "f"
+            what = "symlink" if kind == "l" else "file"
             raise ArtifactError(
                 f"{self.budget.name}: member {_shown('/'.join(parts))} lies beyond the {what} "
                 f"{_shown('/'.join(parent))}: refusing to write through the artifact's links"
@@ -678,21 +669,28 @@ class _Writer:
             )
         os.unlink(path)  # unlink never follows a link
 
-    def _directory(self, parts: tuple[str, ...], path: str) -> None:
+    def _directory_here(self, parts: tuple[str, ...]) -> bool:
+        """A directory at ``parts``: made when nothing is there, or one ``dest`` already had;
+        False when something else is there."""
+        path = self._path(parts)
         try:
-            mode = os.lstat(path).st_mode
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return False
         except FileNotFoundError:
             os.mkdir(path, 0o755)
-            self.kinds[parts] = "d"
+        self.kinds[parts] = "d"
+        return True
+
+    def _directory(self, parts: tuple[str, ...], path: str) -> None:
+        if self._directory_here(parts):
             return
-        if not stat.S_ISDIR(mode):
-            if parts not in self.kinds:  # not the artifact's own: the tree it is laid into
-                raise ArtifactError(
-                    f"{self.budget.name}: directory {_shown('/'.join(parts))} "
-                    "would replace a link or file"
-                )
-            os.unlink(path)  # the artifact's own link or file, replaced by a directory
-            os.mkdir(path, 0o755)
+        if parts not in self.kinds:  # not the artifact's own: the tree it is laid into
+            raise ArtifactError(
+                f"{self.budget.name}: directory {_shown('/'.join(parts))} "
+                "would replace a link or file"
+            )
+        os.unlink(path)  # the artifact's own link or file, replaced by a directory
+        os.mkdir(path, 0o755)
         self.kinds[parts] = "d"
 
     def _data(self, entry: Any, path: str, *, truncate: bool) -> None:
