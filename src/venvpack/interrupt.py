@@ -17,6 +17,7 @@ place, and when the command returns (:func:`venvpack.cli.main`).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -65,7 +66,17 @@ def orderly_signals() -> Iterator[None]:
         yield
         return
 
+    owner = os.getpid()
+
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            # A forked worker (byte-compilation's process pool) inherits this handler; a
+            # Ctrl-C sent to the process group can reach it inside the interpreter's own
+            # after-fork hooks, where a raise becomes a traceback on the shared stderr.
+            # It dies of the signal instead, quietly; its parent unwinds.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         for sig in SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         _received.append(signum)

@@ -95,3 +95,20 @@ def test_a_new_run_starts_clean() -> None:
         work()
     with orderly_signals():
         checkpoint()
+
+
+@pytest.mark.usefixtures("restore_handlers")
+def test_a_forked_child_dies_of_the_signal_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C reaches the whole process group, also a child between fork and exec (which runs
+    the inherited handler in the interpreter's after-fork hooks): it dies of the signal,
+    never raising there into a traceback, and the parent is not the one interrupted."""
+    import subprocess
+
+    def signal_self() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with orderly_signals():
+        child = subprocess.Popen(["true"], preexec_fn=signal_self)
+        assert child.wait() == -signal.SIGINT
+        checkpoint()  # nothing was received here
+    assert "Traceback" not in capfd.readouterr().err
