@@ -1,4 +1,8 @@
-"""Session fixtures for clean-root tests (DESIGN.md §5); the machinery lives in ``sandbox.py``.
+"""Session fixtures for clean-root tests; the machinery lives in ``sandbox.py``.
+
+Every test under ``tests/integration/`` is marked ``integration`` by its directory
+(:func:`pytest_collection_modifyitems`), so a new file there can never join ``make test-fast``
+by forgetting a marker.
 
 Roots are cached across runs (see ``sandbox.default_cache``), so only the first run pays for
 debootstrap. A missing tool skips the test on a developer machine but fails it under ``CI=true``
@@ -17,6 +21,17 @@ import pytest
 import builds
 import sandbox
 import standalone
+
+
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test in ``tests/integration/`` as ``integration``: the tier follows the
+    directory, not a line each file has to remember."""
+    for item in items:
+        if INTEGRATION_DIR in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
