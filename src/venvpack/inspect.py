@@ -182,7 +182,8 @@ def schema_text() -> str:
 
     return (
         resources.files("venvpack")
-        .joinpath("schemas", f"inspect-{SCHEMA_VERSION}.json")
+        .joinpath("schemas")
+        .joinpath(f"inspect-{SCHEMA_VERSION}.json")
         .read_text(encoding="utf-8")
     )
 

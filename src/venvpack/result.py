@@ -30,7 +30,8 @@ def schema_text() -> str:
 
     return (
         resources.files("venvpack")
-        .joinpath("schemas", f"result-{SCHEMA_VERSION}.json")
+        .joinpath("schemas")
+        .joinpath(f"result-{SCHEMA_VERSION}.json")
         .read_text(encoding="utf-8")
     )
 
