@@ -1,4 +1,4 @@
-"""Sandboxes that prove an artifact runs where nothing of the build host exists (DESIGN.md §5).
+"""Sandboxes that prove an artifact runs where nothing of the build host exists.
 
 A relocatable environment can look fine on the build host and still depend on it: a RUNPATH into
 ``~/.pyenv``, a stdlib found through a stale ``home``, ``libssl`` picked up from ``/usr/lib``. The

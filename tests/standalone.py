@@ -1,7 +1,7 @@
-"""A python-build-standalone look-alike, built from source once and cached (issue 8).
+"""A python-build-standalone look-alike, built from source once and cached.
 
-What users hand venvpack today is often a uv-managed python-build-standalone (PBS) interpreter
-(DESIGN.md §6). PBS itself cannot be downloaded here, so this module builds an interpreter with
+What users hand venvpack today is often a uv-managed python-build-standalone (PBS) interpreter.
+PBS itself cannot be downloaded here, so this module builds an interpreter with
 the traits that matter to venvpack, from Debian's copy of the upstream CPython source:
 
 * built on an old glibc: inside a fresh copy of the cached ``debootstrap`` **bullseye** root

@@ -3,7 +3,8 @@
 ``bin/python`` reaches ``python/bin/python3.X`` by a relative symlink (runs anywhere), a
 copy or a hardlink (runs at the prefix, with an absolute ``home``). ``pyvenv.cfg`` is
 written twice: during the build it names the build location, so installers accept the
-environment; ``finalize`` writes what the environment carries (DESIGN §2).
+environment; ``finalize`` writes what the environment carries (docs/how-it-works.md,
+"Finding itself").
 
 In symlink mode the shipped ``pyvenv.cfg`` says ``home =``, with an empty value, on purpose.
 CPython 3.11+ (``Modules/getpath.py``) sets ``sys._base_executable`` to the *resolved*
@@ -96,7 +97,7 @@ def finalize_pyvenv_cfg(root: Path, runtime: Runtime, link_mode: LinkMode, prefi
     With an empty ``home`` CPython finds its base by following the ``bin/python`` symlink,
     which works from any location, and reports that resolved binary as
     ``sys._base_executable`` (see the module docstring); a stale or relative ``home`` would
-    break (DESIGN §2 table).
+    break.
     """
     home = "" if link_mode is LinkMode.SYMLINK else f"{prefix.rstrip('/')}/python/bin"
     path = root / "pyvenv.cfg"

@@ -3,7 +3,7 @@
 A package manager decides upgrades by comparing versions with its own algorithm, not PEP 440's.
 Copying a Python version verbatim into a package breaks upgrades: dpkg and rpm both sort
 ``1.0rc1`` *after* ``1.0`` and ``1.0.dev1`` after ``1.0a1``. So each PEP 440 suffix is spelled
-with the characters the two tools give the right weight to (DESIGN §4):
+with the characters the two tools give the right weight to:
 
 ====================  ====================  ========================================================
 PEP 440 (normalized)  package version       why dpkg and rpm sort it right

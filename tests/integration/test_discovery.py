@@ -1,4 +1,4 @@
-"""``--python`` against the real interpreters on this machine (DESIGN.md §5).
+"""``--python`` against the real interpreters on this machine.
 
 pyenv holds CPython 2.7, 3.6-3.8 (refused, by name and reason) and 3.9-3.13 (accepted);
 Debian adds /usr/bin/python3.11. Every test sets PATH, PYENV_ROOT and UV_PYTHON_INSTALL_DIR

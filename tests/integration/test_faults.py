@@ -1,4 +1,4 @@
-"""Safe under faults (issue 9): venvpack killed by SIGTERM, SIGHUP, SIGINT or SIGKILL at
+"""Safe under faults: venvpack killed by SIGTERM, SIGHUP, SIGINT or SIGKILL at
 several points of build, tar, deb and rpm leaves no process running, and the next command
 writing to the same directory finds (or leaves) no staging directory.
 

@@ -1,4 +1,4 @@
-"""Issue 9, items 10, 12, 14 and 15 with real builds through the CLI: relative inputs,
+"""Outside input with real builds through the CLI: relative inputs,
 hostile output directory names, reproducible --from archives, --from re-auditing the tree."""
 
 from __future__ import annotations

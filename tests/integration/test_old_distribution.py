@@ -3,7 +3,7 @@ checkout into Debian 11 (its own python3.9), a tar and a deb of examples/hello b
 with ``--max-glibc 2.31``, then checked here and run in glibc-2.31, bullseye and trixie.
 
 Slow (apt-get and PyPI inside the root, two builds): marked ``roots``. Needs the network to
-the Debian mirror and PyPI (DESIGN §6: the CA bundle is bound in and named by
+the Debian mirror and PyPI (the CA bundle is bound in and named by
 SSL_CERT_FILE, PIP_CERT and REQUESTS_CA_BUNDLE; /tmp is mode 1777)."""
 
 from __future__ import annotations

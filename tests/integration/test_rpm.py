@@ -384,7 +384,7 @@ def test_install_upgrade_erase_leave_nothing_behind(
 def test_another_packages_link_survives_install_and_erase(
     hello_envs: Envs, emit: Emit, root: Path
 ) -> None:
-    # issue 9, item 11: %post replaced /usr/bin/NAME that something else owned; erase removed it
+    # %post used to replace /usr/bin/NAME that something else owned; erase removed it
     link = root / "usr/bin/hello"
     link.symlink_to("/usr/lib/other/hello")
     _rpm(root, "-i", "--nodeps", emit(hello_envs.v1))

@@ -1,4 +1,4 @@
-"""The clean-root sandboxes themselves (DESIGN.md §5).
+"""The clean-root sandboxes themselves.
 
 Every clean-root test of an artifact rests on these: if hiding did not hide, or the glibc root
 quietly held libssl, a broken artifact would pass. So each test here checks both sides — the

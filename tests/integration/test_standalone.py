@@ -1,4 +1,4 @@
-"""python-build-standalone interpreters are first class (issue 8).
+"""python-build-standalone interpreters are first class.
 
 The interpreter is ``standalone.py``'s PBS look-alike: built on glibc 2.31, libpython static in
 ``bin/python3.11``, ``RPATH=$ORIGIN/../lib`` as DT_RPATH, its non-glibc libraries in its own

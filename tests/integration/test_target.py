@@ -1,4 +1,4 @@
-"""Correct at the target (issue 9): what CPython's own tests found a packed interpreter doing
+"""Correct at the target: what CPython's own tests found a packed interpreter doing
 wrong in a root that holds only glibc, each as a regression test.
 
 The environments are built from pyenv's CPython and moved before use; every check runs in

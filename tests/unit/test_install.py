@@ -146,7 +146,7 @@ def test_no_name_is_refused_before_the_build(tmp_path: Path) -> None:
 
 
 def test_a_requirement_that_looks_like_an_option_is_refused() -> None:
-    # issue 9, item 12: uv took --target=/elsewhere as an option and reported success
+    # uv once took --target=/elsewhere as an option and reported success
     with pytest.raises(ConfigError, match="starts with '-'"):
         plan_install(BuildSpec(requirements=("six", "--target=/elsewhere")))
 

@@ -54,7 +54,7 @@ def test_credentials_are_removed_from_urls(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "kept"),
     [
-        # issue 9, item 10: a token in the query string must not ship
+        # A token in the query string must not ship
         (
             "https://host/six-1.16.0-py2.py3-none-any.whl?token=abc",
             "https://host/six-1.16.0-py2.py3-none-any.whl",

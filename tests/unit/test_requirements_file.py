@@ -1,5 +1,5 @@
-"""Relative paths in requirements files are relative to the file, for uv and pip alike
-(issue 9, item 14): the installer reads a rewritten copy with absolute paths."""
+"""Relative paths in requirements files are relative to the file, for uv and pip alike:
+the installer reads a rewritten copy with absolute paths."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A crafted name or version (pip's fallback metadata, a tampered manifest) cannot put an
 artifact outside ``-o``: the manifest refuses it when loaded, and every emitter's conventional
-file name is one safe path component (issue 9, item 12)."""
+file name is one safe path component."""
 
 from __future__ import annotations
 

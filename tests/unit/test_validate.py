@@ -1,4 +1,4 @@
-"""One check per kind of outside input (issue 9): file names, installer arguments, URLs and
+"""One check per kind of outside input: file names, installer arguments, URLs and
 the commands a system package links into /usr/bin."""
 
 from __future__ import annotations

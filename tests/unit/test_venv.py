@@ -62,7 +62,7 @@ def test_activate_quotes_the_prompt() -> None:
 
 @pytest.mark.parametrize("prompt", ["$(touch pwned)", "`id`", "a\\$(id)", "!!%F{red}", "x'\"y;z"])
 def test_activate_prompt_cannot_run_at_every_prompt(prompt: str) -> None:
-    # issue 9, item 12: PS1 is expanded each time it is shown, after the quoting is gone
+    # PS1 is expanded each time it is shown, after the quoting is gone
     sh = render("venv/activate", prompt=prompt)
     fish = render("venv/activate.fish", prompt=prompt)
     line = next(x for x in sh.splitlines() if x.startswith("VIRTUAL_ENV_PROMPT="))

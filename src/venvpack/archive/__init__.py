@@ -14,7 +14,8 @@ of every file instead of two), and :func:`compressed_writer` is that sink for ea
 path from :func:`venvpack.output.atomic_output`, so no partial artifact is ever left at an
 output path.
 
-Reproducibility facts this package relies on are in DESIGN.md §4.
+What makes the archives reproducible (times, owners, order) is in
+:mod:`venvpack.archive.reproducible`.
 """
 
 from venvpack.archive.ar import ArMember, write_ar

@@ -1,4 +1,4 @@
-"""Reproducible archives: the build time from ``SOURCE_DATE_EPOCH`` (DESIGN.md §4).
+"""Reproducible archives: the build time from ``SOURCE_DATE_EPOCH``.
 
 Every writer clamps mtimes to it and dates generated files with it, so the same inputs
 give the same bytes.
