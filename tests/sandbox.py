@@ -35,17 +35,17 @@ from typing import NoReturn, Union
 
 from venvpack.roots import (
     REQUIRED_COREUTILS,
-    _build_once,
-    _cache_key,
-    _dpkg_files,
-    _is_cached_root,
     debootstrap_problem,
     elf_needed,
     fresh_copy,
+    is_cached_root,
     missing_tools,
     python_traces,
 )
+from venvpack.roots import build_once as _build_once
+from venvpack.roots import cache_key as _cache_key
 from venvpack.roots import debootstrap_root as _debootstrap_root
+from venvpack.roots import dpkg_files as _dpkg_files
 from venvpack.roots import glibc_root as _glibc_root
 
 __all__ = [
@@ -475,7 +475,7 @@ def run_in_root(
     :data:`ROOT_ENV`; nothing of the caller's environment leaks in.
     """
     root = Path(os.path.realpath(root))
-    if writable and _is_cached_root(root):
+    if writable and is_cached_root(root):
         raise ValueError(f"{root} is a shared cached root; run on a fresh_copy() of it")
     mounts = _layout(
         base=root,

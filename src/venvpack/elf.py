@@ -10,15 +10,25 @@ import mmap
 import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from elftools.elf.enums import ENUM_E_MACHINE
 
 from venvpack.errors import ElfError
 
-__all__ = ["ElfCache", "ElfInfo", "glibc_floor", "is_elf", "read_elf"]
+__all__ = [
+    "SYMBOLS_SCANNED",
+    "ElfCache",
+    "ElfInfo",
+    "defined_versions",
+    "glibc_floor",
+    "is_elf",
+    "read_elf",
+    "symbols_at_version",
+]
 
 _MAGIC = b"\x7fELF"
 _GLIBC_RE = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$")
@@ -32,7 +42,10 @@ class ElfInfo:
     elfclass: int
     """32 or 64."""
     machine: str
-    """``e_machine``, e.g. ``EM_X86_64``: a library must match its user's."""
+    """``e_machine`` as pyelftools names it (``EM_`` and the architecture): a library must
+    match its user's."""
+    little_endian: bool
+    """The byte order of ``EI_DATA``; with ``elfclass`` and ``machine``, the file's platform."""
     soname: str | None
     needed: tuple[str, ...]
     rpath: tuple[str, ...]
@@ -54,6 +67,9 @@ class ElfInfo:
     """Has a program interpreter (PT_INTERP): started as a process of its own, not loaded into
     another program. The search path of that process's executable (its DT_RPATH) also applies
     to every library loaded into it that has no DT_RUNPATH."""
+    interpreter: str | None = None
+    """PT_INTERP: the dynamic loader a program names (its file name tells the C library
+    family, :mod:`venvpack.platform`); None for a shared library or a static program."""
 
     @property
     def search_path(self) -> tuple[str, ...]:
@@ -74,11 +90,35 @@ def read_elf(path: Path) -> ElfInfo:
     """Read ``path``; raise ElfError when it is not a readable ELF file.
 
     Parsed with :mod:`struct` over a memory map: only the headers and the dynamic-linking
-    sections are touched, 20x faster than pyelftools' generic parsing (which reads the same
-    fields; a unit test compares the two on every ELF file of real interpreters)."""
+    sections are touched, many times faster than pyelftools' generic parsing (which reads
+    the same fields; a unit test compares the two on every ELF file of real interpreters)."""
+    return _read(path, lambda reader: reader.info(path))
+
+
+SYMBOLS_SCANNED = 1_000_000
+"""Dynamic symbols looked at by :func:`symbols_at_version`: large C++ libraries export some
+hundreds of thousands; a damaged or crafted table claiming more is not read to its end."""
+
+
+def symbols_at_version(path: Path, symbol_version: str, limit: int = 3) -> list[str]:
+    """Up to ``limit`` dynamic symbols ``path`` imports at ``symbol_version`` (such as
+    ``GLIBC_2.35``), in table order, each once; ElfError when ``path`` cannot be read."""
+    return _read(path, lambda reader: reader.symbols_at(symbol_version, limit))
+
+
+def defined_versions(path: Path) -> tuple[str, ...]:
+    """The symbol versions ``path`` defines (its version definitions, ``GLIBC_2.31`` ... for
+    a C library); ElfError when it cannot be read."""
+    return _read(path, lambda reader: reader.defined_versions())
+
+
+_T = TypeVar("_T")
+
+
+def _read(path: Path, work: Callable[[_Reader], _T]) -> _T:
     try:
         with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _Reader(data).info(path)
+            return work(_Reader(data))
     # A damaged or hostile file (from any wheel) makes offsets point anywhere: an unknown
     # class byte is a KeyError, a huge offset an OverflowError. All of it is one ElfError.
     except (OSError, ValueError, LookupError, ArithmeticError, struct.error) as exc:
@@ -113,7 +153,7 @@ class ElfCache:
 
 
 _SHT_SYMTAB, _SHT_STRTAB, _SHT_DYNAMIC, _SHT_DYNSYM = 2, 3, 6, 11
-_SHT_GNU_VERDEF, _SHT_GNU_VERNEED = 0x6FFFFFFD, 0x6FFFFFFE
+_SHT_GNU_VERDEF, _SHT_GNU_VERNEED, _SHT_GNU_VERSYM = 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
 _PT_INTERP = 3
 _DT_NEEDED, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 1, 14, 15, 29
 _MACHINES = {value: name for name, value in ENUM_E_MACHINE.items() if name != "_default_"}
@@ -152,9 +192,14 @@ class _Reader:
                 self.sections.append((f[0], f[1], f[4], f[5], f[6], f[7], f[9]))
         if phnum == 0xFFFF and self.sections:
             phnum = self.sections[0][5]
-        self.segment_types = [
-            struct.unpack_from(f"{end}I", data, phoff + i * phentsize)[0] for i in range(phnum)
-        ]
+        # (p_type, p_offset, p_filesz)
+        pfmt = f"{end}IIQQQQ" if wide else f"{end}IIIIII"
+        self.segments: list[tuple[int, int, int]] = []
+        for i in range(phnum):
+            p = struct.unpack_from(pfmt, data, phoff + i * phentsize)
+            # Elf64_Phdr has p_flags second; Elf32_Phdr has it after p_memsz.
+            self.segments.append((p[0], p[2], p[5]) if wide else (p[0], p[1], p[4]))
+        self.segment_types = [segment[0] for segment in self.segments]
         names = self.sections[shstrndx] if 0 < shstrndx < len(self.sections) else None
         self.names = [
             self.string(names[2], s[0]) if names is not None else "" for s in self.sections
@@ -228,7 +273,7 @@ class _Reader:
             if kind == _SHT_GNU_VERDEF:
                 refs.update(self._verdef_names(section))
             elif kind == _SHT_GNU_VERNEED:
-                for ref, version in self._verneed_names(section):
+                for ref, version, _other in self._verneed(section):
                     refs.add(ref)
                     m = _GLIBC_RE.match(version) if version is not None else None
                     if m:
@@ -257,7 +302,62 @@ class _Reader:
             has_sysv_hash=has_sysv_hash,
             is_dynamic=dynamic is not None,
             is_program=_PT_INTERP in self.segment_types,
+            little_endian=self.little_endian,
+            interpreter=self.interpreter(),
         )
+
+    def interpreter(self) -> str | None:
+        """The PT_INTERP path, without its terminating NUL."""
+        for kind, offset, size in self.segments:
+            if kind == _PT_INTERP:
+                if offset + size > len(self.data):
+                    raise ValueError("PT_INTERP runs past the end of the file")
+                text = self.data[offset : offset + size].split(b"\0", 1)[0]
+                return text.decode("utf-8", errors="replace")
+        return None
+
+    def symbols_at(self, symbol_version: str, limit: int) -> list[str]:
+        """Names of the first ``limit`` dynamic symbols whose version index (in
+        ``.gnu.version``) is that of ``symbol_version`` (an Elf_Vernaux's ``vna_other``)."""
+        index = None
+        for section in self.sections:
+            if section[1] == _SHT_GNU_VERNEED:
+                for _ref, name, other in self._verneed(section):
+                    if name == symbol_version:
+                        index = other
+        versym = next((s for s in self.sections if s[1] == _SHT_GNU_VERSYM), None)
+        dynsym = next(
+            (
+                s
+                for s, n in zip(self.sections, self.names)
+                if s[1] == _SHT_DYNSYM and n == ".dynsym"
+            ),
+            None,
+        )
+        if index is None or versym is None or dynsym is None or dynsym[6] < 4:
+            return []
+        strings = self.table(dynsym[4])
+        count = min(versym[3] // 2, dynsym[3] // dynsym[6], SYMBOLS_SCANNED)
+        names: list[str] = []
+        for i in range(count):
+            (ndx,) = struct.unpack_from(f"{self.end}H", self.data, versym[2] + 2 * i)
+            if ndx & 0x7FFF != index:  # the top bit marks a hidden definition
+                continue
+            (st_name,) = struct.unpack_from(f"{self.end}I", self.data, dynsym[2] + i * dynsym[6])
+            name = self.string(strings, st_name)
+            if name and name not in names:
+                names.append(name)
+                if len(names) >= limit:
+                    break
+        return names
+
+    def defined_versions(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for section in self.sections:
+            if section[1] == _SHT_GNU_VERDEF:
+                strings = self.table(section[4])
+                out += [self.string(strings, name) for name in self._verdef_names(section)]
+        return tuple(out)
 
     def _verdef_names(self, section: tuple[int, int, int, int, int, int, int]) -> list[int]:
         """``vda_name`` of every version definition (Elf_Verdef / Elf_Verdaux)."""
@@ -277,23 +377,24 @@ class _Reader:
             pos += nxt
         return out
 
-    def _verneed_names(
+    def _verneed(
         self, section: tuple[int, int, int, int, int, int, int]
-    ) -> list[tuple[int, str | None]]:
-        """(string offset, name) of every needed file and version (Elf_Verneed /
-        Elf_Vernaux); the name only for versions, which is what the floor reads."""
+    ) -> list[tuple[int, str | None, int]]:
+        """(string offset, name, version index) of every needed file and version
+        (Elf_Verneed / Elf_Vernaux); the name and index only for versions, which is what
+        the floor reads."""
         end, pos = self.end, section[2]
-        out: list[tuple[int, str | None]] = []
+        out: list[tuple[int, str | None, int]] = []
         strings = self.table(section[4])
         for _ in range(section[5]):  # sh_info: the number of needed files
             _ver, cnt, file, aux, nxt = struct.unpack_from(f"{end}HHIII", self.data, pos)
-            out.append((file, None))
+            out.append((file, None, 0))
             apos = pos + aux
             for _ in range(cnt):
-                _hash, _flags, _other, name, anext = struct.unpack_from(
+                _hash, _flags, other, name, anext = struct.unpack_from(
                     f"{end}IHHII", self.data, apos
                 )
-                out.append((name, self.string(strings, name)))
+                out.append((name, self.string(strings, name), other))
                 apos += anext
             if not nxt:
                 break

@@ -13,12 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
-from elftools.elf.sections import SymbolTableSection
-
-from venvpack.elf import ElfInfo
-from venvpack.errors import ConfigError
+from venvpack.elf import ElfInfo, symbols_at_version
+from venvpack.errors import ConfigError, ElfError
 
 __all__ = [
     "OPTIONAL_MODULES",
@@ -94,38 +90,13 @@ def floor_setters(
     return [FloorSetter(path, version_text(v), f"GLIBC_{version_text(v)}") for v, path in found]
 
 
-_SYMBOLS_SCANNED = 1_000_000
-"""Dynamic symbols looked at for a message: large C++ libraries export some hundreds of
-thousands; a damaged or crafted table claiming more is not read to its end."""
-
-
 def symbols_needing(path: Path, symbol_version: str, limit: int = 3) -> list[str]:
     """Up to ``limit`` dynamic symbols ``path`` imports at ``symbol_version`` (for a message:
-    ``memfd_create@GLIBC_2.27`` tells a developer more than the version alone)."""
+    ``memfd_create@GLIBC_2.27`` tells a developer more than the version alone); none when
+    the file cannot be read, since a message must never fail the report."""
     try:
-        with path.open("rb") as fh:
-            elf = ELFFile(fh)
-            index = None
-            for section in elf.iter_sections():
-                if isinstance(section, GNUVerNeedSection):
-                    for _verneed, auxes in section.iter_versions():
-                        for aux in auxes:
-                            if aux.name == symbol_version:
-                                index = aux.entry.vna_other
-            versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
-            dynsym = elf.get_section_by_name(".dynsym")
-            if index is None or versym is None or not isinstance(dynsym, SymbolTableSection):
-                return []
-            names: list[str] = []
-            for i in range(min(versym.num_symbols(), _SYMBOLS_SCANNED)):
-                if versym.get_symbol(i)["ndx"] == index:
-                    name = dynsym.get_symbol(i).name
-                    if name and name not in names:
-                        names.append(name)
-                        if len(names) >= limit:
-                            break
-            return names
-    except Exception:  # a nicety for the message: never let it fail the report
+        return symbols_at_version(path, symbol_version, limit)
+    except ElfError:
         return []
 
 

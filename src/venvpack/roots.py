@@ -31,10 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Union
 
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection
-
+from venvpack.elf import defined_versions, is_elf, read_elf
 from venvpack.errors import ConfigError, ToolMissingError
 
 __all__ = [
@@ -44,9 +41,12 @@ __all__ = [
     "ROOT_NAMES",
     "SANDBOX_IDS",
     "SANDBOX_ID_BASE",
+    "build_once",
+    "cache_key",
     "debootstrap_problem",
     "debootstrap_root",
     "default_cache",
+    "dpkg_files",
     "elf_needed",
     "fresh_copy",
     "get_root",
@@ -105,23 +105,11 @@ def root_glibc(root: Path) -> tuple[int, int] | None:
 
 
 def _newest_verdef(path: Path) -> tuple[int, int] | None:
-    best: tuple[int, int] | None = None
-    with path.open("rb") as fh:
-        for section in ELFFile(fh).iter_sections():
-            if isinstance(section, GNUVerDefSection):
-                for _verdef, auxes in section.iter_versions():
-                    for aux in auxes:
-                        m = re.match(r"^GLIBC_(\d+)\.(\d+)$", aux.name)
-                        if m:
-                            version = (int(m.group(1)), int(m.group(2)))
-                            best = version if best is None else max(best, version)
-    return best
+    found = [m for m in map(_GLIBC_VERSION.match, defined_versions(path)) if m]
+    return max(((int(m.group(1)), int(m.group(2))) for m in found), default=None)
 
 
-def is_cached_root(root: Path) -> bool:
-    """True for a directory made by :func:`_build_once` (it has a ``.lock`` sibling): writing
-    into it would corrupt every later use, so only a :func:`fresh_copy` may be written."""
-    return _is_cached_root(root)
+_GLIBC_VERSION = re.compile(r"^GLIBC_(\d+)\.(\d+)$")
 
 
 REQUIRED_COREUTILS = (
@@ -166,7 +154,7 @@ def _locked(lock: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build_once(cache: Path, name: str, build: Callable[[Path], None]) -> Path:
+def build_once(cache: Path, name: str, build: Callable[[Path], None]) -> Path:
     """``cache/name``, built by ``build(tmpdir)`` once: in a temporary directory next to it,
     renamed into place only when complete, under ``cache/name.lock`` so that concurrent pytest
     workers wait for one build instead of racing (the directory existing means it is whole)."""
@@ -189,14 +177,14 @@ def _build_once(cache: Path, name: str, build: Callable[[Path], None]) -> Path:
     return final
 
 
-def _is_cached_root(root: Path) -> bool:
-    """True for a directory made by :func:`_build_once` (it has a ``.lock`` sibling): writing
-    into it would corrupt every later test, so writable runs refuse it."""
+def is_cached_root(root: Path) -> bool:
+    """True for a directory made by :func:`build_once` (it has a ``.lock`` sibling): writing
+    into it would corrupt every later use, so only a :func:`fresh_copy` may be written."""
     resolved = Path(os.path.realpath(root))
     return (resolved.parent / f"{resolved.name}.lock").exists()
 
 
-def _cache_key(*parts: str) -> str:
+def cache_key(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
@@ -214,7 +202,7 @@ def _dpkg_query(base: Path, *args: str) -> str:
     ).stdout
 
 
-def _dpkg_files(package: str, base: Path = Path("/")) -> list[Path]:
+def dpkg_files(package: str, base: Path = Path("/")) -> list[Path]:
     """Files of ``package`` as installed on the system at ``base``, absolute in that system."""
     out = _dpkg_query(base, "-L", package)
     # Skip "/." and the "diverted by"/"package diverts" lines dpkg adds for diversions.
@@ -223,14 +211,9 @@ def _dpkg_files(package: str, base: Path = Path("/")) -> list[Path]:
 
 def elf_needed(path: StrPath) -> list[str]:
     """DT_NEEDED entries of an ELF file ([] for anything that is not a dynamic ELF)."""
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"\x7fELF":
-            return []
-        handle.seek(0)
-        dynamic = ELFFile(handle).get_section_by_name(".dynamic")
-        if not isinstance(dynamic, DynamicSection):
-            return []
-        return [str(getattr(tag, "needed")) for tag in dynamic.iter_tags("DT_NEEDED")]  # noqa: B009 (set by setattr)
+    if not is_elf(Path(path)):
+        return []
+    return list(read_elf(Path(path)).needed)
 
 
 def _copy_into(root: Path, path: Path, base: Path = Path("/")) -> None:
@@ -263,7 +246,7 @@ def _populate_glibc_root(root: Path, base: Path = Path("/")) -> None:
             (root / target).mkdir(parents=True, exist_ok=True)
             os.symlink(target, root / name)
 
-    libc_files = _dpkg_files("libc6", base)
+    libc_files = dpkg_files("libc6", base)
     for path in libc_files:
         _copy_into(root, path, base)
     libc_names = {path.name for path in libc_files}
@@ -274,14 +257,14 @@ def _populate_glibc_root(root: Path, base: Path = Path("/")) -> None:
     def libc_only(binary: Path) -> bool:
         return set(elf_needed(on_base(binary))) <= libc_names
 
-    dash = next(p for p in _dpkg_files("dash", base) if p.name == "dash" and p.parent.name == "bin")
+    dash = next(p for p in dpkg_files("dash", base) if p.name == "dash" and p.parent.name == "bin")
     if not libc_only(dash):
         raise RuntimeError(f"{dash} needs more than libc6: {elf_needed(on_base(dash))}")
     _copy_into(root, dash, base)
     os.symlink("dash", root / "bin" / "sh")
 
     included = set()
-    for path in _dpkg_files("coreutils", base):
+    for path in dpkg_files("coreutils", base):
         real = on_base(path)
         is_binary = path.parent.name == "bin" and real.is_file() and not real.is_symlink()
         if is_binary and libc_only(path):
@@ -315,10 +298,10 @@ def glibc_root(cache: Path | None = None, base: Path = Path("/")) -> Path:
         base, "-W", "-f", "${Package}=${Version}\n", "libc6", "dash", "coreutils"
     )
     arch = _arch()
-    key = _cache_key(versions, arch, str(_GLIBC_ROOT_FORMAT))
+    key = cache_key(versions, arch, str(_GLIBC_ROOT_FORMAT))
     if base == Path("/"):
-        return _build_once(cache, f"glibc-root-{arch}-{key}", _populate_glibc_root)
-    return _build_once(
+        return build_once(cache, f"glibc-root-{arch}-{key}", _populate_glibc_root)
+    return build_once(
         cache, f"glibc-root-from-{arch}-{key}", lambda root: _populate_glibc_root(root, base)
     )
 
@@ -385,7 +368,7 @@ def debootstrap_root(suite: str, cache: Path | None = None) -> Path:
     cache = cache if cache is not None else default_cache()
     name = f"debootstrap-{suite}-{_arch()}-v{_DEBOOTSTRAP_FORMAT}"
     mirror = os.environ.get("VENVPACK_DEBIAN_MIRROR")
-    return _build_once(cache, name, _populate_debootstrap(suite, mirror))
+    return build_once(cache, name, _populate_debootstrap(suite, mirror))
 
 
 def fresh_copy(root: Path, dest: Path, *, untrusted: bool = False) -> Path:
@@ -479,7 +462,7 @@ def run_in(
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise ToolMissingError("bwrap not found on PATH; apt-get install bubblewrap")
-    if writable and _is_cached_root(root):
+    if writable and is_cached_root(root):
         raise ValueError(f"{root} is a shared cached root; run on a fresh_copy() of it")
     pairs = [(os.path.abspath(src), dest) for src, dest in (binds or {}).items()]
     tail = ["--unshare-pid", "--die-with-parent", "--chdir", "/"]
@@ -616,7 +599,7 @@ def run_untrusted(
     bwrap, nsenter = shutil.which("bwrap"), shutil.which("nsenter")
     if bwrap is None or nsenter is None:
         raise ToolMissingError("running packages needs bwrap and nsenter (bubblewrap, util-linux)")
-    if _is_cached_root(root):
+    if is_cached_root(root):
         raise ValueError(f"{root} is a shared cached root; run on a fresh_copy() of it")
     if os.lstat(root).st_uid != SANDBOX_ID_BASE:
         raise ValueError(f"{root} is not the sandbox's; make it with fresh_copy(untrusted=True)")

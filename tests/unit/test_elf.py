@@ -1,7 +1,7 @@
 """venvpack's own ELF reader against pyelftools, field by field, on real files.
 
-The reader parses headers with :mod:`struct` for speed; pyelftools (still a dependency, for
-the glibc and roots modules) is the reference for what each field means.
+The reader parses headers with :mod:`struct` for speed; pyelftools is the reference for what
+each field means (and names ``e_machine`` values for the reader).
 """
 
 from __future__ import annotations
@@ -16,10 +16,18 @@ from pathlib import Path
 import pytest
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
+from elftools.elf.segments import InterpSegment
 
-from venvpack.elf import ElfCache, ElfInfo, is_elf, read_elf
+from venvpack.elf import (
+    ElfCache,
+    ElfInfo,
+    defined_versions,
+    is_elf,
+    read_elf,
+    symbols_at_version,
+)
 from venvpack.errors import ElfError
 
 PYENV = Path.home() / ".pyenv/versions"
@@ -116,7 +124,80 @@ def _pyelftools(path: Path) -> ElfInfo:
             has_sysv_hash=has_sysv_hash,
             is_dynamic=dynamic is not None,
             is_program=any(s["p_type"] == "PT_INTERP" for s in elf.iter_segments()),
+            little_endian=elf.little_endian,
+            interpreter=next(
+                (s.get_interp_name() for s in elf.iter_segments() if isinstance(s, InterpSegment)),
+                None,
+            ),
         )
+
+
+def _pyelftools_symbols(path: Path, symbol_version: str, limit: int = 3) -> list[str]:
+    """What venvpack's glibc module read with pyelftools for a floor message."""
+    with path.open("rb") as fh:
+        elf = ELFFile(fh)
+        index = None
+        for section in elf.iter_sections():
+            if isinstance(section, GNUVerNeedSection):
+                for _verneed, auxes in section.iter_versions():
+                    for aux in auxes:
+                        if aux.name == symbol_version:
+                            index = aux.entry.vna_other
+        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+        dynsym = elf.get_section_by_name(".dynsym")
+        if index is None or versym is None or not isinstance(dynsym, SymbolTableSection):
+            return []
+        names: list[str] = []
+        for i in range(versym.num_symbols()):
+            if versym.get_symbol(i)["ndx"] == index:
+                name = dynsym.get_symbol(i).name
+                if name and name not in names:
+                    names.append(name)
+                    if len(names) >= limit:
+                        break
+        return names
+
+
+def _pyelftools_definitions(path: Path) -> tuple[str, ...]:
+    with path.open("rb") as fh:
+        return tuple(
+            aux.name
+            for section in ELFFile(fh).iter_sections()
+            if isinstance(section, GNUVerDefSection)
+            for _verdef, auxes in section.iter_versions()
+            for aux in auxes
+        )
+
+
+def test_symbols_and_version_definitions_agree_with_pyelftools() -> None:
+    """The symbols a floor message names (at the highest GLIBC_x.y a file needs, as the
+    message does) and the versions a C library defines, on every real file."""
+    files = _real_elf_files()
+    if len(files) < 50:
+        pytest.skip("needs pyenv's interpreters")
+    named = 0
+    for path in files:
+        for version in read_elf(path).glibc_versions[-1:]:
+            text = "GLIBC_" + ".".join(map(str, version))
+            ours = symbols_at_version(path, text, limit=5)
+            assert ours == _pyelftools_symbols(path, text, limit=5), (path, text)
+            named += bool(ours)
+        assert defined_versions(path) == _pyelftools_definitions(path), path
+    assert named > 50
+    libc = [p for p in files if p.name == "libc.so.6"]
+    assert libc
+    assert "GLIBC_2.17" in defined_versions(libc[0])
+
+
+def test_a_program_names_its_loader_and_a_library_none() -> None:
+    files = _real_elf_files()
+    if len(files) < 50:
+        pytest.skip("needs pyenv's interpreters")
+    infos = [read_elf(p) for p in files]
+    programs = [i for i in infos if i.is_program]
+    assert programs
+    assert all(i.interpreter and i.interpreter.startswith("/") for i in programs)
+    assert all(i.interpreter is None for i in infos if not i.is_program)
 
 
 def test_reader_agrees_with_pyelftools_on_every_real_file() -> None:
