@@ -27,6 +27,7 @@ from typing import Any
 
 from venvpack.elf import read_elf
 from venvpack.errors import InterpreterError
+from venvpack.platform import host_libc, uv_libc
 from venvpack.python_request import Host, PythonRequest, parse_request, refusal
 
 __all__ = [
@@ -208,12 +209,12 @@ def search_places(environ: Mapping[str, str]) -> SearchPlaces:
 
 
 def host_platform() -> Host:
-    """This machine as uv's installation keys name it (``linux-x86_64-gnu``)."""
+    """This machine as uv's installation keys name it (``<os>-<arch>-<libc>``)."""
     system = platform.system().lower()
     os_name = {"darwin": "macos"}.get(system, system)
     libc = "none"
     if os_name == "linux":
-        libc = "gnu" if platform.libc_ver()[0] == "glibc" else "musl"
+        libc = uv_libc(host_libc())
     return Host(os=os_name, arch=platform.machine().lower(), libc=libc)
 
 
@@ -335,7 +336,7 @@ def _at_path(path: Path, places: SearchPlaces) -> Interpreter:
 
 
 def _from_uv(uv_dir: Path, host: Host) -> Iterator[Candidate]:
-    """``<uv>/cpython-3.12.4-linux-x86_64-gnu/bin/python3.12`` and its aliases."""
+    """``<uv>/cpython-3.12.4-<os>-<arch>-<libc>/bin/python3.12`` and its aliases."""
     for entry in _listing(uv_dir):
         try:
             key = parse_request(entry.name)

@@ -1,8 +1,8 @@
 """The manifest every venvpack environment carries at ``.venvpack/manifest.json``.
 
 It is the contract between the build pipeline and the emitters: an emitter needs nothing
-but an environment directory, and reads what it must know (name, version, prefix, glibc
-floor, commands) from here.
+but an environment directory, and reads what it must know (name, version, prefix, target
+platform and C library floor, commands) from here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from venvpack.config import validate_name, validate_version
 from venvpack.errors import ConfigError
 from venvpack.metadata import AppMetadata
+from venvpack.platform import Platform
 
 __all__ = [
     "MANIFEST_PATH",
@@ -25,6 +26,7 @@ __all__ = [
     "InputFile",
     "InstallSource",
     "Manifest",
+    "Platform",
     "PythonInfo",
     "is_environment",
 ]
@@ -51,7 +53,7 @@ class PythonInfo:
     executable: str
     """Path of the real interpreter binary relative to the environment root."""
     machine: str
-    """``platform.machine()`` of the interpreter: ``x86_64``, ``aarch64`` ..."""
+    """``platform.machine()`` of the interpreter."""
     sha256: str
     """Digest of the source interpreter binary, to identify it without naming its path."""
 
@@ -130,10 +132,24 @@ class Manifest:
     metadata: AppMetadata | None = None
     """The application's own core metadata (summary, license, URLs, people); None for
     environments made before venvpack read it, or when no distribution is the application."""
+    platform: Platform | None = None
+    """Where the environment runs: machine, C library family and floor; None in
+    environments made before it was recorded (see :attr:`target`)."""
     schema: int = SCHEMA
 
+    @property
+    def target(self) -> Platform:
+        """The platform the environment runs on. Environments made before it was recorded
+        were all built for glibc, on the interpreter's machine, with ``glibc_floor``."""
+        if self.platform is not None:
+            return self.platform
+        return Platform(self.python.machine, "glibc", self.glibc_floor or None)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        data = asdict(self)
+        if self.platform is None:
+            del data["platform"]  # written as it was before the platform was recorded
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -159,6 +175,7 @@ class Manifest:
                 metadata=(
                     AppMetadata.from_dict(data["metadata"]) if data.get("metadata") else None
                 ),
+                platform=Platform(**data["platform"]) if data.get("platform") else None,
             )
         except KeyError as exc:
             raise ValueError(f"no {exc} field") from None
@@ -178,6 +195,21 @@ class Manifest:
             raise ConfigError(f"manifest: {exc}") from None
         if not _MACHINE_RE.fullmatch(self.python.machine):
             raise ConfigError(f"manifest: invalid machine {self.python.machine!r}")
+        if self.platform is not None:
+            try:
+                self.platform.check()
+            except ConfigError as exc:
+                raise ConfigError(f"manifest: platform: {exc}") from None
+            if self.platform.machine != self.python.machine:
+                raise ConfigError(
+                    f"manifest: platform machine {self.platform.machine!r} is not the "
+                    f"interpreter's {self.python.machine!r}"
+                )
+            if self.platform.floor != (self.glibc_floor or None):
+                raise ConfigError(
+                    f"manifest: platform floor {self.platform.floor!r} is not "
+                    f"glibc_floor {self.glibc_floor!r}"
+                )
         if not self.prefix.startswith("/") or "\n" in self.prefix:
             raise ConfigError(f"manifest: prefix {self.prefix!r} is not an absolute path")
 

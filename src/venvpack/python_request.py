@@ -20,6 +20,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from venvpack.errors import InterpreterError
+from venvpack.platform import uv_arch_family, uv_libc_family
 
 __all__ = [
     "ACCEPTED_SPELLINGS",
@@ -65,9 +66,9 @@ class Host:
     os: str
     """``linux``, ``macos``, ``windows``."""
     arch: str
-    """``x86_64``, ``aarch64`` ... as uv spells them."""
+    """The machine as uv spells it (``venvpack.platform`` knows the spellings)."""
     libc: str
-    """``gnu``, ``musl``, or ``none`` where there is no separate libc."""
+    """The C library as uv spells it, or ``none`` where there is no separate libc."""
 
     def __str__(self) -> str:
         return f"{self.os}-{self.arch}-{self.libc}"
@@ -76,8 +77,8 @@ class Host:
         """Whether an installation built for ``key`` is meant for this platform."""
         return (
             key.os == self.os
-            and _arch_family(key.arch) == _arch_family(self.arch)
-            and _libc_family(key.libc) == _libc_family(self.libc)
+            and uv_arch_family(key.arch) == uv_arch_family(self.arch)
+            and uv_libc_family(key.libc) == uv_libc_family(self.libc)
         )
 
 
@@ -234,20 +235,6 @@ def _versioned(original: str, implementation: str, token: str, *, compact: bool)
         free_threaded="t" in short or "+freethreaded" in long,
         debug="d" in short or "+debug" in long,
     )
-
-
-def _arch_family(arch: str) -> str:
-    # uv's x86_64_v2..v4 are microarchitecture levels of x86_64, and it spells
-    # armv7l / riscv64 as armv7 / riscv64gc; a level this CPU lacks fails in the probe.
-    arch = re.sub(r"_v[1-4]$", "", arch)
-    return {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "armv7", "riscv64gc": "riscv64"}.get(
-        arch, arch
-    )
-
-
-def _libc_family(libc: str) -> str:
-    # gnueabi / gnueabihf are glibc on 32-bit ARM.
-    return "gnu" if libc.startswith("gnu") else libc
 
 
 def _garbled(text: str) -> InterpreterError:

@@ -20,7 +20,7 @@ from venvpack.graft import (
     plan_string_edits,
     system_library_dirs,
 )
-from venvpack.policy import loaded_by_family, system_libraries
+from venvpack.platform import loaded_by_family, system_libraries
 
 PYENV_312 = Path.home() / ".pyenv/versions/3.12.1"
 SSL_MODULE = PYENV_312 / "lib/python3.12/lib-dynload/_ssl.cpython-312-x86_64-linux-gnu.so"

@@ -1,0 +1,325 @@
+"""The target platform: the machine an environment runs on, its C library family and the
+oldest version of that library it needs; and the policy keyed by them.
+
+Everything venvpack knows about a platform is data (``policy/platforms.json``, validated
+when loaded): how an ELF header names the machine, the dynamic loader per C library
+family, the Debian and RPM architecture names, uv's spellings, and each family's system
+libraries. A :class:`Platform` is read from an interpreter (:func:`of_interpreter`) or from
+one ELF file (:func:`of_elf`): its header's machine, class and byte order, and the file
+name of its PT_INTERP loader, which tells the family. Nothing outside this module, its data
+and the format modules names a machine or a loader; a new platform is an entry in the data
+file, and a new C library family an entry plus the few functions here that read it.
+"""
+
+from __future__ import annotations
+
+import platform as _host
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from venvpack.elf import ElfInfo, read_elf
+from venvpack.errors import ConfigError, ElfError, EmitError
+from venvpack.policy import load_json
+
+if TYPE_CHECKING:
+    from venvpack.interpreter import Interpreter
+
+__all__ = [
+    "DebArch",
+    "LibcPolicy",
+    "MachinePolicy",
+    "Platform",
+    "PlatformPolicy",
+    "debian_arch",
+    "host_libc",
+    "loaded_by_family",
+    "of_elf",
+    "of_interpreter",
+    "policy",
+    "rpm_arch",
+    "system_libraries",
+    "uv_arch_family",
+    "uv_libc",
+    "uv_libc_family",
+]
+
+_POLICY = "platforms.json"
+_MACHINE_RE = re.compile(r"[A-Za-z0-9_]+")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]*")
+_SONAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+\.so(\.[0-9]+)*$")
+_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_FLOOR_RE = re.compile(r"[0-9]+\.[0-9]+")
+_UV_LEVEL = re.compile(r"_v[1-4]$")
+"""uv spells microarchitecture levels as a suffix of the machine (``_v2`` .. ``_v4``); a
+level this CPU lacks fails later, in the interpreter's probe."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where an environment runs."""
+
+    machine: str
+    """The architecture as ``platform.machine()`` spells it on the target."""
+    libc: str
+    """The C library family, a key of ``policy/platforms.json``'s ``libcs``."""
+    floor: str | None = None
+    """The oldest version of that C library the environment runs on (``MAJOR.MINOR``);
+    None when not known yet."""
+
+    def check(self) -> None:
+        """ConfigError for values no build could have recorded (a tampered manifest)."""
+        if not _MACHINE_RE.fullmatch(self.machine):
+            raise ConfigError(f"invalid machine {self.machine!r}")
+        if not _NAME_RE.fullmatch(self.libc):
+            raise ConfigError(f"invalid C library family {self.libc!r}")
+        if self.floor is not None and not _FLOOR_RE.fullmatch(self.floor):
+            raise ConfigError(f"invalid C library floor {self.floor!r}: use MAJOR.MINOR")
+
+
+@dataclass(frozen=True)
+class DebArch:
+    """Debian's view of a machine."""
+
+    arch: str
+    """Debian architecture name, as ``dpkg --print-architecture`` prints it."""
+    libc: str
+    """The C library package a ``Depends`` names."""
+
+
+@dataclass(frozen=True)
+class MachinePolicy:
+    """One machine of the data file."""
+
+    name: str
+    elf: tuple[str, int, bool] | None
+    """(``e_machine`` as pyelftools names it, class, little-endian) when an ELF header names
+    this machine; None for a spelling that shares another machine's header."""
+    uv: tuple[str, ...]
+    """How uv's installation keys spell it."""
+    deb_arch: str | None
+    deb_libc: Mapping[str, str]
+    """The Debian C library package per family."""
+    rpm_arch: str | None
+    loaders: Mapping[str, str]
+    """The dynamic loader's file name per C library family."""
+
+
+@dataclass(frozen=True)
+class LibcPolicy:
+    """One C library family of the data file."""
+
+    name: str
+    uv: str
+    """How uv's installation keys spell it (a prefix: ``gnueabihf`` is glibc, too)."""
+    system_libraries: frozenset[str]
+    """Sonames the family provides, without the loaders (each machine names its own)."""
+    loaded_by_family: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlatformPolicy:
+    machines: Mapping[str, MachinePolicy]
+    libcs: Mapping[str, LibcPolicy]
+    default_libcs: tuple[str, ...]
+
+
+@cache
+def policy() -> PlatformPolicy:
+    """``policy/platforms.json``, validated: ConfigError naming what is wrong."""
+    data = load_json(_POLICY)
+    libcs = {name: _libc(name, entry) for name, entry in _object(data, "libcs").items()}
+    machines = {name: _machine(name, e, libcs) for name, e in _object(data, "machines").items()}
+    default = data.get("default-libcs")
+    if not isinstance(default, list) or not default or not set(default) <= set(libcs):
+        raise ConfigError(f"{_POLICY}: 'default-libcs' must list families of 'libcs'")
+    spelled: dict[str, str] = {}
+    for machine in machines.values():
+        for text in machine.uv:
+            if spelled.setdefault(text, machine.name) != machine.name:
+                raise ConfigError(f"{_POLICY}: uv spelling {text!r} names two machines")
+    headers = [m.elf for m in machines.values() if m.elf is not None]
+    if len(headers) != len(set(headers)):
+        raise ConfigError(f"{_POLICY}: two machines read the same from an ELF header")
+    return PlatformPolicy(machines, libcs, tuple(default))
+
+
+def _object(data: Mapping[str, object], key: str, where: str = "") -> dict[str, object]:
+    value = data.get(key)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{_POLICY}: {where}{key!r} must be a non-empty object")
+    return value
+
+
+def _strings(value: object, what: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and pattern.fullmatch(v) for v in value
+    ):
+        raise ConfigError(f"{_POLICY}: {what} must be a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _libc(name: str, entry: object) -> LibcPolicy:
+    if not _NAME_RE.fullmatch(name) or not isinstance(entry, dict):
+        raise ConfigError(f"{_POLICY}: invalid C library family {name!r}")
+    uv = entry.get("uv")
+    if not isinstance(uv, str) or not _NAME_RE.fullmatch(uv):
+        raise ConfigError(f"{_POLICY}: {name} needs uv's name for it")
+    system = _strings(entry.get("system-libraries"), f"{name} system-libraries", _SONAME_RE)
+    loaded = _strings(entry.get("loaded-by-family", []), f"{name} loaded-by-family", _SONAME_RE)
+    if set(loaded) & set(system):
+        raise ConfigError(f"{_POLICY}: {name} both provides and loads {set(loaded) & set(system)}")
+    return LibcPolicy(name, uv, frozenset(system), loaded)
+
+
+def _machine(name: str, entry: object, libcs: Mapping[str, LibcPolicy]) -> MachinePolicy:
+    if not _MACHINE_RE.fullmatch(name) or not isinstance(entry, dict):
+        raise ConfigError(f"{_POLICY}: invalid machine {name!r}")
+    known = {"elf", "uv", "deb", "rpm", "loaders"}
+    if not set(entry) <= known:
+        raise ConfigError(f"{_POLICY}: {name}: unknown keys {sorted(set(entry) - known)}")
+    elf = entry.get("elf")
+    header: tuple[str, int, bool] | None = None
+    if elf is not None:
+        if (
+            not isinstance(elf, dict)
+            or not isinstance(elf.get("machine"), str)
+            or elf.get("class") not in (32, 64)
+            or elf.get("endian") not in ("little", "big")
+        ):
+            raise ConfigError(f"{_POLICY}: {name}: 'elf' needs machine, class and endian")
+        header = (elf["machine"], elf["class"], elf["endian"] == "little")
+    uv = _strings(entry.get("uv", []), f"{name} uv", _MACHINE_RE)
+    deb = entry.get("deb")
+    deb_arch, deb_libc = None, {}
+    if deb is not None:
+        arch = deb.get("arch") if isinstance(deb, dict) else None
+        if not isinstance(arch, str) or not re.fullmatch(r"[a-z0-9]+", arch):
+            raise ConfigError(f"{_POLICY}: {name}: invalid Debian architecture {arch!r}")
+        assert isinstance(deb, dict)
+        deb_arch, deb_libc = arch, {k: v for k, v in deb.items() if k != "arch"}
+        for family, package in deb_libc.items():
+            if family not in libcs or not isinstance(package, str):
+                raise ConfigError(f"{_POLICY}: {name}: invalid Debian C library {family!r}")
+            if not _PACKAGE_RE.fullmatch(package):
+                raise ConfigError(f"{_POLICY}: {name}: invalid libc package {package!r}")
+    rpm = entry.get("rpm")
+    if rpm is not None and (not isinstance(rpm, str) or not re.fullmatch(r"[a-z0-9_]+", rpm)):
+        raise ConfigError(f"{_POLICY}: invalid RPM architecture {rpm!r} for {name!r}")
+    loaders = entry.get("loaders", {})
+    if not isinstance(loaders, dict) or not all(
+        family in libcs and isinstance(soname, str) and _SONAME_RE.fullmatch(soname)
+        for family, soname in loaders.items()
+    ):
+        raise ConfigError(f"{_POLICY}: {name}: 'loaders' maps C library families to sonames")
+    return MachinePolicy(name, header, uv, deb_arch, deb_libc, rpm, dict(loaders))
+
+
+# -- reading a platform ------------------------------------------------------------------
+
+
+def of_elf(info: ElfInfo, floor: str | None = None) -> Platform:
+    """The platform a program runs on: its header's machine, and the C library family whose
+    loader its PT_INTERP names. ElfError for a file that says neither."""
+    header = (info.machine, info.elfclass, info.little_endian)
+    machine = next((m for m in policy().machines.values() if m.elf == header), None)
+    if machine is None:
+        raise ElfError(f"{info.path}: no known machine is {info.machine} ({info.elfclass}-bit)")
+    if info.interpreter is None:
+        raise ElfError(f"{info.path} names no program interpreter (PT_INTERP)")
+    loader = PurePosixPath(info.interpreter).name
+    libc = next((f for f, name in machine.loaders.items() if name == loader), None)
+    if libc is None:
+        raise ElfError(f"{info.path}: no known C library has the loader {loader}")
+    return Platform(machine.name, libc, floor)
+
+
+def of_interpreter(interp: Interpreter, floor: str | None = None) -> Platform:
+    """The platform an interpreter runs on: the machine it reports itself (an environment's
+    architecture names follow it), the C library family of its executable's loader."""
+    return Platform(interp.machine, of_elf(read_elf(interp.executable)).libc, floor)
+
+
+def host_libc() -> str:
+    """The C library family of this process: glibc when ``platform.libc_ver()`` says so,
+    else musl, the only other Linux C library uv names."""
+    return "glibc" if _host.libc_ver()[0] == "glibc" else "musl"
+
+
+# -- policy keyed by the platform ----------------------------------------------------------
+
+
+def debian_arch(machine: str, libc: str = "glibc") -> DebArch:
+    """The Debian architecture of ``machine`` (``platform.machine()``) and the C library
+    package of family ``libc`` there; EmitError for a machine Debian has no name for."""
+    entry = policy().machines.get(machine)
+    if entry is None or entry.deb_arch is None or libc not in entry.deb_libc:
+        known = ", ".join(sorted(m for m, e in policy().machines.items() if e.deb_arch))
+        raise EmitError(f"no Debian architecture known for machine {machine!r} (known: {known})")
+    return DebArch(arch=entry.deb_arch, libc=entry.deb_libc[libc])
+
+
+def rpm_arch(machine: str) -> str:
+    """The RPM architecture of ``machine`` (``platform.machine()``)."""
+    entry = policy().machines.get(machine)
+    if entry is None or entry.rpm_arch is None:
+        known = ", ".join(sorted(m for m, e in policy().machines.items() if e.rpm_arch))
+        raise EmitError(f"no RPM architecture known for machine {machine!r} (known: {known})")
+    return entry.rpm_arch
+
+
+@cache
+def system_libraries(families: tuple[str, ...] | None = None) -> frozenset[str]:
+    """Sonames the target system provides (never grafted) for C library ``families`` (the
+    data's default when None): each family's libraries and its loader on every machine."""
+    data = policy()
+    out: set[str] = set()
+    for family in families if families is not None else data.default_libcs:
+        libc = data.libcs.get(family)
+        if libc is None:
+            raise ConfigError(f"unknown system library family {family!r}")
+        out |= libc.system_libraries
+        out |= {m.loaders[family] for m in data.machines.values() if family in m.loaders}
+    return frozenset(out)
+
+
+@cache
+def loaded_by_family(families: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Sonames the C library ``families`` load by themselves at run time without being part
+    of them (glibc dlopens ``libgcc_s.so.1``): every environment carries these."""
+    data = policy()
+    out: list[str] = []
+    for family in families if families is not None else data.default_libcs:
+        libc = data.libcs.get(family)
+        if libc is None:
+            raise ConfigError(f"unknown system library family {family!r}")
+        out += [soname for soname in libc.loaded_by_family if soname not in out]
+    return tuple(out)
+
+
+def uv_arch_family(arch: str) -> str:
+    """The machine a uv architecture spelling names (levels and aliases folded), or the
+    spelling itself when the data does not know it."""
+    arch = _UV_LEVEL.sub("", arch)
+    for machine in policy().machines.values():
+        if arch in machine.uv:
+            return machine.name
+    return arch
+
+
+def uv_libc(family: str) -> str:
+    """uv's name for C library ``family`` (the family itself when the data has none)."""
+    libc = policy().libcs.get(family)
+    return libc.uv if libc is not None else family
+
+
+def uv_libc_family(text: str) -> str:
+    """The C library family a uv libc spelling names (uv's spelling of a family, followed by
+    an ABI such as ``eabihf``, names it too), or the spelling itself."""
+    for libc in policy().libcs.values():
+        if text.startswith(libc.uv):
+            return libc.name
+    return text

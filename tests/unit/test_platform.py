@@ -1,0 +1,205 @@
+"""The platform seam: one data file validated on load, a platform read from real ELF files and
+interpreters, the policy keyed by it, and the manifest recording it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from fakes import fake_manifest
+from venvpack import platform
+from venvpack.elf import is_elf, read_elf
+from venvpack.errors import ConfigError, ElfError, EmitError
+from venvpack.interpreter import describe
+from venvpack.manifest import Manifest
+from venvpack.platform import Platform
+from venvpack.policy import load_json
+
+PYENV = Path.home() / ".pyenv/versions"
+Change = Callable[[Any], object]
+
+
+def test_the_data_file_loads_and_every_machine_is_consistent() -> None:
+    data = platform.policy()
+    assert data.default_libcs
+    for machine in data.machines.values():
+        for family in [*machine.loaders, *machine.deb_libc]:
+            assert family in data.libcs, machine.name
+        if machine.deb_arch is not None:
+            assert platform.debian_arch(machine.name).arch == machine.deb_arch
+        if machine.rpm_arch is not None:
+            assert platform.rpm_arch(machine.name) == machine.rpm_arch
+    # Every loader of a default family is a system library: never grafted.
+    allow = platform.system_libraries()
+    for machine in data.machines.values():
+        for family in data.default_libcs:
+            if family in machine.loaders:
+                assert machine.loaders[family] in allow
+    assert not set(platform.loaded_by_family()) & allow
+
+
+def _clear_caches() -> None:
+    platform.policy.cache_clear()
+    platform.system_libraries.cache_clear()
+    platform.loaded_by_family.cache_clear()
+
+
+@pytest.fixture
+def damaged(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Change], None]]:
+    """Serve a changed copy of the shipped data file to the loader; caches cleared after."""
+
+    def serve(change: Change) -> None:
+        data = load_json("platforms.json")
+        change(data)
+        monkeypatch.setattr(platform, "load_json", lambda name: data)
+        _clear_caches()
+
+    yield serve
+    monkeypatch.undo()
+    _clear_caches()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("machines"), "'machines' must be a non-empty object"),
+        (lambda d: d["machines"]["x86_64"].update(rpm="X 86"), "invalid RPM architecture"),
+        (lambda d: d["machines"]["x86_64"]["deb"].update(arch="AMD64"), "Debian architecture"),
+        (lambda d: d["machines"]["x86_64"]["deb"].update(glibc="Libc 6"), "libc package"),
+        (lambda d: d["machines"]["x86_64"].update(color="red"), "unknown keys"),
+        (lambda d: d["machines"]["x86_64"]["loaders"].update(glibc="ld linux"), "'loaders' maps"),
+        (lambda d: d["machines"]["aarch64"]["uv"].append("amd64"), "names two machines"),
+        (lambda d: d["machines"]["i386"].update(elf=d["machines"]["i686"]["elf"]), "ELF header"),
+        (lambda d: d["libcs"]["glibc"].pop("uv"), "uv's name"),
+        (lambda d: d["libcs"]["glibc"]["system-libraries"].append("../x"), "list of names"),
+        (lambda d: d.update({"default-libcs": ["bionic"]}), "default-libcs"),
+        (
+            lambda d: d["libcs"]["glibc"]["loaded-by-family"].append("libc.so.6"),
+            "both provides and loads",
+        ),
+    ],
+)
+def test_a_damaged_data_file_is_refused_naming_what_is_wrong(
+    damaged: Callable[[Change], None], change: Change, message: str
+) -> None:
+    damaged(change)
+    with pytest.raises(ConfigError, match=message):
+        platform.policy()
+
+
+def test_architecture_names_and_unknown_machines() -> None:
+    assert platform.debian_arch("x86_64") == platform.DebArch("amd64", "libc6")
+    assert platform.debian_arch("alpha").libc == "libc6.1"
+    assert platform.rpm_arch("armv7l") == "armv7hl"
+    with pytest.raises(EmitError, match="no Debian architecture known for machine 'pdp11'"):
+        platform.debian_arch("pdp11")
+    with pytest.raises(EmitError, match="no RPM architecture known for machine 'i386'"):
+        platform.rpm_arch("i386")  # RPM distributions have no i386 glibc
+
+
+@pytest.mark.parametrize(
+    ("key", "host", "same"),
+    [
+        ("x86_64_v3", "x86_64", True),
+        ("amd64", "x86_64", True),
+        ("arm64", "aarch64", True),
+        ("armv7", "armv7l", True),
+        ("riscv64gc", "riscv64", True),
+        ("aarch64", "x86_64", False),
+        ("sparc", "sparc", True),  # unknown to the data: compared as written
+    ],
+)
+def test_uv_spellings_name_machines(key: str, host: str, same: bool) -> None:
+    assert (platform.uv_arch_family(key) == platform.uv_arch_family(host)) is same
+
+
+def test_uv_libc_spellings() -> None:
+    assert platform.uv_libc("glibc") == "gnu"
+    assert platform.uv_libc_family("gnueabihf") == platform.uv_libc_family("gnu") == "glibc"
+    assert platform.uv_libc_family("musl") == "musl"
+
+
+def _programs() -> list[Path]:
+    found = sorted(PYENV.glob("*/bin/python3.*")) if PYENV.is_dir() else []
+    found += [Path(sys.executable).resolve()]
+    return [p for p in found if not p.is_symlink() and is_elf(p)]
+
+
+def test_a_program_names_its_platform_as_its_header_and_loader_say() -> None:
+    """Checked against pyelftools' reading of the same header and PT_INTERP."""
+    for path in _programs():
+        with path.open("rb") as fh:
+            elf = ELFFile(fh)
+            interp = next(s for s in elf.iter_segments() if s["p_type"] == "PT_INTERP")
+            header = (elf["e_machine"], elf.elfclass, elf.little_endian)
+            loader = Path(interp.get_interp_name()).name
+        found = platform.of_elf(read_elf(path), floor="2.17")
+        entry = platform.policy().machines[found.machine]
+        assert entry.elf == header
+        assert entry.loaders[found.libc] == loader
+        assert found.floor == "2.17"
+
+
+def test_a_library_or_unknown_machine_names_no_platform(tmp_path: Path) -> None:
+    library = next((p for p in Path(sys.base_prefix).glob("lib/python3*/lib-dynload/*.so")), None)
+    if library is None:
+        pytest.skip("no extension module to read")
+    with pytest.raises(ElfError, match="no program interpreter"):
+        platform.of_elf(read_elf(library))
+    info = dataclasses.replace(read_elf(_programs()[0]), machine="EM_PDP11")
+    with pytest.raises(ElfError, match="no known machine is EM_PDP11"):
+        platform.of_elf(info)
+    info = dataclasses.replace(read_elf(_programs()[0]), interpreter="/lib/ld-elsewhere.so.1")
+    with pytest.raises(ElfError, match=r"no known C library has the loader ld-elsewhere\.so\.1"):
+        platform.of_elf(info)
+
+
+def test_an_interpreter_names_its_own_machine_and_its_loader_family() -> None:
+    interp = describe(Path(sys.executable))
+    found = platform.of_interpreter(interp, floor="2.31")
+    assert found == Platform(interp.machine, platform.host_libc(), "2.31")
+
+
+# -- the manifest ---------------------------------------------------------------------------
+
+
+def test_the_manifest_records_the_platform_and_reads_it_back() -> None:
+    manifest = fake_manifest(platform=Platform("x86_64", "glibc", "2.34"))
+    data = json.loads(manifest.to_json())
+    assert data["platform"] == {"machine": "x86_64", "libc": "glibc", "floor": "2.34"}
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    assert manifest.target == manifest.platform
+
+
+def test_an_old_manifest_without_a_platform_still_loads() -> None:
+    old = json.loads(fake_manifest().to_json())
+    assert "platform" not in old
+    manifest = Manifest.from_json(json.dumps(old))
+    assert manifest.platform is None
+    assert manifest.target == Platform("x86_64", "glibc", "2.34")
+
+
+@pytest.mark.parametrize(
+    ("platform_data", "message"),
+    [
+        ({"machine": "x86_64/..", "libc": "glibc", "floor": "2.34"}, "invalid machine"),
+        ({"machine": "x86_64", "libc": "Glibc 2", "floor": "2.34"}, "C library family"),
+        ({"machine": "x86_64", "libc": "glibc", "floor": "2.34\n"}, "C library floor"),
+        ({"machine": "aarch64", "libc": "glibc", "floor": "2.34"}, "is not the interpreter's"),
+        ({"machine": "x86_64", "libc": "glibc", "floor": "2.17"}, "is not glibc_floor"),
+        ({"machine": "x86_64", "libc": 6, "floor": "2.34"}, "must be a string"),
+        ({"machine": "x86_64", "libc": "glibc", "floor": "2.34", "os": "x"}, "unexpected"),
+    ],
+)
+def test_a_tampered_platform_is_refused(platform_data: object, message: str) -> None:
+    data = json.loads(fake_manifest().to_json())
+    data["platform"] = platform_data
+    with pytest.raises((ConfigError, ValueError), match=message):
+        Manifest.from_json(json.dumps(data))
