@@ -214,7 +214,7 @@ def refuse_glibc_above(root: Path, max_glibc: str) -> None:
     """Raise BuildError, naming the file, symbol version and remedy, when the tree at
     ``root`` needs a newer glibc than ``max_glibc``."""
     from venvpack.errors import BuildError
-    from venvpack.policy import system_libraries
+    from venvpack.platform import system_libraries
 
     verdict = check_max_glibc(root, max_glibc, system_libraries())
     if verdict is not None:
