@@ -33,6 +33,7 @@ from venvpack.archive import (
     write_archive,
     write_tar,
 )
+from venvpack.archive import ar as ar_archive
 from venvpack.errors import ConfigError, EmitError
 from venvpack.output import atomic_output
 
@@ -697,6 +698,27 @@ def test_write_ar_reads_back_with_binutils_and_by_hand(tmp_path: Path) -> None:
         assert got.stdout == content
     got = subprocess.run(["ar", "p", str(deb), "data.tar.xz"], capture_output=True, check=True)
     assert got.stdout == BIG
+
+
+def test_read_ar_reads_what_binutils_writes(tmp_path: Path) -> None:
+    """venvpack's one ar reader, on an archive GNU ar made (its names end in ``/``)."""
+    if shutil.which("ar") is None:
+        sandbox.unavailable("ar not found; apt-get install binutils")
+    contents = {"one.o": b"odd", "two.o": b"\x7fELF even", "three.o": BIG}
+    for name, content in contents.items():
+        (tmp_path / name).write_bytes(content)
+    lib = tmp_path / "libx.a"
+    subprocess.run(["ar", "rcS", str(lib), *contents], cwd=tmp_path, check=True)
+    assert list(ar_archive.read_ar(lib.read_bytes())) == list(contents.items())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not an archive", b"!<arch>\nshort header", b"!<arch>\n" + b"x" * 48 + b"99        `\n"],
+)
+def test_read_ar_refuses_what_is_not_an_archive(data: bytes) -> None:
+    with pytest.raises(ValueError, match="ar"):
+        list(ar_archive.read_ar(data))
 
 
 @pytest.mark.parametrize("name", ["a" * 16, "has/slash", "has space", "", "ünï"])
