@@ -1,7 +1,10 @@
-"""Stage ``config``: command-line flags and ``[tool.venvpack]`` become one frozen BuildSpec.
+"""Stage ``config``: flags and ``pyproject.toml`` become one frozen BuildSpec.
 
-Flags win over pyproject settings; unknown pyproject keys are an error, so a typo never
-silently changes nothing.
+``pyproject.toml`` is read once per command (:func:`read_pyproject`) and checked against the
+declared settings (:mod:`venvpack.settings`: the build's, and each format's options, which
+the caller passes in); unknown keys are an error, so a typo never silently changes nothing.
+:func:`decide` gives every setting its value by the one precedence rule, and
+:func:`build_spec` makes the BuildSpec of those values.
 """
 
 from __future__ import annotations
@@ -10,14 +13,22 @@ import difflib
 import enum
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
 from venvpack.errors import ConfigError
+from venvpack.settings import (
+    BUILD_SETTINGS,
+    Installer,
+    LinkMode,
+    Setting,
+    merge,
+    setting_value,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,35 +40,16 @@ __all__ = [
     "Installer",
     "LinkMode",
     "Pyproject",
+    "build_spec",
     "check_text",
-    "format_keys",
-    "format_settings",
-    "load_pyproject_settings",
-    "merge_pyproject",
+    "check_values",
+    "decide",
     "printable",
     "python_version_file",
     "read_pyproject",
     "validate_name",
     "validate_version",
-    "with_project_defaults",
 ]
-
-
-class LinkMode(str, enum.Enum):
-    """How ``bin/python`` reaches the bundled interpreter (DESIGN §2, link modes)."""
-
-    SYMLINK = "symlink"
-    """Relative symlink into ``python/bin``: runs wherever the tree is moved."""
-    COPY = "copy"
-    """A real copy in ``bin/``; ``pyvenv.cfg`` names the absolute ``home``: runs at the prefix."""
-    HARDLINK = "hardlink"
-    """Like copy, but a hardlink to ``python/bin/python3.X`` (no extra space)."""
-
-
-class Installer(str, enum.Enum):
-    AUTO = "auto"
-    UV = "uv"
-    PIP = "pip"
 
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
@@ -150,52 +142,56 @@ class BuildSpec:
     exclude_modules: tuple[str, ...] = ()
     """Stdlib extension modules to leave out of the runtime, with whatever only they needed
     grafted (``--exclude-module``)."""
+    pyproject: Pyproject | None = field(default=None, compare=False, repr=False)
+    """The project's ``pyproject.toml`` as the command read it, so later stages need not
+    read it again (None: a spec made in code; they read it themselves)."""
 
     def install_prefix(self, name: str) -> str:
         return self.prefix or f"/opt/{name}"
 
 
-_PYPROJECT_KEYS = {
-    "name": str,
-    "prefix": str,
-    "python": str,
-    "python-link": str,
-    "with-tk": bool,
-    "keep-dev": bool,
-    "requirements": list,
-    "find-links": list,
-    "version": str,
-    "lock": bool,
-    "extras": list,
-    "all-extras": bool,
-    "groups": list,
-    "index-url": str,
-    "extra-index-urls": list,
-    "constraints": list,
-    "pre": bool,
-    "max-glibc": str,
-    "exclude-modules": list,
-}
-
-
 @dataclass(frozen=True)
 class Pyproject:
-    """What venvpack reads from a project's ``pyproject.toml``, parsed once."""
+    """What venvpack reads from a project's ``pyproject.toml`` (and ``.python-version``),
+    once per command."""
 
+    project: Path
+    """The directory holding it: paths written in it are relative to this."""
     name: str | None
     """``[project].name`` as written (None for a project with only a setup.py)."""
     requires_python: str | None
     optional_dependencies: tuple[str, ...]
     """Names of the extras ``[project.optional-dependencies]`` declares."""
     settings: Mapping[str, Any]
-    """``[tool.venvpack]``, checked against the known keys and their types."""
+    """``[tool.venvpack]``, checked against the build settings and the formats' options
+    :func:`read_pyproject` was given."""
+    python_version: str | None = None
+    """The interpreter ``.python-version`` pins (:func:`python_version_file`)."""
+
+    def tables(self, fmt: str | None = None) -> tuple[Mapping[str, Any], ...]:
+        """The tables a setting may come from, the first that has it winning:
+        ``[tool.venvpack.<fmt>]``, then ``[tool.venvpack]``."""
+        table = self.settings.get(fmt) if fmt else None
+        return (table, self.settings) if isinstance(table, dict) else (self.settings,)
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """What the project itself says about settings it has no flag or key for: the
+        interpreter its ``.python-version`` pins."""
+        return {"python": self.python_version}
 
 
-def read_pyproject(project: Path) -> Pyproject:
-    """Parse ``project/pyproject.toml`` (an absent file reads as empty)."""
+def read_pyproject(
+    project: Path, formats: Mapping[str, Sequence[Setting]] | None = None
+) -> Pyproject:
+    """Parse ``project/pyproject.toml`` (an absent file reads as empty) and
+    ``project/.python-version``. With ``formats`` (each format's options, by format name)
+    ``[tool.venvpack]`` is checked against them and the build settings; without, only the
+    project's metadata is meant to be used."""
     path = project / "pyproject.toml"
+    pin = python_version_file(project)
     if not path.is_file():
-        return Pyproject(None, None, (), {})
+        return Pyproject(project, None, None, (), {}, pin)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -212,90 +208,58 @@ def read_pyproject(project: Path) -> Pyproject:
         raise ConfigError(f"{path}: project.requires-python must be a string")
     if not isinstance(extras, dict):
         raise ConfigError(f"{path}: project.optional-dependencies must be a table")
-    return Pyproject(name, requires, tuple(sorted(extras)), _check_settings(path, data))
+    tool = data.get("tool", {})
+    settings = tool.get("venvpack", {}) if isinstance(tool, dict) else None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: [tool.venvpack] must be a table")
+    if formats is not None:
+        _check_settings(path, settings, formats)
+    return Pyproject(project, name, requires, tuple(sorted(extras)), settings, pin)
 
 
-def load_pyproject_settings(project: Path) -> Mapping[str, Any]:
-    """``[tool.venvpack]`` of ``project/pyproject.toml``, checked against the known keys."""
-    return read_pyproject(project).settings
+def _keyed(settings: Iterable[Setting]) -> dict[str, list[Setting]]:
+    keyed: dict[str, list[Setting]] = {}
+    for setting in settings:
+        if setting.pyproject_key is not None:
+            keyed.setdefault(setting.pyproject_key, []).append(setting)
+    return keyed
 
 
-def format_keys() -> dict[str, dict[str, type]]:
-    """The settings of each format's own options, ``{format: {key: type}}``: the key is the
-    option's name with ``-`` (``entry-points``, ``tree-only``), the type ``list`` for a
-    repeatable option, ``bool`` for a flag, else ``int`` or ``str``."""
-    from venvpack.emit import FORMATS, load_format  # the registry imports this module
-
-    keys: dict[str, dict[str, type]] = {}
-    for name in FORMATS:
-        keys[name] = {
-            option.name.replace("_", "-"): (
-                list if option.multiple else bool if option.is_flag else option.type
-            )
-            for option in load_format(name).options
-        }
-    return keys
-
-
-def _check_settings(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+def _check_settings(
+    path: Path, table: Mapping[str, Any], formats: Mapping[str, Sequence[Setting]]
+) -> None:
     """``[tool.venvpack]``: build settings and any format's settings, and one table per format
     (``[tool.venvpack.deb]``) holding build settings and that format's. Unknown keys and
     wrong types are one-line errors that name the file, the key and the closest valid key."""
-    tool = data.get("tool", {})
-    table = tool.get("venvpack", {}) if isinstance(tool, dict) else None
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.venvpack] must be a table")
-    formats = format_keys()
-    shared = dict(_PYPROJECT_KEYS)
-    for keys in formats.values():
-        shared.update(keys)
+    shared = _keyed([*BUILD_SETTINGS, *(s for options in formats.values() for s in options)])
     for key, value in table.items():
         if key in formats and isinstance(value, dict):
-            allowed = {**_PYPROJECT_KEYS, **formats[key]}
+            allowed = _keyed([*BUILD_SETTINGS, *formats[key]])
             for sub, item in value.items():
                 _check_setting(path, f"tool.venvpack.{key}.{sub}", item, allowed.get(sub), allowed)
             continue
         _check_setting(path, f"tool.venvpack.{key}", value, shared.get(key), [*shared, *formats])
-    return table
 
 
 def _check_setting(
-    path: Path, where: str, value: object, expected: type | None, valid: Iterable[str]
+    path: Path, where: str, value: object, declared: list[Setting] | None, valid: Iterable[str]
 ) -> None:
-    if expected is None:
+    if not declared:
         key = where.rpartition(".")[2]
         close = difflib.get_close_matches(key, list(valid), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ConfigError(f"{path}: unknown key {where}{hint}")
+    expected = declared[-1].toml_type
     # A bool is an int to Python, not to a reader of pyproject.toml.
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"{path}: {where} must be a {expected.__name__}")
     if isinstance(value, list) and not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{path}: {where} must be a list of strings")
-
-
-def format_settings(project: Path, fmt: str) -> dict[str, Any]:
-    """The values ``[tool.venvpack]`` and ``[tool.venvpack.<fmt>]`` of ``project`` give the
-    options of the format ``fmt``, by option name (``entry_points``); the format's table wins.
-    Source paths of ``files`` and ``config-files`` are relative to the project."""
-    settings = read_pyproject(project).settings
-    keys = format_keys()[fmt]
-    raw = settings.get(fmt)
-    table: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
-    values: dict[str, Any] = {}
-    for source in (settings, table):
-        for key, value in source.items():
-            if key not in keys:
-                continue
-            if key in ("files", "config-files"):
-                value = [_source_beside(project, item) for item in value]
-            values[key.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
-    return values
-
-
-def _source_beside(project: Path, value: str) -> str:
-    source, sep, rest = value.partition(":")
-    return f"{_beside(project, source)}{sep}{rest}" if sep else value
+    # Where formats share a key, a value any of them accepts is valid in [tool.venvpack].
+    choices = [s.allowed for s in declared]
+    if all(choices) and not any(value in allowed for allowed in choices if allowed):
+        every = dict.fromkeys(c for allowed in choices if allowed for c in allowed)
+        raise ConfigError(f"{path}: {where} must be one of {', '.join(every)}")
 
 
 def python_version_file(project: Path) -> str | None:
@@ -314,79 +278,50 @@ def python_version_file(project: Path) -> str | None:
     return None
 
 
-def merge_pyproject(
-    spec: BuildSpec, settings: Mapping[str, Any], given: Sequence[str]
-) -> BuildSpec:
-    """Apply pyproject ``settings`` to ``spec`` for each field not ``given`` as a flag."""
-    changes: dict[str, Any] = {}
-    simple = {
-        "name": "name",
-        "prefix": "prefix",
-        "python": "python",
-        "with-tk": "with_tk",
-        "keep-dev": "keep_dev",
-        "version": "version",
-        "all-extras": "all_extras",
-        "index-url": "index_url",
-        "pre": "pre",
-        "max-glibc": "max_glibc",
-    }
-    for key, attr in simple.items():
-        if key in settings and attr not in given:
-            changes[attr] = settings[key]
-    if "python-link" in settings and "link_mode" not in given:
-        try:
-            changes["link_mode"] = LinkMode(settings["python-link"])
-        except ValueError:
-            raise ConfigError(
-                "tool.venvpack.python-link must be one of symlink, copy, hardlink"
-            ) from None
-    if "requirements" in settings:
-        changes["requirements"] = (
-            tuple(str(r) for r in settings["requirements"]) + spec.requirements
-        )
-    if "find-links" in settings:
-        found = tuple(_beside(spec.project, f) for f in settings["find-links"])
-        changes["find_links"] = spec.find_links + found
-    if "lock" in settings and "use_lock" not in given:
-        changes["use_lock"] = settings["lock"]
-    # Lists add to what the flags give, like requirements and find-links above.
-    for key, attr in (
-        ("extras", "extras"),
-        ("groups", "groups"),
-        ("extra-index-urls", "extra_index_urls"),
-        ("exclude-modules", "exclude_modules"),
-    ):
-        if key in settings:
-            changes[attr] = tuple(settings[key]) + tuple(getattr(spec, attr))
-    if "constraints" in settings:
-        files = tuple(Path(_beside(spec.project, c)) for c in settings["constraints"])
-        changes["constraints"] = files + spec.constraints
-    return replace(spec, **changes)
+def decide(
+    settings: Sequence[Setting],
+    flags: Mapping[str, Any],
+    given: Collection[str],
+    pyproject: Pyproject | None,
+    fmt: str | None = None,
+) -> dict[str, Any]:
+    """The value of each of ``settings`` (by name) from the ``flags`` (``given``: the names
+    given on the command line) and the project: the flag, then ``[tool.venvpack.<fmt>]``,
+    then ``[tool.venvpack]``, then the project's metadata, then the default; a list setting
+    is the pyproject list followed by the flags' (:func:`venvpack.settings.merge`)."""
+    if pyproject is None:
+        return merge(settings, flags, given)
+    tables = [
+        {
+            key: setting_value(setting, table[key], pyproject.project)
+            for setting in settings
+            if (key := setting.pyproject_key) is not None and key in table
+        }
+        for table in pyproject.tables(fmt)
+    ]
+    return merge(settings, flags, given, tables, pyproject.metadata)
 
 
-def _beside(project: Path | None, value: str) -> str:
-    """A path written in pyproject.toml means a path relative to that file, not to wherever
-    venvpack happens to run; URLs stay as they are."""
-    if project is None or "://" in value:
-        return value
-    return str((project / Path(value).expanduser()).absolute())
+def build_spec(values: Mapping[str, Any], pyproject: Pyproject | None) -> BuildSpec:
+    """The BuildSpec of the build settings' decided ``values`` (:func:`decide`), each
+    checked by its declaration."""
+    fields: dict[str, Any] = {}
+    for setting in BUILD_SETTINGS:
+        value = values.get(setting.name, setting.default)
+        if setting.multiple:
+            value = tuple(value or ())
+        elif value is not None and issubclass(setting.type, enum.Enum):
+            value = setting.type(value)
+        fields[setting.name] = value
+    check_values(BUILD_SETTINGS, fields)
+    requires = pyproject.requires_python if pyproject is not None else None
+    return BuildSpec(**fields, requires_python=requires, pyproject=pyproject)
 
 
-def with_project_defaults(
-    spec: BuildSpec, given: Sequence[str], fmt: str | None = None
-) -> BuildSpec:
-    """Complete ``spec`` from its project: ``[tool.venvpack]`` (and, for the format ``fmt``,
-    ``[tool.venvpack.<fmt>]``, which wins) for every field not ``given`` as a flag, then the
-    interpreter pinned in ``.python-version``, and ``requires-python``."""
-    project = spec.project
-    if project is None:
-        return spec
-    pyproject = read_pyproject(project)
-    settings = {k: v for k, v in pyproject.settings.items() if k in _PYPROJECT_KEYS}
-    table = pyproject.settings.get(fmt) if fmt else None
-    if isinstance(table, dict):
-        settings.update((k, v) for k, v in table.items() if k in _PYPROJECT_KEYS)
-    spec = merge_pyproject(spec, settings, given)
-    python = spec.python or python_version_file(project)
-    return replace(spec, python=python, requires_python=pyproject.requires_python)
+def check_values(settings: Iterable[Setting], values: Mapping[str, Any]) -> None:
+    """Check each decided value of ``settings`` (each item of a list) by its declaration."""
+    for setting in settings:
+        value = values.get(setting.name)
+        if setting.check is not None and value is not None:
+            for item in value if setting.multiple else (value,):
+                setting.check(item)

@@ -23,7 +23,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from venvpack.config import BuildSpec, Installer, read_pyproject
+from venvpack.config import BuildSpec, Installer, Pyproject, read_pyproject
 from venvpack.errors import ConfigError, InstallError, ToolMissingError
 from venvpack.manifest import Distribution, InputFile, InstallSource
 from venvpack.proc import clean_python_env, run
@@ -66,7 +66,7 @@ def requested_names(spec: BuildSpec) -> list[str]:
     """Canonical distribution names of the requested things, as far as they can be known."""
     names: list[str] = []
     if spec.project is not None:
-        name = _project_name(spec.project)
+        name = _project_name(spec.project, spec.pyproject)
         if name:
             names.append(name)
     lines = list(spec.requirements)
@@ -95,9 +95,10 @@ def _requirement_name(text: str) -> str | None:
         return None
 
 
-def _project_name(project: Path) -> str | None:
+def _project_name(project: Path, pyproject: Pyproject | None = None) -> str | None:
+    """The name ``project`` declares; ``pyproject``: its file as the command already read it."""
     try:
-        name = read_pyproject(project).name
+        name = (pyproject or read_pyproject(project)).name
     except ConfigError:
         return None
     return str(canonicalize_name(name)) if name else None
@@ -238,7 +239,7 @@ def _resolve_args(spec: BuildSpec, files: list[Path]) -> list[str]:
     args += [installer_argument(r) for r in spec.requirements]
     if spec.project is not None:
         extras = _project_extras(spec)
-        name = _project_name(spec.project)
+        name = _project_name(spec.project, spec.pyproject)
         if extras and name:
             # A direct reference is how both uv and pip take extras of a local project.
             args.append(f"{name}[{','.join(extras)}] @ {spec.project.as_uri()}")
@@ -254,7 +255,7 @@ def _resolve_args(spec: BuildSpec, files: list[Path]) -> list[str]:
 def _project_extras(spec: BuildSpec) -> list[str]:
     if spec.project is None:
         return []
-    declared = read_pyproject(spec.project).optional_dependencies
+    declared = (spec.pyproject or read_pyproject(spec.project)).optional_dependencies
     if spec.all_extras:
         return list(declared)
     for extra in spec.extras:
@@ -329,7 +330,7 @@ def install_requirements(
         _run_installer([uv, "pip", "install", "--python", str(python), *args], "uv", env, cwd)
         if plan.pylock is not None and spec.project is not None:
             # A project's pylock.toml may pin only its dependencies: the project goes on top.
-            name = _project_name(spec.project)
+            name = _project_name(spec.project, spec.pyproject)
             if name and not _has(site_packages, name):
                 argv = [uv, "pip", "install", "--python", str(python), "--no-deps"]
                 _run_installer([*argv, "--", str(spec.project)], "uv", env, cwd)

@@ -1,22 +1,26 @@
-"""[tool.venvpack] settings: known keys only, typed, and flags win."""
+"""[tool.venvpack] settings: known keys only, typed, and one precedence rule for all."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from venvpack.config import (
     BuildSpec,
     LinkMode,
-    load_pyproject_settings,
-    merge_pyproject,
+    Pyproject,
+    build_spec,
+    decide,
     read_pyproject,
     validate_name,
     validate_version,
-    with_project_defaults,
 )
+from venvpack.emit import format_options, load_format
 from venvpack.errors import ConfigError
+from venvpack.settings import BUILD_SETTINGS
 
 
 def _project(tmp_path: Path, table: str) -> Path:
@@ -24,11 +28,25 @@ def _project(tmp_path: Path, table: str) -> Path:
     return tmp_path
 
 
+def _read(project: Path) -> Pyproject:
+    return read_pyproject(project, format_options())
+
+
+def _spec(
+    project: Path,
+    flags: Mapping[str, Any] | None = None,
+    given: Collection[str] = (),
+    fmt: str | None = None,
+) -> BuildSpec:
+    """The BuildSpec of ``flags`` (``given`` on the command line) and the project's files."""
+    pyproject = _read(project)
+    values = decide(BUILD_SETTINGS, dict(flags or {}), given, pyproject, fmt)
+    return build_spec({**values, "project": project}, pyproject)
+
+
 def test_settings_apply_unless_given_as_flags(tmp_path: Path) -> None:
-    settings = load_pyproject_settings(
-        _project(tmp_path, 'python = "3.12"\npython-link = "copy"\nprefix = "/srv/x"')
-    )
-    merged = merge_pyproject(BuildSpec(python="3.11"), settings, given=["python"])
+    project = _project(tmp_path, 'python = "3.12"\npython-link = "copy"\nprefix = "/srv/x"')
+    merged = _spec(project, {"python": "3.11"}, given=["python"])
     assert merged.python == "3.11"
     assert merged.link_mode is LinkMode.COPY
     assert merged.prefix == "/srv/x"
@@ -52,13 +70,12 @@ def test_settings_apply_unless_given_as_flags(tmp_path: Path) -> None:
 )
 def test_bad_settings(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_pyproject_settings(_project(tmp_path, table))
+        _read(_project(tmp_path, table))
 
 
 def test_bad_link_mode(tmp_path: Path) -> None:
-    settings = load_pyproject_settings(_project(tmp_path, 'python-link = "junction"'))
-    with pytest.raises(ConfigError, match="python-link must be one of"):
-        merge_pyproject(BuildSpec(), settings, given=[])
+    with pytest.raises(ConfigError, match="python-link must be one of symlink, copy, hardlink"):
+        _read(_project(tmp_path, 'python-link = "junction"'))
 
 
 @pytest.mark.parametrize("name", ["hello", "my-app", "app2.0", "g++"])
@@ -73,16 +90,13 @@ def test_invalid_names(name: str) -> None:
 
 
 def test_new_settings_are_typed_and_merged(tmp_path: Path) -> None:
-    settings = load_pyproject_settings(
-        _project(
-            tmp_path,
-            'version = "2.0"\nextras = ["net"]\ngroups = ["ops"]\nlock = false\n'
-            'index-url = "https://pypi.example/simple"\nconstraints = ["c.txt"]\n'
-            'find-links = ["wheels", "https://example.org/wheels/"]',
-        )
+    project = _project(
+        tmp_path,
+        'version = "2.0"\nextras = ["net"]\ngroups = ["ops"]\nlock = false\n'
+        'index-url = "https://pypi.example/simple"\nconstraints = ["c.txt"]\n'
+        'find-links = ["wheels", "https://example.org/wheels/"]',
     )
-    spec = BuildSpec(project=tmp_path, extras=("cli",), version="3.0")
-    merged = merge_pyproject(spec, settings, given=["version"])
+    merged = _spec(project, {"extras": ("cli",), "version": "3.0"}, given=["extras", "version"])
     assert merged.version == "3.0"  # the flag wins
     assert merged.extras == ("net", "cli")  # lists add up
     assert merged.groups == ("ops",)
@@ -102,7 +116,7 @@ def test_new_settings_are_typed_and_merged(tmp_path: Path) -> None:
 )
 def test_bad_new_settings(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_pyproject_settings(_project(tmp_path, table))
+        _read(_project(tmp_path, table))
 
 
 def test_project_defaults_python_version_file_then_requires_python(tmp_path: Path) -> None:
@@ -110,13 +124,13 @@ def test_project_defaults_python_version_file_then_requires_python(tmp_path: Pat
         '[project]\nname = "x"\nrequires-python = ">=3.10"\n'
         '[project.optional-dependencies]\nnet = ["idna"]\n'
     )
-    spec = with_project_defaults(BuildSpec(project=tmp_path), given=[])
+    spec = _spec(tmp_path)
     assert (spec.python, spec.requires_python) == (None, ">=3.10")
     (tmp_path / ".python-version").write_text("# pinned by uv\n\ncpython@3.12\n3.11\n")
-    spec = with_project_defaults(BuildSpec(project=tmp_path), given=[])
+    spec = _spec(tmp_path)
     assert (spec.python, spec.requires_python) == ("cpython@3.12", ">=3.10")
     # A flag wins over the pin file.
-    spec = with_project_defaults(BuildSpec(project=tmp_path, python="3.13"), given=["python"])
+    spec = _spec(tmp_path, {"python": "3.13"}, given=["python"])
     assert spec.python == "3.13"
     assert read_pyproject(tmp_path).optional_dependencies == ("net",)
 
@@ -144,3 +158,81 @@ def test_valid_versions(version: str) -> None:
 def test_invalid_versions(version: str) -> None:
     with pytest.raises(ConfigError, match="invalid version"):
         validate_version(version)
+
+
+# --------------------------------------------------------------------------- one precedence rule
+
+_LEVELS = ("flag", "format table", "shared table", "metadata", "default")
+
+
+def _levels_project(tmp_path: Path, levels: Collection[str]) -> Path:
+    """A project whose files set ``python``, ``extras`` and the deb ``section`` at each of
+    ``levels`` (to a value naming the level)."""
+    shared = ['python = "shared"', 'extras = ["shared"]', 'section = "shared"']
+    deb = ['python = "deb"', 'extras = ["deb"]', 'section = "deb"']
+    text = '[project]\nname = "x"\n[tool.venvpack]\n'
+    text += "\n".join(shared) + "\n" if "shared table" in levels else ""
+    text += "[tool.venvpack.deb]\n" + "\n".join(deb) + "\n" if "format table" in levels else ""
+    (tmp_path / "pyproject.toml").write_text(text)
+    if "metadata" in levels:
+        (tmp_path / ".python-version").write_text("3.99\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("top", range(len(_LEVELS)))
+def test_each_level_beats_the_next(tmp_path: Path, top: int) -> None:
+    """Flag, then [tool.venvpack.<format>], then [tool.venvpack], then the project's
+    metadata, then the default: for a build setting, a format's option and a list alike."""
+    levels = _LEVELS[top:]
+    project = _levels_project(tmp_path, levels)
+    settings = (*BUILD_SETTINGS, *load_format("deb").options)
+    flags = {"python": "flag", "extras": ("flag",), "section": "flag"} if top == 0 else {}
+    values = decide(settings, flags, set(flags), _read(project), "deb")
+    expected_python: dict[str, str | None] = {"flag": "flag", "format table": "deb"}
+    expected_python.update({"shared table": "shared", "metadata": "3.99", "default": None})
+    assert values["python"] == expected_python[levels[0]]
+    expected_section = {"flag": "flag", "format table": "deb", "shared table": "shared"}
+    assert values["section"] == expected_section.get(levels[0], "misc")
+    # A list: the format table's replaces [tool.venvpack]'s; the flags come after either.
+    tables = [t for t in ("format table", "shared table") if t in levels]
+    listed = ("deb",) if "format table" in tables else ("shared",) if tables else ()
+    assert values["extras"] == listed + (("flag",) if top == 0 else ())
+
+
+def test_a_format_table_counts_only_for_its_format(tmp_path: Path) -> None:
+    project = _levels_project(tmp_path, ("format table", "shared table"))
+    assert _spec(project, fmt="deb").python == "deb"
+    assert _spec(project, fmt="rpm").python == "shared"
+    assert _spec(project).python == "shared"
+    # Every format's table is checked, whichever format runs.
+    (project / "pyproject.toml").write_text('[tool.venvpack.rpm]\nsection = "x"\n')
+    with pytest.raises(ConfigError, match=r"unknown key tool.venvpack.rpm.section"):
+        _spec(project, fmt="deb")
+
+
+def test_paths_in_settings_are_relative_to_the_project(tmp_path: Path) -> None:
+    project = _project(tmp_path, 'config-files = ["app.toml:/etc/app/app.toml"]')
+    values = decide(load_format("deb").options, {}, (), _read(project), "deb")
+    assert values["config_files"] == (f"{tmp_path / 'app.toml'}:/etc/app/app.toml",)
+
+
+def test_checks_apply_to_settings_as_to_flags(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--prefix must be an absolute path"):
+        _spec(_project(tmp_path, 'prefix = "srv/x"'))
+    with pytest.raises(ConfigError, match="invalid application name"):
+        _spec(_project(tmp_path, 'name = "X Y"'))
+    with pytest.raises(ConfigError, match=r"tool\.venvpack\.tar\.compression must be one of"):
+        _read(_project(tmp_path, '[tool.venvpack.tar]\ncompression = "lz4"'))
+
+
+def test_metadata_is_read_without_formats(tmp_path: Path) -> None:
+    """Only the project's metadata is wanted: format tables are not checked then."""
+    project = _project(tmp_path, '[tool.venvpack.deb]\nmaintaner = "x"')
+    assert read_pyproject(project).name == "x"
+    with pytest.raises(ConfigError, match="did you mean maintainer"):
+        _read(project)
+
+
+def test_link_mode_becomes_its_enum(tmp_path: Path) -> None:
+    assert _spec(_project(tmp_path, 'python-link = "hardlink"')).link_mode is LinkMode.HARDLINK
+    assert _spec(_project(tmp_path, "")).link_mode is LinkMode.SYMLINK

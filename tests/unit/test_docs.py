@@ -14,7 +14,9 @@ import pytest
 
 from docs_examples import REPO, documents, examples, output_matches
 from venvpack.cli import cli
-from venvpack.config import _PYPROJECT_KEYS, format_keys, read_pyproject
+from venvpack.config import read_pyproject
+from venvpack.emit import format_options
+from venvpack.settings import BUILD_SETTINGS
 
 DOCS = REPO / "docs"
 SRC = REPO / "src" / "venvpack"
@@ -79,14 +81,9 @@ def option_rows(page: Path) -> list[tuple[str, str]]:
 def test_settings_in_option_tables_are_real(name: str) -> None:
     """A setting a page names is one venvpack reads for that command, and a format option's
     setting is exactly the key the validator accepts for it."""
-    valid = set(_PYPROJECT_KEYS) | set(format_keys().get(name, {}))
-    own: dict[str, str] = {}
-    if name in format_keys():
-        command = cli.commands[name]
-        for param in command.params:
-            key = (param.name or "").replace("_", "-")
-            if key in format_keys()[name]:
-                own.update(dict.fromkeys(param.opts, key))
+    options = format_options().get(name, ())
+    valid = {s.pyproject_key for s in (*BUILD_SETTINGS, *options)}
+    own = {flag: option.pyproject_key for option in options for flag in option.flags}
     rows = option_rows(command_page(name))
     assert len(rows) >= 5
     for option, setting in rows:
@@ -196,7 +193,7 @@ def toml_blocks() -> list[tuple[str, str]]:
 def test_settings_shown_are_accepted(page: str, block: str, tmp_path: Path) -> None:
     """Every ```toml``` block of the docs passes venvpack's settings check."""
     (tmp_path / "pyproject.toml").write_text(block, encoding="utf-8")
-    assert read_pyproject(tmp_path).settings, page
+    assert read_pyproject(tmp_path, format_options()).settings, page
 
 
 def test_output_wildcards() -> None:

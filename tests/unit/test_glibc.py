@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from venvpack.config import BuildSpec, load_pyproject_settings, merge_pyproject
+from venvpack.config import decide, read_pyproject
+from venvpack.emit import format_options
 from venvpack.errors import ConfigError
 from venvpack.glibc import FloorSetter, FloorVerdict
 from venvpack.runtime import Runtime, exclude_modules, validate_module_name
+from venvpack.settings import BUILD_SETTINGS
 
 
 def test_pyproject_settings(tmp_path: Path) -> None:
@@ -17,12 +19,12 @@ def test_pyproject_settings(tmp_path: Path) -> None:
         '[project]\nname = "x"\n[tool.venvpack]\nmax-glibc = "2.31"\n'
         'exclude-modules = ["_curses"]\n'
     )
-    settings = load_pyproject_settings(tmp_path)
-    spec = merge_pyproject(BuildSpec(exclude_modules=("readline",)), settings, given=[])
-    assert spec.max_glibc == "2.31"
-    assert spec.exclude_modules == ("_curses", "readline")
-    flagged = merge_pyproject(BuildSpec(max_glibc="2.28"), settings, given=["max_glibc"])
-    assert flagged.max_glibc == "2.28"
+    pyproject = read_pyproject(tmp_path, format_options())
+    values = decide(BUILD_SETTINGS, {"exclude_modules": ("readline",)}, (), pyproject)
+    assert values["max_glibc"] == "2.31"
+    assert values["exclude_modules"] == ("_curses", "readline")
+    flagged = decide(BUILD_SETTINGS, {"max_glibc": "2.28"}, {"max_glibc"}, pyproject)
+    assert flagged["max_glibc"] == "2.28"
 
 
 def _runtime(root: Path) -> Runtime:

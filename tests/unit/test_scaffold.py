@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from venvpack.cli import main
-from venvpack.config import format_keys, format_settings, read_pyproject
+from venvpack.config import Pyproject, decide, read_pyproject
+from venvpack.emit import format_options
 from venvpack.errors import ConfigError
 from venvpack.scaffold import init_project, toml_string
 
@@ -28,6 +29,11 @@ def project(tmp_path: Path, pyproject: bytes | None = None) -> Path:
     if pyproject is not None:
         (root / "pyproject.toml").write_bytes(pyproject)
     return root
+
+
+def _read(root: Path) -> Pyproject:
+    """The project's settings, checked as venvpack checks them."""
+    return read_pyproject(root, format_options())
 
 
 def uncomment(text: str) -> str:
@@ -53,7 +59,7 @@ def test_section_is_appended_and_the_rest_is_untouched(tmp_path: Path, variant: 
     added = new[len(original) :]
     if variant == "crlf":
         assert b"\n" not in added.replace(b"\r\n", b"")
-    assert read_pyproject(root).settings == {"name": "hello", "tar": {}, "deb": {}, "rpm": {}}
+    assert _read(root).settings == {"name": "hello", "tar": {}, "deb": {}, "rpm": {}}
     assert (root / "pyproject.toml").stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in root.iterdir()) == [
         "LICENSE",
@@ -73,15 +79,16 @@ def test_every_setting_shown_is_valid(tmp_path: Path) -> None:
     shown = COMMENTED.findall(text)
     assert len(shown) >= 15
     path.write_text(uncomment(text))
-    settings = read_pyproject(root).settings
+    settings = _read(root).settings
     assert settings["deb"]["maintainer"] == "Ada Example <ada@example.org>"
     assert settings["rpm"]["packager"] == "Ada Example <ada@example.org>"
     assert settings["prefix"] == "/opt/hello"
     assert settings["python"] == ">=3.9"
-    for fmt in format_keys():
-        format_settings(root, fmt)
-    assert format_settings(root, "deb")["maintainer"] == "Ada Example <ada@example.org>"
-    assert format_settings(root, "tar")["compression"] == "zstd"
+    pyproject = _read(root)
+    formats = format_options()
+    values = {fmt: decide(options, {}, (), pyproject, fmt) for fmt, options in formats.items()}
+    assert values["deb"]["maintainer"] == "Ada Example <ada@example.org>"
+    assert values["tar"]["compression"] == "zstd"
 
 
 def test_the_maintainer_is_not_invented(tmp_path: Path) -> None:
@@ -92,7 +99,7 @@ def test_the_maintainer_is_not_invented(tmp_path: Path) -> None:
     section = (root / "pyproject.toml").read_text()[len(text) :]
     assert "a .deb needs one" in section
     assert "@" not in section
-    assert "maintainer" not in read_pyproject(root).settings["deb"]
+    assert "maintainer" not in _read(root).settings["deb"]
 
 
 def test_hostile_project_text_cannot_add_a_key(tmp_path: Path) -> None:
@@ -104,14 +111,14 @@ def test_hostile_project_text_cannot_add_a_key(tmp_path: Path) -> None:
     root = project(tmp_path, text.encode())
     (root / ".python-version").write_text('3.12"\nwith-tk = true\n')
     init_project(root)
-    settings = read_pyproject(root).settings
+    settings = _read(root).settings
     assert set(settings) == {"name", "tar", "deb", "rpm"}
     assert settings["name"] == 'x"\nprefix = "/etc"\n[tool-venvpack-deb]\nmaintainer = "e"'
     assert settings["deb"] == settings["rpm"] == settings["tar"] == {}
     # Uncommented, the shown values are still exactly the project's text, one key each.
     path = root / "pyproject.toml"
     path.write_text(uncomment(path.read_text()))
-    settings = read_pyproject(root).settings
+    settings = _read(root).settings
     assert settings["python"] == '3.12"'
     assert "with-tk" not in settings
     assert settings["rpm"]["packager"].startswith('Eve"\n[tool.venvpack.rpm]')
@@ -124,7 +131,7 @@ def test_a_project_without_a_name_gets_a_commented_one(tmp_path: Path) -> None:
     (root / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\n')
     init_project(root)
     assert '\n# name = "my-tool"\n' in (root / "pyproject.toml").read_text()
-    assert read_pyproject(root).settings == {"tar": {}, "deb": {}, "rpm": {}}
+    assert _read(root).settings == {"tar": {}, "deb": {}, "rpm": {}}
 
 
 def test_toml_string_escapes_every_control_character() -> None:
