@@ -1,31 +1,261 @@
-"""Stage ``audit``: read the finished tree back and check what the other stages promised.
+"""Stage ``audit``: read the finished tree back and check what the other stages promised;
+and the tree check it shares with ``venvpack inspect``.
 
-- every RPATH/RUNPATH is ``$ORIGIN``-relative and stays inside the tree, and every needed
-  library is inside the tree or on the system allowlist (the graft planner, run again with
-  no host directories, must find nothing to do);
+:func:`check_tree` walks a tree once and names every problem that would make it fail
+elsewhere, as :class:`Problem` records of one set of kinds (the codes of
+``schemas/inspect-1.json``): a symlink that leaves the tree (``symlink-outside``) or never
+reaches a file (``symlink-loop``), a file that is not a readable ELF file
+(``elf-invalid``), a needed library neither in the tree nor on the system allowlist
+(``unresolved-library``), a search path that is absolute or leaves the tree
+(``runpath-absolute``, ``runpath-outside``). ``inspect`` reports them; the audit raises on
+the first, then checks what only a build promises:
+
+- the graft planner, run again with no host directories, must find nothing to do (every
+  search path covers what its file needs, the interpreter keeps its DT_RPATH);
 - the glibc floor: the highest GLIBC_x.y symbol version any ELF file needs;
-- every symlink is relative and stays inside the tree (venvpack makes only such links:
-  ``bin/python -> ../python/bin/python3.X``, ``lib64 -> lib``); an absolute or escaping one
-  would ship a path of the build host, or a way out of ``/opt/<app>``;
 - leaks: files that still name the build directory or the source interpreter.
 
-It runs at the end of every build, and again on every ``--from`` tree before it is packed.
+A built tree has no install location yet: every absolute symlink leaves it (venvpack makes
+only relative links inside it: ``bin/python -> ../python/bin/python3.X``, ``lib64 -> lib``).
+The audit runs at the end of every build, and again on every ``--from`` tree before it is
+packed.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvpack.elf import ElfInfo, glibc_floor, read_elf
+from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import BuildError, ElfError
-from venvpack.graft import find_elf_files, plan_grafts
+from venvpack.graft import TreeLinks, plan_grafts, resolve_in_tree
 from venvpack.pathtext import contains_path
 
-__all__ = ["AuditReport", "audit_tree", "check_symlinks", "find_leaks"]
+__all__ = [
+    "AuditReport",
+    "Problem",
+    "SearchPath",
+    "TreeCheck",
+    "TreeView",
+    "audit_tree",
+    "check_tree",
+    "find_leaks",
+]
+
+MAX_LINKS = 40
+"""Links followed before a chain counts as a loop (the kernel's limit is 40, too)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason the tree may not run elsewhere."""
+
+    code: str
+    """Stable identifier, listed in ``schemas/inspect-1.json`` (``runpath-absolute`` ...)."""
+    path: str
+    """The file concerned, relative to the environment root ("" for the whole tree)."""
+    message: str
+
+
+@dataclass(frozen=True)
+class SearchPath:
+    """One DT_RUNPATH or DT_RPATH entry of one file."""
+
+    file: str
+    kind: str
+    """``RUNPATH`` or ``RPATH``."""
+    entry: str
+    problem: str | None
+    """None, ``absolute`` or ``outside``."""
+
+
+def inside(path: Path, root: Path) -> bool:
+    """``path`` is ``root`` or below it, read lexically."""
+    return path == root or root in path.parents
+
+
+class TreeView:
+    """A tree and how to tell inside from outside: ``locations`` are the absolute paths at
+    which the tree is (or will be) installed, where an absolute symlink may point."""
+
+    def __init__(self, root: Path, locations: Iterable[str] = ()) -> None:
+        self.root = root
+        self.locations = [os.path.normpath(loc) for loc in locations]
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+    def absolute_inside(self, text: str) -> Path | None:
+        """The in-tree file an absolute path names once installed, or None when outside."""
+        norm = os.path.normpath(text)
+        for loc in self.locations:
+            if norm == loc or norm.startswith(loc.rstrip("/") + "/"):
+                return self.root / os.path.relpath(norm, loc)
+        return None
+
+    def escape(self, path: Path) -> str | None:
+        """The symlink target by which ``path`` leaves the tree (for a message); None when
+        its chain of links loops instead."""
+        first = path
+        for _ in range(MAX_LINKS):
+            if not path.is_symlink():
+                break
+            target = os.readlink(path)
+            nxt = Path(os.path.normpath(path.parent / target))
+            if target.startswith("/") or not inside(nxt, self.root):
+                return target
+            path = nxt
+        else:
+            return None
+        return os.readlink(first)  # the artifact's own text, never a path of this host
+
+    def resolve(self, path: Path) -> Path | None:
+        """Follow ``path``'s symlinks inside the tree; None when they leave it or loop."""
+        for _ in range(MAX_LINKS):
+            if not path.is_symlink():
+                return path if inside(path, self.root) else None
+            target = os.readlink(path)
+            if target.startswith("/"):
+                found = self.absolute_inside(target)
+                if found is None:
+                    return None
+                path = found
+            else:
+                path = Path(os.path.normpath(path.parent / target))
+                if not inside(path, self.root):
+                    return None
+        return None
+
+
+@dataclass(frozen=True)
+class TreeCheck:
+    """What :func:`check_tree` found."""
+
+    elf_files: tuple[Path, ...]
+    """Every regular ELF file (shared objects by name, executables by mode)."""
+    infos: dict[Path, ElfInfo]
+    """Those that could be read."""
+    links: TreeLinks
+    search_paths: tuple[SearchPath, ...]
+    link_problems: tuple[Problem, ...]
+    """Symlinks leaving the tree or looping."""
+    elf_problems: tuple[Problem, ...]
+    """Unreadable ELF files, unresolved libraries, search paths leaving the tree."""
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.link_problems + self.elf_problems
+
+
+def check_tree(
+    view: TreeView,
+    allow: frozenset[str],
+    *,
+    judged_elsewhere: Callable[[Path], bool] = lambda path: False,
+    read: Callable[[Path], ElfInfo] = read_elf,
+) -> TreeCheck:
+    """Walk the tree at ``view.root`` once and name every problem in it. Symlinks for which
+    ``judged_elsewhere`` is true are left to the caller (``inspect`` judges ``bin/python``
+    with the interpreter). ``read`` reads each ELF file (a build's
+    :class:`~venvpack.elf.ElfCache`)."""
+    root = view.root
+    link_problems: list[Problem] = []
+    elf_files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        directory = Path(dirpath)
+        links = [d for d in dirnames if (directory / d).is_symlink()]
+        for name in sorted(filenames) + links:
+            path = directory / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                if not judged_elsewhere(path):
+                    link_problems += _judge_link(view, path)
+            elif (
+                stat.S_ISREG(st.st_mode) and (".so" in name or st.st_mode & 0o111) and is_elf(path)
+            ):
+                elf_files.append(path)  # shared objects by name, executables by mode
+    problems: list[Problem] = []
+    infos: dict[Path, ElfInfo] = {}
+    for path in elf_files:
+        try:
+            infos[path] = read(path)
+        except ElfError:
+            problems.append(
+                Problem(
+                    "elf-invalid", view.rel(path), "not a readable ELF file (damaged or truncated)"
+                )
+            )
+    tree_links = resolve_in_tree(
+        root, root / "python" / "lib", allow, infos, read=infos.__getitem__
+    )
+    for path, soname in tree_links.unresolved:
+        problems.append(
+            Problem(
+                "unresolved-library",
+                view.rel(path),
+                f"needs {soname}, which is neither in the tree nor a system library "
+                "(policy/platforms.json)",
+            )
+        )
+    search_paths = _search_paths(view, tree_links.infos.values(), problems)
+    return TreeCheck(
+        elf_files=tuple(elf_files),
+        infos=infos,
+        links=tree_links,
+        search_paths=tuple(search_paths),
+        link_problems=tuple(link_problems),
+        elf_problems=tuple(problems),
+    )
+
+
+def _judge_link(view: TreeView, path: Path) -> list[Problem]:
+    if view.resolve(path) is not None:
+        return []
+    target = view.escape(path)
+    if target is None:
+        return [Problem("symlink-loop", view.rel(path), "a symlink loop: it never reaches a file")]
+    return [Problem("symlink-outside", view.rel(path), f"symlink to {target}, outside the tree")]
+
+
+def _search_paths(
+    view: TreeView, infos: Iterable[ElfInfo], problems: list[Problem]
+) -> list[SearchPath]:
+    out: list[SearchPath] = []
+    for info in sorted(infos, key=lambda i: i.path):
+        for kind, entries in (("RUNPATH", info.runpath), ("RPATH", info.rpath)):
+            for entry in entries:
+                problem: str | None = None
+                if entry.startswith(("$ORIGIN", "${ORIGIN}")):
+                    expanded = entry.replace("${ORIGIN}", "$ORIGIN").replace(
+                        "$ORIGIN", str(info.path.parent), 1
+                    )
+                    if not inside(Path(os.path.normpath(expanded)), view.root):
+                        problem = "outside"
+                else:
+                    problem = "absolute"
+                out.append(SearchPath(view.rel(info.path), kind, entry, problem))
+                if problem is not None:
+                    problems.append(
+                        Problem(
+                            f"runpath-{problem}",
+                            view.rel(info.path),
+                            f"{kind} {entry} "
+                            + (
+                                "is absolute: the loader looks on the host"
+                                if problem == "absolute"
+                                else "leaves the tree"
+                            ),
+                        )
+                    )
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,19 +281,22 @@ def audit_tree(
     still find what the system family loads at run time, through its DT_RPATH. ``read``
     reads each ELF file once (the build's :class:`~venvpack.elf.ElfCache` has most of them
     from the graft stage)."""
-    check_symlinks(root)
-    files = find_elf_files(root)
+    check = check_tree(TreeView(root), allow, read=read)
+    if check.problems:
+        first = check.problems[0]
+        more = len(check.problems) - 1
+        others = f" (and {more} more problem(s))" if more else ""
+        raise BuildError(f"audit: {first.path}: {first.message}{others}")
     try:
-        infos = {path: read(path) for path in files}
         plan = plan_grafts(
             root,
             root / "python" / "lib",
             allow,
-            files=files,
+            files=check.elf_files,
             host_dirs=(),
             executable=executable,
             carried=carried,
-            read=infos.__getitem__,
+            read=check.infos.__getitem__,
         )
     except ElfError as exc:
         raise BuildError(f"audit: {exc} inside the environment") from None
@@ -71,28 +304,10 @@ def audit_tree(
         bad = ", ".join(str(u.paths[0].relative_to(root)) for u in plan.updates[:3])
         raise BuildError(f"audit: library search paths still need fixing in {bad}")
     return AuditReport(
-        glibc_floor=glibc_floor(list(infos.values())),
-        elf_files=len(files),
+        glibc_floor=glibc_floor(list(check.infos.values())),
+        elf_files=len(check.elf_files),
         leaks=tuple(find_leaks(root, needles)),
     )
-
-
-def check_symlinks(root: Path) -> None:
-    """Refuse a symlink that is absolute or leads outside ``root`` (read lexically, as the
-    link will be read wherever the tree is unpacked)."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames) + sorted(dirnames):
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                continue
-            target = os.readlink(path)
-            rel = os.path.relpath(path, root)
-            if os.path.isabs(target):
-                raise BuildError(f"audit: {rel} is an absolute symlink (to {target})")
-            resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
-            if resolved == ".." or resolved.startswith("../"):
-                raise BuildError(f"audit: {rel} is a symlink leading out of the tree ({target})")
 
 
 def find_leaks(root: Path, needles: Sequence[str]) -> list[tuple[str, str]]:

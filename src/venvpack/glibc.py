@@ -203,10 +203,11 @@ def judge_floor(
 
 
 def check_max_glibc(root: Path, max_glibc: str, allow: frozenset[str]) -> FloorVerdict | None:
-    """Read every ELF file under ``root`` and judge it against ``max_glibc``."""
-    from venvpack.graft import find_elf_files, resolve_in_tree
+    """Read every ELF file under ``root`` (through the tree check the audit and inspect
+    share) and judge it against ``max_glibc``."""
+    from venvpack.audit import TreeView, check_tree
 
-    links = resolve_in_tree(root, root / "python" / "lib", allow, find_elf_files(root))
+    links = check_tree(TreeView(root), allow).links
     return judge_floor(root, links.infos.values(), links.resolved, max_glibc)
 
 

@@ -422,15 +422,18 @@ def resolve_in_tree(
     allow: frozenset[str],
     files: Iterable[Path],
     invalid: list[Path] | None = None,
+    *,
+    read: Callable[[Path], ElfInfo] = read_elf,
 ) -> TreeLinks:
-    """Resolve every NEEDED entry as the planner and the audit do, but report all of them
-    instead of stopping at the first: ``inspect`` names every file that would fail to load,
-    and follows grafted libraries back to the files that need them. With ``invalid``, a
-    file that is not a readable ELF file is listed there and left out instead of raising."""
+    """Resolve every NEEDED entry as the planner does, but report all of them instead of
+    stopping at the first: the tree check names every file that would fail to load, and
+    ``inspect`` follows grafted libraries back to the files that need them. With
+    ``invalid``, a file that is not a readable ELF file is listed there and left out instead
+    of raising."""
     planner = _Planner(root, lib_dir, allow, (), None, {})
     for path in files:
         try:
-            info = read_elf(path)
+            info = read(path)
         except ElfError:
             if invalid is None:
                 raise

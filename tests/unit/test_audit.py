@@ -1,4 +1,5 @@
-"""The audit's symlink rule, and --from auditing the tree again (issue 9, item 10)."""
+"""The audit: the tree check it shares with inspect, raised on; and --from auditing the tree
+again."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from pathlib import Path
 import pytest
 
 from fakes import fake_manifest
-from venvpack.audit import check_symlinks
+from venvpack.audit import TreeView, audit_tree, check_tree
 from venvpack.build import checked_environment
 from venvpack.errors import BuildError
 from venvpack.manifest import BuiltEnv
+from venvpack.platform import system_libraries
+
+
+def check_symlinks(root: Path) -> None:
+    """The audit of a tree without ELF files: its symlink rule alone."""
+    audit_tree(root, system_libraries(), ())
 
 
 def _tree(root: Path) -> Path:
@@ -31,11 +38,12 @@ def test_the_links_venvpack_makes_pass(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("link", "target", "message"),
     [
-        ("bin/evil", "/etc/passwd", "absolute symlink"),
-        ("bin/up", "../../../outside", "out of the tree"),
+        ("bin/evil", "/etc/passwd", "bin/evil: symlink to /etc/passwd, outside the tree"),
+        ("bin/up", "../../../outside", "symlink to ../../../outside, outside the tree"),
         ("lib/up", "..", None),  # lib/.. is the root: inside
-        ("escape", "..", "out of the tree"),
-        ("lib/dir", "/", "absolute symlink"),
+        ("escape", "..", "escape: symlink to .., outside the tree"),
+        ("lib/dir", "/", "lib/dir: symlink to /, outside the tree"),
+        ("lib/loop", "loop", "lib/loop: a symlink loop"),
     ],
 )
 def test_absolute_and_escaping_symlinks_are_refused(
@@ -55,7 +63,7 @@ def test_from_audits_the_tree_again(tmp_path: Path) -> None:
     BuiltEnv(root, fake_manifest(glibc_floor="2.17")).save()
     assert checked_environment(root).manifest.name == "hello"
     (root / "bin/leak").symlink_to("/home/me/.local/share/uv/python/bin/python3")
-    with pytest.raises(BuildError, match="absolute symlink"):
+    with pytest.raises(BuildError, match=r"bin/leak: symlink to /home/me/.+, outside the tree"):
         checked_environment(root)
 
 
@@ -86,3 +94,25 @@ def test_the_runtime_copy_drops_links_to_the_build_host(tmp_path: Path) -> None:
         "_sysconfigdata__x86_64-linux-gnu.py",
     ]
     check_symlinks(tmp_path / "env")
+
+
+def test_audit_and_inspect_share_one_check(tmp_path: Path) -> None:
+    """The same tree, judged by the one checker: inspect (with an install location) reports
+    every problem, the audit (a built tree has none yet) raises on the first of the same
+    list."""
+    root = _tree(tmp_path / "env")
+    (root / "bin/host").symlink_to("/opt/hello/lib")  # inside once installed at /opt/hello
+    (root / "lib/away").symlink_to("../../elsewhere")
+    (root / "lib/broken.so").write_bytes(b"\x7fELF" + b"\0" * 8)
+    installed = check_tree(TreeView(root, ["/opt/hello"]), system_libraries())
+    built = check_tree(TreeView(root), system_libraries())
+    assert [(p.code, p.path) for p in installed.problems] == [
+        ("symlink-outside", "lib/away"),
+        ("elf-invalid", "lib/broken.so"),
+    ]
+    assert [(p.code, p.path) for p in built.problems] == [
+        ("symlink-outside", "bin/host"),
+        *[(p.code, p.path) for p in installed.problems],
+    ]
+    with pytest.raises(BuildError, match=r"audit: bin/host: .* \(and 2 more problem\(s\)\)"):
+        audit_tree(root, system_libraries(), ())
