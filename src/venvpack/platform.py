@@ -3,12 +3,13 @@ oldest version of that library it needs; and the policy keyed by them.
 
 Everything venvpack knows about a platform is data (``policy/platforms.json``, validated
 when loaded): how an ELF header names the machine, the dynamic loader per C library
-family, the Debian and RPM architecture names, uv's spellings, and each family's system
-libraries. A :class:`Platform` is read from an interpreter (:func:`of_interpreter`) or from
-one ELF file (:func:`of_elf`): its header's machine, class and byte order, and the file
-name of its PT_INTERP loader, which tells the family. Nothing outside this module, its data
-and the format modules names a machine or a loader; a new platform is an entry in the data
-file, and a new C library family an entry plus the few functions here that read it.
+family, each package format's architecture name (keyed by the format's name: the format
+module asks for its own), uv's spellings, and each family's system libraries. A
+:class:`Platform` is read from an interpreter (:func:`of_interpreter`) or from one ELF file
+(:func:`of_elf`): its header's machine, class and byte order, and the file name of its
+PT_INTERP loader, which tells the family. Nothing outside this module, its data and the
+format modules names a machine or a loader; a new platform is an entry in the data file,
+and a new C library family an entry plus the few functions here that read it.
 """
 
 from __future__ import annotations
@@ -29,20 +30,20 @@ if TYPE_CHECKING:
     from venvpack.interpreter import Interpreter
 
 __all__ = [
-    "DebArch",
     "LibcPolicy",
     "MachinePolicy",
+    "PackageArch",
     "Platform",
     "PlatformPolicy",
-    "debian_arch",
     "host_libc",
     "loaded_by_family",
     "of_elf",
     "of_interpreter",
+    "package_arch",
     "policy",
-    "rpm_arch",
     "system_libraries",
     "uv_arch_family",
+    "uv_key_example",
     "uv_libc",
     "uv_libc_family",
 ]
@@ -81,13 +82,13 @@ class Platform:
 
 
 @dataclass(frozen=True)
-class DebArch:
-    """Debian's view of a machine."""
+class PackageArch:
+    """A package format's view of a machine."""
 
     arch: str
-    """Debian architecture name, as ``dpkg --print-architecture`` prints it."""
-    libc: str
-    """The C library package a ``Depends`` names."""
+    """The format's architecture name (as its package manager prints it)."""
+    libc: str | None
+    """The C library package a dependency names, for formats whose data lists one."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,8 @@ class MachinePolicy:
     this machine; None for a spelling that shares another machine's header."""
     uv: tuple[str, ...]
     """How uv's installation keys spell it."""
-    deb_arch: str | None
-    deb_libc: Mapping[str, str]
-    """The Debian C library package per family."""
-    rpm_arch: str | None
+    packages: Mapping[str, tuple[str, Mapping[str, str]]]
+    """Per package format: its architecture name and its C library package per family."""
     loaders: Mapping[str, str]
     """The dynamic loader's file name per C library family."""
 
@@ -178,7 +177,7 @@ def _libc(name: str, entry: object) -> LibcPolicy:
 def _machine(name: str, entry: object, libcs: Mapping[str, LibcPolicy]) -> MachinePolicy:
     if not _MACHINE_RE.fullmatch(name) or not isinstance(entry, dict):
         raise ConfigError(f"{_POLICY}: invalid machine {name!r}")
-    known = {"elf", "uv", "deb", "rpm", "loaders"}
+    known = {"elf", "uv", "packages", "loaders"}
     if not set(entry) <= known:
         raise ConfigError(f"{_POLICY}: {name}: unknown keys {sorted(set(entry) - known)}")
     elf = entry.get("elf")
@@ -193,29 +192,35 @@ def _machine(name: str, entry: object, libcs: Mapping[str, LibcPolicy]) -> Machi
             raise ConfigError(f"{_POLICY}: {name}: 'elf' needs machine, class and endian")
         header = (elf["machine"], elf["class"], elf["endian"] == "little")
     uv = _strings(entry.get("uv", []), f"{name} uv", _MACHINE_RE)
-    deb = entry.get("deb")
-    deb_arch, deb_libc = None, {}
-    if deb is not None:
-        arch = deb.get("arch") if isinstance(deb, dict) else None
-        if not isinstance(arch, str) or not re.fullmatch(r"[a-z0-9]+", arch):
-            raise ConfigError(f"{_POLICY}: {name}: invalid Debian architecture {arch!r}")
-        assert isinstance(deb, dict)
-        deb_arch, deb_libc = arch, {k: v for k, v in deb.items() if k != "arch"}
-        for family, package in deb_libc.items():
-            if family not in libcs or not isinstance(package, str):
-                raise ConfigError(f"{_POLICY}: {name}: invalid Debian C library {family!r}")
-            if not _PACKAGE_RE.fullmatch(package):
-                raise ConfigError(f"{_POLICY}: {name}: invalid libc package {package!r}")
-    rpm = entry.get("rpm")
-    if rpm is not None and (not isinstance(rpm, str) or not re.fullmatch(r"[a-z0-9_]+", rpm)):
-        raise ConfigError(f"{_POLICY}: invalid RPM architecture {rpm!r} for {name!r}")
+    packages = entry.get("packages", {})
+    if not isinstance(packages, dict):
+        raise ConfigError(f"{_POLICY}: {name}: 'packages' must be an object")
+    archs = {fmt: _package(name, fmt, value, libcs) for fmt, value in packages.items()}
     loaders = entry.get("loaders", {})
     if not isinstance(loaders, dict) or not all(
         family in libcs and isinstance(soname, str) and _SONAME_RE.fullmatch(soname)
         for family, soname in loaders.items()
     ):
         raise ConfigError(f"{_POLICY}: {name}: 'loaders' maps C library families to sonames")
-    return MachinePolicy(name, header, uv, deb_arch, deb_libc, rpm, dict(loaders))
+    return MachinePolicy(name, header, uv, archs, dict(loaders))
+
+
+def _package(
+    machine: str, fmt: str, entry: object, libcs: Mapping[str, LibcPolicy]
+) -> tuple[str, Mapping[str, str]]:
+    arch = entry.get("arch") if isinstance(entry, dict) else None
+    if not _NAME_RE.fullmatch(fmt) or not isinstance(arch, str) or not _NAME_RE.fullmatch(arch):
+        raise ConfigError(f"{_POLICY}: invalid {fmt} architecture {arch!r} for {machine!r}")
+    assert isinstance(entry, dict)
+    libc = entry.get("libc", {})
+    if not isinstance(libc, dict) or not set(entry) <= {"arch", "libc"}:
+        raise ConfigError(f"{_POLICY}: {machine}: {fmt} takes 'arch' and 'libc'")
+    for family, package in libc.items():
+        if family not in libcs:
+            raise ConfigError(f"{_POLICY}: {machine}: unknown C library family {family!r}")
+        if not isinstance(package, str) or not _PACKAGE_RE.fullmatch(package):
+            raise ConfigError(f"{_POLICY}: {machine}: invalid libc package {package!r}")
+    return arch, dict(libc)
 
 
 # -- reading a platform ------------------------------------------------------------------
@@ -252,23 +257,18 @@ def host_libc() -> str:
 # -- policy keyed by the platform ----------------------------------------------------------
 
 
-def debian_arch(machine: str, libc: str = "glibc") -> DebArch:
-    """The Debian architecture of ``machine`` (``platform.machine()``) and the C library
-    package of family ``libc`` there; EmitError for a machine Debian has no name for."""
+def package_arch(machine: str, fmt: str, label: str, libc: str | None = None) -> PackageArch:
+    """How package format ``fmt`` names ``machine`` (``platform.machine()``), with its C
+    library package of family ``libc`` (the data's first default family when None) where
+    the data lists one. EmitError for a machine the format has no name for, naming the
+    format by ``label`` (``Debian``)."""
     entry = policy().machines.get(machine)
-    if entry is None or entry.deb_arch is None or libc not in entry.deb_libc:
-        known = ", ".join(sorted(m for m, e in policy().machines.items() if e.deb_arch))
-        raise EmitError(f"no Debian architecture known for machine {machine!r} (known: {known})")
-    return DebArch(arch=entry.deb_arch, libc=entry.deb_libc[libc])
-
-
-def rpm_arch(machine: str) -> str:
-    """The RPM architecture of ``machine`` (``platform.machine()``)."""
-    entry = policy().machines.get(machine)
-    if entry is None or entry.rpm_arch is None:
-        known = ", ".join(sorted(m for m, e in policy().machines.items() if e.rpm_arch))
-        raise EmitError(f"no RPM architecture known for machine {machine!r} (known: {known})")
-    return entry.rpm_arch
+    found = entry.packages.get(fmt) if entry is not None else None
+    if found is None:
+        known = ", ".join(sorted(m for m, e in policy().machines.items() if fmt in e.packages))
+        raise EmitError(f"no {label} architecture known for machine {machine!r} (known: {known})")
+    arch, packages = found
+    return PackageArch(arch, packages.get(libc or policy().default_libcs[0]))
 
 
 @cache
@@ -308,6 +308,14 @@ def uv_arch_family(arch: str) -> str:
         if arch in machine.uv:
             return machine.name
     return arch
+
+
+def uv_key_example(version: str = "3.12.4") -> str:
+    """An installation key as uv names its CPython builds, for the first machine of the data
+    and its default C library family (an example for messages and help)."""
+    data = policy()
+    machine = next(iter(data.machines.values()))
+    return f"cpython-{version}-linux-{machine.uv[0]}-{uv_libc(data.default_libcs[0])}"
 
 
 def uv_libc(family: str) -> str:

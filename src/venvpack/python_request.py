@@ -20,7 +20,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from venvpack.errors import InterpreterError
-from venvpack.platform import uv_arch_family, uv_libc_family
+from venvpack.platform import uv_arch_family, uv_key_example, uv_libc_family
 
 __all__ = [
     "ACCEPTED_SPELLINGS",
@@ -33,7 +33,7 @@ __all__ = [
 ACCEPTED_SPELLINGS = (
     "a path (/usr/bin/python3.12, ./venv/bin/python, ~/py/bin/python3), "
     "a version (3, 3.12, 3.12.4), python3.12, cpython@3.12, cpython3.12, cpython-3.12, "
-    "an installation key (cpython-3.12.4-linux-x86_64-gnu) "
+    f"an installation key ({uv_key_example()}) "
     "or a specifier (>=3.11, ==3.12.*, >=3.10,<3.12, ~=3.11)"
 )
 

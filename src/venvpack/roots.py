@@ -341,9 +341,11 @@ def _populate_debootstrap(suite: str, mirror: str | None) -> Callable[[Path], No
             log = work / "debootstrap" / "debootstrap.log"
             detail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stderr
             raise RuntimeError(f"debootstrap {suite} failed ({result.returncode}):\n{detail}")
-        # debootstrap keeps the downloaded .debs; they would be copied by every fresh_copy.
-        for deb in (work / "var" / "cache" / "apt" / "archives").glob("*.deb"):
-            deb.unlink()
+        # debootstrap keeps the packages it downloaded; they would be copied by every
+        # fresh_copy. apt's cache holds nothing else but its lock and partial/.
+        for cached in (work / "var" / "cache" / "apt" / "archives").iterdir():
+            if cached.is_file() and not cached.is_symlink() and cached.name != "lock":
+                cached.unlink()
         traces = python_traces(work)
         if traces:
             raise RuntimeError(

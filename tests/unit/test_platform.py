@@ -30,12 +30,10 @@ def test_the_data_file_loads_and_every_machine_is_consistent() -> None:
     data = platform.policy()
     assert data.default_libcs
     for machine in data.machines.values():
-        for family in [*machine.loaders, *machine.deb_libc]:
-            assert family in data.libcs, machine.name
-        if machine.deb_arch is not None:
-            assert platform.debian_arch(machine.name).arch == machine.deb_arch
-        if machine.rpm_arch is not None:
-            assert platform.rpm_arch(machine.name) == machine.rpm_arch
+        for fmt, (arch, packages) in machine.packages.items():
+            assert platform.package_arch(machine.name, fmt, fmt).arch == arch
+            assert set(packages) <= set(data.libcs), machine.name
+        assert set(machine.loaders) <= set(data.libcs), machine.name
     # Every loader of a default family is a system library: never grafted.
     allow = platform.system_libraries()
     for machine in data.machines.values():
@@ -70,9 +68,13 @@ def damaged(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Change], None
     ("change", "message"),
     [
         (lambda d: d.pop("machines"), "'machines' must be a non-empty object"),
-        (lambda d: d["machines"]["x86_64"].update(rpm="X 86"), "invalid RPM architecture"),
-        (lambda d: d["machines"]["x86_64"]["deb"].update(arch="AMD64"), "Debian architecture"),
-        (lambda d: d["machines"]["x86_64"]["deb"].update(glibc="Libc 6"), "libc package"),
+        (lambda d: d["machines"]["x86_64"]["packages"]["rpm"].update(arch="X 86"), "invalid rpm"),
+        (lambda d: d["machines"]["x86_64"]["packages"]["deb"].update(arch=6), "invalid deb"),
+        (
+            lambda d: d["machines"]["x86_64"]["packages"]["deb"]["libc"].update(glibc="Libc 6"),
+            "libc package",
+        ),
+        (lambda d: d["machines"]["x86_64"]["packages"]["deb"].update(os="linux"), "takes 'arch'"),
         (lambda d: d["machines"]["x86_64"].update(color="red"), "unknown keys"),
         (lambda d: d["machines"]["x86_64"]["loaders"].update(glibc="ld linux"), "'loaders' maps"),
         (lambda d: d["machines"]["aarch64"]["uv"].append("amd64"), "names two machines"),
@@ -94,14 +96,17 @@ def test_a_damaged_data_file_is_refused_naming_what_is_wrong(
         platform.policy()
 
 
-def test_architecture_names_and_unknown_machines() -> None:
-    assert platform.debian_arch("x86_64") == platform.DebArch("amd64", "libc6")
-    assert platform.debian_arch("alpha").libc == "libc6.1"
-    assert platform.rpm_arch("armv7l") == "armv7hl"
+def test_package_architecture_names_and_unknown_machines() -> None:
+    """Each format module asks for its own names (``emit.deb.debian_arch`` ...)."""
+    assert platform.package_arch("x86_64", "deb", "Debian") == platform.PackageArch(
+        "amd64", "libc6"
+    )
+    assert platform.package_arch("alpha", "deb", "Debian", libc="glibc").libc == "libc6.1"
+    assert platform.package_arch("armv7l", "rpm", "RPM") == platform.PackageArch("armv7hl", None)
     with pytest.raises(EmitError, match="no Debian architecture known for machine 'pdp11'"):
-        platform.debian_arch("pdp11")
+        platform.package_arch("pdp11", "deb", "Debian")
     with pytest.raises(EmitError, match="no RPM architecture known for machine 'i386'"):
-        platform.rpm_arch("i386")  # RPM distributions have no i386 glibc
+        platform.package_arch("i386", "rpm", "RPM")  # RPM distributions have no i386 glibc
 
 
 @pytest.mark.parametrize(
