@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 from fakes import fake_manifest
 from venvpack import platform
@@ -142,7 +143,7 @@ def test_a_program_names_its_platform_as_its_header_and_loader_say() -> None:
     for path in _programs():
         with path.open("rb") as fh:
             elf = ELFFile(fh)
-            interp = next(s for s in elf.iter_segments() if s["p_type"] == "PT_INTERP")
+            interp = next(s for s in elf.iter_segments() if isinstance(s, InterpSegment))
             header = (elf["e_machine"], elf.elfclass, elf.little_endian)
             loader = Path(interp.get_interp_name()).name
         found = platform.of_elf(read_elf(path), floor="2.17")
