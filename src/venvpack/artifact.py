@@ -1,12 +1,14 @@
-"""Read an artifact nobody trusts yet: an environment directory, a tarball (zstd, gzip, xz,
-bzip2 or none), a ``.deb`` or an ``.rpm`` becomes a directory tree to look at.
+"""Read an artifact nobody trusts yet: an environment directory, or an artifact of any
+registered format (:mod:`venvpack.emit`), becomes a directory tree to look at.
 
-One reader serves every format: a tarball, a ``.deb``'s ``data.tar`` member and an
-``.rpm``'s payload are each one compressed stream (:class:`_Decoded`: zstd, gzip, xz, bzip2
-or none, decoded with bounded output and checked to its end, so a stream cut short is an
-error even where the archive inside looks complete), read by libarchive (through
-``libarchive-c``) as tar or cpio; libarchive reads the ``.deb``'s ``ar`` too. Entries are
-written by :class:`_Writer`, which never follows a path it did not make itself:
+The format says what its artifact is (:meth:`~venvpack.emit.Format.detect`, from its first
+bytes) and how its files come out (:meth:`~venvpack.emit.Format.unpack`); the reading itself
+is this module's, the same for every format, through an :class:`Unpacker`. An archive is one
+compressed stream (:class:`_Decoded`: zstd, gzip, xz, bzip2 or none, decoded with bounded
+output and checked to its end, so a stream cut short is an error even where the archive
+inside looks complete), read by libarchive (through ``libarchive-c``) as tar, cpio or zip; a
+container around it (an ``ar``) is listed by libarchive too. Entries are written by
+:class:`_Writer`, which never follows a path it did not make itself:
 
 * a member named absolutely, with ``..``, beyond one of the artifact's own symlinks or files,
   or as a device node, fifo or socket is refused (:class:`ArtifactError`): a tree venvpack
@@ -28,7 +30,6 @@ any path whose real location is outside it, and anything but a regular file (a l
 
 from __future__ import annotations
 
-import enum
 import errno
 import fnmatch
 import io
@@ -37,21 +38,25 @@ import posixpath
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Union
 
+from venvpack.emit import Format, formats, load_format
 from venvpack.errors import ArtifactError, ConfigError, ToolMissingError
 from venvpack.manifest import MANIFEST_PATH
 
 __all__ = [
+    "COMPRESSED",
+    "DIRECTORY",
     "HEAD",
     "KEEP_WHOLE",
-    "ArtifactKind",
     "Limits",
     "Opened",
+    "Stream",
+    "Unpacker",
     "artifact_kind",
     "extract",
     "find_env_root",
@@ -63,25 +68,30 @@ __all__ = [
 ]
 
 
-class ArtifactKind(str, enum.Enum):
-    DIRECTORY = "directory"
-    TAR = "tar"
-    DEB = "deb"
-    RPM = "rpm"
+Stream = Union[BinaryIO, io.RawIOBase]
+"""A readable file: an artifact, or a member's data inside it (:meth:`Unpacker.members`)."""
+
+DIRECTORY = "directory"
+"""The kind of an environment directory (every other kind is a format's name)."""
 
 
 @dataclass(frozen=True)
 class Opened:
     """An artifact laid out as files."""
 
-    kind: ArtifactKind
+    kind: str
+    """:data:`DIRECTORY`, or the name of the format whose artifact it is."""
     tree: Path
     """The directory holding everything the artifact contains."""
     root: Path
     """The environment's root (the directory with ``pyvenv.cfg``), inside ``tree``."""
     installed_at: str | None
     """Where the environment lives once installed: its own path for a directory, the
-    package's install path (``/opt/hello``) for deb and rpm, None for a tarball."""
+    package's install path (``/opt/hello``) for a format that installs its files where they
+    are in the artifact (:attr:`~venvpack.emit.Format.fixed_location`), None for one
+    unpacked anywhere."""
+    fixed: bool = False
+    """The environment never moves from :attr:`installed_at` (a system package's)."""
 
 
 @dataclass(frozen=True)
@@ -114,34 +124,44 @@ _ZSTD = b"\x28\xb5\x2f\xfd"
 _GZIP = b"\x1f\x8b"
 _XZ = b"\xfd7zXZ\x00"
 _BZIP2 = b"BZh"
-_AR = b"!<arch>\n"
-_RPM = b"\xed\xab\xee\xdb"
 _ELF = b"\x7fELF"
 _CHUNK = 1 << 16
+HEAD_BYTES = 512
+"""How much of a file :meth:`~venvpack.emit.Format.detect` sees."""
+
+COMPRESSED = (_ZSTD, _GZIP, _XZ, _BZIP2)
+"""The magic numbers of the compressed streams the reader decodes."""
 
 
-def artifact_kind(path: Path) -> ArtifactKind:
-    """What ``path`` is, from its content (a suffix can lie); ConfigError when unknown."""
+def artifact_kind(path: Path) -> str:
+    """What ``path`` is, from its content (a suffix can lie): :data:`DIRECTORY` or the name
+    of the format that recognises its first bytes; ConfigError when none does.
+
+    Formats are asked newest first, so one registered later can refine an earlier one (an
+    image that is also a tarball)."""
     try:
         st = path.stat()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
-        return ArtifactKind.DIRECTORY
+        return DIRECTORY
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"{path} is not a regular file or a directory")
     try:
         with path.open("rb") as fh:
-            head = fh.read(512)
+            head = fh.read(HEAD_BYTES)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    if head.startswith(_AR):
-        return ArtifactKind.DEB
-    if head.startswith(_RPM):
-        return ArtifactKind.RPM
-    if head.startswith((_ZSTD, _GZIP, _XZ, _BZIP2)) or head[257:262] == b"ustar":
-        return ArtifactKind.TAR
-    raise ConfigError(f"{path} is neither an environment directory nor a tarball, .deb or .rpm")
+    for fmt in reversed(formats()):
+        if fmt.detect(head):
+            return fmt.name
+    raise ConfigError(f"{path} is neither an environment directory nor {_nouns()}")
+
+
+def _nouns() -> str:
+    """Every format's artifact, for a message: ``a tarball, a .deb or an .rpm``."""
+    nouns = [fmt.noun for fmt in formats()]
+    return ", ".join(nouns[:-1]) + f" or {nouns[-1]}" if len(nouns) > 1 else nouns[0]
 
 
 @contextmanager
@@ -151,18 +171,20 @@ def open_artifact(path: Path, limits: Limits = Limits()) -> Iterator[Opened]:
     if not os.path.lexists(path):
         raise ConfigError(f"{path} does not exist")
     kind = artifact_kind(path)
-    if kind is ArtifactKind.DIRECTORY:
+    if kind == DIRECTORY:
         root = path.absolute()
         yield Opened(kind, root, root, str(root))
         return
+    fmt = load_format(kind)
     tmp = Path(tempfile.mkdtemp(prefix="venvpack-inspect-"))
     try:
         tree = tmp / "tree"
         tree.mkdir()
         extract(path, tree, kind=kind, whole=False, limits=limits)
         root = find_env_root(tree)
-        installed = None if kind is ArtifactKind.TAR else "/" + str(root.relative_to(tree))
-        yield Opened(kind, tree, root, installed)
+        fixed = fmt.fixed_location
+        installed = "/" + str(root.relative_to(tree)) if fixed else None
+        yield Opened(kind, tree, root, installed, fixed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -275,72 +297,77 @@ def extract(
     artifact: Path,
     dest: Path,
     *,
-    kind: ArtifactKind | None = None,
+    kind: str | None = None,
     whole: bool = True,
     limits: Limits = Limits(),
 ) -> None:
-    """Lay ``artifact``'s files (a tarball's, or a package's data) into ``dest``.
+    """Lay ``artifact``'s files (a tarball's, or a package's data) into ``dest``, as the
+    format ``kind`` (by default: the one that recognises it) unpacks it.
 
     ``whole=False`` keeps only what a report reads (see the module's docstring). Raises
     :class:`ArtifactError` for a corrupt, hostile or oversized artifact; ``dest`` may then
     hold part of it (callers extract into a directory of their own and remove it)."""
     kind = kind or artifact_kind(artifact)
-    if kind is ArtifactKind.DIRECTORY:
+    if kind == DIRECTORY:
         raise ConfigError(f"{artifact} is a directory, not an archive")
+    fmt: Format = load_format(kind)
     libarchive = _libarchive()
     dest.mkdir(parents=True, exist_ok=True)
     budget = _Budget(artifact.name, limits)
-    writer = _Writer(dest, budget, whole=whole)
+    unpacker = Unpacker(_Writer(dest, budget, whole=whole))
     try:
         with artifact.open("rb") as raw:
-            if kind is ArtifactKind.TAR:
-                _read_stream(libarchive, raw, "tar", writer)
-            elif kind is ArtifactKind.RPM:
-                _skip_rpm_headers(raw, artifact.name)
-                _read_stream(libarchive, raw, "cpio", writer)
-            else:
-                _extract_deb(libarchive, raw, artifact.name, writer)
+            fmt.unpack(raw, unpacker)
     except libarchive.ArchiveError as exc:
         # a failure in our own stream (a cut-short or oversized one) reaches libarchive as
         # a read error: say what it was
         raise budget.failure or ArtifactError(f"{artifact.name}: {_describe(exc)}") from None
 
 
-def _read_stream(
-    libarchive: Any, raw: BinaryIO | _EntryStream, archive_format: str, writer: _Writer
-) -> None:
-    """One compressed stream holding a tar or cpio archive, read to its very end."""
-    decoded = _Decoded(raw, writer.budget)
-    with libarchive.stream_reader(decoded, archive_format, "none", block_size=_CHUNK) as archive:
-        writer.add_all(archive)
-    decoded.finish()
+class Unpacker:
+    """How a format lays its artifact's files into the tree: every member it reads is
+    written by the contained writer and counted against the :class:`Limits`; nothing else
+    writes. A format's :meth:`~venvpack.emit.Format.unpack` only says where its archive is."""
 
+    def __init__(self, writer: _Writer) -> None:
+        self._writer = writer
 
-def _extract_deb(libarchive: Any, raw: BinaryIO, name: str, writer: _Writer) -> None:
-    with libarchive.stream_reader(raw, "ar", "none", block_size=_CHUNK) as outer:
-        for entry in outer:
-            if str(entry.pathname).startswith("data.tar"):
-                _read_stream(libarchive, _EntryStream(entry), "tar", writer)
-                return
-    raise ArtifactError(f"{name}: no data.tar member; not a Debian package")
+    @property
+    def name(self) -> str:
+        """The artifact's file name, for messages."""
+        return self._writer.budget.name
 
+    def archive(self, stream: Stream, archive_format: str, *, seekable: bool = False) -> None:
+        """Write the members of the archive at ``stream``'s position into the tree:
+        ``archive_format`` is libarchive's name (``tar``, ``cpio``, ``zip``). By default the
+        archive is one compressed stream (zstd, gzip, xz, bzip2 or none), read to its very
+        end; ``seekable`` reads an archive that compresses its own members and must be read
+        by seeking (``zip``, whose symlinks are said only in its central directory)."""
+        libarchive = _libarchive()
+        writer = self._writer
+        if seekable:
+            counted = _Counted(stream, writer.budget)
+            with libarchive.seekable_stream_reader(
+                counted, archive_format, block_size=_CHUNK
+            ) as archive:
+                writer.counts_data = True
+                writer.add_all(archive)
+            return
+        decoded = _Decoded(stream, writer.budget)
+        with libarchive.stream_reader(
+            decoded, archive_format, "none", block_size=_CHUNK
+        ) as archive:
+            writer.add_all(archive)
+        decoded.finish()
 
-_RPM_HEADER = b"\x8e\xad\xe8\x01"
-
-
-def _skip_rpm_headers(raw: BinaryIO, name: str) -> None:
-    """Move ``raw`` past an rpm's lead (96 bytes), signature header (padded to 8 bytes) and
-    header, to its payload: a compressed cpio archive."""
-    raw.seek(96)
-    for padded in (True, False):
-        intro = raw.read(16)
-        if len(intro) != 16 or intro[:4] != _RPM_HEADER:
-            raise ArtifactError(f"{name}: not a readable rpm (no header where one belongs)")
-        entries, data = int.from_bytes(intro[8:12], "big"), int.from_bytes(intro[12:16], "big")
-        size = 16 * entries + data
-        if padded:
-            size += -(16 + size) % 8
-        raw.seek(size, io.SEEK_CUR)
+    def members(self, stream: Stream, container: str) -> Generator[tuple[str, Stream], None, None]:
+        """The members of the container at ``stream`` (libarchive's format name: ``ar``),
+        each as its name and a stream of its data for :meth:`archive`; nothing is written.
+        Close the iterator (or read it to its end) before reading the file again."""
+        libarchive = _libarchive()
+        with libarchive.stream_reader(stream, container, "none", block_size=_CHUNK) as outer:
+            for entry in outer:
+                yield str(entry.pathname), _EntryStream(entry)
 
 
 class _Decoded(io.RawIOBase):
@@ -349,7 +376,7 @@ class _Decoded(io.RawIOBase):
     Output is bounded per call (a bomb never sits in memory); :meth:`finish` reads to the
     end and raises when the stream was cut short or is followed by anything but zeros."""
 
-    def __init__(self, raw: BinaryIO | _EntryStream, budget: _Budget) -> None:
+    def __init__(self, raw: Stream, budget: _Budget) -> None:
         self._raw = raw
         self._budget = budget
         self._input = b""
@@ -479,6 +506,33 @@ class _Decoded(io.RawIOBase):
             ) from None
 
 
+class _Counted(io.RawIOBase):
+    """A seekable file whose reads are counted as compressed bytes read (an archive that
+    compresses each member itself: its expansion is counted as its members are written)."""
+
+    def __init__(self, raw: Stream, budget: _Budget) -> None:
+        self._raw = raw
+        self._budget = budget
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        self._budget.read += len(data)
+        _view(buffer)[: len(data)] = data
+        return len(data)
+
+
 class _EntryStream(io.RawIOBase):
     """One archive entry's data as a file, for an archive nested in it (a .deb's data.tar)."""
 
@@ -597,6 +651,9 @@ class _Writer:
         self.budget = budget
         self.whole = whole
         self.kinds: dict[tuple[str, ...], str] = {(): "d"}
+        self.counts_data = False
+        """Count each member's data against the budget as it is written (an archive whose
+        members are compressed one by one, which no :class:`_Decoded` stream counts)."""
 
     def add_all(self, archive: Any) -> None:
         for entry in archive:
@@ -715,6 +772,8 @@ class _Writer:
                 n, at = length.value, offset.value
                 if n == 0:
                     continue
+                if self.counts_data:
+                    self.budget.spend(n)
                 if first:
                     first = False
                     if at == 0 and not keep_all:

@@ -1,20 +1,22 @@
 """Packing: one verb for every format -- check everything, build (or take ``--from``), emit.
 
-:func:`pack` is what ``venvpack tar``, ``deb`` and ``rpm`` do, in the order the product
-promises: every option and the output are checked **before** any build work starts (a typo
-must not cost a build), then the environment is built beside the output (or the ``--from``
-environment is audited again), then the format's emitter writes the artifact atomically.
+:func:`pack` is what ``venvpack build`` and every format's command (``venvpack tar`` ...)
+do, in the order the product promises: every option and the output are checked **before**
+any build work starts (a typo must not cost a build), then the environment is built beside
+the output (or the ``--from`` environment is audited again), then the format's emitter
+writes the artifact, and the extra outputs it names beside it, atomically.
 
 The output rule is the same for every format (:func:`artifact_location`): ``-o`` names the
 artifact when its file name ends with one of the format's extensions (``.deb``, ``.rpm``,
 ``.tar.gz`` ...), and is a directory to write into otherwise -- so ``-o out/3.2.3`` is a
-directory, whatever dots it holds.
+directory, whatever dots it holds. For ``venvpack build`` ``-o`` always names the
+environment (:mod:`venvpack.emit.environment`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,8 @@ from venvpack import ui
 from venvpack.archive import Progress
 from venvpack.build import stage
 from venvpack.config import BuildSpec
-from venvpack.emit import Format
-from venvpack.errors import ConfigError
+from venvpack.emit import Packing
+from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv, Manifest
 from venvpack.output import check_replaceable, refuse_overlap, remove_tree, staging_dir
 
@@ -35,7 +37,7 @@ __all__ = ["PackRequest", "Packed", "artifact_location", "pack"]
 class PackRequest:
     """What to pack and where: everything the CLI (or a caller) decided from its flags."""
 
-    format: Format
+    format: Packing
     values: Mapping[str, Any]
     """The format's own option values, by :attr:`venvpack.emit.Option.name`."""
     spec: BuildSpec | None = None
@@ -60,17 +62,24 @@ class Packed:
 
     path: Path
     manifest: Manifest
+    extras: tuple[Path, ...] = ()
+    """The extra outputs written beside it (:meth:`venvpack.emit.Emitter.extras`)."""
 
 
-def artifact_location(output: Path | None, extensions: tuple[str, ...]) -> tuple[Path, str | None]:
+def artifact_location(
+    output: Path | None, extensions: tuple[str, ...] | None
+) -> tuple[Path, str | None]:
     """Where an artifact goes: ``(directory, file name)``, the file name None when the
     emitter names it (``output`` is a directory, or None for the current directory).
 
     ``output`` names the artifact itself when its name ends with one of ``extensions``
-    (and is more than that) and it is not an existing directory.
+    (and is more than that) and it is not an existing directory; always, when
+    ``extensions`` is None.
     """
     if output is None:
         return Path.cwd(), None
+    if extensions is None:
+        return output.absolute().parent, output.name
     name = output.name
     named = any(name.endswith(ext) and len(name) > len(ext) for ext in extensions)
     if named and not output.is_dir():
@@ -79,10 +88,12 @@ def artifact_location(output: Path | None, extensions: tuple[str, ...]) -> tuple
 
 
 def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
-    """Check ``request``, build or take its environment, write the artifact; return its path
-    and the environment's manifest. ``progress`` receives the emitter's byte progress."""
+    """Check ``request``, build or take its environment, write the artifact; return its path,
+    its extra outputs and the environment's manifest. ``progress`` receives the emitter's
+    byte progress."""
     fmt = request.format
-    directory, name = artifact_location(request.output, fmt.extensions(request.values))
+    extensions = fmt.extensions(request.values)
+    directory, name = artifact_location(request.output, extensions)
     # Everything that can be checked before a build is checked here, in this order.
     emitter = fmt.emitter(request.values, name, progress)
     if request.spec is not None:
@@ -94,11 +105,19 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
             directory.mkdir(parents=True, exist_ok=True)
             name = emitter.filename(env)
         dest = directory / name
+        extras = emitter.extras(env, dest)
         protected = {"the current directory": Path.cwd(), "the packed environment": env.root}
-        refuse_overlap(dest, protected, inside={"the packed environment": env.root})
-        check_replaceable(dest, request.force, emitter.replaceable)
-        with stage("pack", dest.name):
-            return Packed(emitter.emit(env, dest, replace=request.force), env.manifest)
+        for path in (dest, *extras):
+            refuse_overlap(path, protected, inside={"the packed environment": env.root})
+            check_replaceable(path, request.force, emitter.replaceable if path == dest else None)
+        # An environment is its own artifact: moved into place, there is nothing to pack.
+        step = nullcontext() if extensions is None else stage("pack", dest.name)
+        with step:
+            path = emitter.emit(env, dest, replace=request.force)
+        missing = [str(extra) for extra in extras if not extra.is_file()]
+        if missing:
+            raise EmitError(f"the {fmt.name} emitter did not write {', '.join(missing)}")
+        return Packed(path, env.manifest, extras)
 
 
 @contextmanager

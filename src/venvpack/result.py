@@ -25,15 +25,23 @@ SCHEMA_VERSION = 1
 
 
 def schema_text() -> str:
-    """The JSON Schema of :meth:`Result.to_json`, as shipped in the package."""
+    """The JSON Schema of :meth:`Result.to_json`, as shipped in the package, with the formats
+    ``format`` may name filled in from the registry (those registered now, and
+    ``environment``)."""
     from importlib import resources
 
-    return (
+    from venvpack.emit import format_names
+    from venvpack.emit.environment import ENVIRONMENT
+
+    text = (
         resources.files("venvpack")
         .joinpath("schemas")
         .joinpath(f"result-{SCHEMA_VERSION}.json")
         .read_text(encoding="utf-8")
     )
+    schema = json.loads(text)
+    schema["properties"]["format"]["enum"] = [*format_names(), ENVIRONMENT.name]
+    return json.dumps(schema, indent=2) + "\n"
 
 
 def tree_size(root: Path) -> int:
@@ -65,13 +73,15 @@ class Result:
     artifact: Path
     """Absolute path of what was written."""
     format: str
-    """``tar``, ``deb``, ``rpm``, or ``environment`` for ``venvpack build``."""
+    """The format's name (:mod:`venvpack.emit`), or ``environment`` for ``venvpack build``."""
     manifest: Manifest
     """The packed environment's manifest."""
     timings: Mapping[str, float]
     """Seconds per step (:func:`venvpack.build.stage` names)."""
     total: float
     """Seconds of the whole run."""
+    extras: tuple[Path, ...] = ()
+    """Files written beside the artifact (an rpm's rpmlintrc)."""
 
     @property
     def is_file(self) -> bool:
@@ -91,6 +101,10 @@ class Result:
             "kind": "file" if self.is_file else "directory",
             "size": self.size,
             "sha256": _sha256(self.artifact) if self.is_file else None,
+            "extras": [
+                {"path": str(path), "size": path.stat().st_size, "sha256": _sha256(path)}
+                for path in self.extras
+            ],
             "name": m.name,
             "version": m.version,
             "python": {

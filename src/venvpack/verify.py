@@ -1,15 +1,16 @@
 """``venvpack verify``: install or unpack an artifact in clean roots and run it there.
 
-For each root (``roots``): a ``.deb`` is installed with dpkg inside a Debian root (unpacked
-into a copy of a glibc-only root, which has no dpkg), an ``.rpm`` with ``rpm --root``, a
-tarball unpacked by an unprivileged user at a path with a space. Then every top-level module
-of every installed distribution is imported and every command run with ``--help`` (or the
+For each root (``roots``) the artifact's format installs it as its users would
+(:meth:`venvpack.emit.Format.install`, with the sandboxed ways a :class:`Target` offers: a
+package into a private copy of the root, run as the root of a user namespace; an archive
+unpacked by an unprivileged user at a path with a space). Then every top-level module of
+every installed distribution is imported and every command run with ``--help`` (or the
 ``--run`` commands); a relocatable tree is moved and checked again. A root whose glibc is
 older than the artifact's floor is refused without running anything.
 
 The artifact is untrusted code: packages are installed and run by
 :func:`~venvpack.roots.run_untrusted` (root of a user namespace, nothing of the host
-writable), tarballs unpacked and run by ``nobody`` in :func:`~venvpack.roots.run_in`. What
+writable), archives unpacked and run by ``nobody`` in :func:`~venvpack.roots.run_in`. What
 the host itself does to the results (moving the installed tree) never follows their symlinks.
 """
 
@@ -27,19 +28,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from venvpack.artifact import (
-    ArtifactKind,
+    DIRECTORY,
     Opened,
     artifact_kind,
-    extract,
     glob_inside,
     open_artifact,
     read_text_inside,
 )
-from venvpack.errors import ConfigError, ToolMissingError
+from venvpack.emit import format_names, load_format
+from venvpack.errors import ConfigError
 from venvpack.glibc import parse_glibc, version_text
 from venvpack.manifest import MANIFEST_PATH, Manifest
 from venvpack.roots import (
-    DEBIAN_SUITES,
     NOBODY,
     ROOT_NAMES,
     fresh_copy,
@@ -49,12 +49,25 @@ from venvpack.roots import (
     run_untrusted,
 )
 
-__all__ = ["Check", "VerifyReport", "render_text", "top_level_modules", "verify_artifact"]
+__all__ = [
+    "TIMEOUT",
+    "Check",
+    "Installed",
+    "Runner",
+    "Target",
+    "VerifyReport",
+    "render_text",
+    "top_level_modules",
+    "verify_artifact",
+]
 
-_TIMEOUT = 300.0
-_RPM_ROOT = "/run/root"
-"""Where rpm, run from the host's ``/usr`` inside the sandbox, finds the root to install in."""
+TIMEOUT = 300.0
+"""Seconds any one step in a root may take."""
 _MOVED = "/srv/moved app"
+"""Where a package's environment is moved to, inside its root."""
+_UNPACKED = "/tmp/un packed"
+"""Where an archive is unpacked, as the commands see it."""
+_ARTIFACT = "/tmp/artifact"
 _PROBE = r"""
 import importlib, json, sys, traceback
 for name in sys.argv[1:]:
@@ -107,12 +120,14 @@ def verify_artifact(
     run: Sequence[str] = (),
     cache: Path | None = None,
 ) -> VerifyReport:
-    """Check ``path`` (a tarball, .deb or .rpm) in each of ``roots`` (:data:`ROOT_NAMES`)."""
+    """Check ``path`` (an artifact of any registered format) in each of ``roots``
+    (:data:`ROOT_NAMES`)."""
     if not os.path.lexists(path):
         raise ConfigError(f"{path} does not exist")
-    if artifact_kind(path) is ArtifactKind.DIRECTORY:
+    if artifact_kind(path) == DIRECTORY:
+        made_by = ", ".join(format_names())
         raise ConfigError(
-            f"{path} is a directory: verify checks an artifact (venvpack tar, deb or rpm); "
+            f"{path} is a directory: verify checks an artifact (venvpack {made_by}); "
             "use 'venvpack inspect' for a directory"
         )
     if os.geteuid() != 0:
@@ -140,7 +155,7 @@ def verify_artifact(
         checks = _static(opened, path)
         for name in roots:
             checks += _in_root(plan, name, floor, cache)
-    return VerifyReport(str(path), opened.kind.value, floor, tuple(checks))
+    return VerifyReport(str(path), opened.kind, floor, tuple(checks))
 
 
 def _static(opened: Opened, path: Path) -> list[Check]:
@@ -213,6 +228,101 @@ def _workdir() -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+Runner = Callable[[list[str], dict[str, str]], subprocess.CompletedProcess[str]]
+"""Runs ``argv`` with ``env`` in one root's sandbox."""
+
+
+@dataclass(frozen=True)
+class Installed:
+    """Where a format's :meth:`~venvpack.emit.Format.install` put the environment in one
+    root, and how to run there (made by :meth:`Target.unpack` or :meth:`Target.installed`)."""
+
+    run: Runner
+    base: Path
+    """The host directory everything installed lies in."""
+    mount: str
+    """Where ``base`` appears to the commands ``run`` runs."""
+    path: str
+    """The environment, relative to ``base``."""
+    moved: str
+    """Where a relocatable environment is moved to, relative to ``base``."""
+    failure: str = ""
+    """Why installing failed (the installer's last lines of output); empty when it worked."""
+
+    def location(self, path: str) -> str:
+        """Where ``path`` (relative to :attr:`base`) is, as the commands see it."""
+        return f"{self.mount.rstrip('/')}/{path.lstrip('/')}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One clean root an artifact is checked in, as its format's install step sees it."""
+
+    name: str
+    """The root's name (:data:`ROOT_NAMES`)."""
+    root: Path
+    """The clean root: shared and cached, never written (install into :meth:`fresh_root`)."""
+    work: Path
+    """A private directory for this root's run, removed afterwards."""
+    artifact: Path
+    """A copy of the artifact, readable by every user, to bind into a sandbox read-only."""
+    original: Path
+    """The artifact as given (its name is the copy's name inside a sandbox)."""
+    opened: Opened
+    """The artifact as ``inspect`` read it (where its environment lies inside it)."""
+
+    bound = _ARTIFACT
+    """Where :meth:`unpack`'s tool finds the artifact."""
+    unpacked = _UNPACKED
+    """The directory :meth:`unpack`'s tool unpacks into."""
+
+    @property
+    def installed_at(self) -> str:
+        """The environment's absolute path once installed (a package's install path)."""
+        return self.opened.installed_at or ""
+
+    def fresh_root(self) -> Path:
+        """A private copy of the root that the artifact's installer may change."""
+        return fresh_copy(self.root, self.work / "root", untrusted=True)
+
+    def unpack(self, argv: list[str]) -> Installed:
+        """Unpack the artifact with ``argv`` (a host tool, run as ``nobody``) in a read-only
+        view of the host where only the target directory is writable: the artifact is at
+        :attr:`bound`, the target :attr:`unpacked` (a path with a space); the commands then
+        run in the root as ``nobody``."""
+        place = self.work / "un packed"
+        place.mkdir()
+        os.chown(place, NOBODY, NOBODY)
+        binds = {place: _UNPACKED}
+        proc = run_in(
+            Path("/"),
+            argv,
+            binds={**binds, self.artifact: _ARTIFACT},
+            user=NOBODY,
+            timeout=TIMEOUT,
+        )
+        top = str(self.opened.root.relative_to(self.opened.tree))
+
+        def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+            return run_in(self.root, argv, binds=binds, env=env, user=NOBODY, timeout=TIMEOUT)
+
+        failure = _tail(proc) if proc.returncode != 0 else ""
+        return Installed(run, place, _UNPACKED, top, "moved here", failure)
+
+    def installed(
+        self, copy: Path, proc: subprocess.CompletedProcess[str] | None = None
+    ) -> Installed:
+        """The environment installed in ``copy`` (a :meth:`fresh_root`) at its install path
+        by ``proc`` (None: laid there without a process); commands run in ``copy`` as the
+        root of a user namespace."""
+
+        def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+            return run_untrusted(copy, argv, env=env, timeout=TIMEOUT)
+
+        failure = _tail(proc) if proc is not None and proc.returncode != 0 else ""
+        return Installed(run, copy, "/", self.installed_at, _MOVED, failure)
+
+
 def _in_root(plan: _Plan, name: str, floor: str | None, cache: Path | None) -> list[Check]:
     root = get_root(name, cache)
     have = root_glibc(root)
@@ -225,9 +335,20 @@ def _in_root(plan: _Plan, name: str, floor: str | None, cache: Path | None) -> l
         artifact = work / "artifact"
         shutil.copyfile(plan.artifact, artifact)
         artifact.chmod(0o644)
-        if plan.opened.kind is ArtifactKind.TAR:
-            return _tarball(plan, name, root, work, artifact)
-        return _package(plan, name, root, work, artifact)
+        target = Target(name, root, work, artifact, plan.artifact, plan.opened)
+        installed = load_format(plan.opened.kind).install(target)
+        if installed.failure:
+            return [Check(name, "install", plan.artifact.name, "failed", installed.failure)]
+        checks = [Check(name, "install", plan.artifact.name, "ok")]
+        location = installed.location(installed.path)
+        checks += _checks(plan, name, location, installed.run, moved=False)
+        if plan.relocatable:
+            failed = _move(plan, name, installed.base, installed.path, installed.moved)
+            if failed:
+                return [*checks, failed]
+            moved = installed.location(installed.moved)
+            checks += _checks(plan, name, moved, installed.run, moved=True)
+        return checks
 
 
 def _tail(proc: subprocess.CompletedProcess[str], lines: int = 15) -> str:
@@ -235,11 +356,7 @@ def _tail(proc: subprocess.CompletedProcess[str], lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"exit status {proc.returncode}"
 
 
-_Runner = Callable[[list[str], dict[str, str]], subprocess.CompletedProcess[str]]
-"""Runs ``argv`` with ``env`` in one root's sandbox."""
-
-
-def _checks(plan: _Plan, name: str, location: str, run: _Runner, *, moved: bool) -> list[Check]:
+def _checks(plan: _Plan, name: str, location: str, run: Runner, *, moved: bool) -> list[Check]:
     """Import every module and run every command of the environment at ``location``."""
     prefix = "moved " if moved else ""
     env = {"PATH": f"{location}/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
@@ -271,89 +388,6 @@ def _checks(plan: _Plan, name: str, location: str, run: _Runner, *, moved: bool)
         status = "ok" if proc.returncode == 0 else "failed"
         detail = "" if status == "ok" else _tail(proc)
         checks.append(Check(name, prefix + "command", shlex.join(command), status, detail))
-    return checks
-
-
-def _tarball(plan: _Plan, name: str, root: Path, work: Path, artifact: Path) -> list[Check]:
-    """Unpack as an unprivileged user at a path with a space, run, move, run again.
-
-    The host's ``tar`` unpacks in a read-only view of the host where only the target
-    directory is writable; the commands run in ``root``."""
-    if shutil.which("tar") is None:
-        raise ToolMissingError("verifying a tarball needs tar (apt-get install tar)")
-    place = work / "un packed"
-    place.mkdir()
-    os.chown(place, NOBODY, NOBODY)
-    binds = {place: "/tmp/un packed"}
-    proc = run_in(
-        Path("/"),
-        ["tar", "-C", "/tmp/un packed", "-xf", "/tmp/artifact"],
-        binds={**binds, artifact: "/tmp/artifact"},
-        user=NOBODY,
-        timeout=_TIMEOUT,
-    )
-    if proc.returncode != 0:
-        return [Check(name, "install", plan.artifact.name, "failed", _tail(proc))]
-    top = str(plan.opened.root.relative_to(plan.opened.tree))
-    checks = [Check(name, "install", plan.artifact.name, "ok")]
-
-    def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return run_in(root, argv, binds=binds, env=env, user=NOBODY, timeout=_TIMEOUT)
-
-    checks += _checks(plan, name, f"/tmp/un packed/{top}", run, moved=False)
-    if plan.relocatable:
-        failed = _move(plan, name, place, top, "moved here")
-        if failed:
-            return [*checks, failed]
-        checks += _checks(plan, name, "/tmp/un packed/moved here", run, moved=True)
-    return checks
-
-
-def _package(plan: _Plan, name: str, root: Path, work: Path, artifact: Path) -> list[Check]:
-    """Install into a private copy of the root: dpkg inside a Debian root, rpm --root, or
-    (a .deb in a root without dpkg) the package's files unpacked in place."""
-    copy = fresh_copy(root, work / "root", untrusted=True)
-    kind = plan.opened.kind
-    installed_at = plan.opened.installed_at or ""
-    inside = f"/tmp/artifact/{plan.artifact.name}"
-    if kind is ArtifactKind.DEB and name in DEBIAN_SUITES:
-        proc = run_untrusted(
-            copy,
-            ["dpkg", "-i", inside],
-            files={artifact: inside},
-            env={
-                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "DEBIAN_FRONTEND": "noninteractive",
-                "LANG": "C.UTF-8",
-            },
-            timeout=_TIMEOUT,
-        )
-    elif kind is ArtifactKind.DEB:
-        proc = _unpack_deb(plan.artifact, copy)
-    else:
-        if shutil.which("rpm") is None:
-            raise ToolMissingError("verifying an .rpm needs rpm (apt-get install rpm)")
-        options = ["--dbpath", "/var/lib/rpm", "--nodeps", "--nosignature"]
-        proc = run_untrusted(
-            copy,
-            ["rpm", "-i", "--root", _RPM_ROOT, *options, inside],
-            root_at=_RPM_ROOT,
-            files={artifact: inside},
-            timeout=_TIMEOUT,
-        )
-    if proc.returncode != 0:
-        return [Check(name, "install", plan.artifact.name, "failed", _tail(proc))]
-    checks = [Check(name, "install", plan.artifact.name, "ok")]
-
-    def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return run_untrusted(copy, argv, env=env, timeout=_TIMEOUT)
-
-    checks += _checks(plan, name, installed_at, run, moved=False)
-    if plan.relocatable:
-        failed = _move(plan, name, copy, installed_at, _MOVED)
-        if failed:
-            return [*checks, failed]
-        checks += _checks(plan, name, _MOVED, run, moved=True)
     return checks
 
 
@@ -393,12 +427,6 @@ def _directory_under(base: Path, relative: PurePosixPath, *, make: bool) -> Iter
         yield fd
     finally:
         os.close(fd)
-
-
-def _unpack_deb(deb: Path, dest: Path) -> subprocess.CompletedProcess[str]:
-    """A .deb's files laid into ``dest`` (a root without dpkg), as dpkg would place them."""
-    extract(deb, dest, kind=ArtifactKind.DEB, whole=True)
-    return subprocess.CompletedProcess([], 0, "", "")
 
 
 def render_text(report: VerifyReport) -> str:
