@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import sandbox
+from venvpack.emit import format_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.packaging]
 
@@ -58,7 +59,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
         text = text.replace(old, new)
     pyproject.write_text(text)
     printed = {}
-    for target in ("tar", "deb", "rpm"):
+    for target in format_names():
         dry = subprocess.run(
             ["make", "-n", target, f"VENVPACK={VENVPACK}"],
             cwd=root,
@@ -80,7 +81,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     return root, printed
 
 
-@pytest.mark.parametrize("fmt", ["tar", "deb", "rpm"])
+@pytest.mark.parametrize("fmt", format_names())
 def test_target_prints_and_keeps_the_artifact_path(
     made: tuple[Path, dict[str, str]], fmt: str
 ) -> None:

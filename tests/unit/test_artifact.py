@@ -16,7 +16,6 @@ import zstandard
 
 from venvpack.archive import write_ar
 from venvpack.artifact import (
-    ArtifactKind,
     Limits,
     extract,
     glob_inside,
@@ -248,7 +247,7 @@ def test_a_deb_is_read_through_its_ar_and_a_cut_data_member_is_an_error(tmp_path
     with deb.open("wb") as fh:
         write_ar(fh, [("debian-binary", b"2.0\n"), ("data.tar.xz", data)], 0)
     with open_artifact(deb) as opened:
-        assert opened.kind is ArtifactKind.DEB
+        assert (opened.kind, opened.fixed) == ("deb", True)
         assert opened.installed_at == "/opt/app"
     cut = _write(tmp_path, "cut.deb", deb.read_bytes()[:-20])
     with pytest.raises(ArtifactError), open_artifact(cut):

@@ -11,6 +11,7 @@ import pytest
 
 from fakes import fake_env_tree
 from venvpack.cli import main
+from venvpack.emit import format_names
 
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
 
@@ -242,7 +243,7 @@ def test_undecodable_maintainer_from_the_environment(
         (b"[" * 100_000, "recursion"),
     ],
 )
-@pytest.mark.parametrize("command", ["tar", "deb", "rpm"])
+@pytest.mark.parametrize("command", format_names())
 def test_tampered_manifest(
     command: str,
     content: bytes,

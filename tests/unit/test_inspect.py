@@ -17,7 +17,7 @@ import zstandard
 
 from fakes import fake_manifest
 from venvpack.archive import write_ar
-from venvpack.artifact import ArtifactKind, artifact_kind, open_artifact
+from venvpack.artifact import artifact_kind, open_artifact
 from venvpack.errors import ArtifactError, ConfigError
 from venvpack.glibc import FloorSetter, optional_culprits, parse_glibc
 from venvpack.inspect import inspect_artifact, render_text, schema_text
@@ -257,7 +257,7 @@ def test_tarball_is_read(env: Path, tmp_path: Path, compression: str) -> None:
         data = lzma.compress(data)
     path = tmp_path / "hello.tar.whatever"
     path.write_bytes(data)
-    assert artifact_kind(path) is ArtifactKind.TAR
+    assert artifact_kind(path) == "tar"
     report = inspect_artifact(path)
     assert (report.kind, report.root, report.installed_at) == ("tar", "hello", None)
     assert report.problems == ()

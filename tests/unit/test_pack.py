@@ -17,7 +17,7 @@ import pytest
 from fakes import fake_env_tree
 from venvpack import build
 from venvpack.cli import main
-from venvpack.emit import FORMATS, load_format
+from venvpack.emit import FORMATS, format_names, load_format
 from venvpack.errors import BuildError
 from venvpack.pack import artifact_location
 
@@ -168,13 +168,18 @@ def test_existing_output_is_refused_before_building(
 
 
 def test_every_format_is_a_command_from_the_registry() -> None:
+    import click
+
     from venvpack.cli import cli
 
-    for name in FORMATS:
+    ctx = click.Context(cli)
+    for name in format_names():
         fmt = load_format(name)
         assert fmt.name == name
-        assert name in cli.commands
-        flags = {f for p in cli.commands[name].params for f in getattr(p, "opts", ())}
+        assert name in cli.list_commands(ctx)
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        flags = {f for p in command.params for f in getattr(p, "opts", ())}
         assert {f for option in fmt.options for f in option.flags} <= flags
 
 
