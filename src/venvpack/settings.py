@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from venvpack.platform import uv_key_example
+
 __all__ = [
     "BUILD",
     "BUILD_SETTINGS",
@@ -305,7 +307,7 @@ BUILD_SETTINGS = (
         "python",
         ("--python",),
         "Interpreter path, version (3, 3.12, 3.12.4), cpython@3.12, "
-        "cpython-3.12.4-linux-x86_64-gnu or specifier ('>=3.11'); the newest match on PATH, "
+        f"{uv_key_example()} or specifier ('>=3.11'); the newest match on PATH, "
         "in pyenv, uv's pythons or /usr/bin wins (default: the project's .python-version, "
         "else the running Python if it satisfies requires-python, else the newest that does).",
         metavar="PY",
