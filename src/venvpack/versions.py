@@ -110,5 +110,5 @@ def _upstream(parsed: Version, original: str) -> str:
     # Version's grammar already excludes everything else; this guards the promise to both
     # tools should that grammar ever widen.
     if not _UPSTREAM_RE.fullmatch(upstream):
-        raise ConfigError(f"version {original!r} maps to {upstream!r}, invalid for dpkg or rpm")
+        raise ConfigError(f"version {original!r} maps to {upstream!r}, not a valid package version")
     return upstream

@@ -38,6 +38,6 @@ def source_date_epoch(maximum: int = _LATEST_EPOCH) -> int | None:
         raise ConfigError(
             f"SOURCE_DATE_EPOCH {value[:24]}{'...' if len(value) > 24 else ''} is too large: "
             f"at most {maximum} ({limit}) here"
-            + ("; rpm stores times as 32-bit numbers" if maximum < _LATEST_EPOCH else "")
+            + ("; this format stores times as 32-bit numbers" if maximum < _LATEST_EPOCH else "")
         )
     return epoch
