@@ -150,7 +150,7 @@ def test_from_needs_a_venvpack_environment(
     assert not (tmp_path / "x.tar.zst").exists()
 
 
-# --------------------------------------------------------------------------- issue 9, item 13
+# -------------------------------------------------------- text that is not text: undecodable input
 
 MAINTAINER = "Jane Doe <jane@example.org>"
 UNDECODABLE = "\udcff"  # what Python makes of the byte 0xff in argv (surrogateescape)
@@ -284,7 +284,7 @@ def test_tool_that_is_not_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize(
     ("command", "value", "message"),
     [
-        ("rpm", str(2**32), "too large: at most 4294967295 (2106-02-07) here; rpm stores"),
+        ("rpm", str(2**32), "too large: at most 4294967295 (2106-02-07) here; this format stores"),
         ("rpm", "9" * 5000, "too large"),
         ("deb", "9" * 40, "too large: at most 253402300799 (9999-12-31)"),
         ("tar", str(10**12), "too large"),
@@ -330,7 +330,7 @@ def test_non_utf8_file_name_with_rpm(
     assert leftovers(out) == []
 
 
-# --------------------------------------------------------------------------- issue 9, item 9
+# --------------------------------------------------- outputs that would replace the sources or cwd
 
 
 def test_build_over_the_project_is_refused(
