@@ -1,5 +1,5 @@
 """What comes from outside and becomes a path, an installer argument, a URL or a command: one
-check per kind, so every caller applies the same rule (issue 9, items 10-12).
+check per kind, so every caller applies the same rule.
 
 - a **file name** venvpack makes from a name and a version is one path component of a safe
   character set: a crafted version (``../../x``) cannot put an artifact outside ``-o``;
@@ -9,7 +9,9 @@ check per kind, so every caller applies the same rule (issue 9, items 10-12).
   other than a hash: tokens in ``?token=`` do not ship, and logs mask the same parts;
 - a **system command** (what deb and rpm link into ``/usr/bin``) is never one of the names
   ``bin/`` holds as interpreter links or venv machinery (``python3``, ``pip``, ``activate``),
-  unless the application itself installs a console script of that name.
+  unless the application itself installs a console script of that name;
+- a **control character** is one definition (:func:`control_character`) for every value that
+  ends up in a file another tool reads line by line (a control file, a spec, a unit).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 from venvpack.errors import ConfigError
 
 __all__ = [
+    "control_character",
     "file_name",
     "installer_argument",
     "public_url",
     "redact_urls",
     "reserved_command",
+    "strip_control",
     "system_command",
 ]
 
@@ -44,7 +48,24 @@ def file_name(value: str, what: str = "file name") -> str:
     return value
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Every character that ends a line for someone, or hides text from whoever reads it: the C0
+# controls, DEL, the C1 range (with NEL, which Python's splitlines breaks at) and Unicode's
+# line and paragraph separators.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_character(text: str, allow: str = "") -> str:
+    """The first control character of ``text`` that is not in ``allow`` (``"\\t"``, or
+    ``"\\t\\n"`` for multi-line text), or "" when there is none."""
+    for match in _CONTROL_RE.finditer(text):
+        if match[0] not in allow:
+            return match[0]
+    return ""
+
+
+def strip_control(text: str, allow: str = "") -> str:
+    """``text`` without its control characters, but those in ``allow``."""
+    return _CONTROL_RE.sub(lambda m: m[0] if m[0] in allow else "", text)
 
 
 def installer_argument(value: str, what: str = "requirement") -> str:
@@ -54,7 +75,7 @@ def installer_argument(value: str, what: str = "requirement") -> str:
             f"{what} {value!r} starts with '-': give options as venvpack's own flags "
             "(a requirement is a name, a specifier, a path or a URL)"
         )
-    if not value.strip() or _CONTROL_RE.search(value):
+    if not value.strip() or control_character(value):
         raise ConfigError(f"{what} {value!r} is empty or holds a line break")
     return value
 

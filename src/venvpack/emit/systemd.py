@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from venvpack import templates
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
+from venvpack.validate import control_character
 
 __all__ = [
     "FILTERS",
@@ -28,12 +29,11 @@ __all__ = [
 ]
 
 UNIT_DIR = "usr/lib/systemd/system"
-"""Where both formats install units (DESIGN §4, PATH and services), relative to ``/``."""
+"""Where both formats install units (``/usr/lib``, not ``/etc``: the administrator's place for
+overrides), relative to ``/``."""
 
 # Characters that never need quoting in an ExecStart= word.
 _PLAIN_WORD_RE = re.compile(r"[A-Za-z0-9_./:=,+@-]+")
-# C0 controls, DEL and the C1 range: line breaks for systemd or for whoever reads the unit.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def service_command(command: str, env: BuiltEnv) -> tuple[str, ...]:
     if not argv:
         raise ConfigError("--service-command is empty")
     for arg in argv:
-        if _CONTROL_RE.search(arg):
+        if control_character(arg):
             raise ConfigError(f"--service-command: control character in argument {arg!r}")
     prefix = env.manifest.prefix.rstrip("/")
     exe = argv[0]
@@ -101,7 +101,7 @@ def systemd_exec(argv: Sequence[str]) -> str:
 
 
 def _exec_word(arg: str) -> str:
-    if _CONTROL_RE.search(arg):
+    if control_character(arg):
         raise EmitError(f"control character in service argument {arg!r}")
     if arg == ";":
         return "\\;"
@@ -114,7 +114,7 @@ def _exec_word(arg: str) -> str:
 def systemd_text(value: object) -> str:
     """A one-line, literal value for a directive such as ``Description=``."""
     text = str(value)
-    if _CONTROL_RE.search(text):
+    if control_character(text):
         raise EmitError(f"line break or control character in systemd value {text!r}")
     # A trailing backslash would continue the directive on the next line.
     return text.replace("%", "%%").rstrip(" \\")
