@@ -100,13 +100,13 @@ class ZipFormat:
 
     name = "toyzip"
     help = "Build (or take --from) an environment and pack it as a zip."
-    examples = ("venvpack toyzip --project . -o dist/",)
+    examples: tuple[str, ...] = ("venvpack toyzip --project . -o dist/",)
     noun = "a zip"
     summary = "a zip of the environment"
     sample = "hello-1.0.0.zip"
     init_template: str | None = None
     fixed_location = False
-    options = (
+    options: tuple[Option, ...] = (
         Option("comment", ("--comment",), "The zip's archive comment.", default="", metavar="TEXT"),
         Option(
             "stored", ("--stored",), "Store the files uncompressed.", is_flag=True, group=OUTPUT

@@ -10,6 +10,7 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import jsonschema
@@ -77,7 +78,7 @@ def test_registering_adds_the_command_with_the_shared_options() -> None:
 @pytest.fixture(scope="module")
 def built(
     toy: toyformat.ZipFormat, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, object], Path]:
+) -> tuple[dict[str, Any], Path]:
     """``venvpack toyzip --json`` on a copy of the example project whose pyproject.toml has
     a ``[tool.venvpack.toyzip]`` table: a real build, through the shared build options."""
     base = tmp_path_factory.mktemp("toy")
@@ -99,7 +100,9 @@ def _run(args: list[str]) -> str:
 
 
 @pytest.mark.integration
-def test_its_table_and_result(built: tuple[dict[str, object], Path], tmp_path: Path) -> None:
+def test_its_table_and_result(
+    built: tuple[dict[str, Any], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data, project = built
     jsonschema.validate(data, json.loads(result.schema_text()))
     assert data["format"] == NAME
@@ -108,7 +111,7 @@ def test_its_table_and_result(built: tuple[dict[str, object], Path], tmp_path: P
     with zipfile.ZipFile(artifact) as archive:
         assert archive.comment == b"from the table"
         assert "hello/bin/python" in archive.namelist()
-    (extra,) = data["extras"]  # type: ignore[misc]
+    (extra,) = data["extras"]
     assert extra["path"] == f"{artifact}.sha256"
     assert Path(extra["path"]).read_text() == f"{data['sha256']}  {artifact.name}\n"
     # A flag wins over the table; an existing artifact and its extra need --force.
@@ -117,13 +120,21 @@ def test_its_table_and_result(built: tuple[dict[str, object], Path], tmp_path: P
     with pytest.raises(SystemExit) as exited:
         main([NAME, "--from", str(env_dir), "-o", str(artifact), "--comment", "flag", "-q"])
     assert exited.value.code == 2
+    kept = artifact.read_bytes()
+    artifact.unlink()  # the extra output alone is still refused, and nothing is written
+    with pytest.raises(SystemExit) as exited:
+        main([NAME, "--from", str(env_dir), "-o", str(artifact), "-q"])
+    assert exited.value.code == 2
+    assert f"{artifact}.sha256 already exists" in capsys.readouterr().err
+    assert not artifact.exists()
+    artifact.write_bytes(kept)
     _run(["--from", str(env_dir), "-o", str(artifact), "--comment", "flag", "--force", "-q"])
     with zipfile.ZipFile(artifact) as archive:
         assert archive.comment == b"flag"
 
 
 @pytest.mark.integration
-def test_inspect_reads_it_back(built: tuple[dict[str, object], Path]) -> None:
+def test_inspect_reads_it_back(built: tuple[dict[str, Any], Path]) -> None:
     artifact = Path(str(built[0]["artifact"]))
     report = inspect_artifact(artifact)
     assert (report.kind, report.root, report.installed_at) == (NAME, "hello", None)
@@ -138,7 +149,7 @@ def test_inspect_reads_it_back(built: tuple[dict[str, object], Path]) -> None:
 @pytest.mark.integration
 @pytest.mark.roots
 def test_verify_unpacks_and_runs_it_in_a_clean_root(
-    built: tuple[dict[str, object], Path],
+    built: tuple[dict[str, Any], Path],
 ) -> None:
     missing = sandbox.missing_tools("bwrap", "setpriv", "bsdtar")
     if missing:
