@@ -9,19 +9,32 @@ are refused, so ``-o app.tar.gz`` never holds zstd data.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
 from venvpack.config import BuildSpec
 from venvpack.emit import LEVEL, OUTPUT, Option
-from venvpack.errors import ConfigError, EmitError
+from venvpack.errors import ConfigError, EmitError, ToolMissingError
 from venvpack.manifest import BuiltEnv
 from venvpack.output import atomic_output
 from venvpack.validate import file_name
 
-__all__ = ["EXTENSIONS", "FORMAT", "TarEmitter", "TarFormat", "compression_of"]
+if TYPE_CHECKING:
+    from venvpack.artifact import Stream, Unpacker
+    from venvpack.verify import Installed, Target
+
+__all__ = [
+    "EXTENSIONS",
+    "FORMAT",
+    "TarEmitter",
+    "TarFormat",
+    "compression_of",
+    "detect_tarball",
+    "unpack_tarball",
+]
 
 log = logging.getLogger("venvpack")
 
@@ -71,6 +84,9 @@ class TarEmitter:
     def replaceable(self, path: Path) -> bool:
         return False  # a tarball is a file: a directory in its place is someone else's
 
+    def extras(self, env: BuiltEnv, dest: Path) -> tuple[Path, ...]:
+        return ()
+
     def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         name = env.manifest.name
         if not name or "/" in name or name in (".", ".."):
@@ -93,6 +109,11 @@ class TarFormat:
     """``venvpack tar``; see :class:`venvpack.emit.Format`."""
 
     name = "tar"
+    noun = "a tarball"
+    summary = "runs wherever it is unpacked"
+    sample = "hello-1.0.0-linux-x86_64.tar.zst"
+    init_template: str | None = "init/tar.toml"
+    fixed_location = False
     help = (
         "Build (or take --from) an environment and pack it as a tarball that runs wherever "
         "it is unpacked."
@@ -137,9 +158,36 @@ class TarFormat:
         kind = given or named or Compression.ZSTD
         return TarEmitter(kind, values.get("level"), progress=progress)
 
+    def detect(self, head: bytes) -> bool:
+        return detect_tarball(head)
+
+    def unpack(self, artifact: Stream, into: Unpacker) -> None:
+        into.archive(artifact, "tar")
+
+    def install(self, target: Target) -> Installed:
+        return unpack_tarball(target)
+
 
 def _extension(kind: Compression) -> str:
     return next(ext for ext, k in EXTENSIONS.items() if k is kind)
 
 
 FORMAT = TarFormat()
+
+
+# --- Reading back ------------------------------------------------------------------------
+
+
+def detect_tarball(head: bytes) -> bool:
+    """A compressed stream (any the reader decodes: a tarball is the only artifact that is
+    one whole) or an uncompressed tar (``ustar`` at offset 257)."""
+    from venvpack.artifact import COMPRESSED
+
+    return head.startswith(COMPRESSED) or head[257:262] == b"ustar"
+
+
+def unpack_tarball(target: Target) -> Installed:
+    """``verify``: the host's ``tar`` unpacks it as an unprivileged user, as anyone would."""
+    if shutil.which("tar") is None:
+        raise ToolMissingError("verifying a tarball needs tar (apt-get install tar)")
+    return target.unpack(["tar", "-C", target.unpacked, "-xf", target.bound])
