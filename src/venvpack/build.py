@@ -51,7 +51,7 @@ from venvpack.manifest import (
 )
 from venvpack.metadata import read_app_metadata
 from venvpack.output import atomic_output
-from venvpack.policy import loaded_by_family, system_libraries
+from venvpack.platform import loaded_by_family, of_interpreter, system_libraries
 from venvpack.relocate import binary_paths, relocate, source_paths
 from venvpack.runtime import copy_runtime, exclude_modules, prune_build_cache
 from venvpack.terminfo import carry_terminfo
@@ -155,6 +155,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 sha256=interp.sha256(),
             ),
             glibc_floor=report.glibc_floor,
+            platform=of_interpreter(interp, report.glibc_floor),
             commands=installed.commands,
             grafted=tuple(
                 GraftedLibrary(

@@ -181,12 +181,12 @@ def test_url_token_and_changed_trees(wheels: Path, wheel_server: str, tmp_path: 
     leak.symlink_to("/etc/passwd")
     result = venvpack(["tar", "--from", env, "-o", "x.tar.gz"], cwd=tmp_path, check=False)
     assert result.returncode == 6, result.stderr
-    assert "absolute symlink" in result.stderr
+    assert "bin/leak: symlink to /etc/passwd, outside the tree" in result.stderr
     leak.unlink()
     (env / "lib" / "up").symlink_to("../../outside")
     result = venvpack(["tar", "--from", env, "-o", "x.tar.gz"], cwd=tmp_path, check=False)
     assert result.returncode == 6, result.stderr
-    assert "out of the tree" in result.stderr
+    assert "lib/up: symlink to ../../outside, outside the tree" in result.stderr
     (env / "lib" / "up").unlink()
     assert grafted, "the example's runtime grafts libffi and more"
     grafted[0].unlink()

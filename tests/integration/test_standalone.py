@@ -29,7 +29,7 @@ from venvpack.audit import find_leaks
 from venvpack.elf import glibc_floor, is_elf, read_elf
 from venvpack.graft import find_elf_files, plan_grafts, system_library_dirs
 from venvpack.manifest import BuiltEnv
-from venvpack.policy import system_libraries
+from venvpack.platform import system_libraries
 
 pytestmark = [pytest.mark.standalone, pytest.mark.roots]
 
