@@ -14,38 +14,37 @@ import sys
 import textwrap
 import threading
 import traceback
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import click
 
 from venvpack import __version__, ui
 from venvpack.config import (
-    BuildSpec,
-    Installer,
-    LinkMode,
+    Pyproject,
+    build_spec,
     check_text,
-    format_settings,
-    validate_name,
-    validate_version,
-    with_project_defaults,
+    check_values,
+    decide,
+    read_pyproject,
 )
 from venvpack.emit import (
-    FORMATS,
     INSTALL,
     METADATA,
     OUTPUT,
     SERVICE,
     Format,
-    Option,
+    format_names,
+    format_options,
+    formats,
     load_format,
 )
 from venvpack.errors import ConfigError, VenvpackError
 from venvpack.interrupt import Interrupted, checkpoint, orderly_signals
-from venvpack.manifest import is_environment
-from venvpack.output import check_replaceable, refuse_overlap
+from venvpack.output import refuse_overlap
+from venvpack.settings import BUILD, BUILD_SETTINGS, Setting
 
 if TYPE_CHECKING:
     from venvpack.result import Result
@@ -55,17 +54,38 @@ __all__ = ["cli", "main"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-BUILD = "Build options"
 SECTIONS = (BUILD, OUTPUT, METADATA, INSTALL, SERVICE)
 """The order of the help's option sections; options of no section ("Options") come last."""
 
 
+def _listed(words: Sequence[str], last: str) -> str:
+    """``a, b and c``."""
+    return ", ".join(words[:-1]) + f" {last} {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def registry_text(text: str) -> str:
+    """``text`` with the registered formats put in: ``{formats}`` (``tar, deb and rpm``),
+    ``{any format}`` (``tar, deb or rpm``), ``{artifacts}`` (``a tarball, a .deb or an
+    .rpm``). Help texts that list formats say them so: a format registered at run time is in
+    every list."""
+    names = format_names()
+    nouns = [fmt.noun for fmt in formats()]
+    text = text.replace("{formats}", _listed(names, "and"))
+    text = text.replace("{any format}", _listed(names, "or"))
+    return text.replace("{artifacts}", _listed(nouns, "or"))
+
+
 class GroupedOption(click.Option):
-    """An option listed under one section of the help (:class:`GroupedCommand`)."""
+    """An option listed under one section of the help (:class:`GroupedCommand`); its help
+    may list the formats (:func:`registry_text`)."""
 
     def __init__(self, *args: Any, group: str = "Options", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.group = group
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        return None if record is None else (record[0], registry_text(record[1]))
 
 
 def _option(group: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
@@ -73,26 +93,41 @@ def _option(group: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, cls=GroupedOption, group=group, **kwargs)
 
 
+Examples = Union[Sequence[str], Callable[[], Sequence[str]]]
+"""Command lines for a help's Examples section, or a function making them (from the registry,
+when the help is shown)."""
+
+
 class _Examples:
     """An "Examples" section after the options: command lines, as written (not re-wrapped)."""
 
-    examples: tuple[str, ...] = ()
+    examples: Examples = ()
 
     def format_examples(self, formatter: click.HelpFormatter) -> None:
-        if self.examples:
+        examples = self.examples() if callable(self.examples) else self.examples
+        if examples:
             with formatter.section("Examples"):
-                for line in self.examples:
+                for line in examples:
                     indent = " " * formatter.current_indent if line else ""
                     formatter.write(f"{indent}{line}\n")
 
 
 class GroupedCommand(_Examples, click.Command):
     """A command whose help lists its options by section (build, output, package metadata,
-    install, service: :attr:`GroupedOption.group`), then examples."""
+    install, service: :attr:`GroupedOption.group`), then examples. Its help text may list
+    the formats (:func:`registry_text`)."""
 
-    def __init__(self, *args: Any, examples: Sequence[str] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, examples: Examples = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.examples = tuple(examples)
+        self.examples = examples if callable(examples) else tuple(examples)
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _registry_help(self):
+            super().format_help_text(ctx, formatter)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        with _registry_help(self):
+            return super().get_short_help_str(limit)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         sections: dict[str, list[tuple[str, str]]] = {}
@@ -113,12 +148,46 @@ class GroupedCommand(_Examples, click.Command):
         super().format_epilog(ctx, formatter)
 
 
-class ExamplesGroup(_Examples, click.Group):
-    """The top-level group: its commands, then examples."""
+@contextmanager
+def _registry_help(command: click.Command) -> Iterator[None]:
+    """``command``'s help text lists the registered formats while the block runs."""
+    text = command.help
+    command.help = registry_text(text) if text else text
+    try:
+        yield
+    finally:
+        command.help = text
 
-    def __init__(self, *args: Any, examples: Sequence[str] = (), **kwargs: Any) -> None:
+
+class ExamplesGroup(_Examples, click.Group):
+    """The top-level group: its commands, then examples.
+
+    The commands are asked of the registry when the CLI runs (:meth:`list_commands`,
+    :meth:`get_command`): besides the fixed ones (build, inspect, verify, init), one per
+    registered format, made on first use, so a format registered after import has its
+    ``venvpack <name>`` command, in help and completion too."""
+
+    def __init__(self, *args: Any, examples: Examples = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.examples = tuple(examples)
+        self.examples = examples if callable(examples) else tuple(examples)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *format_names()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name in format_names():
+            fmt = load_format(cmd_name)
+            made = _format_commands.get(cmd_name)
+            if made is None or made[0] is not fmt:
+                made = _format_commands[cmd_name] = (fmt, format_command(fmt))
+            return made[1]
+        return None
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _registry_help(self):
+            super().format_help_text(ctx, formatter)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         self.format_examples(formatter)
@@ -126,141 +195,38 @@ class ExamplesGroup(_Examples, click.Group):
 
 
 def build_options(func: F) -> F:
-    """The options every command that builds an environment accepts."""
-    options = [
-        click.argument("requirements", nargs=-1),
-        _option(
-            BUILD,
-            "-r",
-            "--requirement",
-            "requirement_files",
-            multiple=True,
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Install from a requirements file (repeatable).",
-        ),
-        _option(
-            BUILD,
-            "--project",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Project directory to install (default: . when it has a "
-            "pyproject.toml and no requirement is given).",
-        ),
-        _option(
-            BUILD,
-            "--python",
-            "python",
-            metavar="PY",
-            help=(
-                "Interpreter path, version (3, 3.12, 3.12.4), cpython@3.12, "
-                "cpython-3.12.4-linux-x86_64-gnu or specifier ('>=3.11'); the newest match "
-                "on PATH, in pyenv, uv's pythons or /usr/bin wins (default: the project's "
-                ".python-version, else the running Python if it satisfies requires-python, "
-                "else the newest that does)."
-            ),
-        ),
-        _option(BUILD, "--name", help="Application name (default: the project's name)."),
-        _option(
-            BUILD,
-            "--version",
-            "version",
-            metavar="VERSION",
-            help="Application version (default: the installed project's, or the "
-            "distribution --name names).",
-        ),
-        _option(
-            BUILD,
-            "--no-lock",
-            is_flag=True,
-            help="Resolve the requirements afresh instead of installing what the "
-            "project's uv.lock or pylock.toml pins.",
-        ),
-        _option(
-            BUILD,
-            "--extra",
-            "extras",
-            multiple=True,
-            metavar="NAME",
-            help="Install this optional-dependency group of the project (repeatable).",
-        ),
-        _option(BUILD, "--all-extras", is_flag=True, help="Install every extra of the project."),
-        _option(
-            BUILD,
-            "--group",
-            "groups",
-            multiple=True,
-            metavar="NAME",
-            help="Install this dependency group too (repeatable; dev groups are left out).",
-        ),
-        _option(BUILD, "--index-url", metavar="URL", help="Package index to use instead of PyPI."),
-        _option(
-            BUILD,
-            "--extra-index-url",
-            "extra_index_urls",
-            multiple=True,
-            metavar="URL",
-            help="Another package index (repeatable).",
-        ),
-        _option(
-            BUILD,
-            "-c",
-            "--constraint",
-            "constraints",
-            multiple=True,
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Constrain versions with this file (repeatable).",
-        ),
-        _option(BUILD, "--pre", is_flag=True, help="Allow pre-release versions."),
-        _option(BUILD, "--prefix", help="Install location (default: /opt/<name>)."),
-        _option(
-            BUILD,
-            "--python-link",
-            "link_mode",
-            type=click.Choice([m.value for m in LinkMode]),
-            default=None,
-            help="How bin/python reaches the bundled interpreter (default: symlink).",
-        ),
-        _option(
-            BUILD,
-            "--find-links",
-            multiple=True,
-            metavar="DIR",
-            help="Look for packages in DIR (repeatable).",
-        ),
-        _option(BUILD, "--no-index", is_flag=True, help="Do not use the package index."),
-        _option(BUILD, "--with-tk", is_flag=True, help="Keep tkinter in the bundled runtime."),
-        _option(
-            BUILD,
-            "--keep-dev",
-            is_flag=True,
-            help="Keep headers and build config to compile extensions later.",
-        ),
-        _option(
-            BUILD,
-            "--max-glibc",
-            metavar="X.Y",
-            help="Stop before packing when the environment needs a newer glibc than X.Y "
-            "(naming the file and symbol version).",
-        ),
-        _option(
-            BUILD,
-            "--exclude-module",
-            "exclude_modules",
-            multiple=True,
-            metavar="NAME",
-            help="Leave this stdlib extension module (e.g. _curses, readline, _sqlite3) out, "
-            "with the libraries only it needed (repeatable).",
-        ),
-        _option(
-            BUILD,
-            "--installer",
-            type=click.Choice([i.value for i in Installer]),
-            default="auto",
-            hidden=True,
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
+    """The options every command that builds an environment accepts (:data:`BUILD_SETTINGS`)."""
+    for setting in reversed(BUILD_SETTINGS):
+        func = _click_option(setting)(func)
     return func
+
+
+def _click_option(setting: Setting) -> Callable[[F], F]:
+    """The click option (or argument) a setting declares."""
+    if setting.argument:
+        return click.argument(setting.name, nargs=-1 if setting.multiple else 1)
+    text = setting.help
+    if setting.show_default:
+        text = f"{text.rstrip('.')} (default: {setting.default})."
+    kwargs: dict[str, Any] = {"help": text, "hidden": setting.hidden}
+    if setting.is_flag:
+        kwargs["is_flag"] = True
+        if setting.flag_value is not True:
+            kwargs.update(flag_value=setting.flag_value, default=setting.default)
+        return _option(setting.group, *setting.flags, setting.name, **kwargs)
+    kwargs["default"] = setting.default
+    kwargs["multiple"] = setting.multiple
+    kwargs["metavar"] = setting.metavar
+    allowed = setting.allowed
+    if allowed:
+        kwargs["type"] = click.Choice(allowed)
+    elif setting.path == "file":
+        kwargs["type"] = click.Path(exists=True, dir_okay=False, path_type=Path)
+    elif setting.path == "dir":
+        kwargs["type"] = click.Path(file_okay=False, path_type=Path)
+    else:
+        kwargs["type"] = setting.type
+    return _option(setting.group, *setting.flags, setting.name, **kwargs)
 
 
 def output_options(*, json_help: str | None) -> Callable[[F], F]:
@@ -316,8 +282,20 @@ BUILD_STEPS = ("runtime", "install", "graft", "relocate", "audit")
 """The steps of a build, as :func:`venvpack.build.stage` names them."""
 
 
-def emit_options(func: F) -> F:
-    """The options of every command that writes an artifact (tar, deb, rpm)."""
+def emit_options(fmt: Format) -> Callable[[F], F]:
+    """The options of every format's command (where the artifact goes); ``-o``'s help names
+    ``fmt``'s extensions."""
+    extensions = fmt.extensions({})
+    where = (
+        f"The artifact's file name when it ends with the format's extension "
+        f"({', '.join(extensions)}), else a directory for it"
+        if extensions
+        else "A directory for the artifact"
+    )
+    return lambda func: _emit_options(func, where)
+
+
+def _emit_options(func: F, where: str) -> F:
     options = [
         _option(
             OUTPUT,
@@ -332,9 +310,7 @@ def emit_options(func: F) -> F:
             "--output",
             type=click.Path(path_type=Path),
             default=None,
-            help="The artifact's file name when it ends with the format's extension (.deb, "
-            ".rpm, .tar.zst, .tar.gz, .tgz, .tar.xz, .tar), else a directory for it, created "
-            "if missing (default: the current directory).",
+            help=f"{where}, created if missing (default: the current directory).",
         ),
         _option(OUTPUT, "--force", is_flag=True, help="Replace the artifact if it exists."),
     ]
@@ -365,12 +341,22 @@ def protected_directories(project: Path | None) -> dict[str, Path]:
     return protected
 
 
-def spec_from_options(opts: dict[str, Any], fmt: str | None = None) -> BuildSpec:
-    """Turn parsed build options into a BuildSpec, completed from the project's files (and
-    its ``[tool.venvpack.<fmt>]`` table for the format ``fmt``)."""
-    requirements = tuple(_absolute_if_path(r) for r in opts.get("requirements") or ())
+def given_options(ctx: click.Context) -> set[str]:
+    """The names of the options and arguments given on the command line: they win over
+    every setting."""
+    return {
+        name
+        for param in ctx.command.params
+        if (name := param.name) is not None
+        and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    }
+
+
+def project_of(opts: dict[str, Any]) -> Path | None:
+    """The project directory to build: ``--project``, else the current directory when it
+    has a pyproject.toml and nothing else is to be installed."""
     project: Path | None = opts.get("project")
-    if project is None and not requirements and not opts.get("requirement_files"):
+    if project is None and not opts.get("requirements") and not opts.get("requirement_files"):
         if Path("pyproject.toml").is_file():
             project = Path.cwd()
         else:
@@ -382,138 +368,91 @@ def spec_from_options(opts: dict[str, Any], fmt: str | None = None) -> BuildSpec
         if not project.is_dir():
             raise ConfigError(f"--project {project}: not a directory")
         project = project.resolve()
-    spec = BuildSpec(
-        requirements=requirements,
-        requirement_files=tuple(p.resolve() for p in opts.get("requirement_files") or ()),
-        project=project,
-        python=opts.get("python"),
-        name=opts.get("name"),
-        prefix=opts.get("prefix"),
-        link_mode=LinkMode(opts.get("link_mode") or "symlink"),
-        find_links=tuple(_absolute_if_exists(f) for f in opts.get("find_links") or ()),
-        no_index=bool(opts.get("no_index")),
-        with_tk=bool(opts.get("with_tk")),
-        keep_dev=bool(opts.get("keep_dev")),
-        installer=Installer(opts.get("installer") or "auto"),
-        version=opts.get("version"),
-        use_lock=not opts.get("no_lock"),
-        extras=tuple(opts.get("extras") or ()),
-        all_extras=bool(opts.get("all_extras")),
-        groups=tuple(opts.get("groups") or ()),
-        index_url=opts.get("index_url"),
-        extra_index_urls=tuple(opts.get("extra_index_urls") or ()),
-        constraints=tuple(p.resolve() for p in opts.get("constraints") or ()),
-        pre=bool(opts.get("pre")),
-        max_glibc=opts.get("max_glibc"),
-        exclude_modules=tuple(opts.get("exclude_modules") or ()),
+    return project
+
+
+def read_settings(project: Path | None) -> Pyproject | None:
+    """The project's ``pyproject.toml``, read once for the whole command and checked against
+    the build settings and every registered format's options."""
+    return read_pyproject(project, format_options()) if project is not None else None
+
+
+def flag_values(settings: Sequence[Setting], opts: dict[str, Any]) -> dict[str, Any]:
+    """The parsed command line's values of ``settings``, as the settings take them (a
+    relative path made absolute: :attr:`Setting.from_flag`)."""
+    values: dict[str, Any] = {}
+    for setting in settings:
+        value = opts.get(setting.name)
+        convert = setting.from_flag
+        if convert is not None and value is not None:
+            value = tuple(convert(v) for v in value) if setting.multiple else convert(value)
+        values[setting.name] = value
+    return values
+
+
+def decide_settings(
+    opts: dict[str, Any], given: set[str], fmt: Format | None, from_dir: Path | None = None
+) -> tuple[dict[str, Any], Pyproject | None]:
+    """The value of every setting of the command, the build's and ``fmt``'s own, by the one
+    precedence rule, from the flags (``given``: those on the command line) and the project's
+    pyproject.toml, read here once and returned for the stages after. Packing ``from_dir``,
+    the settings that shape a build are not used and their flags are refused."""
+    if from_dir is not None:
+        refuse_build_options(given)
+        project = Path.cwd() if Path("pyproject.toml").is_file() else None
+    else:
+        project = project_of(opts)
+    pyproject = read_settings(project)
+    settings = (*BUILD_SETTINGS, *(fmt.options if fmt is not None else ()))
+    values = decide(
+        settings, flag_values(settings, opts), given, pyproject, fmt.name if fmt else None
     )
-    given = [k for k in _SPEC_FIELDS if opts.get(k)]
-    given += ["use_lock"] if opts.get("no_lock") else []
-    spec = with_project_defaults(spec, given, fmt)
-    if spec.name is not None:
-        validate_name(spec.name)
-    if spec.version is not None:
-        validate_version(spec.version)
-    from venvpack.glibc import parse_glibc
-    from venvpack.runtime import validate_module_name
-
-    if spec.max_glibc is not None:
-        parse_glibc(spec.max_glibc)
-    for module in spec.exclude_modules:
-        validate_module_name(module)
-    if spec.prefix is not None and not spec.prefix.startswith("/"):
-        raise ConfigError(f"--prefix must be an absolute path, got {spec.prefix!r}")
-    return spec
+    values["project"] = project
+    if from_dir is not None:
+        check_values([s for s in BUILD_SETTINGS if not s.shapes_build], values)
+    return values, pyproject
 
 
-# Flags that replace a [tool.venvpack] setting when given.
-_SPEC_FIELDS = (
-    "name",
-    "prefix",
-    "python",
-    "with_tk",
-    "keep_dev",
-    "link_mode",
-    "version",
-    "all_extras",
-    "index_url",
-    "pre",
-    "max_glibc",
-)
+def refuse_build_options(given: set[str]) -> None:
+    """With ``--from`` the environment is packed as it was built: options that shape a build
+    are refused, by their flag."""
+    shaping = [s.flag for s in BUILD_SETTINGS if s.shapes_build and s.name in given]
+    if shaping:
+        raise ConfigError(
+            f"--from packs an environment as it was built; {', '.join(shaping)} "
+            "cannot apply to it (build again instead)"
+        )
 
 
-def _absolute_if_exists(value: str) -> str:
-    """A local ``--find-links`` directory as an absolute path; URLs stay as they are."""
-    return str(Path(value).absolute()) if Path(value).exists() else value
+def _sample(index: int) -> str:
+    """An example artifact's path: the ``index``-th format's (the last one if fewer)."""
+    registered = formats()
+    return f"dist/{registered[min(index, len(registered) - 1)].sample}"
 
 
-def _absolute_if_path(value: str) -> str:
-    """A relative path (``./x.whl``, ``../proj``, ``wheels``) as an absolute one: the installer
-    runs in the project directory, not where venvpack was started."""
-    if "://" in value or value.startswith("/"):
-        return value
-    path = Path(value).expanduser()
-    if value.startswith((".", "~")) or (("/" in value or path.suffix == ".whl") and path.exists()):
-        return str(path.absolute())
-    return value
-
-
-# Options that shape a build, so they are meaningless (and refused) with --from.
-_BUILD_ONLY = (
-    "requirements",
-    "requirement_files",
-    "project",
-    "python",
-    "name",
-    "prefix",
-    "link_mode",
-    "find_links",
-    "no_index",
-    "with_tk",
-    "keep_dev",
-    "version",
-    "no_lock",
-    "extras",
-    "all_extras",
-    "groups",
-    "index_url",
-    "extra_index_urls",
-    "constraints",
-    "pre",
-    "exclude_modules",
-)
-
-
-def _flag(option: str) -> str:
-    names = {
-        "requirements": "REQUIREMENT",
-        "requirement_files": "--requirement",
-        "link_mode": "--python-link",
-        "extras": "--extra",
-        "groups": "--group",
-        "extra_index_urls": "--extra-index-url",
-        "constraints": "--constraint",
-        "exclude_modules": "--exclude-module",
-    }
-    return names.get(option, "--" + option.replace("_", "-"))
+def _top_examples() -> list[str]:
+    lines = [(f"venvpack {fmt.name} --project . -o dist/", fmt.summary) for fmt in formats()]
+    lines += [
+        ("venvpack build --project . -o build/env", "the environment alone"),
+        (f"venvpack inspect {_sample(1)}", "what is inside, where it runs"),
+    ]
+    width = max(len(command) for command, _ in lines) + 2
+    return [
+        *(f"{command.ljust(width)}# {comment}" for command, comment in lines),
+        "",
+        "Shell completion (bash, zsh, fish): docs/completion.md, e.g.",
+        'eval "$(_VENVPACK_COMPLETE=bash_source venvpack)"',
+    ]
 
 
 @click.group(
     cls=ExamplesGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
-    examples=(
-        "venvpack tar --project . -o dist/        # runs wherever it is unpacked",
-        "venvpack deb --project . -o dist/        # installs in /opt/<name>",
-        "venvpack build --project . -o build/env  # the environment alone",
-        "venvpack inspect dist/*.deb              # what is inside, where it runs",
-        "",
-        "Shell completion (bash, zsh, fish): docs/completion.md, e.g.",
-        'eval "$(_VENVPACK_COMPLETE=bash_source venvpack)"',
-    ),
+    examples=_top_examples,
 )
 @click.version_option(__version__, prog_name="venvpack")
 def cli() -> None:
-    """Relocatable Python environments with their own interpreter, as tar, deb or rpm."""
+    """Relocatable Python environments with their own interpreter, as {any format}."""
 
 
 @cli.command(
@@ -542,20 +481,24 @@ def cli() -> None:
 )
 def build(output: Path, force: bool, as_json: bool, **opts: Any) -> None:
     """Build a relocatable environment into OUTPUT."""
-    from venvpack.build import build_environment
+    from venvpack.emit.environment import ENVIRONMENT
+    from venvpack.pack import PackRequest, pack
     from venvpack.result import Result
 
-    refuse_undecodable(click.get_current_context())
+    ctx = click.get_current_context()
+    refuse_undecodable(ctx)
     verbosity = output_settings(opts)
     with ui.reporting(ui.make_reporter(verbosity)) as reporter:
-        spec = spec_from_options(opts)
+        spec = build_spec(*decide_settings(opts, given_options(ctx), None))
         # -o names the environment itself: it is replaced (with --force), never written
         # into, so it may be neither the sources nor anything but an environment venvpack made.
         refuse_overlap(output, protected_directories(spec.project))
-        check_replaceable(output.absolute(), force, is_environment)
+        request = PackRequest(ENVIRONMENT, {}, spec=spec, output=output, force=force)
         reporter.expect(BUILD_STEPS, output=str(output))
-        env = build_environment(spec, output.absolute(), replace=force)
-        result = Result(env.root, "environment", env.manifest, reporter.timings, reporter.elapsed)
+        packed = pack(request)
+        result = Result(
+            packed.path, ENVIRONMENT.name, packed.manifest, reporter.timings, reporter.elapsed
+        )
         reporter.summary(result.summary())
     _print_result(result, as_json)
 
@@ -563,6 +506,10 @@ def build(output: Path, force: bool, as_json: bool, **opts: Any) -> None:
 def _print_result(result: Result, as_json: bool) -> None:
     """The only thing venvpack prints on stdout for a build or an artifact."""
     click.echo(result.to_json() if as_json else str(result.artifact), nl=not as_json)
+
+
+_format_commands: dict[str, tuple[Format, click.Command]] = {}
+"""Each format's command, made once (for the format registered under that name now)."""
 
 
 def format_command(fmt: Format) -> click.Command:
@@ -578,84 +525,43 @@ def format_command(fmt: Format) -> click.Command:
         ctx = click.get_current_context()
         refuse_undecodable(ctx)
         verbosity = output_settings(opts)
-        values = {option.name: opts.pop(option.name) for option in fmt.options}
         with ui.reporting(ui.make_reporter(verbosity)) as reporter:
-            if from_dir is not None:
-                refuse_build_options(opts)
-                spec = None
-                project = Path.cwd() if Path("pyproject.toml").is_file() else None
-            else:
-                spec = spec_from_options(opts, fmt.name)
-                project = spec.project
-            if project is not None:
-                # [tool.venvpack] and [tool.venvpack.<format>] give what no flag gave; list
-                # settings add to the flags, as the build settings do.
-                for name, value in format_settings(project, fmt.name).items():
-                    source = ctx.get_parameter_source(name)
-                    if source is not click.core.ParameterSource.COMMANDLINE:
-                        values[name] = value
-                    elif isinstance(value, tuple):
-                        values[name] = value + tuple(values[name])
+            values, pyproject = decide_settings(opts, given_options(ctx), fmt, from_dir)
             request = PackRequest(
                 format=fmt,
-                values=values,
-                spec=spec,
+                values={option.name: values[option.name] for option in fmt.options},
+                spec=build_spec(values, pyproject) if from_dir is None else None,
                 from_dir=from_dir,
                 output=output,
                 force=force,
-                max_glibc=opts.get("max_glibc"),
+                max_glibc=values["max_glibc"],
             )
             steps = ("audit",) if from_dir is not None else BUILD_STEPS
             reporter.expect((*steps, "pack"), output=str(output or "."))
             packed = pack(request, progress=reporter.progress)
             result = Result(
-                packed.path, fmt.name, packed.manifest, reporter.timings, reporter.elapsed
+                packed.path,
+                fmt.name,
+                packed.manifest,
+                reporter.timings,
+                reporter.elapsed,
+                packed.extras,
             )
             reporter.summary(result.summary())
         _print_result(result, as_json)
 
     for option in reversed(fmt.options):
         run = _click_option(option)(run)
-    run = emit_options(output_options(json_help=_RESULT_JSON)(build_options(run)))
+    run = emit_options(fmt)(output_options(json_help=_RESULT_JSON)(build_options(run)))
     return click.command(name=fmt.name, help=fmt.help, cls=GroupedCommand, examples=fmt.examples)(
         run
     )
 
 
-def _click_option(option: Option) -> Callable[[F], F]:
-    text = option.help
-    if option.show_default:
-        text = f"{text.rstrip('.')} (default: {option.default})."
-    kwargs: dict[str, Any] = {"help": text}
-    if option.is_flag:
-        kwargs["is_flag"] = True
-    else:
-        kwargs["default"] = option.default
-        kwargs["multiple"] = option.multiple
-        kwargs["metavar"] = option.metavar
-        kwargs["type"] = click.Choice(option.choices) if option.choices else option.type
-    return _option(option.group, *option.flags, option.name, **kwargs)
-
-
-def refuse_build_options(opts: dict[str, Any]) -> None:
-    """With ``--from`` the environment is packed as it was built: build options are refused."""
-    given = sorted(k for k in _BUILD_ONLY if opts.get(k))
-    if given:
-        flags = ", ".join(_flag(k) for k in given)
-        raise ConfigError(
-            f"--from packs an environment as it was built; {flags} "
-            "cannot apply to it (build again instead)"
-        )
-
-
-for _name in FORMATS:
-    cli.add_command(format_command(load_format(_name)))
-
-
 @cli.command(
     cls=GroupedCommand,
-    examples=(
-        "venvpack inspect dist/hello_1.0.0-1_amd64.deb",
+    examples=lambda: (
+        f"venvpack inspect {_sample(1)}",
         "venvpack inspect build/env --json --max-glibc 2.31",
     ),
 )
@@ -670,7 +576,7 @@ for _name in FORMATS:
     help="Report a problem when the tree needs a newer glibc than X.Y.",
 )
 def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> None:
-    """Report what PATH (an environment directory, a tarball, a .deb or an .rpm) contains
+    """Report what PATH (an environment directory, {artifacts}) contains
     and whether it runs elsewhere. Exit 0 when self-contained, 1 when a problem is found."""
     from venvpack.errors import CheckFailed
     from venvpack.inspect import inspect_artifact, render_text
@@ -684,9 +590,9 @@ def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> No
 
 @cli.command(
     cls=GroupedCommand,
-    examples=(
-        "venvpack verify dist/hello-1.0.0-linux-x86_64.tar.zst --root bookworm",
-        "venvpack verify dist/hello-1.0.0-1.x86_64.rpm --run 'hello --version'",
+    examples=lambda: (
+        f"venvpack verify {_sample(0)} --root bookworm",
+        f"venvpack verify {_sample(2)} --run 'hello --version'",
     ),
 )
 @click.argument("artifact", type=click.Path(path_type=Path))
@@ -714,7 +620,7 @@ def verify(
     as_json: bool,
     **opts: Any,
 ) -> None:
-    """Install or unpack ARTIFACT (a tarball, .deb or .rpm) in clean roots, import every
+    """Install or unpack ARTIFACT ({artifacts}) in clean roots, import every
     module and run every command there, also after moving a relocatable tree. Exit 1 when
     anything fails or a root is refused (its glibc older than the artifact needs)."""
     from venvpack.errors import CheckFailed
@@ -734,20 +640,22 @@ def verify(
 
 @cli.command(
     cls=GroupedCommand,
-    examples=(
+    examples=lambda: (
         "venvpack init                # then edit [tool.venvpack] in pyproject.toml",
-        "venvpack init --makefile     # and a Makefile: make tar, make deb, make rpm",
+        "venvpack init --makefile     # and a Makefile: "
+        + ", ".join(f"make {name}" for name in format_names()),
     ),
 )
 @output_options(json_help=None)
 @click.option(
     "--makefile",
     is_flag=True,
-    help="Also write a Makefile with tar, deb and rpm targets that print and keep the "
+    cls=GroupedOption,
+    help="Also write a Makefile with {formats} targets that print and keep the "
     "artifact's path (an existing Makefile is never replaced).",
 )
 def init(makefile: bool, **opts: Any) -> None:
-    """Add a commented [tool.venvpack] section, with tables for tar, deb and rpm, to the
+    """Add a commented [tool.venvpack] section, with tables for {formats}, to the
     pyproject.toml in the current directory, leaving the rest of the file as it is."""
     from venvpack.scaffold import init_project
 

@@ -17,11 +17,12 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from venvpack.artifact import (
+    DIRECTORY,
     Opened,
     glob_inside,
     is_file_inside,
@@ -29,12 +30,13 @@ from venvpack.artifact import (
     read_inside,
     read_text_inside,
 )
+from venvpack.audit import Problem, SearchPath, TreeView, check_tree
+from venvpack.audit import inside as _inside
 from venvpack.elf import ElfInfo
 from venvpack.errors import VenvpackError
 from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
-from venvpack.graft import find_elf_files, resolve_in_tree
 from venvpack.manifest import MANIFEST_PATH, InstallSource, Manifest
-from venvpack.policy import system_libraries
+from venvpack.platform import system_libraries
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -72,17 +74,6 @@ _BUILD_DIR = re.compile(
 )
 _SCAN_LIMIT = 16 << 20
 """Text files larger than this are not searched for build paths (none such are text)."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason the artifact may not run elsewhere."""
-
-    code: str
-    """Stable identifier, listed in the schema (``runpath-absolute`` ...)."""
-    path: str
-    """The file concerned, relative to the environment root ("" for the whole tree)."""
-    message: str
 
 
 @dataclass(frozen=True)
@@ -141,16 +132,6 @@ class GraftedReport:
 
 
 @dataclass(frozen=True)
-class SearchPathReport:
-    file: str
-    kind: str
-    """``RUNPATH`` or ``RPATH``."""
-    entry: str
-    problem: str | None
-    """None, ``absolute`` or ``outside``."""
-
-
-@dataclass(frozen=True)
 class InspectReport:
     artifact: str
     kind: str
@@ -164,7 +145,7 @@ class InspectReport:
     distributions: tuple[DistributionSize, ...]
     glibc: GlibcReport
     grafted: tuple[GraftedReport, ...]
-    search_paths: tuple[SearchPathReport, ...]
+    search_paths: tuple[SearchPath, ...]
     elf_files: int
     source: InstallSource | None
     """The manifest's ``source``: kind, files with sha256, extras, groups."""
@@ -177,15 +158,23 @@ class InspectReport:
 
 
 def schema_text() -> str:
-    """The JSON Schema the ``--json`` output follows, as shipped in the package."""
+    """The JSON Schema the ``--json`` output follows, as shipped in the package, with the
+    kinds ``kind`` may name filled in from the registry (``directory`` and the formats
+    registered now)."""
     from importlib import resources
 
-    return (
+    from venvpack.artifact import DIRECTORY
+    from venvpack.emit import format_names
+
+    text = (
         resources.files("venvpack")
         .joinpath("schemas")
         .joinpath(f"inspect-{SCHEMA_VERSION}.json")
         .read_text(encoding="utf-8")
     )
+    schema = json.loads(text)
+    schema["properties"]["kind"]["enum"] = [DIRECTORY, *format_names()]
+    return json.dumps(schema, indent=2) + "\n"
 
 
 def inspect_artifact(path: Path, *, max_glibc: str | None = None) -> InspectReport:
@@ -202,22 +191,23 @@ class _Context:
     def __init__(self, opened: Opened, manifest: Manifest | None) -> None:
         self.root = opened.root
         self.real_root = Path(os.path.realpath(opened.root))
-        self.kind = opened.kind.value
+        self.kind = opened.kind
         locations = [opened.installed_at] if opened.installed_at else []
         if manifest is not None and manifest.link_mode != "symlink":
             locations.append(manifest.prefix)  # copy/hardlink trees run at their prefix
-        if opened.kind.value == "directory":
+        if opened.kind == DIRECTORY:
             locations = [str(self.real_root), *locations[1:]]
         self.locations = [os.path.normpath(loc) for loc in locations]
         self.prefix = manifest.prefix if manifest is not None else None
         # Where an absolute path may point because the tree never moves from there: a
         # package's install location, a copy/hardlink tree's prefix. A directory or a
         # tarball can move, so a path naming where it is now does not count.
-        fixed = [opened.installed_at] if opened.kind.value in ("deb", "rpm") else []
+        fixed = [opened.installed_at] if opened.fixed else []
         if manifest is not None and manifest.link_mode != "symlink":
             fixed.append(manifest.prefix)
         self.fixed = [os.path.normpath(loc) for loc in fixed if loc]
         self.problems: list[Problem] = []
+        self.view = TreeView(self.root, self.locations)
 
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.root))
@@ -228,52 +218,15 @@ class _Context:
 
     def absolute_inside(self, text: str) -> Path | None:
         """The in-tree file an absolute path names once installed, or None when outside."""
-        norm = os.path.normpath(text)
-        for loc in self.locations:
-            if norm == loc or norm.startswith(loc.rstrip("/") + "/"):
-                return self.root / os.path.relpath(norm, loc)
-        return None
+        return self.view.absolute_inside(text)
 
     def escape(self, path: Path) -> str | None:
-        """The symlink target by which ``path`` leaves the tree (for a message); None when
-        its chain of links loops instead."""
-        first = path
-        for _ in range(_MAX_LINKS):
-            if not path.is_symlink():
-                break
-            target = os.readlink(path)
-            nxt = Path(os.path.normpath(path.parent / target))
-            if target.startswith("/") or not _inside(nxt, self.root):
-                return target
-            path = nxt
-        else:
-            return None
-        return os.readlink(first)  # the artifact's own text, never a path of this host
+        """The symlink target by which ``path`` leaves the tree; None when it loops."""
+        return self.view.escape(path)
 
     def resolve(self, path: Path) -> Path | None:
         """Follow ``path``'s symlinks inside the tree; None when they leave it or loop."""
-        for _ in range(_MAX_LINKS):
-            if not path.is_symlink():
-                return path if _inside(path, self.root) else None
-            target = os.readlink(path)
-            if target.startswith("/"):
-                inside = self.absolute_inside(target)
-                if inside is None:
-                    return None
-                path = inside
-            else:
-                path = Path(os.path.normpath(path.parent / target))
-                if not _inside(path, self.root):
-                    return None
-        return None
-
-
-_MAX_LINKS = 40
-"""Links followed before a chain counts as a loop (the kernel's limit is 40, too)."""
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+        return self.view.resolve(path)
 
 
 def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None) -> InspectReport:
@@ -290,31 +243,26 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
         cfg = {}
     interpreter = _interpreter(ctx, manifest, cfg)
     _check_pyvenv_cfg(ctx, cfg)
-    _check_symlinks(ctx)
+    # bin/python* is judged with the interpreter
+    check = check_tree(
+        ctx.view,
+        system_libraries(),
+        judged_elsewhere=lambda p: p.parent == root / "bin" and p.name.startswith("python"),
+    )
+    ctx.problems += check.link_problems
     _check_scripts(ctx)
     _check_pth(ctx)
     _check_build_paths(ctx)
 
-    files = find_elf_files(root)
-    invalid: list[Path] = []
-    links = resolve_in_tree(root, root / "python" / "lib", system_libraries(), files, invalid)
-    for path in invalid:
-        ctx.add("elf-invalid", path, "not a readable ELF file (damaged or truncated)")
-    for path, soname in links.unresolved:
-        ctx.add(
-            "unresolved-library",
-            path,
-            f"needs {soname}, which is neither in the tree nor a system library "
-            "(policy/system-libraries.json)",
-        )
-    search_paths = _search_paths(ctx, links.infos.values())
+    ctx.problems += check.elf_problems
+    links = check.links
     grafted = _grafted(ctx, manifest)
     glibc = _glibc(ctx, list(links.infos.values()), links.resolved, max_glibc)
     site_packages = _site_packages(root)
     grafted_paths = {root / g.path for g in grafted}
     return InspectReport(
         artifact=artifact,
-        kind=opened.kind.value,
+        kind=opened.kind,
         root=str(root.relative_to(opened.tree)) if root != opened.tree else ".",
         installed_at=opened.installed_at,
         venvpack=(
@@ -332,8 +280,8 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
         distributions=tuple(_distributions(root, site_packages)[:LARGEST]),
         glibc=glibc,
         grafted=tuple(grafted),
-        search_paths=tuple(search_paths),
-        elf_files=len(files),
+        search_paths=check.search_paths,
+        elf_files=len(check.elf_files),
         source=manifest.source if manifest is not None else None,
         problems=tuple(ctx.problems),
         self_contained=not ctx.problems,
@@ -456,22 +404,6 @@ def _walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
         yield Path(dirpath), dirnames, sorted(filenames)
 
 
-def _check_symlinks(ctx: _Context) -> None:
-    for directory, dirnames, filenames in _walk(ctx.root):
-        for name in filenames + [d for d in dirnames if (directory / d).is_symlink()]:
-            path = directory / name
-            if not path.is_symlink() or (
-                path.parent == ctx.root / "bin" and name.startswith("python")
-            ):
-                continue  # bin/python* is judged with the interpreter
-            if ctx.resolve(path) is None:
-                target = ctx.escape(path)
-                if target is None:
-                    ctx.add("symlink-loop", path, "a symlink loop: it never reaches a file")
-                else:
-                    ctx.add("symlink-outside", path, f"symlink to {target}, outside the tree")
-
-
 def _script_dirs(root: Path) -> list[Path]:
     """``bin`` and ``python/bin`` when they are directories of the tree (not links out)."""
     dirs = (root / "bin", root / "python" / "bin")
@@ -560,35 +492,6 @@ def _check_build_paths(ctx: _Context) -> None:
 
 
 # -- ELF --------------------------------------------------------------------------------
-
-
-def _search_paths(ctx: _Context, infos: Iterable[ElfInfo]) -> list[SearchPathReport]:
-    out: list[SearchPathReport] = []
-    for info in sorted(infos, key=lambda i: i.path):
-        for kind, entries in (("RUNPATH", info.runpath), ("RPATH", info.rpath)):
-            for entry in entries:
-                problem: str | None = None
-                if entry.startswith(("$ORIGIN", "${ORIGIN}")):
-                    expanded = entry.replace("${ORIGIN}", "$ORIGIN").replace(
-                        "$ORIGIN", str(info.path.parent), 1
-                    )
-                    if not _inside(Path(os.path.normpath(expanded)), ctx.root):
-                        problem = "outside"
-                else:
-                    problem = "absolute"
-                out.append(SearchPathReport(ctx.rel(info.path), kind, entry, problem))
-                if problem is not None:
-                    ctx.add(
-                        f"runpath-{problem}",
-                        info.path,
-                        f"{kind} {entry} "
-                        + (
-                            "is absolute: the loader looks on the host"
-                            if problem == "absolute"
-                            else "leaves the tree"
-                        ),
-                    )
-    return out
 
 
 def _grafted(ctx: _Context, manifest: Manifest | None) -> list[GraftedReport]:

@@ -2,7 +2,9 @@
 
 The section is rendered from ``packaging-templates/init/venvpack.toml`` with the project's
 own values (its name, its interpreter pin or ``requires-python``, its maintainer) put in
-through a TOML string filter, and *appended* to ``pyproject.toml``: the rest of the file
+through a TOML string filter, followed by one commented table per registered format (its
+own template, :attr:`~venvpack.emit.Format.init_template`, or one made from its option
+declarations), and *appended* to ``pyproject.toml``: the rest of the file
 stays byte for byte as it was (no TOML round trip through a serializer, which would drop
 comments and reorder tables). The result is parsed and checked with venvpack's own settings
 reader before it replaces the file, so ``init`` never leaves a file that venvpack refuses.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from venvpack.config import python_version_file, read_pyproject
+from venvpack.emit import Format, format_names, format_options, formats
 from venvpack.errors import ConfigError, OutputExistsError
 from venvpack.output import atomic_output
 from venvpack.templates import render
@@ -28,7 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-__all__ = ["init_project", "toml_string", "venvpack_section"]
+__all__ = ["commented_table", "init_project", "toml_string", "venvpack_section"]
 
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f"}
 _TOML_ESCAPES["\r"] = "\\r"
@@ -66,7 +70,36 @@ def venvpack_section(project: Path) -> str:
         "python": pin or pyproject.requires_python or running,
         "maintainer": _first_person(table),
     }
-    return render("init/venvpack.toml", filters={"toml": toml_string}, **context)
+    filters = {"toml": toml_string}
+    parts = [render("init/venvpack.toml", filters=filters, **context)]
+    for fmt in formats():
+        template = fmt.init_template
+        table = render(template, filters=filters, **context) if template else commented_table(fmt)
+        parts.append(table)
+    return "\n".join(parts)
+
+
+def commented_table(fmt: Format) -> str:
+    """``[tool.venvpack.<name>]`` with each of ``fmt``'s settings commented out: its help,
+    then its key with its default (a format without a template of its own)."""
+    lines = [f"[tool.venvpack.{fmt.name}]"]
+    for option in fmt.options:
+        key = option.pyproject_key
+        if key is None:
+            continue
+        lines += textwrap.wrap(option.help, width=88, initial_indent="# ", subsequent_indent="# ")
+        if option.multiple:
+            value = "[]"
+        elif option.is_flag:
+            value = "true" if option.default else "false"
+        elif option.default is None:
+            continue
+        elif isinstance(option.default, int):
+            value = str(option.default)
+        else:
+            value = toml_string(option.default)
+        lines.append(f"# {key} = {value}")
+    return "\n".join(lines) + "\n"
 
 
 def init_project(project: Path, *, makefile: bool = False) -> list[Path]:
@@ -104,7 +137,8 @@ def init_project(project: Path, *, makefile: bool = False) -> list[Path]:
     if makefile:
         try:
             with atomic_output(make_path, error=ConfigError) as staged:
-                staged.write_text(render("init/Makefile"), encoding="utf-8")
+                makefile_text = render("init/Makefile", formats=format_names())
+                staged.write_text(makefile_text, encoding="utf-8")
         except OutputExistsError:
             raise _makefile_exists(make_path) from None
         written.append(make_path)
@@ -131,7 +165,7 @@ def _check_loads(staged: Path, path: Path) -> None:
     """The new file must parse and pass venvpack's own settings check; where the project's
     TOML forbids appending a table (``tool = {...}`` inline), say so instead of writing."""
     try:
-        read_pyproject(staged.parent)
+        read_pyproject(staged.parent, format_options())
     except ConfigError as exc:
         reason = str(exc).replace(f"{staged}: ", "")
         raise ConfigError(
