@@ -44,7 +44,7 @@ def packages(
         patch.setenv("SOURCE_DATE_EPOCH", "1700000000")
         env = build_environment(BuildSpec(requirements=(APPS[name],), name=name), base / "env")
         deb = DebEmitter(DebOptions(maintainer=MAINTAINER))
-        rpm = RpmEmitter(RpmOptions(packager=MAINTAINER))
+        rpm = RpmEmitter(RpmOptions(maintainer=MAINTAINER))
         out = base / "out"
         out.mkdir()
         made = {

@@ -59,7 +59,7 @@ def emit(tmp_path_factory: pytest.TempPathFactory) -> Emit:
     def make(env: BuiltEnv, spec_only: bool = False, **changes: object) -> Path:
         key = (env.root, spec_only, *sorted(changes.items()))
         if key not in made:
-            options = RpmOptions(**{"packager": PACKAGER, **changes})  # type: ignore[arg-type]
+            options = RpmOptions(**{"maintainer": PACKAGER, **changes})  # type: ignore[arg-type]
             emitter = RpmEmitter(options, spec_only=spec_only)
             dest = out / str(len(made)) / emitter.filename(env)
             dest.parent.mkdir()
@@ -99,7 +99,7 @@ def test_rpm_queries_show_metadata_files_and_only_explicit_requirements(
     hello_envs: Envs, emit: Emit
 ) -> None:
     package = emit(
-        hello_envs.v1, url="https://example.org/hello", license="MIT", requires=("tzdata",)
+        hello_envs.v1, homepage="https://example.org/hello", license="MIT", requires=("tzdata",)
     )
     assert package.name == "hello-1.0.0-1.x86_64.rpm"
     info = _run("rpm", "-qpi", package)
@@ -193,7 +193,7 @@ def test_reproducible_under_source_date_epoch(
     hello_envs: Envs, emit: Emit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = emit(hello_envs.v1)
-    emitter = RpmEmitter(RpmOptions(packager=PACKAGER))
+    emitter = RpmEmitter(RpmOptions(maintainer=PACKAGER))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     again = emitter.emit(hello_envs.v1, tmp_path / first.name)
     assert again.read_bytes() == first.read_bytes()
@@ -217,7 +217,7 @@ def test_spec_only_builds_with_plain_rpmbuild(hello_envs: Envs, emit: Emit, tmp_
 
 def test_project_metadata_reaches_the_package(hello_envs: Envs, emit: Emit) -> None:
     """No flags: rpm reads the project's summary, license, homepage, author and license file."""
-    package = emit(hello_envs.v1, packager="")
+    package = emit(hello_envs.v1, maintainer="")
     info = _run("rpm", "-qpi", package)
     for field, value in [
         ("Version", "1.0.0"),
@@ -241,7 +241,7 @@ def test_flags_override_project_metadata(hello_envs: Envs, emit: Emit) -> None:
         summary="Given summary",
         description="Given description",
         license="Apache-2.0",
-        url="https://given.example.org/",
+        homepage="https://given.example.org/",
     )
     assert _qf(package, "%{SUMMARY}|%{DESCRIPTION}|%{LICENSE}|%{URL}|%{PACKAGER}") == (
         f"Given summary|Given description|Apache-2.0|https://given.example.org/|{PACKAGER}"
@@ -256,9 +256,8 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
 ) -> None:
     canary = tmp_path_factory.mktemp("canary") / "PWNED"
     hostile = {
-        "summary": (
-            f"%(touch {canary}) %{{lua: os.execute('touch {canary}')}} %%include /etc/passwd"
-        ),
+        # At most 80 characters: the summary is the synopsis of every system package.
+        "summary": f"%(touch {canary}) %%include /etc/passwd",
         "description": (
             f"Runs nothing: %(touch {canary})\n"
             f"and %{{lua: os.execute('touch {canary}')}}\n"
@@ -268,18 +267,19 @@ def test_hostile_text_runs_nothing_and_leaks_nothing(
             "100%"
         ),
         "license": f"MIT and %(touch {canary})",
-        "url": f'https://example.org/%{{lua:os.execute("touch\\32{canary}")}}',
-        "packager": f"%{{lua: os.execute('touch {canary}')}} <%(touch {canary})@example.org>",
+        "homepage": f"https://example.org/%{{lua:os.execute('touch\\32{canary}')}}",
+        "maintainer": f"%{{lua: os.execute('touch {canary}')}} <%(id)@example.org>",
     }
+    assert len(hostile["summary"]) <= 80
     package = emit(hello_envs.v1, **hostile)
     assert not canary.exists()
 
     assert _qf(package, "%{SUMMARY}") == hostile["summary"]
     assert _qf(package, "%{DESCRIPTION}") == hostile["description"]
     assert _qf(package, "%{LICENSE}") == hostile["license"]
-    assert _qf(package, "%{URL}") == hostile["url"]
-    assert _qf(package, "%{PACKAGER}") == hostile["packager"]
-    assert _qf(package, "[%{CHANGELOGNAME}]").startswith(hostile["packager"])
+    assert _qf(package, "%{URL}") == hostile["homepage"]
+    assert _qf(package, "%{PACKAGER}") == hostile["maintainer"]
+    assert _qf(package, "[%{CHANGELOGNAME}]").startswith(hostile["maintainer"])
 
     benign = emit(hello_envs.v1)
     for query in ("-qpl", "-qpR", "--provides", "--scripts"):
@@ -309,7 +309,12 @@ def test_hostile_project_metadata_runs_nothing(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     package = RpmEmitter(RpmOptions()).emit(env, tmp_path / "hostile.rpm")
     assert not canary.exists()
-    assert _qf(package, "%{SUMMARY}") == f"Sum %(touch {canary}) %%include /etc/passwd"
+    # The summary is the synopsis (at most 80 characters, shortened at a word); the whole of
+    # it opens the description.
+    whole = f"Sum %(touch {canary}) %%include /etc/passwd"
+    summary = _qf(package, "%{SUMMARY}")
+    assert len(summary) <= 80
+    assert summary == whole or (summary.endswith(" ...") and whole.startswith(summary[:-4]))
     assert _qf(package, "%{LICENSE}|%{URL}") == "NOASSERTION|https://example.org/%(id)"
     assert _qf(package, "%{PACKAGER}") == hostile.authors[0]
     description = " ".join(_qf(package, "%{DESCRIPTION}").split())  # rewrapped

@@ -532,7 +532,7 @@ def test_depends_field(make_env: MakeEnv) -> None:
     assert "Depends" not in _fields(
         _text(plan_package(make_env(glibc_floor=""), _options()), "control", "control")
     )
-    with pytest.raises(EmitError, match="glibc floor"):
+    with pytest.raises(ConfigError, match="glibc_floor"):
         plan_package(make_env(glibc_floor="2.34\nX: y"), _options())
 
 

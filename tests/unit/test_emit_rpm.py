@@ -201,10 +201,12 @@ def test_rpm_dep_refuses(bad: str) -> None:
     [
         ({"summary": "a\n%files"}, "--summary: line break"),
         ({"license": "MIT\nRequires: x"}, "--license: line break"),
-        ({"packager": "J\n%post"}, "--packager: line break"),
+        ({"maintainer": "J <j@example.org>\n%post"}, "invalid maintainer"),
+        ({"maintainer": "Jane"}, "invalid maintainer"),  # the rule deb's Maintainer has
         ({"description": "ok\n%%include /etc/passwd"}, "--description: line 2"),
-        ({"url": "https://e.org/ %(id)"}, "--url: .* blanks"),
-        ({"url": "e.org"}, "absolute URL"),
+        ({"homepage": "https://e.org/ %(id)"}, "--homepage .* http"),
+        ({"homepage": "e.org"}, "--homepage .* http"),
+        ({"homepage": "ftp://e.org/x"}, "--homepage .* http"),  # refused by deb too
         ({"release": "1%{?dist}"}, "--release"),
         ({"release": "1-2"}, "--release"),
         ({"release": "1\n"}, "--release"),
@@ -236,7 +238,7 @@ def test_plan_defaults(make_env: MakeEnv) -> None:
     assert plan.build_time == EPOCH
     assert plan.filename == "hello-1.0.0-1.x86_64.rpm"
     assert plan.source_tar == "hello-1.0.0-1.x86_64.tar"
-    assert plan.summary == "hello 1.0.0 with its own Python 3.12.1"
+    assert plan.summary == "Python application hello with its own interpreter"
 
 
 @pytest.mark.parametrize(
@@ -355,9 +357,9 @@ def test_service_spec_golden(make_env: MakeEnv) -> None:
         summary="Hello service",
         description="Says hello.\n\nOn port 8080.",
         license="MIT",
-        url="https://example.org/hello",
+        homepage="https://example.org/hello",
         release="3",
-        packager=PACKAGER,
+        maintainer=PACKAGER,
         requires=("openssl-libs >= 3.0", "(nginx or httpd)"),
         entry_points=("hello", "serve"),
         service_command="serve --port 8080",
@@ -373,7 +375,7 @@ def test_service_spec_golden(make_env: MakeEnv) -> None:
 def _hostile_options() -> RpmOptions:
     """Everything hostile that is accepted (the rest is refused, see test_bad_options)."""
     return RpmOptions(
-        summary=f"%(touch {CANARY}) %{{lua: os.execute('touch {CANARY}')}} %%include /etc/passwd",
+        summary=f"%(touch {CANARY}) %{{lua: os.execute('id')}} %%include /etc/passwd",
         description=(
             f"Runs nothing: %(touch {CANARY})\n"
             f"and %{{lua: os.execute('touch {CANARY}')}}\n"
@@ -383,14 +385,16 @@ def _hostile_options() -> RpmOptions:
             "100%"
         ),
         license=f"MIT and %(touch {CANARY})",
-        url='https://example.org/%{lua:os.execute("touch\\32/tmp/venvpack-rpm-canary")}',
-        packager=f"%{{lua: os.execute('touch {CANARY}')}} <%(id)@example.org>",
+        homepage="https://example.org/%{lua:os.execute('touch\\32/tmp/venvpack-rpm-canary')}",
+        maintainer=f"%{{lua: os.execute('touch {CANARY}')}} <%(id)@example.org>",
     )
 
 
 def test_hostile_spec_golden(make_env: MakeEnv) -> None:
     env = make_env()
-    benign = render_spec(plan_package(env, RpmOptions(url="https://e.org", packager=PACKAGER)))
+    benign = render_spec(
+        plan_package(env, RpmOptions(homepage="https://e.org", maintainer=PACKAGER))
+    )
     spec = render_spec(plan_package(env, _hostile_options()))
     _check_golden("hostile/hello.spec", spec)
     assert _directives(spec) == _directives(benign)
@@ -426,7 +430,7 @@ def test_changelog_date_follows_source_date_epoch(
     make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
-    spec = render_spec(plan_package(make_env(), RpmOptions(packager=PACKAGER)))
+    spec = render_spec(plan_package(make_env(), RpmOptions(maintainer=PACKAGER)))
     assert f"\n* Fri Jan 02 1970 {PACKAGER} - 1.0.0-1\n" in spec
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
     with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
@@ -462,7 +466,7 @@ def test_lint_facts_of_a_tree_without_elf(make_env: MakeEnv) -> None:
     env = make_env()
     facts = scan_tree(env.root, "/opt/hello", "3.12")
     assert facts == LintFacts(shebang_modules=True)
-    plan = plan_package(env, RpmOptions(packager=PACKAGER))
+    plan = plan_package(env, RpmOptions(maintainer=PACKAGER))
     rc = render_rpmlintrc(plan, facts)
     filters = [line for line in rc.splitlines() if line.startswith("addFilter")]
     assert [f.split(": E: ")[1].split()[0] for f in filters] == [
@@ -600,8 +604,8 @@ def test_flags_win_over_metadata(make_env: MakeEnv) -> None:
             summary="Given",
             description="Given text",
             license="Apache-2.0",
-            url="https://given.example.org",
-            packager="Max <max@example.org>",
+            homepage="https://given.example.org",
+            maintainer="Max <max@example.org>",
         ),
     )
     assert (plan.summary, plan.description, plan.license, plan.url, plan.packager) == (
@@ -680,10 +684,11 @@ def test_hostile_metadata_spec_golden(make_env: MakeEnv) -> None:
     (benign_env.root / LICENSE_FILE).write_text(MIT_TEXT)
     benign = render_spec(plan_package(benign_env, RpmOptions()))
     assert _directives(spec) == _directives(benign)
-    for tag in ("Summary:", "License:", "URL:", "Packager:"):
+    for tag in ("Summary:", "License:", "URL:"):
         line = next(li for li in spec.splitlines() if li.startswith(tag))
         assert "%" not in line.replace("%%", ""), line
     assert "\nLicense:        NOASSERTION\n" in spec  # not an SPDX expression
+    assert "\nPackager:" not in spec  # the author is no 'Full Name <address>' (deb's rule)
     body = spec.partition("%description\n")[2].partition("\n%install")[0]
     assert all(line.lstrip()[:1] not in ("%", "#") for line in body.splitlines())
 
@@ -700,7 +705,7 @@ def test_service_user_spec_golden(make_env: MakeEnv, tmp_path: Path) -> None:
     conf = tmp_path / "hello.toml"
     conf.write_text("greeting = 'hi'\n")
     options = RpmOptions(
-        packager=PACKAGER,
+        maintainer=PACKAGER,
         service_command="serve --config /etc/hello/hello.toml",
         user="hello",
         config_files=(f"{conf}:/etc/hello/hello.toml:0640",),
