@@ -1,14 +1,16 @@
 """Emitter ``deb``: a Debian package that installs the environment at its prefix.
 
-The package is planned first (:func:`plan_package`: control fields, maintainer scripts and
-the list of members of the control and data trees, all validated) and then written, either as
+The package is described once for every system format (:func:`venvpack.package.describe`:
+name, version, summary, description, license, maintainer, relations, the service unit, the
+files), then planned in Debian's terms (:func:`plan_package`: control fields, maintainer
+scripts, the DEP-5 copyright and the members of the control and data trees) and written, either as
 a ``.deb`` (ar + GNU tar, written by :mod:`venvpack.archive`, so no dpkg is needed on the
 build host) or, with ``tree_only``, as the directory ``dpkg-deb --build`` takes.
 
 Every generated file comes from ``packaging-templates/deb/``. User text reaches the control
 file only through the escaping filters defined here (``deb_line``, ``deb_description``), and
-is validated before any work starts (:class:`DebOptions`), so a newline can never start a
-field of its own.
+is validated before any work starts (:class:`DebOptions`, by the rules every system format
+shares), so a newline can never start a field of its own.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import re
 import shutil
 import textwrap
 import time
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from venvpack import __version__, templates
 from venvpack.archive import (
@@ -44,32 +46,34 @@ from venvpack.archive import (
 from venvpack.config import BuildSpec, check_text, validate_name
 from venvpack.elf import is_elf, read_elf
 from venvpack.emit import LEVEL, OUTPUT, Option
-from venvpack.errors import ConfigError, ElfError, EmitError
+from venvpack.errors import ArtifactError, ConfigError, ElfError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
-from venvpack.metadata import (
-    AppMetadata,
-    SpdxCompound,
-    SpdxLicense,
-    SpdxNode,
-    first_paragraph,
-    one_line,
-    parse_spdx,
-)
+from venvpack.metadata import SpdxCompound, SpdxLicense, SpdxNode, one_line, parse_spdx
 from venvpack.output import atomic_output
 from venvpack.package import (
+    PACKAGE_NAME,
     SYSTEM_OPTIONS,
+    PackageInfo,
     Relations,
     SystemOptions,
     check_build,
-    check_description,
-    plan_contents,
+    check_maintainer,
+    describe,
+    parse_relation,
     system_fields,
+    walk_tree,
 )
+from venvpack.platform import PackageArch, package_arch
 from venvpack.policy import load_json
-from venvpack.validate import file_name
+from venvpack.validate import control_character, file_name, strip_control
 from venvpack.versions import deb_version
 
+if TYPE_CHECKING:
+    from venvpack.artifact import Stream, Unpacker
+    from venvpack.verify import Installed, Target
+
 __all__ = [
+    "AR_MAGIC",
     "COMPRESSIONS",
     "FORMAT",
     "DebArch",
@@ -83,10 +87,13 @@ __all__ = [
     "deb_text",
     "debian_arch",
     "dep5_license",
+    "install_deb",
     "maintainer_from_environment",
     "package_version",
     "parse_depends",
     "plan_package",
+    "render_package",
+    "unpack_deb",
 ]
 
 COMPRESSIONS = ("gzip", "xz", "zstd")
@@ -94,20 +101,13 @@ COMPRESSIONS = ("gzip", "xz", "zstd")
 dpkg reads it, and deflated on all cores it costs a numpy+pandas package 2-3 s where xz
 takes 6 s even at -0 (README: Compression)."""
 DEFAULT_COMPRESSION = "gzip"
-
-REVISION = "1"
-"""The default Debian revision (``--release``/``--revision``): the upstream part is the
-application's version.
-
-A revision makes the package non-native, which is what it is (the software comes from
-elsewhere): Debian tools then expect ``changelog.Debian.gz``, and a user who repackages the
-same application version gives it a higher revision.
-"""
+DEFAULT_SECTION = "misc"
 
 
 def package_version(version: str, options: SystemOptions) -> str:
     """The full Debian version ``[epoch:]upstream-revision`` of the application's PEP 440
-    ``version``; ``--epoch`` replaces the version's own epoch."""
+    ``version``; ``--epoch`` replaces the version's own epoch. The revision (``--release``)
+    makes the package non-native, which it is: the software comes from elsewhere."""
     upstream = deb_version(version)
     if options.epoch is not None:
         _, sep, rest = upstream.partition(":")
@@ -119,22 +119,13 @@ def package_version(version: str, options: SystemOptions) -> str:
 _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 _ARCH_RE = re.compile(r"[a-z0-9]+")
 _SECTION_RE = re.compile(r"(?:(?:contrib|non-free|non-free-firmware)/)?[a-z0-9][a-z0-9+.-]*")
-_GLIBC_RE = re.compile(r"[0-9]+\.[0-9]+")
-# "Full Name <address>"; no comma (it separates maintainers in Uploaders-style fields).
-_MAINTAINER_RE = re.compile(r"[^\s<>,]([^<>,]*[^\s<>,])? <[^\s<>,@]+@[^\s<>,@]+>")
-# One relation of a binary package's Depends: name[:arch] [(op version)].
-_RELATION_RE = re.compile(
-    r"(?P<name>[a-z0-9][a-z0-9+.-]+)(?P<arch>:[a-z0-9-]+)?"
-    r"\s*(?:\(\s*(?P<op><<|<=|=|>=|>>)\s*(?P<version>[^\s()]+)\s*\))?"
+# The architecture qualifier of a relation in Depends: ``name:any``, ``name:amd64``.
+_ARCH_QUALIFIER_RE = re.compile(
+    rf"(?P<name>{PACKAGE_NAME})(?P<arch>:[a-z0-9-]+)(?P<rest>\s*(?:\(.*)?)"
 )
-_DEB_VERSION_RE = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*")
-# Everything that ends a line for dpkg or for whoever reads the control file, and any other
-# C0/C1 control character.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _PSF_NOTICE_RE = re.compile(
     r'"(Copyright \(c\) 2001[0-9, -]*Python Software Foundation; All Rights Reserved)"'
 )
-_SYNOPSIS_MAX = 80
 _WRAP = 79
 
 
@@ -144,23 +135,17 @@ _WRAP = 79
 @dataclass(frozen=True)
 class DebOptions(SystemOptions):
     """What ``venvpack deb`` adds to an environment; validated when created. The options
-    every system package has (commands, service, user, files, relations, release, epoch)
-    and their rules come from :class:`~venvpack.package.SystemOptions`.
+    every system package has (commands, service, user, files, relations, release, epoch,
+    maintainer, description, homepage) and their rules come from
+    :class:`~venvpack.package.SystemOptions`.
 
     Checks that need the environment (package name, version, architecture, commands) run
     when the package is planned; everything here is checked before anything is built.
     """
 
-    maintainer: str = ""
-    """``Full Name <address>``; empty: the application's maintainers, then its authors."""
-    description: str = ""
-    """First line: the synopsis; further lines: the extended description. Empty: from the
-    application's summary and description, else generated."""
-    homepage: str = ""
-    """Empty: the application's homepage, if it names one."""
     depends: tuple[str, ...] = ()
     """Debian relations added after ``libc6 (>= <glibc floor>)``; ``a, b | c`` accepted."""
-    section: str = "misc"
+    section: str = DEFAULT_SECTION
     compression: str = DEFAULT_COMPRESSION
     level: int | None = None
     """Compression level of the members; None: the compression's default."""
@@ -169,12 +154,6 @@ class DebOptions(SystemOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.maintainer:
-            check_maintainer(self.maintainer)
-        if self.description:
-            check_description(self.description)  # the rules of every format
-        if self.homepage:
-            check_homepage(self.homepage)
         parse_depends(self.depends)
         if not _SECTION_RE.fullmatch(self.section):
             raise ConfigError(f"invalid Debian section {self.section!r}")
@@ -185,99 +164,45 @@ class DebOptions(SystemOptions):
         Compression(self.compression).resolve_level(self.level)
 
 
-def check_maintainer(value: str) -> str:
-    if not _MAINTAINER_RE.fullmatch(value) or _CONTROL_RE.search(value):
-        raise ConfigError(
-            f"invalid maintainer {value!r}: expected 'Full Name <address@example.org>' on one "
-            "line, without commas"
-        )
-    return value
-
-
-def check_homepage(value: str) -> str:
-    bad = ConfigError(f"invalid homepage {value!r}: expected an http(s) URL without spaces")
-    if _CONTROL_RE.search(value) or any(c.isspace() or c in '<>"' for c in value):
-        raise bad
-    try:
-        url = urllib.parse.urlsplit(value)
-    except ValueError:
-        raise bad from None
-    if url.scheme not in ("http", "https") or not url.netloc:
-        raise bad
-    return value
-
-
 def parse_depends(specs: Iterable[str]) -> tuple[str, ...]:
     """``--depends`` values as canonical Debian relations, one per list element.
 
     Each value may hold several relations separated by commas and alternatives separated by
-    ``|``; anything else (a newline, a second field, arch lists of source packages) is refused.
+    ``|``, each one a relation of the grammar every system format shares
+    (:func:`~venvpack.package.parse_relation`), with Debian's ``:arch`` qualifier; anything
+    else (a newline, a second field, arch lists of source packages) is refused.
     """
     out: list[str] = []
     for spec in specs:
-        if _CONTROL_RE.search(spec) or "\t" in spec:
+        if control_character(spec):
             raise ConfigError(f"--depends {spec!r}: line break or control character")
         for relation in spec.split(","):
             alternatives = []
             for alternative in relation.split("|"):
-                match = _RELATION_RE.fullmatch(alternative.strip())
-                if match is None:
-                    raise ConfigError(
-                        f"--depends {spec!r}: {alternative.strip()!r} is not a Debian relation "
-                        "such as 'pkg', 'pkg (>= 1.2)' or 'a | b'"
-                    )
-                text = match["name"] + (match["arch"] or "")
-                if match["op"]:
-                    version = match["version"]
-                    if not _DEB_VERSION_RE.fullmatch(version) or version.endswith("-"):
-                        raise ConfigError(f"--depends {spec!r}: invalid version {version!r}")
-                    text += f" ({match['op']} {version})"
-                alternatives.append(text)
+                text, arch = alternative.strip(), ""
+                qualified = _ARCH_QUALIFIER_RE.fullmatch(text)
+                if qualified:
+                    text, arch = qualified["name"] + qualified["rest"], qualified["arch"]
+                parsed = parse_relation(text, "--depends")
+                alternatives.append(
+                    f"{parsed.name}{arch} ({parsed.op} {parsed.version})"
+                    if parsed.op
+                    else parsed.name + arch
+                )
             out.append(" | ".join(alternatives))
     return tuple(out)
 
 
 # --- the architecture map -----------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class DebArch:
-    """Debian's view of an interpreter's machine."""
-
-    arch: str
-    """Debian architecture name: ``amd64``, ``arm64`` ..."""
-    libc: str
-    """The C library package the ``Depends`` names (``libc6``; ``libc6.1`` on alpha, ia64)."""
-
-
-@cache
-def _arch_table() -> dict[str, DebArch]:
-    data = load_json("deb-arch.json")
-    machines = data.get("machines")
-    if not isinstance(machines, dict) or not machines:
-        raise ConfigError("deb-arch.json needs a non-empty 'machines' object")
-    table: dict[str, DebArch] = {}
-    for machine, entry in machines.items():
-        if not isinstance(entry, dict) or set(entry) != {"arch", "libc"}:
-            raise ConfigError(f"deb-arch.json: {machine!r} needs exactly 'arch' and 'libc'")
-        arch, libc = entry["arch"], entry["libc"]
-        if not isinstance(arch, str) or not _ARCH_RE.fullmatch(arch):
-            raise ConfigError(f"deb-arch.json: invalid architecture {arch!r} for {machine!r}")
-        if not isinstance(libc, str) or not _PACKAGE_RE.fullmatch(libc):
-            raise ConfigError(f"deb-arch.json: invalid libc package {libc!r} for {machine!r}")
-        table[machine] = DebArch(arch=arch, libc=libc)
-    return table
+DebArch = PackageArch
+"""Debian's view of a machine: its architecture (``dpkg --print-architecture``) and the C
+library package the ``Depends`` names."""
 
 
 def debian_arch(machine: str) -> DebArch:
     """The Debian architecture of an interpreter whose ``platform.machine()`` is ``machine``."""
-    try:
-        return _arch_table()[machine]
-    except KeyError:
-        known = ", ".join(sorted(_arch_table()))
-        raise EmitError(
-            f"no Debian architecture known for machine {machine!r} (known: {known})"
-        ) from None
+    return package_arch(machine, "deb", "Debian")
 
 
 # --- escaping filters for the control file ---------------------------------------------------
@@ -286,14 +211,14 @@ def debian_arch(machine: str) -> DebArch:
 def deb_line(value: object) -> str:
     """A single-line field value; a line break here would start a new field, so it is refused."""
     text = str(value)
-    if _CONTROL_RE.search(text):
+    if control_character(text, "\t"):
         raise EmitError(f"line break or control character in control field value {text!r}")
     return text
 
 
 def _clean_line(line: str) -> str:
     """One line of user text: tabs expanded, other control characters dropped."""
-    return _CONTROL_RE.sub("", line.expandtabs(8)).rstrip()
+    return strip_control(line.expandtabs(8)).rstrip()
 
 
 def deb_description(value: object) -> str:
@@ -419,35 +344,38 @@ def package_filename(package: str, version: str, arch: str) -> str:
 
 
 def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
-    """Validate ``env`` against Debian's rules and decide every member of the package."""
+    """Describe ``env``'s package (:func:`~venvpack.package.describe`) and decide every
+    member of the .deb that renders it."""
+    info = describe(env, options)
+    return render_package(env, info, options)
+
+
+def render_package(env: BuiltEnv, info: PackageInfo, options: DebOptions) -> DebPackage:
+    """The .deb of the description ``info``: control fields, maintainer scripts, DEP-5
+    copyright, changelog, lintian overrides and the members of the data tree."""
     m = env.manifest
-    package = validate_name(m.name)
-    version = package_version(m.version, options)
+    package = info.name
+    version = package_version(info.version, options)
     arch = debian_arch(m.python.machine)
-    epoch = source_date_epoch()
-    mtime = int(time.time()) if epoch is None else epoch
-    if m.glibc_floor and not _GLIBC_RE.fullmatch(m.glibc_floor):
-        raise EmitError(f"manifest: invalid glibc floor {m.glibc_floor!r}")
-    depends = ([f"{arch.libc} (>= {m.glibc_floor})"] if m.glibc_floor else []) + list(
+    mtime = info.build_time
+    depends = ([f"{arch.libc} (>= {info.glibc_floor})"] if info.glibc_floor else []) + list(
         parse_depends(options.depends)
     )
-    # Flags win; what the application says about itself comes next; generated text last.
-    maintainer = options.maintainer or _metadata_maintainer(m.metadata)
-    homepage = options.homepage or _metadata_homepage(m.metadata)
-    description = _description(env, options.description)
-    synopsis = _clean_line(description.splitlines()[0]).strip()
-    contents = plan_contents(
-        env, options, package=package, description=synopsis, documentation=homepage
-    )
+    if not info.maintainer:
+        raise ConfigError(
+            "no maintainer: give --maintainer 'Full Name <address>', set DEBFULLNAME and "
+            "DEBEMAIL, or name an author or maintainer with an e-mail address in the project"
+        )
+    contents = info.contents
     prefix, commands = contents.prefix, list(contents.commands)
     context: dict[str, Any] = {
         "package": package,
         "version": version,
-        "name": m.name,
-        "upstream_version": m.version,
+        "name": package,
+        "upstream_version": info.version,
         "prefix": prefix,
-        "maintainer": maintainer,
-        "homepage": homepage,
+        "maintainer": info.maintainer,
+        "homepage": info.homepage,
         "venvpack_version": __version__,
     }
 
@@ -456,14 +384,15 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     for cmd in commands:
         data.add_symlink(f"./usr/bin/{cmd}", f"{prefix}/bin/{cmd}", mtime)
     doc = f"./usr/share/doc/{package}"
-    data.add_file(f"{doc}/copyright", _copyright(env, context).encode("utf-8"), 0o644, mtime)
+    data.add_file(f"{doc}/copyright", _copyright(env, info, context).encode("utf-8"), 0o644, mtime)
     changelog = templates.render("deb/changelog", date=_changelog_date(mtime), **context)
     data.add_file(f"{doc}/changelog.Debian.gz", _gzip(changelog.encode("utf-8")), 0o644, mtime)
+    facts = _lint_facts(env, prefix)
     overrides = templates.render(
         "deb/lintian-overrides",
         commands=commands,
-        timestamped_gzip=_has_timestamped_gzip(data),
-        executable_shared_library=_has_executable_shared_library(data),
+        timestamped_gzip=facts["timestamped_gzip"],
+        executable_shared_library=facts["executable_shared_library"],
         **context,
     )
     data.add_file(f"./usr/share/lintian/overrides/{package}", overrides.encode(), 0o644, mtime)
@@ -502,13 +431,14 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
         "package": package,
         "version": version,
         "architecture": arch.arch,
-        "maintainer": maintainer,
+        "maintainer": info.maintainer,
         "installed_size": str(installed_size(entries)),
         "depends": ", ".join(depends),
         "section": options.section,
-        "homepage": homepage,
-        **_relation_fields(contents.relations),
+        "homepage": info.homepage,
+        **_relation_fields(info.relations),
     }
+    description = f"{info.summary}\n{info.description}"
     control = templates.render("deb/control", filters=FILTERS, description=description, **fields)
     fields["description"] = control.partition("\nDescription: ")[2]
     conffiles = tuple(
@@ -529,41 +459,36 @@ def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
     )
 
 
-def _has_timestamped_gzip(data: TarPlan) -> bool:
-    """Whether the tree holds a gzip file whose header records a time (numpy's test data):
-    lintian's package-contains-timestamped-gzip, overridden only when it applies."""
-    for entry in data.entries:
-        if entry.kind is EntryKind.FILE and entry.arcname.endswith(".gz"):
-            if isinstance(entry.source, Path):
-                with open(entry.source, "rb") as handle:
-                    header = handle.read(8)
-            else:
-                header = bytes(entry.source or b"")[:8]
-            if header[:2] == b"\x1f\x8b" and header[4:8] != b"\0\0\0\0":
-                return True
-    return False
+def _lint_facts(env: BuiltEnv, prefix: str) -> dict[str, bool]:
+    """Which by-design lintian findings the tree triggers, so that the overrides name only
+    those (lintian reports an unused override):
 
-
-def _has_executable_shared_library(data: TarPlan) -> bool:
-    """Whether the tree ships a shared library (an ELF file with a SONAME) with execute bits,
-    as wheels' vendored libraries often are (numpy.libs): lintian's
-    shared-library-is-executable, overridden only when it applies."""
-    for entry in data.entries:
-        name = entry.arcname.rsplit("/", 1)[-1]
-        if not (
-            entry.kind is EntryKind.FILE
-            and entry.mode & 0o111
-            and ".so" in name
-            and isinstance(entry.source, Path)
-            and is_elf(entry.source)
-        ):
+    - ``timestamped_gzip``: a gzip file whose header records a time (numpy's test data),
+      lintian's package-contains-timestamped-gzip;
+    - ``executable_shared_library``: a shared library (an ELF file with a SONAME) with
+      execute bits, as wheels' vendored libraries often are (numpy.libs), lintian's
+      shared-library-is-executable.
+    """
+    facts = {"timestamped_gzip": False, "executable_shared_library": False}
+    for entry in walk_tree(env.root, prefix, "which dpkg's line-based file lists cannot hold"):
+        if entry.kind != "file":
             continue
-        try:
-            if read_elf(entry.source).soname:
-                return True
-        except ElfError:
-            continue  # not a library lintian would read either
-    return False
+        name = entry.path.name
+        if name.endswith(".gz") and not facts["timestamped_gzip"]:
+            with open(entry.path, "rb") as handle:
+                header = handle.read(8)
+            facts["timestamped_gzip"] = header[:2] == b"\x1f\x8b" and header[4:8] != b"\0\0\0\0"
+        if (
+            ".so" in name
+            and not facts["executable_shared_library"]
+            and entry.path.stat().st_mode & 0o111
+            and is_elf(entry.path)
+        ):
+            try:
+                facts["executable_shared_library"] = bool(read_elf(entry.path).soname)
+            except ElfError:
+                continue  # not a library lintian would read either
+    return facts
 
 
 def _relation_fields(relations: Relations) -> dict[str, str]:
@@ -576,97 +501,13 @@ def _relation_fields(relations: Relations) -> dict[str, str]:
     }
 
 
-def _description(env: BuiltEnv, given: str) -> str:
-    """``--description``; else the application's summary as the synopsis and, as the
-    extended description, the first prose paragraph of its long description followed by a
-    generated paragraph on what the package holds. A synopsis alone (given or from the
-    summary) gets the paragraphs.
-
-    Not the whole long description: it is usually a Markdown or reST README made for a web
-    page (headings, badges, code blocks), where a package manager shows plain text.
-    """
-    m = env.manifest
-    meta = m.metadata
-    lines = given.splitlines()
-    if any(line.strip() for line in lines[1:]):
-        return given
-    summary = one_line(meta.summary) if meta else ""
-    paragraphs: list[str] = []
-    if lines:
-        synopsis = lines[0]
-    elif summary:
-        synopsis = _synopsis(summary, m.name)
-        if synopsis.endswith(" ..."):  # shortened: the whole summary opens the body
-            paragraphs.append(summary)
-    else:
-        synopsis = f"Python application {m.name} with its own interpreter"
-    lead = first_paragraph(meta.description, summary) if meta else ""
-    if lead:
-        paragraphs.append(lead)
-    paragraphs.append(
-        f"This package installs {m.name} {m.version} in {m.prefix} together with the Python "
-        f"distributions it needs and its own CPython {m.python.version} interpreter. It "
-        "neither uses nor changes the system's Python."
-    )
-    return synopsis + "\n" + "\n\n".join(paragraphs)
-
-
-_ARTICLE_RE = re.compile(r"(?:an?|the)\s+(?=\S)", re.IGNORECASE)
-
-
-def _synopsis(summary: str, package: str = "") -> str:
-    """A project summary as a Debian synopsis: not starting with the package's name, no
-    leading article, no final full stop (as Debian's style and lintian want), at most 80
-    characters, shortened at a word. ("HTTPie: modern, user-friendly command-line HTTP
-    client" becomes "Modern, user-friendly command-line HTTP client".)"""
-    text = summary
-    if package:
-        named = re.match(
-            rf"{re.escape(package)}\b\s*(?:[:,\-\u2013\u2014]\s*|is\s+)?", text, re.IGNORECASE
-        )
-        if named and text[named.end() :].strip():
-            text = text[named.end() :]
-            text = text[:1].upper() + text[1:]
-    if _ARTICLE_RE.match(text):
-        text = _ARTICLE_RE.sub("", text, count=1)
-        text = text[:1].upper() + text[1:]
-    if text.endswith(".") and not text.endswith(".."):
-        text = text[:-1]
-    if len(text) > _SYNOPSIS_MAX:
-        text = text[: _SYNOPSIS_MAX - 3].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
-    return text
-
-
-def _metadata_maintainer(meta: AppMetadata | None) -> str:
-    """The first of the application's maintainers, then authors, that Debian accepts as
-    ``Full Name <address>``."""
-    for person in (*meta.maintainers, *meta.authors) if meta else ():
-        try:
-            return check_maintainer(one_line(person))
-        except ConfigError:
-            continue
-    raise ConfigError(
-        "no maintainer: give --maintainer 'Full Name <address>', set DEBFULLNAME and "
-        "DEBEMAIL, or name an author or maintainer with an e-mail address in the project"
-    )
-
-
-def _metadata_homepage(meta: AppMetadata | None) -> str:
-    if meta is None or not meta.homepage:
-        return ""
-    try:
-        return check_homepage(meta.homepage)
-    except ConfigError:
-        return ""  # not usable in a control file: the package simply has no Homepage
-
-
 def _check_member_name(name: str) -> None:
     # dpkg cannot handle a newline in a file name, and md5sums/conffiles are line-based.
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise EmitError(f"file name {name!r} is not valid UTF-8") from None
-    if _CONTROL_RE.search(name) or "\t" in name:
+    if control_character(name):
         raise EmitError(f"file name {name!r} contains a control character")
 
 
@@ -682,7 +523,7 @@ def _changelog_date(epoch: int) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(epoch))
 
 
-def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
+def _copyright(env: BuiltEnv, info: PackageInfo, context: dict[str, Any]) -> str:
     """``/usr/share/doc/<package>/copyright`` in Debian's machine-readable format (DEP-5).
 
     One ``Files`` paragraph per part with a license of its own, the last match winning: the
@@ -691,6 +532,8 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
     and each grafted library. The application's license files are copied in full: a
     stand-alone ``License`` paragraph for a single license, else the text of the Files
     paragraph (DEP-5 has no way to say which file belongs to which part of an expression).
+    A license every Debian system holds in /usr/share/common-licenses is pointed to instead
+    (whether the project names it in SPDX or its license file is that license's text).
     """
     m = env.manifest
     meta = m.metadata
@@ -704,10 +547,13 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
     people = [one_line(p) for p in (*meta.maintainers, *meta.authors)] if meta else []
     people = [p for p in dict.fromkeys(people) if p]
     authors = [one_line(p) for p in meta.authors if one_line(p)] if meta else []
-    app_license = dep5_license(meta.license if meta else None)
-    files = _license_files(env, meta)
+    app_license = dep5_license(info.license or None)
+    files = [
+        (rel, (env.root / rel).read_bytes().decode("utf-8", errors="replace").strip("\n"))
+        for rel in info.license_files
+    ]
     texts = "\n\n".join(f"{m.prefix}/{rel}:\n\n{text}" for rel, text in files)
-    common = _common_license(meta.license if meta else None)
+    common = _common_license(info.license or None)
     if common:
         # Debian has this text already: point to it (and to the project's own copies).
         texts = (
@@ -762,21 +608,6 @@ def _copyright(env: BuiltEnv, context: dict[str, Any]) -> str:
 # A path DEP-5 can name as a Files pattern: no blanks (they separate patterns) and no
 # wildcard or escape characters of its own.
 _DEP5_PATTERN_RE = re.compile(r"[^\s*?\\\[\]]+")
-
-
-def _license_files(env: BuiltEnv, meta: AppMetadata | None) -> list[tuple[str, str]]:
-    """``(path relative to the root, text)`` of each of the application's license files."""
-    found = []
-    for rel in meta.license_files if meta else ():
-        # Only files inside the environment: an edited manifest must not copy the build
-        # host's files (/etc/shadow ...) into a package.
-        path = env.root / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            continue
-        if not path.is_file() or path.is_symlink():
-            continue
-        found.append((rel, path.read_bytes().decode("utf-8", errors="replace").strip("\n")))
-    return found
 
 
 @cache
@@ -908,6 +739,9 @@ class DebEmitter:
     def replaceable(self, path: Path) -> bool:
         return self.options.tree_only and is_deb_tree(path)
 
+    def extras(self, env: BuiltEnv, dest: Path) -> tuple[Path, ...]:
+        return ()
+
     def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         package = plan_package(env, self.options)
         if self.options.tree_only:
@@ -1020,9 +854,9 @@ def maintainer_from_environment(environ: Mapping[str, str]) -> str:
     email = check_text(environ.get(email_var, ""), f"${email_var}").strip()
     name = check_text(environ.get(name_var, ""), f"${name_var}").strip()
     if email and "<" in email:
-        return check_maintainer(email)
+        return check_maintainer(email, f"${email_var}")
     if email and name:
-        return check_maintainer(f"{name} <{email}>")
+        return check_maintainer(f"{name} <{email}>", f"${name_var} <${email_var}>")
     return ""
 
 
@@ -1031,6 +865,11 @@ class DebFormat:
 
     name = "deb"
     help = "Build (or take --from) an environment and pack it as a Debian package."
+    noun = "a .deb"
+    summary = "installs in /opt/<name>"
+    sample = "hello_1.0.0-1_amd64.deb"
+    init_template: str | None = "init/deb.toml"
+    fixed_location = True
     examples = (
         "venvpack deb --project . --maintainer 'Jane Doe <jane@example.org>' -o dist/",
         "venvpack deb --from build/env --service-command 'app serve' --user app",
@@ -1066,7 +905,13 @@ class DebFormat:
             multiple=True,
             metavar="SPEC",
         ),
-        Option("section", ("--section",), "Section field.", default="misc", show_default=True),
+        Option(
+            "section",
+            ("--section",),
+            "Section field.",
+            default=DEFAULT_SECTION,
+            show_default=True,
+        ),
         *SYSTEM_OPTIONS,
         Option(
             "compression",
@@ -1102,12 +947,65 @@ class DebFormat:
             description=values.get("description") or "",
             homepage=values.get("homepage") or "",
             depends=tuple(values.get("depends") or ()),
-            section=values.get("section") or "misc",
+            section=values.get("section") or DEFAULT_SECTION,
             compression=values.get("compression") or DEFAULT_COMPRESSION,
             level=values.get("level"),
             tree_only=bool(values.get("tree_only")),
         )
         return DebEmitter(options, progress)
 
+    def detect(self, head: bytes) -> bool:
+        return head.startswith(AR_MAGIC)
+
+    def unpack(self, artifact: Stream, into: Unpacker) -> None:
+        unpack_deb(artifact, into)
+
+    def install(self, target: Target) -> Installed:
+        return install_deb(target)
+
 
 FORMAT = DebFormat()
+
+
+# --- Reading back ------------------------------------------------------------------------
+
+AR_MAGIC = b"!<arch>\n"
+"""How an ``ar`` archive, the container of a .deb, begins."""
+
+
+def unpack_deb(artifact: Stream, into: Unpacker) -> None:
+    """The files of the package: its ``data.tar.*`` member (``debian-binary`` and the control
+    archive hold none of the environment)."""
+    with closing(into.members(artifact, "ar")) as members:
+        for name, stream in members:
+            if name.startswith("data.tar"):
+                into.archive(stream, "tar")
+                return
+    raise ArtifactError(f"{into.name}: no data.tar member; not a Debian package")
+
+
+def install_deb(target: Target) -> Installed:
+    """``verify``: ``dpkg -i`` inside a Debian root (into a private copy of it, in a user
+    namespace); a root without dpkg (glibc only) gets the package's files laid where dpkg
+    would place them, by the contained reader."""
+    from venvpack.artifact import extract
+    from venvpack.roots import DEBIAN_SUITES, run_untrusted
+    from venvpack.verify import TIMEOUT
+
+    copy = target.fresh_root()
+    if target.name not in DEBIAN_SUITES:
+        extract(target.original, copy, kind=FORMAT.name, whole=True)
+        return target.installed(copy)
+    inside = f"{target.bound}/{target.original.name}"
+    proc = run_untrusted(
+        copy,
+        ["dpkg", "-i", inside],
+        files={target.artifact: inside},
+        env={
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "DEBIAN_FRONTEND": "noninteractive",
+            "LANG": "C.UTF-8",
+        },
+        timeout=TIMEOUT,
+    )
+    return target.installed(copy, proc)

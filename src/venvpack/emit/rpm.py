@@ -2,10 +2,12 @@
 
 The work is split so each step can be checked on its own:
 
-1. :class:`RpmOptions` checks the user's text when it is given, before any build starts;
-2. :func:`plan_package` decides everything from the environment's manifest and the options
-   (version, arch, prefix, which commands get ``/usr/bin`` links, the service unit), looking
-   at nothing on disk but the commands in ``bin/``;
+1. :class:`RpmOptions` checks the user's text when it is given, before any build starts,
+   by the rules every system format shares (:class:`venvpack.package.SystemOptions`);
+2. :func:`plan_package` renders in rpm's terms the description every system format shares
+   (:func:`venvpack.package.describe`: version, prefix, summary and description, license,
+   which commands get ``/usr/bin`` links, the service unit), looking at nothing on disk but
+   the commands in ``bin/`` and the license files;
 3. :func:`write_sources` writes what rpmbuild needs into one directory: the spec, an
    rpmlintrc and the tree as an uncompressed tarball. That directory is also the output of
    ``--spec-only``, so users can run rpmbuild or mock on exactly what venvpack would build;
@@ -39,59 +41,65 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import logging
 import os
 import re
 import shutil
 import stat
 import tempfile
-import textwrap
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import Any
-
-from packaging.version import Version
+from typing import TYPE_CHECKING, Any
 
 from venvpack import __version__, templates
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch, write_archive
-from venvpack.config import BuildSpec, printable, validate_name
+from venvpack.archive.ar import read_ar
+from venvpack.config import BuildSpec, validate_name
 from venvpack.elf import is_elf, read_elf
 from venvpack.emit import OUTPUT, Option
 from venvpack.emit.systemd import ServiceUnit
-from venvpack.errors import ConfigError, EmitError
+from venvpack.errors import ArtifactError, ConfigError, EmitError, ToolMissingError
 from venvpack.manifest import BuiltEnv
-from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expression
 from venvpack.output import atomic_output, remove_tree, staging_dir
 from venvpack.package import (
     SYSTEM_OPTIONS,
     InstallFile,
+    PackageInfo,
     Relations,
     ServiceUser,
     SystemOptions,
     check_build,
-    check_description,
-    plan_contents,
+    describe,
+    parse_relation,
     system_fields,
+    walk_tree,
 )
-from venvpack.policy import load_json
+from venvpack.platform import package_arch
 from venvpack.proc import clean_python_env, run, which
-from venvpack.validate import file_name
+from venvpack.validate import control_character, file_name
 from venvpack.versions import rpm_version
+
+if TYPE_CHECKING:
+    from venvpack.artifact import Stream, Unpacker
+    from venvpack.verify import Installed, Target
 
 __all__ = [
     "FILTERS",
     "FORMAT",
     "MAX_BUILD_TIME",
     "PAYLOAD",
+    "RPM_MAGIC",
     "LintFacts",
     "RpmEmitter",
     "RpmFormat",
     "RpmOptions",
     "RpmPlan",
+    "install_rpm",
     "plan_package",
+    "render_plan",
     "render_rpmlintrc",
     "render_spec",
     "rpm_arch",
@@ -99,7 +107,9 @@ __all__ = [
     "rpm_line",
     "rpm_text",
     "rpm_token",
+    "rpmlintrc_name",
     "scan_tree",
+    "unpack_rpm",
     "write_sources",
 ]
 
@@ -124,10 +134,8 @@ RPMBUILD_HINT = (
 
 # ----------------------------------------------------------------------------- escaping
 
-# C0 controls but tab, DEL, the C1 range and Unicode line separators: rpm splits the spec on
-# "\n" only, but a reader of the spec or of `rpm -qi` should see what rpm sees.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters are refused but tabs (and newlines in multi-line text): rpm splits the
+# spec on "\n" only, but a reader of the spec or of `rpm -qi` should see what rpm sees.
 
 
 def rpm_line(value: object, what: str = "value") -> str:
@@ -137,7 +145,7 @@ def rpm_line(value: object, what: str = "value") -> str:
     section), and a trailing backslash would continue the line: both are refused.
     """
     text = str(value).strip()
-    if _CONTROL_RE.search(text):
+    if control_character(text, "\t"):
         raise ConfigError(f"{what}: line break or control character in {text!r}")
     if not text:
         raise ConfigError(f"{what} is empty")
@@ -165,7 +173,7 @@ def rpm_text(value: object, what: str = "description") -> str:
     to invent. A line starting with ``#`` is refused too: rpm drops it as a comment.
     """
     text = str(value).strip("\n")
-    if _TEXT_CONTROL_RE.search(text):
+    if control_character(text, "\t\n"):
         raise ConfigError(f"{what}: control character in {text!r}")
     lines = [line.rstrip() for line in text.split("\n")]
     if not any(lines):
@@ -181,12 +189,9 @@ def rpm_text(value: object, what: str = "description") -> str:
     return "\n".join(lines).replace("%", "%%")
 
 
-# One dependency: a name (perl(Foo::Bar), libc.so.6()(64bit), /usr/bin/sh ...), optionally
-# compared with a version; or a rich dependency in parentheses.
-_DEP_RE = re.compile(
-    r"(?P<name>[A-Za-z0-9_/][A-Za-z0-9_.+/:-]*(?:\([A-Za-z0-9_.+/:-]*\))*)"
-    r"(?:\s*(?P<op><=|>=|<|>|=)\s*(?P<version>[A-Za-z0-9_.+~^:-]+))?"
-)
+# The names of rpm's capabilities besides package names: perl(Foo::Bar), libc.so.6()(64bit),
+# /usr/bin/sh ... The comparison and version follow the grammar both formats share.
+_CAPABILITY = r"[A-Za-z0-9_/][A-Za-z0-9_.+/:-]*(?:\([A-Za-z0-9_.+/:-]*\))*"
 _RICH_DEP_RE = re.compile(r"\([A-Za-z0-9_.+/:()<>=~^ -]*\)")
 
 
@@ -199,15 +204,7 @@ def rpm_dep(value: object, what: str = "--requires") -> str:
     text = str(value).strip()
     if _RICH_DEP_RE.fullmatch(text):
         return text
-    match = _DEP_RE.fullmatch(text)
-    if not match:
-        raise ConfigError(
-            f"{what} {text!r}: expected one dependency, 'name', 'name >= version' or a "
-            "rich dependency in parentheses"
-        )
-    if match["op"]:
-        return f"{match['name']} {match['op']} {match['version']}"
-    return match["name"]
+    return parse_relation(text, what, _CAPABILITY).rpm
 
 
 _RPMLINT_SPECIAL_RE = re.compile(r"([.^$*+?{}\[\]\\|()])")
@@ -216,7 +213,7 @@ _RPMLINT_SPECIAL_RE = re.compile(r"([.^$*+?{}\[\]\\|()])")
 def _rpmlint_re(value: object) -> str:
     """A literal inside an rpmlintrc ``addFilter(r"...")`` regular expression."""
     text = str(value)
-    if '"' in text or _CONTROL_RE.search(text):
+    if '"' in text or control_character(text, "\t"):
         raise EmitError(f"cannot use {text!r} in an rpmlint filter")
     return _RPMLINT_SPECIAL_RE.sub(r"\\\1", text)
 
@@ -232,78 +229,34 @@ FILTERS = {
 
 # ----------------------------------------------------------------------------- options
 
-_URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
-
 
 @dataclass(frozen=True)
 class RpmOptions(SystemOptions):
     """What ``venvpack rpm`` adds to the environment's manifest; checked when made. The
     options every system package has (commands, service, user, files, relations, release,
-    epoch) and their rules come from :class:`~venvpack.package.SystemOptions`."""
+    epoch, summary, description, license, homepage as ``--url``, maintainer as
+    ``--packager``) and their rules come from :class:`~venvpack.package.SystemOptions`."""
 
-    summary: str = ""
-    """``Summary:``; empty: the project's summary, else generated from name and version."""
-    description: str = ""
-    """``%description``; empty: the project's first paragraph and a generated one (what is
-    inside, where it installs)."""
-    license: str = ""
-    """``License:``, an SPDX expression; empty: the project's, else ``NOASSERTION`` (the SPDX
-    word for "not stated")."""
-    url: str = ""
-    """``URL:``; empty: the project's homepage, if any."""
     requires: tuple[str, ...] = ()
     """Extra ``Requires:`` entries, one dependency each, added to ``glibc >= <floor>``."""
-    packager: str = ""
-    """``Packager:`` and the changelog author, e.g. ``Jane Doe <jane@example.org>``; empty:
-    the project's first maintainer, else its first author."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        # What only rpm's syntax adds to the shared rules: a tag that ends with a backslash.
         if self.summary:
             rpm_line(self.summary, "--summary")
-        if self.description:
-            check_description(self.description)  # the rules of every format
-            rpm_text(self.description, "--description")
         if self.license:
             rpm_line(self.license, "--license")
-        if self.url:
-            rpm_token(self.url, "--url")
-            if not _URL_RE.fullmatch(self.url.strip()):
-                raise ConfigError(
-                    f"--url {self.url!r}: expected an absolute URL such as https://example.org/app"
-                )
         for dep in self.requires:
             rpm_dep(dep)
-        if self.packager:
-            rpm_line(self.packager, "--packager")
 
 
 # ----------------------------------------------------------------------------- plan
 
-_FLOOR_RE = re.compile(r"[0-9]+\.[0-9]+")
-_PYTHON_VERSION_RE = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?([a-z]+[0-9]+)?\+?")
-
-
-@cache
-def _arch_table() -> dict[str, str]:
-    machines = load_json("rpm-arch.json").get("machines")
-    if not isinstance(machines, dict):
-        raise ConfigError("rpm-arch.json needs a 'machines' object")
-    for machine, arch in machines.items():
-        if not isinstance(arch, str) or not re.fullmatch(r"[a-z0-9_]+", arch):
-            raise ConfigError(f"rpm-arch.json: invalid arch {arch!r} for {machine!r}")
-    return dict(machines)
-
 
 def rpm_arch(machine: str) -> str:
     """The RPM architecture of an interpreter's ``platform.machine()``."""
-    try:
-        return _arch_table()[machine]
-    except KeyError:
-        known = ", ".join(sorted(_arch_table()))
-        raise EmitError(
-            f"no RPM architecture known for machine {machine!r} (known: {known})"
-        ) from None
+    return package_arch(machine, "rpm", "RPM").arch
 
 
 @dataclass(frozen=True)
@@ -361,7 +314,7 @@ class RpmPlan:
 
     @property
     def rpmlintrc_name(self) -> str:
-        return f"{self.name}.rpmlintrc"
+        return rpmlintrc_name(self.name)
 
     @property
     def source_tar(self) -> str:
@@ -378,29 +331,19 @@ def _build_time() -> int:
 
 
 def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None = None) -> RpmPlan:
-    """Decide the package for ``env``; raises ConfigError for anything rpm would refuse."""
+    """Describe ``env``'s package (:func:`~venvpack.package.describe`) and decide the spec
+    that renders it; raises ConfigError for anything rpm would refuse."""
+    return render_plan(env, describe(env, options), options, build_time=build_time)
+
+
+def render_plan(
+    env: BuiltEnv, info: PackageInfo, options: RpmOptions, *, build_time: int | None = None
+) -> RpmPlan:
+    """The :class:`RpmPlan` of the description ``info``."""
     manifest = env.manifest
-    name = validate_name(manifest.name)
-    mapped = rpm_version(manifest.version)
-    upstream = str(Version(manifest.version))  # normalised: what PEP 440 says it is
-    floor = manifest.glibc_floor
-    if floor and not _FLOOR_RE.fullmatch(floor):
-        raise ConfigError(f"manifest: glibc_floor {floor!r} is not a version such as 2.28")
-    if not _PYTHON_VERSION_RE.fullmatch(manifest.python.version):
-        raise ConfigError(f"manifest: python version {manifest.python.version!r} is malformed")
-
-    # Flags win; what the application says about itself comes next; generated text last.
-    meta = manifest.metadata
-    summary = (
-        options.summary.strip()
-        or _usable(one_line(meta.summary) if meta else "", rpm_line)
-        or f"{name} {upstream} with its own Python {manifest.python.version}"
-    )
-    url = options.url.strip() or _metadata_url(meta)
-    contents = plan_contents(env, options, package=name, description=summary, documentation=url)
-    prefix, links, unit = contents.prefix, contents.commands, contents.unit
-    epoch = options.epoch if options.epoch is not None else mapped.epoch
-
+    mapped = rpm_version(info.version)
+    contents = info.contents
+    prefix, unit = contents.prefix, contents.unit
     relocatable = manifest.link_mode == "symlink" and unit is None
     if not relocatable:
         why = (
@@ -412,59 +355,45 @@ def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None =
             "the package installs only at %s (%s); rpm --prefix refuses to move it", prefix, why
         )
     return RpmPlan(
-        name=name,
-        epoch=epoch,
+        name=info.name,
+        epoch=info.epoch if info.epoch is not None else mapped.epoch,
         version=mapped.version,
-        release=options.release,
+        release=info.release,
         arch=rpm_arch(manifest.python.machine),
-        summary=summary,
-        description=options.description.strip("\n") or _generated_description(env, upstream),
-        license=options.license.strip()
-        or spdx_expression(meta.license if meta else None)
-        or "NOASSERTION",
-        url=url,
-        packager=options.packager.strip() or _metadata_packager(meta),
-        license_files=tuple(
-            f"{prefix}/{rel}"
-            for rel in (meta.license_files if meta else ())
-            # rpmbuild fails on a %license file missing from the tree (an edited manifest).
-            if _plain_path(rel) and (env.root / rel).is_file()
+        summary=info.summary,
+        description=(
+            _spec_description(info.description) if info.description_generated else info.description
         ),
+        license=info.license or "NOASSERTION",
+        url=info.homepage,
+        packager=info.maintainer,
+        license_files=tuple(f"{prefix}/{rel}" for rel in info.license_files if _plain_path(rel)),
         requires=tuple(rpm_dep(dep) for dep in options.requires),
-        glibc_floor=floor,
+        glibc_floor=info.glibc_floor,
         prefix=prefix,
         relocatable=relocatable,
-        links=links,
+        links=contents.commands,
         unit=unit,
         files=contents.files,
         user_script=contents.user_script,
         user=contents.user,
-        relations=contents.relations,
-        upstream_version=upstream,
-        python_version=manifest.python.version,
+        relations=info.relations,
+        upstream_version=info.version,
+        python_version=info.python_version,
         build_time=build_time if build_time is not None else _build_time(),
     )
 
 
-def _generated_description(env: BuiltEnv, upstream: str) -> str:
-    """The project's first prose paragraph (not its whole README, which is made for a web
-    page), then what the package holds and where it installs."""
-    manifest = env.manifest
-    meta = manifest.metadata
+_SPEC_WIDTH = 76
+
+
+def _spec_description(text: str) -> str:
+    """A generated extended description (paragraphs of one line each, from the project's
+    metadata) as ``%description`` lines: wrapped at 76 columns so that no line starts with
+    ``%`` or ``#``, which rpm would obey or drop."""
     lines: list[str] = []
-    lead = first_paragraph(meta.description, meta.summary) if meta else ""
-    if lead:
-        lines += [*_spec_safe_wrap(lead), ""]
-    intro = (
-        f"{manifest.name} {upstream}, packed by venvpack: the application, the Python "
-        f"distributions it needs and a copy of the CPython {manifest.python.version} "
-        f"interpreter, installed together in {manifest.prefix.rstrip('/')}. It needs no "
-        "Python on the system."
-    )
-    lines += textwrap.wrap(intro, width=76)
-    if manifest.distributions:
-        lines += ["", "Python distributions:"]
-        lines += [f"- {d.name} {d.version}" for d in manifest.distributions]
+    for line in text.split("\n"):
+        lines += _spec_safe_wrap(line, _SPEC_WIDTH) if line.strip() else [""]
     return "\n".join(lines)
 
 
@@ -483,33 +412,6 @@ def _spec_safe_wrap(text: str, width: int = 76) -> list[str]:
         else:
             lines.append(word)
     return lines
-
-
-def _usable(value: str, check: Callable[[str, str], str]) -> str:
-    """``value`` if ``check`` (an rpm filter) accepts it, else empty: metadata that rpm
-    cannot hold (a trailing backslash ...) is left out rather than failing the package."""
-    if not value:
-        return ""
-    try:
-        check(value, "metadata")
-    except ConfigError:
-        return ""
-    return value
-
-
-def _metadata_url(meta: AppMetadata | None) -> str:
-    if meta is None or not meta.homepage or not _URL_RE.fullmatch(meta.homepage):
-        return ""
-    return _usable(meta.homepage, rpm_token)
-
-
-def _metadata_packager(meta: AppMetadata | None) -> str:
-    """The project's first maintainer, else author, preferring ``Name <mail>`` entries."""
-    people = [one_line(p) for p in (*meta.maintainers, *meta.authors)] if meta else []
-    for person in sorted(people, key=lambda p: "<" not in p):  # stable: order kept
-        if _usable(person, rpm_line):
-            return person
-    return ""
 
 
 _PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)*")
@@ -644,11 +546,11 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
             found["unversioned_paths"] = True
     by_size: dict[int, list[Path]] = {}
     inodes: set[tuple[int, int]] = set()
-    for path in _walk(root):
-        installed = f"{prefix}/{path.relative_to(root).as_posix()}"
+    for entry in walk_tree(root, prefix, "which rpm requires"):
+        path, installed = entry.path, entry.installed
         if not _RPMLINT_VERSIONED_RE.search(installed) and not _RPMLINT_SHLIB_RE.search(installed):
             found["unversioned_paths"] = True
-        if path.is_symlink() or not path.is_file():
+        if entry.kind != "file":
             continue
         st = path.stat()
         if st.st_size == 0 and not _RPMLINT_ZERO_LENGTH_RE.search(installed):
@@ -685,18 +587,15 @@ def scan_tree(root: Path, prefix: str, python_xy: str, others: Iterable[str] = (
 def _static_without_debuginfo(path: Path) -> bool:
     """Whether ``path`` is an ``ar`` archive of ELF objects none of which has a
     ``.debug_*`` section: what rpmlint reports as static-library-without-debuginfo."""
-    data = path.read_bytes()
-    if not data.startswith(b"!<arch>\n"):
+    found = False
+    try:
+        for _name, member in read_ar(path.read_bytes()):
+            if member.startswith(b"\x7fELF"):
+                found = True
+                if b".debug_" in member:
+                    return False
+    except ValueError:  # not an ar archive, or a damaged one: no objects to judge
         return False
-    offset, found = 8, False
-    while offset + 60 <= len(data):
-        size = int(data[offset + 48 : offset + 58].decode("ascii", "replace").strip() or 0)
-        member = data[offset + 60 : offset + 60 + size]
-        if member.startswith(b"\x7fELF"):
-            found = True
-            if b".debug_" in member:
-                return False
-        offset += 60 + size + (size % 2)
     return found
 
 
@@ -750,24 +649,6 @@ def write_sources(plan: RpmPlan, env: BuiltEnv, directory: Path) -> Path:
         tree.add_file(item.dest.lstrip("/"), content, item.mode, mtime=plan.build_time)
     write_archive(tree, directory / plan.source_tar, Compression.NONE)
     return spec
-
-
-def _walk(root: Path, top: Path | None = None) -> Iterator[Path]:
-    """Every entry below ``root``, sorted, never following a symlink. A name that is not
-    UTF-8 is an EmitError: rpm stores file names as UTF-8 and refuses the package."""
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        path = Path(entry.path)
-        try:
-            entry.name.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = printable(str(path.relative_to(top or root)))
-            raise EmitError(
-                f"file name '{shown}' in {top or root} is not UTF-8, which rpm requires; "
-                "rename or remove it"
-            ) from None
-        yield path
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(path, top or root)
 
 
 # ----------------------------------------------------------------------------- building
@@ -854,6 +735,12 @@ class RpmEmitter:
     def replaceable(self, path: Path) -> bool:
         return self.spec_only and is_spec_dir(path)
 
+    def extras(self, env: BuiltEnv, dest: Path) -> tuple[Path, ...]:
+        """``<name>.rpmlintrc`` beside the .rpm (the spec directory holds its own)."""
+        if self.spec_only:
+            return ()
+        return (dest.parent / rpmlintrc_name(validate_name(env.manifest.name)),)
+
     def emit(self, env: BuiltEnv, dest: Path, *, replace: bool = True) -> Path:
         plan = plan_package(env, self.options)
         if self.spec_only:
@@ -879,7 +766,7 @@ class RpmEmitter:
                 remove_tree(work)
         # rpmlint takes filters only from a file given with -r: it goes beside the package,
         # so `rpmlint -r <name>.rpmlintrc <file>.rpm` checks it as venvpack meant.
-        with atomic_output(dest.parent / plan.rpmlintrc_name, replace=True) as tmp:
+        with atomic_output(dest.parent / plan.rpmlintrc_name, replace=replace) as tmp:
             tmp.write_bytes(rpmlintrc)
         return dest
 
@@ -909,6 +796,11 @@ class RpmFormat:
 
     name = "rpm"
     help = "Build (or take --from) an environment and pack it as an RPM."
+    noun = "an .rpm"
+    summary = "installs in /opt/<name>"
+    sample = "hello-1.0.0-1.x86_64.rpm"
+    init_template: str | None = "init/rpm.toml"
+    fixed_location = True
     examples = (
         "venvpack rpm --project . -o dist/",
         "venvpack rpm --from build/env --requires 'openssl-libs >= 3.0'",
@@ -918,13 +810,15 @@ class RpmFormat:
         Option(
             "summary",
             ("--summary",),
-            "Summary tag (default: the project's summary, else name, version, Python).",
+            "Summary tag, at most 80 characters (default: the first line of --description, "
+            "else the project's summary).",
             default="",
         ),
         Option(
             "description",
             ("--description",),
-            "%description text (default: the project's first paragraph and a generated one).",
+            "Synopsis line, then the %description text (all of it with --summary; default: the "
+            "project's first paragraph and a generated one).",
             default="",
         ),
         Option(
@@ -937,7 +831,7 @@ class RpmFormat:
         Option(
             "url",
             ("--url", "--homepage"),
-            "URL tag (default: the project's homepage).",
+            "URL tag, an http(s) URL (default: the project's homepage).",
             default="",
         ),
         Option(
@@ -978,11 +872,71 @@ class RpmFormat:
             summary=values.get("summary") or "",
             description=values.get("description") or "",
             license=values.get("license") or "",
-            url=values.get("url") or "",
+            homepage=values.get("url") or "",
             requires=tuple(values.get("requires") or ()),
-            packager=values.get("packager") or "",
+            maintainer=values.get("packager") or "",
         )
         return RpmEmitter(options, spec_only=bool(values.get("spec_only")))
 
+    def detect(self, head: bytes) -> bool:
+        return head.startswith(RPM_MAGIC)
+
+    def unpack(self, artifact: Stream, into: Unpacker) -> None:
+        unpack_rpm(artifact, into)
+
+    def install(self, target: Target) -> Installed:
+        return install_rpm(target)
+
 
 FORMAT = RpmFormat()
+
+
+def rpmlintrc_name(name: str) -> str:
+    """The rpmlintrc written beside the package named ``name``."""
+    return f"{name}.rpmlintrc"
+
+
+# --- Reading back ------------------------------------------------------------------------
+
+RPM_MAGIC = b"\xed\xab\xee\xdb"
+"""How an rpm's lead begins."""
+_HEADER_MAGIC = b"\x8e\xad\xe8\x01"
+_ROOT_INSIDE = "/run/root"
+"""Where rpm, run from the host's ``/usr`` inside the sandbox, finds the root to install in."""
+
+
+def unpack_rpm(artifact: Stream, into: Unpacker) -> None:
+    """The payload: past the lead (96 bytes), the signature header (padded to 8 bytes) and
+    the header, one compressed cpio archive."""
+    artifact.seek(96)
+    for padded in (True, False):
+        intro = artifact.read(16)
+        if len(intro) != 16 or intro[:4] != _HEADER_MAGIC:
+            raise ArtifactError(f"{into.name}: not a readable rpm (no header where one belongs)")
+        entries, data = int.from_bytes(intro[8:12], "big"), int.from_bytes(intro[12:16], "big")
+        size = 16 * entries + data
+        if padded:
+            size += -(16 + size) % 8
+        artifact.seek(size, io.SEEK_CUR)
+    into.archive(artifact, "cpio")
+
+
+def install_rpm(target: Target) -> Installed:
+    """``verify``: ``rpm -i --root`` into a private copy of the root, the host's rpm run in
+    the same sandbox as the package's scriptlets (a user namespace)."""
+    from venvpack.roots import run_untrusted
+    from venvpack.verify import TIMEOUT
+
+    if shutil.which("rpm") is None:
+        raise ToolMissingError("verifying an .rpm needs rpm (apt-get install rpm)")
+    copy = target.fresh_root()
+    inside = f"{target.bound}/{target.original.name}"
+    options = ["--dbpath", "/var/lib/rpm", "--nodeps", "--nosignature"]
+    proc = run_untrusted(
+        copy,
+        ["rpm", "-i", "--root", _ROOT_INSIDE, *options, inside],
+        root_at=_ROOT_INSIDE,
+        files={target.artifact: inside},
+        timeout=TIMEOUT,
+    )
+    return target.installed(copy, proc)
