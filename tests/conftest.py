@@ -22,7 +22,6 @@ import builds
 import sandbox
 import standalone
 
-
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 
 
