@@ -1,6 +1,6 @@
 r"""Clean roots: places where nothing of the build host exists, to prove an artifact runs.
 
-``venvpack verify`` and the test suite share them (DESIGN.md §5):
+``venvpack verify`` and the test suite share them:
 
 * ``glibc``: this host's ``libc6`` files, ``dash`` as ``/bin/sh`` and the coreutils that need
   only libc: whatever else an artifact needs, it must carry;
@@ -377,10 +377,10 @@ def fresh_copy(root: Path, dest: Path, *, untrusted: bool = False) -> Path:
     """A private, writable copy of ``root`` at ``dest`` (which must not exist yet); returns it.
 
     ``cp -a --reflink=auto``: a reflink where the filesystem can (btrfs, xfs), a plain copy
-    elsewhere — for a 175 MB minbase on ext4, about 1 s on an idle machine and up to ~12 s with
-    two cores busy (measured). Hardlinks would be instant but are not used: dpkg
-    replaces files by rename, but maintainer scripts, ``update-alternatives`` and tests may
-    append to files in place, which would silently change the shared cache.
+    elsewhere, which costs seconds for a minbase root (docs/measurements.md). Hardlinks
+    would be instant but are not used: dpkg replaces files by rename, but maintainer
+    scripts, ``update-alternatives`` and tests may append to files in place, which would
+    silently change the shared cache.
 
     With ``untrusted``, every entry of the copy is then owned by its own uid and gid plus
     :data:`SANDBOX_ID_BASE`, so that root inside :func:`run_untrusted` owns what root owns in

@@ -266,7 +266,7 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
         "-Wl,--no-whole-archive",
         *dict.fromkeys(libs),
     ]
-    # The link takes most of the runtime stage (0.7 s of 1.2 s for 3.12) and gives the same
+    # The link takes most of the runtime stage (docs/measurements.md) and gives the same
     # bytes for the same archive, compiler and linker: an earlier build's result is copied.
     # They are known by path, size, mtime and inode (hashing the 60 MB archive would cost
     # much of what the cache saves); a reinstalled interpreter or compiler is another key.

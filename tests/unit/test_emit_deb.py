@@ -905,7 +905,7 @@ def test_maintainer_fallbacks(
 
 @pytest.mark.parametrize("name", ["python3", "python", "pip3", "activate.fish"])
 def test_interpreter_links_are_refused_as_entry_points(make_env: MakeEnv, name: str) -> None:
-    # issue 9, item 11: /usr/bin/python3 would become the bundled interpreter
+    # Linking python3 into /usr/bin: /usr/bin/python3 would become the bundled interpreter
     with pytest.raises(ConfigError, match="shadow"):
         plan_package(make_env(), _options(entry_points=(name,)))
 

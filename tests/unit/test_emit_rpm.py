@@ -695,7 +695,7 @@ def test_hostile_metadata_spec_golden(make_env: MakeEnv) -> None:
 
 @pytest.mark.parametrize("name", ["python3", "python", "python3.12", "pip", "activate"])
 def test_interpreter_links_are_refused_as_entry_points(make_env: MakeEnv, name: str) -> None:
-    # issue 9, item 11: /usr/bin/python3 would become the bundled interpreter
+    # Linking python3 into /usr/bin: /usr/bin/python3 would become the bundled interpreter
     env = make_env()
     with pytest.raises(ConfigError, match="shadow"):
         plan_package(env, RpmOptions(entry_points=(name,)))

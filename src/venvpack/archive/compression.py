@@ -227,17 +227,16 @@ class _GzipWriter:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-# .xz: Python's lzma module has only liblzma's single-threaded encoder (one block; ~115 s of
-# one core for the 308 MB tar at -6), and the `xz` binary's output depends on how it is
-# called: -T1 gives single-threaded output, -T2+ multi-block output, and a memory limit (or
+# .xz: Python's lzma module has only liblzma's single-threaded encoder (one block: minutes of one
+# core for a large tree at -6, docs/measurements.md), and the `xz` binary's output depends on how
+# it is called: -T1 gives single-threaded output, -T2+ multi-block output, and a memory limit (or
 # XZ_DEFAULTS) can silently switch it back to single-threaded; it is also one more tool to
-# require. So we do what `xz -T2+` does: cut the input into blocks of 3x the dictionary
-# size, compress them in parallel threads with liblzma's raw LZMA2 encoder (which releases
-# the GIL), and write the .xz container with the sizes in the block headers. The bytes
-# depend on the input, the preset and liblzma only -- never on the thread count, the
-# chunking or the machine -- and are exactly `xz -T2 --check=crc32 -<preset>`'s (tested;
-# also checked on the 308 MB tar, where this took 64 s on 2 cores against 88 s for xz -T2,
-# same CPU time). CRC32 is the one check every liblzma build supports.
+# require. So we do what `xz -T2+` does: cut the input into blocks of 3x the dictionary size,
+# compress them in parallel threads with liblzma's raw LZMA2 encoder (which releases the GIL), and
+# write the .xz container with the sizes in the block headers. The bytes depend on the input, the
+# preset and liblzma only -- never on the thread count, the chunking or the machine -- and are
+# exactly `xz -T2 --check=crc32 -<preset>`'s (tested, and faster than xz -T2 for the same CPU
+# time). CRC32 is the one check every liblzma build supports.
 
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _XZ_FLAGS = b"\x00\x01"  # check type 1: CRC32

@@ -98,8 +98,8 @@ __all__ = [
 
 COMPRESSIONS = ("gzip", "xz", "zstd")
 """Member compressions dpkg reads (zstd only from dpkg 1.21.18). gzip is the default: every
-dpkg reads it, and deflated on all cores it costs a numpy+pandas package 2-3 s where xz
-takes 6 s even at -0 (README: Compression)."""
+dpkg reads it, and deflated on all cores it costs a fraction of xz's time even at xz -0
+(docs/measurements.md, Compression levels)."""
 DEFAULT_COMPRESSION = "gzip"
 DEFAULT_SECTION = "misc"
 

@@ -116,9 +116,8 @@ __all__ = [
 log = logging.getLogger("venvpack")
 
 PAYLOAD = "w2.xzdio"
-"""``_binary_payload``: xz level 2. Measured on examples/hello (51 MB, 1500 files), CPU
-seconds of rpmbuild and package size: xz -6 29 s 14.2 MB, **xz -2 11 s 15.6 MB**, gzip -9
-7 s 18.7 MB, zstd -19 23 s 15.0 MB, zstd -10 2.4 s 16.7 MB. zstd would be fastest, but rpm
+"""``_binary_payload``: xz level 2, a third of xz -6's time for a package 10 % larger
+(docs/measurements.md, RPM payload). zstd would be fastest, but rpm
 reads it only from 4.14 on (not RHEL 7, Amazon Linux 2 or older SUSE), which are exactly the
 targets of an environment built on an old glibc. rpm's xz runs single-threaded unless told
 otherwise, so the bytes do not depend on the build host's CPU count."""
@@ -266,7 +265,7 @@ class RpmPlan:
     name: str
     epoch: int | None
     version: str
-    """RPM version (PEP 440 mapped, DESIGN §4)."""
+    """RPM version (PEP 440 mapped: :mod:`venvpack.versions`)."""
     release: str
     arch: str
     summary: str

@@ -1,7 +1,7 @@
 """The tarball emitter: one compressed tar whose single top-level directory is ``<name>/``.
 
-Unpacked anywhere, ``<name>/`` is the environment (DESIGN.md §2); nothing else is added.
-The compression is ``--compression``, or what the file name ``-o`` gives says
+Unpacked anywhere, ``<name>/`` is the environment (docs/how-it-works.md); nothing else is
+added. The compression is ``--compression``, or what the file name ``-o`` gives says
 (``.tar.zst``, ``.tar.gz``/``.tgz``, ``.tar.xz``, ``.tar``): a name and a flag that disagree
 are refused, so ``-o app.tar.gz`` never holds zstd data.
 """
