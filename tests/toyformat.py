@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from venvpack.archive import Progress
-from venvpack.artifact import Stream, Unpacker
 from venvpack.config import BuildSpec
 from venvpack.emit import OUTPUT, Option
 from venvpack.errors import ToolMissingError
 from venvpack.manifest import BuiltEnv
 from venvpack.output import atomic_output
+from venvpack.unpack import Stream, Unpacker
 from venvpack.verify import Installed, Target
 
 __all__ = ["FORMAT", "ZipEmitter", "ZipFormat"]

@@ -21,7 +21,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from venvpack.artifact import (
+from venvpack.audit import Problem, SearchPath, TreeView, check_tree
+from venvpack.audit import inside as _inside
+from venvpack.elf import ElfInfo
+from venvpack.errors import VenvpackError
+from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
+from venvpack.manifest import MANIFEST_PATH, InstallSource, Manifest
+from venvpack.platform import system_libraries
+from venvpack.unpack import (
     DIRECTORY,
     Opened,
     glob_inside,
@@ -30,13 +37,6 @@ from venvpack.artifact import (
     read_inside,
     read_text_inside,
 )
-from venvpack.audit import Problem, SearchPath, TreeView, check_tree
-from venvpack.audit import inside as _inside
-from venvpack.elf import ElfInfo
-from venvpack.errors import VenvpackError
-from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
-from venvpack.manifest import MANIFEST_PATH, InstallSource, Manifest
-from venvpack.platform import system_libraries
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -163,8 +163,8 @@ def schema_text() -> str:
     registered now)."""
     from importlib import resources
 
-    from venvpack.artifact import DIRECTORY
     from venvpack.emit import format_names
+    from venvpack.unpack import DIRECTORY
 
     text = (
         resources.files("venvpack")

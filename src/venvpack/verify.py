@@ -27,14 +27,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from venvpack.artifact import (
-    DIRECTORY,
-    Opened,
-    artifact_kind,
-    glob_inside,
-    open_artifact,
-    read_text_inside,
-)
 from venvpack.emit import format_names, load_format
 from venvpack.errors import ConfigError
 from venvpack.glibc import parse_glibc, version_text
@@ -47,6 +39,14 @@ from venvpack.roots import (
     root_glibc,
     run_in,
     run_untrusted,
+)
+from venvpack.unpack import (
+    DIRECTORY,
+    Opened,
+    artifact_kind,
+    glob_inside,
+    open_artifact,
+    read_text_inside,
 )
 
 __all__ = [

@@ -17,11 +17,11 @@ import zstandard
 
 from fakes import fake_manifest
 from venvpack.archive import write_ar
-from venvpack.artifact import artifact_kind, open_artifact
 from venvpack.errors import ArtifactError, ConfigError
 from venvpack.glibc import FloorSetter, optional_culprits, parse_glibc
 from venvpack.inspect import inspect_artifact, render_text, schema_text
 from venvpack.manifest import BuiltEnv
+from venvpack.unpack import artifact_kind, open_artifact
 
 LAUNCHER = (
     '#!/bin/sh\n\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")/python" "$0" "$@"\n'

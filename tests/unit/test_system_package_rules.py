@@ -25,7 +25,7 @@ from venvpack.cli import main
 from venvpack.emit import deb, rpm
 from venvpack.errors import VenvpackError
 from venvpack.manifest import BuiltEnv
-from venvpack.package import license_of_text
+from venvpack.system_package import license_of_text
 
 MAINTAINER = "Jane Doe <jane@example.org>"
 FORMATS = ("deb", "rpm")

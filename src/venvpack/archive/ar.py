@@ -2,7 +2,7 @@
 given, 60-byte headers, names of at most 15 characters, even padding.
 
 Written here for the .deb; read here for what a tree holds (a static library's members).
-An artifact's own ``ar`` is read by libarchive in :mod:`venvpack.artifact`, bounded for
+An artifact's own ``ar`` is read by libarchive in :mod:`venvpack.unpack`, bounded for
 untrusted input.
 """
 

@@ -37,7 +37,7 @@ from venvpack.manifest import BuiltEnv
 from venvpack.settings import INSTALL, METADATA, OUTPUT, SERVICE, Setting
 
 if TYPE_CHECKING:
-    from venvpack.artifact import Stream, Unpacker
+    from venvpack.unpack import Stream, Unpacker
     from venvpack.verify import Installed, Target
 
 __all__ = [
@@ -213,7 +213,7 @@ class Format(Packing, Protocol):
 
     def unpack(self, artifact: Stream, into: Unpacker) -> None:
         """Lay the files of ``artifact`` (open at its start) into a tree, only through
-        ``into`` (:class:`venvpack.artifact.Unpacker`: contained, bounded); ArtifactError
+        ``into`` (:class:`venvpack.unpack.Unpacker`: contained, bounded); ArtifactError
         when it is not what it claims."""
         ...
 

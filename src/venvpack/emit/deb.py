@@ -1,6 +1,6 @@
 """Emitter ``deb``: a Debian package that installs the environment at its prefix.
 
-The package is described once for every system format (:func:`venvpack.package.describe`:
+The package is described once for every system format (:func:`venvpack.system_package.describe`:
 name, version, summary, description, license, maintainer, relations, the service unit, the
 files), then planned in Debian's terms (:func:`plan_package`: control fields, maintainer
 scripts, the DEP-5 copyright and the members of the control and data trees) and written, either as
@@ -50,7 +50,9 @@ from venvpack.errors import ArtifactError, ConfigError, ElfError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
 from venvpack.metadata import SpdxCompound, SpdxLicense, SpdxNode, one_line, parse_spdx
 from venvpack.output import atomic_output
-from venvpack.package import (
+from venvpack.platform import PackageArch, package_arch
+from venvpack.policy import load_json
+from venvpack.system_package import (
     PACKAGE_NAME,
     SYSTEM_OPTIONS,
     PackageInfo,
@@ -63,13 +65,11 @@ from venvpack.package import (
     system_fields,
     walk_tree,
 )
-from venvpack.platform import PackageArch, package_arch
-from venvpack.policy import load_json
 from venvpack.validate import control_character, file_name, strip_control
 from venvpack.versions import deb_version
 
 if TYPE_CHECKING:
-    from venvpack.artifact import Stream, Unpacker
+    from venvpack.unpack import Stream, Unpacker
     from venvpack.verify import Installed, Target
 
 __all__ = [
@@ -137,7 +137,7 @@ class DebOptions(SystemOptions):
     """What ``venvpack deb`` adds to an environment; validated when created. The options
     every system package has (commands, service, user, files, relations, release, epoch,
     maintainer, description, homepage) and their rules come from
-    :class:`~venvpack.package.SystemOptions`.
+    :class:`~venvpack.system_package.SystemOptions`.
 
     Checks that need the environment (package name, version, architecture, commands) run
     when the package is planned; everything here is checked before anything is built.
@@ -169,7 +169,7 @@ def parse_depends(specs: Iterable[str]) -> tuple[str, ...]:
 
     Each value may hold several relations separated by commas and alternatives separated by
     ``|``, each one a relation of the grammar every system format shares
-    (:func:`~venvpack.package.parse_relation`), with Debian's ``:arch`` qualifier; anything
+    (:func:`~venvpack.system_package.parse_relation`), with Debian's ``:arch`` qualifier; anything
     else (a newline, a second field, arch lists of source packages) is refused.
     """
     out: list[str] = []
@@ -344,7 +344,7 @@ def package_filename(package: str, version: str, arch: str) -> str:
 
 
 def plan_package(env: BuiltEnv, options: DebOptions) -> DebPackage:
-    """Describe ``env``'s package (:func:`~venvpack.package.describe`) and decide every
+    """Describe ``env``'s package (:func:`~venvpack.system_package.describe`) and decide every
     member of the .deb that renders it."""
     info = describe(env, options)
     return render_package(env, info, options)
@@ -988,8 +988,8 @@ def install_deb(target: Target) -> Installed:
     """``verify``: ``dpkg -i`` inside a Debian root (into a private copy of it, in a user
     namespace); a root without dpkg (glibc only) gets the package's files laid where dpkg
     would place them, by the contained reader."""
-    from venvpack.artifact import extract
     from venvpack.roots import DEBIAN_SUITES, run_untrusted
+    from venvpack.unpack import extract
     from venvpack.verify import TIMEOUT
 
     copy = target.fresh_root()

@@ -3,9 +3,9 @@
 The work is split so each step can be checked on its own:
 
 1. :class:`RpmOptions` checks the user's text when it is given, before any build starts,
-   by the rules every system format shares (:class:`venvpack.package.SystemOptions`);
+   by the rules every system format shares (:class:`venvpack.system_package.SystemOptions`);
 2. :func:`plan_package` renders in rpm's terms the description every system format shares
-   (:func:`venvpack.package.describe`: version, prefix, summary and description, license,
+   (:func:`venvpack.system_package.describe`: version, prefix, summary and description, license,
    which commands get ``/usr/bin`` links, the service unit), looking at nothing on disk but
    the commands in ``bin/`` and the license files;
 3. :func:`write_sources` writes what rpmbuild needs into one directory: the spec, an
@@ -64,7 +64,9 @@ from venvpack.emit.systemd import ServiceUnit
 from venvpack.errors import ArtifactError, ConfigError, EmitError, ToolMissingError
 from venvpack.manifest import BuiltEnv
 from venvpack.output import atomic_output, remove_tree, staging_dir
-from venvpack.package import (
+from venvpack.platform import package_arch
+from venvpack.proc import clean_python_env, run, which
+from venvpack.system_package import (
     SYSTEM_OPTIONS,
     InstallFile,
     PackageInfo,
@@ -77,13 +79,11 @@ from venvpack.package import (
     system_fields,
     walk_tree,
 )
-from venvpack.platform import package_arch
-from venvpack.proc import clean_python_env, run, which
 from venvpack.validate import control_character, file_name
 from venvpack.versions import rpm_version
 
 if TYPE_CHECKING:
-    from venvpack.artifact import Stream, Unpacker
+    from venvpack.unpack import Stream, Unpacker
     from venvpack.verify import Installed, Target
 
 __all__ = [
@@ -234,7 +234,7 @@ class RpmOptions(SystemOptions):
     """What ``venvpack rpm`` adds to the environment's manifest; checked when made. The
     options every system package has (commands, service, user, files, relations, release,
     epoch, summary, description, license, homepage as ``--url``, maintainer as
-    ``--packager``) and their rules come from :class:`~venvpack.package.SystemOptions`."""
+    ``--packager``) and their rules come from :class:`~venvpack.system_package.SystemOptions`."""
 
     requires: tuple[str, ...] = ()
     """Extra ``Requires:`` entries, one dependency each, added to ``glibc >= <floor>``."""
@@ -330,7 +330,7 @@ def _build_time() -> int:
 
 
 def plan_package(env: BuiltEnv, options: RpmOptions, *, build_time: int | None = None) -> RpmPlan:
-    """Describe ``env``'s package (:func:`~venvpack.package.describe`) and decide the spec
+    """Describe ``env``'s package (:func:`~venvpack.system_package.describe`) and decide the spec
     that renders it; raises ConfigError for anything rpm would refuse."""
     return render_plan(env, describe(env, options), options, build_time=build_time)
 

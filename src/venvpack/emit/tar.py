@@ -23,7 +23,7 @@ from venvpack.output import atomic_output
 from venvpack.validate import file_name
 
 if TYPE_CHECKING:
-    from venvpack.artifact import Stream, Unpacker
+    from venvpack.unpack import Stream, Unpacker
     from venvpack.verify import Installed, Target
 
 __all__ = [
@@ -181,7 +181,7 @@ FORMAT = TarFormat()
 def detect_tarball(head: bytes) -> bool:
     """A compressed stream (any the reader decodes: a tarball is the only artifact that is
     one whole) or an uncompressed tar (``ustar`` at offset 257)."""
-    from venvpack.artifact import COMPRESSED
+    from venvpack.unpack import COMPRESSED
 
     return head.startswith(COMPRESSED) or head[257:262] == b"ustar"
 

@@ -15,7 +15,9 @@ import pytest
 import zstandard
 
 from venvpack.archive import write_ar
-from venvpack.artifact import (
+from venvpack.errors import ArtifactError
+from venvpack.ui import printable
+from venvpack.unpack import (
     Limits,
     extract,
     glob_inside,
@@ -23,8 +25,6 @@ from venvpack.artifact import (
     open_artifact,
     read_inside,
 )
-from venvpack.errors import ArtifactError
-from venvpack.ui import printable
 
 
 def _tar(*members: tarfile.TarInfo | tuple[str, bytes]) -> bytes:
