@@ -33,6 +33,7 @@ from packaging.utils import canonicalize_name
 
 from venvpack.errors import ConfigError
 from venvpack.policy import load_json
+from venvpack.validate import control_character, strip_control
 
 __all__ = [
     "AppMetadata",
@@ -101,14 +102,10 @@ class AppMetadata:
 # ----------------------------------------------------------------------------- text
 
 
-# C0 and C1 controls and Unicode line/paragraph separators: what no one-line value may keep.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def one_line(value: object) -> str:
     """A value meant to be one line: folding, line breaks and control characters become
     single spaces (RFC 5322 unfolding, and then some)."""
-    return " ".join(_CONTROL_RE.sub(" ", str(value)).split())
+    return " ".join(strip_control(str(value), replacement=" ").split())
 
 
 # A block of a README that is not prose: a heading (Markdown "#", or a line underlined in
@@ -193,7 +190,7 @@ def parse_spdx(text: str) -> SpdxNode:
     Only the syntax is checked: identifiers are not looked up in the SPDX list (PEP 639
     backends did that), so ``LicenseRef-`` names and new identifiers pass.
     """
-    if "\n" in text or "\r" in text or _CONTROL_RE.search(text):
+    if "\n" in text or "\r" in text or control_character(text):
         raise ValueError("line break or control character")
     tokens = _SPDX_TOKEN_RE.findall(text)
     if "".join(tokens) != "".join(text.split()):
@@ -335,7 +332,7 @@ def _normalise_label(label: str) -> str:
 
 
 def _is_web_url(url: str) -> bool:
-    if _CONTROL_RE.search(url) or any(c.isspace() or c in "<>\"'\\" for c in url):
+    if control_character(url) or any(c.isspace() or c in "<>\"'\\" for c in url):
         return False
     try:
         parts = urllib.parse.urlsplit(url)

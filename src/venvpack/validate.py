@@ -63,9 +63,10 @@ def control_character(text: str, allow: str = "") -> str:
     return ""
 
 
-def strip_control(text: str, allow: str = "") -> str:
-    """``text`` without its control characters, but those in ``allow``."""
-    return _CONTROL_RE.sub(lambda m: m[0] if m[0] in allow else "", text)
+def strip_control(text: str, allow: str = "", replacement: str = "") -> str:
+    """``text`` with each control character but those in ``allow`` replaced by
+    ``replacement`` (removed, by default)."""
+    return _CONTROL_RE.sub(lambda m: m[0] if m[0] in allow else replacement, text)
 
 
 def installer_argument(value: str, what: str = "requirement") -> str:
