@@ -107,9 +107,13 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
         dest = directory / name
         extras = emitter.extras(env, dest)
         protected = {"the current directory": Path.cwd(), "the packed environment": env.root}
-        for path in (dest, *extras):
-            refuse_overlap(path, protected, inside={"the packed environment": env.root})
-            check_replaceable(path, request.force, emitter.replaceable if path == dest else None)
+        refuse_overlap(dest, protected, inside={"the packed environment": env.root})
+        check_replaceable(dest, request.force, emitter.replaceable)
+        for extra in extras:
+            # An unversioned companion (name.rpmlintrc) that venvpack wrote for the previous
+            # version is regenerated; anything else there is the user's, kept without --force.
+            refuse_overlap(extra, protected, inside={"the packed environment": env.root})
+            check_replaceable(extra, request.force or emitter.replaceable(extra))
         # An environment is its own artifact: moved into place, there is nothing to pack.
         step = nullcontext() if extensions is None else stage("pack", dest.name)
         with step:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -460,6 +461,26 @@ def test_write_sources(make_env: MakeEnv, tmp_path: Path) -> None:
     assert "opt/hello/.venvpack/manifest.json" in members
     assert all(m.uid == 0 and m.gid == 0 and m.mtime <= EPOCH for m in members.values())
     assert not any(name.startswith("/") or ".." in name.split("/") for name in members)
+
+
+def test_an_rpmlintrc_venvpack_wrote_is_replaced_without_force(
+    make_env: MakeEnv, tmp_path: Path
+) -> None:
+    # name.rpmlintrc carries no version: packing 1.1 beside 1.0 rewrites it, while a file
+    # the user wrote there (or a link to anything) still needs --force.
+    env = make_env()
+    spec = write_sources(plan_package(env, RpmOptions()), env, tmp_path / "src")
+    emitter = RpmEmitter(RpmOptions())
+    (extra,) = emitter.extras(env, tmp_path / "hello-1.1-1.x86_64.rpm")
+    assert extra == tmp_path / "hello.rpmlintrc"
+    shutil.copy(spec.parent / "hello.rpmlintrc", extra)
+    assert emitter.replaceable(extra)
+    extra.write_text("addFilter('mine')\n")
+    assert not emitter.replaceable(extra)
+    extra.unlink()
+    extra.symlink_to(spec.parent / "hello.rpmlintrc")
+    assert not emitter.replaceable(extra)
+    assert not emitter.replaceable(tmp_path / "src")
 
 
 def test_lint_facts_of_a_tree_without_elf(make_env: MakeEnv) -> None:

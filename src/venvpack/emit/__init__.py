@@ -150,8 +150,11 @@ class Emitter(Protocol):
         ...
 
     def replaceable(self, path: Path) -> bool:
-        """Whether the existing directory ``path`` is an artifact of this emitter, which
-        ``replace`` may replace (files are always replaceable; other directories never)."""
+        """Whether the existing ``path`` is this emitter's own. For a directory named as the
+        artifact: one ``replace`` may replace (files are always replaceable; other
+        directories never). For one of its :meth:`extras`: a file it regenerates for the
+        same application (an rpmlintrc it wrote), which a new artifact replaces even without
+        ``--force``; any other file there needs ``--force``."""
         ...
 
 
