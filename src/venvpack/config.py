@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import difflib
 import enum
-import re
 import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from packaging.version import InvalidVersion, Version
 
 from venvpack.errors import ConfigError
 from venvpack.settings import (
@@ -29,6 +26,7 @@ from venvpack.settings import (
     merge,
     setting_value,
 )
+from venvpack.validate import app_name, app_version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,9 +50,6 @@ __all__ = [
 ]
 
 
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-
-
 def check_text(value: str, what: str) -> str:
     """``value`` if it is text: bytes that are not UTF-8 (in argv or the environment) reach
     Python as lone surrogates, which can be neither rendered nor written into any file."""
@@ -73,27 +68,12 @@ def printable(value: str) -> str:
     return shown(value)
 
 
-def validate_name(name: str) -> str:
-    """An application name usable as a directory, a Debian and an RPM package name."""
-    if not _NAME_RE.fullmatch(name):
-        raise ConfigError(
-            f"invalid application name {name!r}: use lower-case letters, digits and + . - "
-            "(at least two characters, starting with a letter or digit); set one with --name"
-        )
-    return name
+validate_name = app_name
+"""An application name usable as a directory and a package name
+(:func:`venvpack.validate.app_name`)."""
 
-
-def validate_version(version: str) -> str:
-    """A PEP 440 version, which the deb and rpm version maps need."""
-    try:
-        Version(version)
-    except InvalidVersion:
-        raise ConfigError(
-            f"invalid version {version!r}: use a PEP 440 version such as 1.2.3 or 2.0rc1"
-        ) from None
-    if version != version.strip() or "\n" in version:
-        raise ConfigError(f"invalid version {version!r}: no spaces or line breaks")
-    return version
+validate_version = app_version
+"""A PEP 440 version (:func:`venvpack.validate.app_version`)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvpack.elf import ElfInfo, symbols_at_version
-from venvpack.errors import ConfigError, ElfError
+from venvpack.errors import ElfError
+from venvpack.validate import glibc_version
 
 __all__ = [
     "OPTIONAL_MODULES",
@@ -49,16 +50,11 @@ OPTIONAL_MODULES = frozenset(
 """Stdlib extension modules an application can usually do without; when only they raise
 the floor, ``--exclude-module`` is the way down."""
 
-_GLIBC_TEXT = re.compile(r"^(\d+)\.(\d+)$")
 _EXTENSION = re.compile(r"^([A-Za-z0-9_]+)\.(cpython-[^.]+\.|abi3\.)?so$")
 
 
-def parse_glibc(text: str) -> tuple[int, int]:
-    """``2.31`` as ``(2, 31)``; ConfigError for anything else (a usage error)."""
-    m = _GLIBC_TEXT.match(text.strip())
-    if not m:
-        raise ConfigError(f"invalid glibc version {text!r}: use MAJOR.MINOR, e.g. 2.31")
-    return int(m.group(1)), int(m.group(2))
+parse_glibc = glibc_version
+"""``2.31`` as ``(2, 31)`` (:func:`venvpack.validate.glibc_version`)."""
 
 
 def version_text(version: Sequence[int]) -> str:

@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -33,6 +32,7 @@ from venvpack.elf import is_elf, read_elf
 from venvpack.errors import BuildError, ConfigError
 from venvpack.interpreter import Interpreter
 from venvpack.proc import run
+from venvpack.validate import module_name
 
 __all__ = ["Runtime", "copy_runtime", "exclude_modules", "validate_module_name"]
 
@@ -495,14 +495,8 @@ def _strip_debug(tree: Path) -> None:
         run([strip, "--strip-debug", *targets], error=BuildError, what="strip --strip-debug")
 
 
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def validate_module_name(name: str) -> str:
-    """An ``--exclude-module`` value: a top-level module name, nothing path-like."""
-    if not _MODULE_NAME.match(name):
-        raise ConfigError(f"--exclude-module {name!r}: not a module name (e.g. _curses)")
-    return name
+validate_module_name = module_name
+"""An ``--exclude-module`` value (:func:`venvpack.validate.module_name`)."""
 
 
 def exclude_modules(runtime: Runtime, names: tuple[str, ...]) -> None:

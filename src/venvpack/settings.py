@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from venvpack.errors import ConfigError
 from venvpack.platform import uv_key_example
+from venvpack.validate import app_name, app_version, glibc_version, module_name
 
 __all__ = [
     "BUILD",
@@ -233,35 +235,7 @@ def _resolve(value: Path) -> Path:
     return value.resolve()
 
 
-# The checks live with the stages that know the rules; imported when a value is checked so
-# that this module stays below them.
-def _check_name(value: str) -> None:
-    from venvpack.config import validate_name
-
-    validate_name(value)
-
-
-def _check_version(value: str) -> None:
-    from venvpack.config import validate_version
-
-    validate_version(value)
-
-
-def _check_glibc(value: str) -> None:
-    from venvpack.glibc import parse_glibc
-
-    parse_glibc(value)
-
-
-def _check_module(value: str) -> None:
-    from venvpack.runtime import validate_module_name
-
-    validate_module_name(value)
-
-
 def _check_prefix(value: str) -> None:
-    from venvpack.errors import ConfigError
-
     if not value.startswith("/"):
         raise ConfigError(f"--prefix must be an absolute path, got {value!r}")
 
@@ -318,7 +292,7 @@ BUILD_SETTINGS = (
         ("--name",),
         "Application name (default: the project's name).",
         shapes_build=True,
-        check=_check_name,
+        check=app_name,
     ),
     _build(
         "version",
@@ -326,7 +300,7 @@ BUILD_SETTINGS = (
         "Application version (default: the installed project's, or the distribution --name names).",
         metavar="VERSION",
         shapes_build=True,
-        check=_check_version,
+        check=app_version,
     ),
     _build(
         "use_lock",
@@ -454,7 +428,7 @@ BUILD_SETTINGS = (
         "Stop before packing when the environment needs a newer glibc than X.Y (naming the "
         "file and symbol version).",
         metavar="X.Y",
-        check=_check_glibc,
+        check=glibc_version,
     ),
     _build(
         "exclude_modules",
@@ -464,7 +438,7 @@ BUILD_SETTINGS = (
         multiple=True,
         metavar="NAME",
         shapes_build=True,
-        check=_check_module,
+        check=module_name,
     ),
     _build(
         "installer",

@@ -20,12 +20,18 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
+from packaging.version import InvalidVersion, Version
+
 from venvpack.errors import ConfigError
 
 __all__ = [
+    "app_name",
+    "app_version",
     "control_character",
     "file_name",
+    "glibc_version",
     "installer_argument",
+    "module_name",
     "public_url",
     "redact_urls",
     "reserved_command",
@@ -128,4 +134,47 @@ def system_command(name: str, app_commands: Iterable[str], what: str = "--entry-
             "not a command of the application; linked into /usr/bin it would shadow the "
             "system's own"
         )
+    return name
+
+
+_APP_NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_GLIBC_RE = re.compile(r"(\d+)\.(\d+)")
+_MODULE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def app_name(name: str) -> str:
+    """An application name usable as a directory, a Debian and an RPM package name."""
+    if not _APP_NAME_RE.fullmatch(name):
+        raise ConfigError(
+            f"invalid application name {name!r}: use lower-case letters, digits and + . - "
+            "(at least two characters, starting with a letter or digit); set one with --name"
+        )
+    return name
+
+
+def app_version(version: str) -> str:
+    """A PEP 440 version, which the package version maps need."""
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise ConfigError(
+            f"invalid version {version!r}: use a PEP 440 version such as 1.2.3 or 2.0rc1"
+        ) from None
+    if version != version.strip() or "\n" in version:
+        raise ConfigError(f"invalid version {version!r}: no spaces or line breaks")
+    return version
+
+
+def glibc_version(text: str) -> tuple[int, int]:
+    """``2.31`` as ``(2, 31)``; ConfigError for anything else (a usage error)."""
+    m = _GLIBC_RE.fullmatch(text.strip())
+    if not m:
+        raise ConfigError(f"invalid glibc version {text!r}: use MAJOR.MINOR, e.g. 2.31")
+    return int(m.group(1)), int(m.group(2))
+
+
+def module_name(name: str) -> str:
+    """An ``--exclude-module`` value: a top-level module name, nothing path-like."""
+    if not _MODULE_NAME_RE.fullmatch(name):
+        raise ConfigError(f"--exclude-module {name!r}: not a module name (e.g. _curses)")
     return name
