@@ -16,6 +16,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -251,10 +252,21 @@ def test_flags_override_project_metadata(hello_envs: Envs, emit: Emit) -> None:
 # --- hostile text ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def short_canary() -> Iterator[Path]:
+    """A file nothing may create, under a path short enough for an 80-character summary
+    (pytest's own temporary paths grow with every run)."""
+    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))
+    try:
+        yield directory / "PWNED"
+    finally:
+        shutil.rmtree(directory)
+
+
 def test_hostile_text_runs_nothing_and_leaks_nothing(
-    hello_envs: Envs, emit: Emit, tmp_path_factory: pytest.TempPathFactory
+    hello_envs: Envs, emit: Emit, short_canary: Path
 ) -> None:
-    canary = tmp_path_factory.mktemp("canary") / "PWNED"
+    canary = short_canary
     hostile = {
         # At most 80 characters: the summary is the synopsis of every system package.
         "summary": f"%(touch {canary}) %%include /etc/passwd",
