@@ -401,9 +401,12 @@ def _rewrite_sysconfigdata(runtime: Runtime, pairs: list[tuple[str, str]]) -> No
 # writes (optimisation level 0, the source's mode). Compiling is ~8x the cost of that.
 #
 # Anything else is looked up in the pyc cache (:func:`pyc_cache_dir`) under a key of the
-# interpreter (magic number and sys.version), the co_filename and the module's text: a hit is
-# the pyc an earlier build compiled from the same inputs, its bytes exactly; a miss is
-# compiled and stored. A build's pycs are thus those of the first build with these inputs.
+# interpreter (magic number, sys.version, optimisation level), the invalidation mode, the
+# co_filename and the SHA-256 of the module's bytes: a hit is the pyc an earlier build
+# compiled from the same inputs, its bytes exactly; a miss is compiled and stored. A build's
+# pycs are thus those of the first build with these inputs. An entry holds the SHA-256 of
+# the pyc it stores: one whose pyc no longer matches it (altered, cut short) is removed,
+# counted (the worker's last line of output) and compiled again.
 _COMPILE = r"""
 import compileall, hashlib, importlib.util, json, marshal, os, py_compile, struct, sys
 import tempfile, types
@@ -411,6 +414,8 @@ from importlib._bootstrap_external import _calc_mode, _code_to_hash_pyc, _write_
 root, prefix, index, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 config = json.loads(sys.argv[5])
 copied, cache = config["copied"], config["cache"]
+FORMAT = b"venvpack-pyc-2"  # entries before their digest was kept are never read
+discarded = 0
 modules = []
 for directory in sys.argv[6:]:
     for parent, dirs, files in os.walk(directory):
@@ -467,6 +472,7 @@ def reuse(path):
 
 def cached(path):
     # (the cache entry for path, None without a cache; the cached pyc, None on a miss)
+    global discarded
     if cache is None:
         return None, None
     try:
@@ -475,44 +481,62 @@ def cached(path):
     except OSError:
         return None, None
     key = hashlib.sha256()
-    for part in (importlib.util.MAGIC_NUMBER, sys.version.encode(), dfile_of(path).encode()):
+    for part in (
+        FORMAT,
+        importlib.util.MAGIC_NUMBER,
+        sys.version.encode(),
+        str(sys.flags.optimize).encode(),
+        b"checked-hash",
+        dfile_of(path).encode(),
+        hashlib.sha256(text).digest(),
+    ):
         key.update(len(part).to_bytes(8, "little") + part)
-    key.update(text)
     digest = key.hexdigest()
-    entry = os.path.join(cache, digest[:2], digest[2:] + ".pyc")
+    entry = os.path.join(cache, digest[:2], digest[2:] + ".entry")
     try:
         with open(entry, "rb") as fh:
             data = fh.read()
     except OSError:
         return entry, None
+    # The entry is the pyc's SHA-256 and the pyc: a pyc altered after it was stored (its
+    # code object replaced under the same 16-byte header), or cut short, is not used.
+    pyc = data[32:]
     good = (
-        data[:4] == importlib.util.MAGIC_NUMBER
-        and data[4:8] == b"\x03\x00\x00\x00"
-        and data[8:16] == importlib.util.source_hash(text)
+        hashlib.sha256(pyc).digest() == data[:32]
+        and pyc[:4] == importlib.util.MAGIC_NUMBER
+        and pyc[4:8] == b"\x03\x00\x00\x00"
+        and pyc[8:16] == importlib.util.source_hash(text)
     )
-    if good:
-        try:  # whole, not cut short by a full disk or a crash
-            good = isinstance(marshal.loads(memoryview(data)[16:]), types.CodeType)
-        except (EOFError, ValueError, TypeError):
-            good = False
-    if good:
+    if not good:
+        discarded += 1
         try:
-            os.utime(entry)  # in use: kept by venvpack.runtime.prune_build_cache
+            os.unlink(entry)
         except OSError:
             pass
-    return entry, data if good else None
+        return entry, None
+    try:
+        os.utime(entry)  # in use: kept by venvpack.runtime.prune_build_cache
+    except OSError:
+        pass
+    return entry, pyc
 
 def store(entry, cfile):
+    tmp = None
     try:
         with open(cfile, "rb") as fh:
             data = fh.read()
         os.makedirs(os.path.dirname(entry), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(entry), suffix=".tmp")
         with open(fd, "wb") as fh:
-            fh.write(data)
+            fh.write(hashlib.sha256(data).digest() + data)
         os.replace(tmp, entry)
     except OSError:
-        pass  # a cache that cannot be written only costs time
+        # A cache that cannot be written only costs time; a full disk leaves no part file.
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 for path in modules[index::count]:
     if reuse(path):
@@ -529,6 +553,7 @@ for path in modules[index::count]:
     )
     if compiled and entry is not None:
         store(entry, cfile)
+print(json.dumps({"discarded": discarded}))
 """
 
 
@@ -561,12 +586,30 @@ def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str
         }
     )
     base: list[str | Path] = [runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix]
-    run_all(
+    results = run_all(
         [[*base, str(index), str(workers), config, *dirs] for index in range(workers)],
         error=BuildError,
         what="byte-compiling",
         env=clean_python_env(),
     )
+    discarded = sum(_discarded(result.stdout or "") for result in results)
+    if discarded:
+        log.debug(
+            "pyc cache: %d entr%s did not match the digest stored with %s, compiled again",
+            discarded,
+            "y" if discarded == 1 else "ies",
+            "it" if discarded == 1 else "them",
+        )
+
+
+def _discarded(stdout: str) -> int:
+    """How many cache entries a byte-compiling worker threw away (its last output line)."""
+    lines = stdout.strip().splitlines()
+    try:
+        count = json.loads(lines[-1])["discarded"] if lines else 0
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return count if isinstance(count, int) else 0
 
 
 def _replace_bytes(path: Path, data: bytes) -> None:

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -37,6 +38,9 @@ from venvpack.validate import module_name
 __all__ = ["Runtime", "copy_runtime", "exclude_modules", "validate_module_name"]
 
 log = logging.getLogger("venvpack")
+
+# A kept static interpreter is named by the SHA-256 of its bytes (docs/how-it-works.md).
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 # Stdlib directories (relative to lib/python3.X) that a deployed application never needs.
 _PRUNED_DIRS = frozenset(
@@ -283,9 +287,8 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
         ).encode()
     ).hexdigest()
     cache = build_cache("static-python")
-    kept = cache / key / exe.name if cache is not None else None
+    kept = cache / key if cache is not None else None
     if kept is not None and _copy_kept(kept, exe):
-        log.debug("static interpreter from %s", kept)
         return True
     main.write_text(_MAIN, encoding="utf-8")
     try:
@@ -298,28 +301,65 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
         main.unlink()
     os.chmod(exe, 0o755)
     if kept is not None:
-        try:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=kept.parent, prefix=f".{exe.name}.")
-            with open(fd, "wb") as out, open(exe, "rb") as src:
-                shutil.copyfileobj(src, out)
-            os.replace(tmp, kept)
-        except OSError as exc:
-            log.debug("cannot keep the static interpreter in %s: %s", kept.parent, exc)
+        _keep(exe, kept)
     return True
+
+
+def _keep(exe: Path, kept: Path) -> None:
+    """Store ``exe`` in the directory ``kept`` under the name of its SHA-256, hashed while it
+    is copied: written to a temporary file and renamed, so no build sees part of it."""
+    tmp: str | None = None
+    try:
+        kept.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=kept, prefix=".tmp-")
+        digest = hashlib.sha256()
+        with open(fd, "wb") as out, open(exe, "rb") as src:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+        os.replace(tmp, kept / digest.hexdigest())
+    except OSError as exc:
+        log.debug("cannot keep the static interpreter in %s: %s", kept, exc)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk leaves no part file behind
 
 
 def _copy_kept(kept: Path, exe: Path) -> bool:
-    """Copy a kept static interpreter to ``exe``; False when there is none (or it went away:
-    a pruning run of another build may remove it at any time)."""
+    """Copy the static interpreter kept in the directory ``kept`` to ``exe`` if its bytes
+    still have the SHA-256 it is named by; False when there is none (a pruning run of
+    another build may remove it at any time) or it does not match (it is removed, and the
+    caller links again)."""
     try:
-        shutil.copyfile(kept, exe)
-        os.utime(kept)  # in use: kept by prune_build_cache
+        names = sorted(n for n in os.listdir(kept) if _SHA256_HEX.fullmatch(n))
     except OSError:
-        exe.unlink(missing_ok=True)
         return False
-    os.chmod(exe, 0o755)
-    return True
+    for name in names:
+        digest = hashlib.sha256()
+        try:
+            with open(kept / name, "rb") as src, open(exe, "wb") as out:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+        except OSError:
+            exe.unlink(missing_ok=True)
+            continue
+        if digest.hexdigest() != name:
+            log.debug(
+                "static-python cache: %s does not match the digest it is filed under; "
+                "discarded, linking again",
+                kept / name,
+            )
+            exe.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (kept / name).unlink()
+            continue
+        with contextlib.suppress(OSError):
+            os.utime(kept / name)  # in use: kept by prune_build_cache
+        os.chmod(exe, 0o755)
+        log.debug("static interpreter from %s", kept / name)
+        return True
+    return False
 
 
 def _build_vars(sysconfigdata: Path) -> dict[str, str]:

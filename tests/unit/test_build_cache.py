@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -38,14 +40,17 @@ def test_cache_location_follows_the_environment(
 
 
 def test_static_interpreter_is_linked_once_and_then_copied(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("VENVPACK_CACHE", str(tmp_path / "cache"))
     interp = find_interpreter(str(PYENV_312 / "bin/python3.12"))
 
     first = copy_runtime(interp, tmp_path / "a" / "python", with_tk=False, keep_dev=False)
-    kept = list((tmp_path / "cache" / "static-python").glob("*/python3.12"))
+    kept = list((tmp_path / "cache" / "static-python").glob("*/*"))
     assert len(kept) == 1
+    stored = kept[0].read_bytes()
+    assert kept[0].name == hashlib.sha256(stored).hexdigest()  # filed under its digest
+    linked = first.executable.read_bytes()
     out = subprocess.run(
         [first.executable, "-c", "import sys; print(sys.version)"],
         capture_output=True,
@@ -54,11 +59,23 @@ def test_static_interpreter_is_linked_once_and_then_copied(
     ).stdout
     assert out.startswith("3.12.1")
 
-    # The second build copies what the cache holds: a stand-in there shows up in the tree.
-    stand_in = Path(shutil.which("true") or "/bin/true").read_bytes()
-    kept[0].write_bytes(stand_in)
+    # The second build copies what the cache holds, when it still matches its digest.
+    os.utime(kept[0], (0, 0))
     second = copy_runtime(interp, tmp_path / "b" / "python", with_tk=False, keep_dev=False)
-    assert second.executable.read_bytes() == stand_in
+    assert second.executable.read_bytes() == linked
+    assert kept[0].stat().st_mtime > 0  # a hit marks the entry as in use
+
+    # A stand-in put there (or the interpreter cut short) is removed and linked again.
+    stand_in = Path(shutil.which("true") or "/bin/true").read_bytes()
+    for damaged in (stand_in, linked[: len(linked) // 2]):
+        kept[0].write_bytes(damaged)
+        with caplog.at_level(logging.DEBUG, logger="venvpack"):
+            again = copy_runtime(interp, tmp_path / "d" / "python", with_tk=False, keep_dev=False)
+        assert again.executable.read_bytes() == linked
+        assert kept[0].read_bytes() == stored
+        assert "does not match the digest it is filed under" in caplog.text
+        shutil.rmtree(tmp_path / "d")
+    assert [p.name for p in kept[0].parent.iterdir()] == [kept[0].name]  # no part file
 
     # No cache: linked again.
     monkeypatch.setenv("VENVPACK_CACHE", "")
@@ -82,8 +99,8 @@ def test_prune_removes_what_no_build_used_for_a_month(
 
     old_pyc = entry("pyc/ab/old.pyc", 40)
     new_pyc = entry("pyc/ab/new.pyc", 2)
-    old_static = entry("static-python/k1/python3.12", 31)
-    new_static = entry("static-python/k2/python3.12", 29)
+    old_static = entry("static-python/k1/" + "1" * 64, 31)
+    new_static = entry("static-python/k2/" + "2" * 64, 29)
     root = entry("roots/glibc/old-but-not-a-build-cache", 400)
 
     assert prune_build_cache(now=now) == 2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -229,10 +231,13 @@ def test_source_pycs_are_reused_only_for_unchanged_modules(tmp_path: Path) -> No
 
 
 @pytest.mark.skipif(not PYTHON_312.exists(), reason="needs pyenv's CPython 3.12.1")
-def test_pyc_cache_serves_the_same_inputs_only(tmp_path: Path, pyc_cache: Path) -> None:
+def test_pyc_cache_serves_the_same_inputs_only(
+    tmp_path: Path, pyc_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """What one build compiled, the next build with the same module text, interpreter and
-    prefix takes from the cache, byte for byte; an entry that does not match the text it
-    is filed under (a damaged cache) is compiled again."""
+    prefix takes from the cache, byte for byte; an entry whose pyc does not match the digest
+    stored with it (its code object replaced under the real header, cut short) is removed,
+    counted in the verbose log and compiled again."""
     env = tmp_path / "env"
     site = env / "lib/python3.12/site-packages"
     site.mkdir(parents=True)
@@ -241,11 +246,17 @@ def test_pyc_cache_serves_the_same_inputs_only(tmp_path: Path, pyc_cache: Path) 
     compile_bytecode(runtime, [site], env, "/opt/app")
     pyc = site / "__pycache__/mod.cpython-312.pyc"
     first = pyc.read_bytes()
-    entries = list(pyc_cache.rglob("*.pyc"))
-    assert [e.read_bytes() for e in entries] == [first]
+    entries = list(pyc_cache.rglob("*.entry"))
+    assert [e.read_bytes() for e in entries] == [hashlib.sha256(first).digest() + first]
+    assert not list(pyc_cache.rglob("*.tmp"))
 
-    # Served from the cache: an entry made to define V = 2 (with the hash of the real text,
-    # so it passes as valid) shows up in the tree.
+    # A hit is the stored pyc, byte for byte (a fresh compile need not give the same bytes).
+    entries[0].touch()
+    compile_bytecode(runtime, [site], env, "/opt/app")
+    assert pyc.read_bytes() == first
+
+    # An entry made to define V = 2 with the real header (so the import system would take
+    # it as valid) does not match its digest: the tree gets the real module again.
     other = tmp_path / "other"
     other.mkdir()
     (other / "mod.py").write_text("V = 2\n")
@@ -255,20 +266,24 @@ def test_pyc_cache_serves_the_same_inputs_only(tmp_path: Path, pyc_cache: Path) 
         env=clean_python_env(),
     )
     forged = (other / "__pycache__/mod.cpython-312.pyc").read_bytes()
-    entries[0].write_bytes(first[:16] + forged[16:])
-    compile_bytecode(runtime, [site], env, "/opt/app")
-    assert _read_pycs([site / "mod.py"])[str(site / "mod.py")]["values"] == [2]
-
-    # An entry whose hash is not that of the text, or one cut short, is ignored and replaced.
-    for damaged in (forged, first[: len(first) // 2]):
+    stored = hashlib.sha256(first).digest()
+    for damaged in (
+        stored + first[:16] + forged[16:],
+        stored + forged,
+        stored + first[: len(first) // 2],
+        stored[:10],
+    ):
         entries[0].write_bytes(damaged)
-        compile_bytecode(runtime, [site], env, "/opt/app")
-        assert pyc.read_bytes() == first
-        assert entries[0].read_bytes() == first
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="venvpack"):
+            compile_bytecode(runtime, [site], env, "/opt/app")
+        assert _read_pycs([site / "mod.py"])[str(site / "mod.py")]["values"] == [1]
+        assert entries[0].read_bytes() == hashlib.sha256(first).digest() + pyc.read_bytes()
+        assert "pyc cache: 1 entry did not match the digest stored with it" in caplog.text
 
     # Another prefix is another co_filename: another entry.
     compile_bytecode(runtime, [site], env, "/opt/elsewhere")
-    assert len(list(pyc_cache.rglob("*.pyc"))) == 2
+    assert len(list(pyc_cache.rglob("*.entry"))) == 2
     assert _read_pycs([site / "mod.py"])[str(site / "mod.py")]["names"] == [
         "/opt/elsewhere/lib/python3.12/site-packages/mod.py"
     ]
