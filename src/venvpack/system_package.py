@@ -24,6 +24,7 @@ maintainer scripts, or spec), with its own escaping.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import posixpath
 import re
@@ -63,6 +64,7 @@ __all__ = [
     "ServiceUser",
     "SystemOptions",
     "TreeEntry",
+    "base_system_file",
     "check_build",
     "check_command_name",
     "check_description",
@@ -298,7 +300,8 @@ SYSTEM_OPTIONS = (
         "user",
         ("--user",),
         "Create this system user and group at installation (never removed), give it the "
-        "state directory /var/lib/<package>, and run the service as it, hardened.",
+        "state directory /var/lib/<package>, and run the service as it, without capabilities "
+        "(not a name a standard system already has: nobody, disk, sudo...).",
         default="",
         metavar="NAME",
         group=SERVICE,
@@ -387,8 +390,9 @@ def system_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# A user name both useradd and systemd accept: lower case, at most 32 characters.
-_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# A user name useradd takes and systemd calls safe (systemd's "User/Group Name Syntax"):
+# lower case, at most 31 characters; systemd warns on every load about a longer one.
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
 # Debian's revision and rpm's Release both take these (and never '-').
 _RELEASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~]*")
 # The one relation grammar of both formats. A package name both dpkg and rpm take (Debian's
@@ -445,6 +449,37 @@ def parse_relation(value: str, what: str, name: str = PACKAGE_NAME) -> Relation:
 
 
 @dataclass(frozen=True)
+class _BaseSystem:
+    accounts: frozenset[str]
+    """Users and groups a standard target already has."""
+    config_destinations: tuple[str, ...]
+    """fnmatch patterns of files that belong to the base system."""
+
+
+@cache
+def _base_system() -> _BaseSystem:
+    # The target is another machine: its accounts are those of a standard system, never the
+    # build host's /etc/passwd and /etc/group.
+    data = load_json("system-base.json")
+    accounts, patterns = data.get("accounts"), data.get("config_destinations")
+    if not isinstance(accounts, list) or not all(
+        isinstance(a, str) and _USER_RE.fullmatch(a) for a in accounts
+    ):
+        raise ConfigError("system-base.json: 'accounts' must be a list of user names")
+    if not isinstance(patterns, list) or not all(
+        isinstance(p, str) and p.startswith("/etc/") for p in patterns
+    ):
+        raise ConfigError("system-base.json: 'config_destinations' must be paths under /etc/")
+    return _BaseSystem(frozenset(accounts), tuple(patterns))
+
+
+def base_system_file(dest: str) -> bool:
+    """Whether ``dest`` is a file of the base system (``policy/system-base.json``): the
+    account databases, sudo, cron, PAM, the loader's configuration and the like."""
+    return any(fnmatch.fnmatchcase(dest, p) for p in _base_system().config_destinations)
+
+
+@dataclass(frozen=True)
 class InstallFile:
     """A file the package installs besides the environment."""
 
@@ -475,6 +510,8 @@ def parse_install_file(value: str, *, config: bool) -> InstallFile:
         )
     if config and not dest.startswith("/etc/"):
         raise ConfigError(f"{what} {value!r}: a configuration file goes under /etc/")
+    if base_system_file(dest):
+        raise ConfigError(f"{what} {value!r}: {dest} belongs to the base system")
     if not config and (dest.startswith("/etc/") or dest.startswith(_PATH_DIRS)):
         where = "/etc (use --config-file)" if dest.startswith("/etc/") else "a PATH directory"
         raise ConfigError(f"{what} {value!r}: DEST is in {where}")
@@ -546,7 +583,12 @@ class SystemOptions:
         if self.user and (not _USER_RE.fullmatch(self.user) or self.user == "root"):
             raise ConfigError(
                 f"--user {self.user!r}: a system user name is lower-case letters, digits, _ "
-                "and -, at most 32 characters, not root"
+                "and -, at most 31 characters, not root"
+            )
+        if self.user in _base_system().accounts:
+            raise ConfigError(
+                f"--user {self.user!r}: a user or group the system already has (Debian, "
+                "Fedora), for another role; give the service its own name"
             )
         if not _RELEASE_RE.fullmatch(self.release):
             raise ConfigError(
@@ -644,7 +686,7 @@ def plan_contents(
 ) -> Contents:
     """The :class:`Contents` of ``env``'s package ``package``: the prefix checked, every command
     to link present and executable in ``bin/``, extra files outside the tree and the links,
-    the unit rendered (as the service user, hardened, when there is one). ConfigError
+    the unit rendered (sandboxed; as the service user when there is one). ConfigError
     otherwise."""
     manifest = env.manifest
     prefix = check_prefix(manifest.prefix, "manifest prefix")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
+import subprocess
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 
 from fakes import LICENSE_FILE, MIT_TEXT, fake_env_tree, fake_manifest, fake_metadata
+from sandbox import unavailable
 from venvpack.cli import main
 from venvpack.emit import deb, rpm
 from venvpack.errors import VenvpackError
@@ -34,6 +37,22 @@ TREE_FLAGS = {"deb": ["--tree-only"], "rpm": ["--spec-only"]}
 OK = 0
 USAGE = 2  # ConfigError: a bad option, or a manifest field no package can hold
 EMIT = 7
+
+SOURCE = __file__  # any readable file, for --config-file
+_BASE_ACCOUNTS = ("disk", "shadow", "sudo", "staff", "kmem", "nobody", "nogroup", "wheel", "adm")
+_BASE_FILES = (
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/sudoers.d/hello",
+    "/etc/crontab",
+    "/etc/cron.d/hello",
+    "/etc/cron.daily/hello",
+    "/etc/pam.d/hello",
+    "/etc/ld.so.preload",
+)
 
 # (id, flags, exit code of both formats)
 OPTION_CASES: list[tuple[str, list[str], int]] = [
@@ -104,8 +123,19 @@ OPTION_CASES: list[tuple[str, list[str], int]] = [
     ("user-upper-case", ["--user", "App"], USAGE),
     ("user-shell", ["--user", "a;b"], USAGE),
     ("user-option", ["--user", "-x"], USAGE),
-    ("user-long", ["--user", "a" * 33], USAGE),
+    ("user-31-characters", ["--user", "a" * 31], OK),
+    ("user-long", ["--user", "a" * 32], USAGE),  # systemd warns about it on every load
     ("user-newline", ["--user", "app\n"], USAGE),
+    # A user or group a standard system already has (policy/system-base.json), never the
+    # build host's: the service would join a privileged group, or postinst fail (nobody's
+    # group is nogroup on Debian).
+    *((f"user-{name}", ["--user", name], USAGE) for name in _BASE_ACCOUNTS),
+    # --- files -------------------------------------------------------------------------------
+    ("config-file", ["--config-file", f"{SOURCE}:/etc/hello/hello.toml"], OK),
+    *(
+        (f"config-file-{dest}", ["--config-file", f"{SOURCE}:{dest}"], USAGE)
+        for dest in _BASE_FILES
+    ),
     # --- service commands --------------------------------------------------------------------
     ("service", ["--service-command", "hello --port 80"], OK),
     ("service-specials", ["--service-command", "hello '100%' '$HOME' ';' 'a \"b\"'"], OK),
@@ -356,3 +386,40 @@ def test_legacy_license_metadata_is_recognised_by_both(tmp_path: Path) -> None:
     assert _cli("rpm", root, tmp_path / "rpm2", []) == 0
     (spec,) = _written(tmp_path / "rpm2").glob("*.spec")
     assert "\nLicense:        NOASSERTION\n" in spec.read_text()
+
+
+# --- the unit's sandbox, as systemd rates it ------------------------------------------------
+
+_EXPOSURE_RE = re.compile(r"Overall exposure level for \S+: ([0-9.]+) ([A-Z]+)")
+
+
+def _exposure(unit: str, where: Path) -> tuple[float, str]:
+    """``systemd-analyze security --offline=true``'s overall exposure of ``unit``."""
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        unavailable("systemd-analyze is not installed (Debian: systemd)")
+    path = where / "hello.service"
+    path.write_text(unit)
+    done = subprocess.run(
+        [tool, "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = _EXPOSURE_RE.search(done.stdout)
+    assert match, done.stdout + done.stderr
+    return float(match[1]), match[2]
+
+
+def test_the_unit_is_sandboxed_with_and_without_a_user(env_root: Path, tmp_path: Path) -> None:
+    as_user = _units(env_root, tmp_path / "user", ["--service-command", "hello", "--user", "app"])
+    as_root = _units(env_root, tmp_path / "root", ["--service-command", "hello"])
+    assert as_user["deb"] == as_user["rpm"]
+    assert as_root["deb"] == as_root["rpm"]
+    score, level = _exposure(as_user["deb"], tmp_path)
+    assert score <= 4.0, (score, level)
+    assert level == "OK", (score, level)
+    score, level = _exposure(as_root["deb"], tmp_path)
+    assert level not in ("UNSAFE", "EXPOSED"), (score, level)
+    assert "\nUser=" not in as_root["deb"]
+    assert "\nProtectSystem=strict\n" in as_root["deb"]

@@ -132,8 +132,9 @@ def render_unit(
     documentation: str = "",
     user: str = "",
 ) -> ServiceUnit:
-    """The unit ``<package>.service`` that runs ``argv`` (from :func:`service_command`), as
-    ``user`` with hardening and state and log directories when one is given, else as root."""
+    """The unit ``<package>.service`` that runs ``argv`` (from :func:`service_command`),
+    sandboxed, with state and log directories; as ``user`` without capabilities when one is
+    given, else as root."""
     name = f"{package}.service"
     text = templates.render(
         "systemd/app.service",
