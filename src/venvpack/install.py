@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -21,14 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from venvpack import ui
 from venvpack.config import BuildSpec, Installer, Pyproject, read_pyproject
 from venvpack.errors import ConfigError, InstallError, ToolMissingError
 from venvpack.manifest import Distribution, InputFile, InstallSource
 from venvpack.proc import clean_python_env, run
 from venvpack.requirements_file import absolute_copy, requirement_lines
 from venvpack.validate import installer_argument, redact_urls
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = [
     "InstallPlan",
@@ -39,6 +47,7 @@ __all__ = [
     "plan_install",
     "requested_names",
     "uv_environment",
+    "workspace_lock",
 ]
 
 log = logging.getLogger("venvpack")
@@ -87,7 +96,7 @@ def _requirement_name(text: str) -> str | None:
             return str(parse_wheel_filename(path.name)[0])
         except InvalidWheelFilename:
             return None
-    if ("/" in text or text.startswith(".")) and path.is_dir():
+    if _directory(text) is not None:
         return _project_name(path)
     try:
         return str(canonicalize_name(Requirement(text).name))
@@ -131,10 +140,13 @@ class InstallPlan:
 
 
 def plan_install(spec: BuildSpec) -> InstallPlan:
-    """Choose the lock (``uv.lock``, then ``pylock.toml``) or plain resolution for ``spec``.
+    """Choose the lock (``uv.lock``, then ``pylock.toml``, then the uv workspace's
+    ``uv.lock``) or plain resolution for ``spec``.
 
     A lock is the author's tested set, so it wins unless ``--no-lock``; requirements given
-    on top of a lock would be resolved around it and change it, so they are refused.
+    on top of a lock would be resolved around it and change it, so they are refused, as is
+    a stale ``pylock.toml`` and a project directory with a lock given as a requirement.
+    Resolving afresh where a lock exists is a warning ``-q`` does not hide.
     """
     for path in (*spec.requirement_files, *spec.constraints):
         if not path.is_file():
@@ -145,6 +157,8 @@ def plan_install(spec: BuildSpec) -> InstallPlan:
     uv_lock = pylock = None
     if len(pylocks) > 1:
         raise ConfigError("give at most one pylock.toml; a lock is a whole environment")
+    if spec.use_lock:
+        _refuse_locked_directories(spec.requirements)
     if pylocks:
         pylock = pylocks[0]
     elif spec.project is not None and spec.use_lock:
@@ -152,8 +166,26 @@ def plan_install(spec: BuildSpec) -> InstallPlan:
             uv_lock = spec.project / "uv.lock"
         elif (spec.project / "pylock.toml").is_file():
             pylock = spec.project / "pylock.toml"
+        else:
+            uv_lock = workspace_lock(spec.project)
+    if pylock is not None and spec.project is not None:
+        check_pylock(pylock, spec)
     lock = uv_lock or pylock
     if lock is None:
+        if spec.project is not None and _lock_of(spec.project) is not None:
+            # --no-lock on purpose, but a lock exists: the set shipped is not the tested one.
+            log.warning(
+                "%s is not used: the requirements are resolved afresh (--no-lock)",
+                _lock_of(spec.project),
+                extra=ui.ALWAYS,
+            )
+        for text, directory_lock in _locked_directories(spec.requirements):
+            log.warning(
+                "%s is not used: %s is resolved afresh (--no-lock)",
+                directory_lock,
+                text,
+                extra=ui.ALWAYS,
+            )
         files = [*spec.requirement_files, *spec.constraints]
         return InstallPlan(
             source=InstallSource(
@@ -184,6 +216,155 @@ def plan_install(spec: BuildSpec) -> InstallPlan:
         uv_lock=uv_lock,
         pylock=pylock,
     )
+
+
+def _lock_of(project: Path) -> Path | None:
+    """The lock a build of ``project`` would use without ``--no-lock``."""
+    for name in ("uv.lock", "pylock.toml"):
+        if (project / name).is_file():
+            return project / name
+    return workspace_lock(project)
+
+
+def _directory(text: str) -> Path | None:
+    """The local directory requirement ``text`` names (as uv and pip read it), if any."""
+    path = Path(text)
+    return path if ("/" in text or text.startswith(".")) and path.is_dir() else None
+
+
+def _locked_directories(requirements: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """Project directories among ``requirements`` that hold (or share) a lock, with it."""
+    found = []
+    for text in requirements:
+        directory = _directory(text)
+        lock = _lock_of(directory) if directory is not None else None
+        if lock is not None:
+            found.append((text, lock))
+    return found
+
+
+def _refuse_locked_directories(requirements: tuple[str, ...]) -> None:
+    """A project directory given as a requirement is resolved afresh by the installer,
+    whatever lock it holds: say how to build it from its lock instead."""
+    for text, lock in _locked_directories(requirements):
+        raise ConfigError(
+            f"{text}: this project has {lock.name}, which a requirement ignores; "
+            f"give it as --project {text} to install its lock, or pass --no-lock"
+        )
+
+
+def workspace_lock(project: Path) -> Path | None:
+    """The ``uv.lock`` of the uv workspace ``project`` is a member of, found as uv finds it:
+    the nearest parent whose ``pyproject.toml`` has ``[tool.uv.workspace]``, if its
+    ``members`` globs (less its ``exclude`` globs) take in ``project``."""
+    project = project.resolve()
+    for parent in (project, *project.parents):
+        data = _toml(parent / "pyproject.toml")
+        tool = data.get("tool")
+        uv = tool.get("uv") if isinstance(tool, dict) else None
+        table = uv.get("workspace") if isinstance(uv, dict) else None
+        if not isinstance(table, dict):
+            continue
+        if parent == project:
+            return None  # a workspace's root: its lock is its own uv.lock
+        members = _globbed(parent, table.get("members"))
+        if project in members and project not in _globbed(parent, table.get("exclude")):
+            lock = parent / "uv.lock"
+            return lock if lock.is_file() else None
+        return None  # uv stops at the nearest workspace, member or not
+    return None
+
+
+def _globbed(root: Path, patterns: object) -> set[Path]:
+    if not isinstance(patterns, list):
+        return set()
+    return {p.resolve() for g in patterns if isinstance(g, str) for p in root.glob(g)}
+
+
+def _toml(path: Path) -> dict[str, object]:
+    """``path`` parsed; an absent or unreadable file reads as empty (it is not ours to judge)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def check_pylock(pylock: Path, spec: BuildSpec) -> None:
+    """Refuse a project's ``pylock.toml`` that no longer matches its ``pyproject.toml``, as
+    ``uv export --locked`` refuses a stale ``uv.lock``: every dependency the project declares
+    (and the extras and groups asked for) must be locked at a version it accepts, and the
+    lock's requires-python must be the project's. Requirements with a marker are left to
+    the installer: whether they apply depends on the target."""
+    assert spec.project is not None
+    fix = "re-export it (uv export --format pylock.toml) or pass --no-lock"
+    data = _toml(spec.project / "pyproject.toml")
+    project = data.get("project")
+    if not isinstance(project, dict):
+        return
+    lock = _toml(pylock)
+    locked: dict[str, list[str | None]] = {}
+    packages = lock.get("packages")
+    for package in packages if isinstance(packages, list) else []:
+        if isinstance(package, dict) and isinstance(package.get("name"), str):
+            version = package.get("version")
+            name = str(canonicalize_name(package["name"]))
+            locked.setdefault(name, []).append(version if isinstance(version, str) else None)
+    declared = _specifier(project.get("requires-python"))
+    locked_python = lock.get("requires-python")
+    if declared is not None and locked_python is not None and _specifier(locked_python) != declared:
+        raise ConfigError(
+            f"{pylock} is out of date: requires-python is {locked_python}, "
+            f"pyproject.toml says {project.get('requires-python')}; {fix}"
+        )
+    for text in _declared_requirements(project, data.get("dependency-groups"), spec):
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue  # the installer names it
+        if requirement.marker is not None:
+            continue
+        name = str(canonicalize_name(requirement.name))
+        versions = locked.get(name)
+        accepted = versions is not None and any(
+            v is None or requirement.specifier.contains(v, prereleases=True) for v in versions
+        )
+        if not accepted:
+            held = (
+                f"holds {name} {', '.join(v or '?' for v in versions)}"
+                if versions
+                else (f"does not hold {name}")
+            )
+            raise ConfigError(
+                f"{pylock} is out of date: pyproject.toml requires {text}, the lock {held}; {fix}"
+            )
+
+
+def _declared_requirements(
+    project: dict[str, object], groups: object, spec: BuildSpec
+) -> list[str]:
+    """The project's dependencies, those of the extras asked for and of the groups asked for."""
+    texts = _strings(project.get("dependencies"))
+    optional = project.get("optional-dependencies")
+    if isinstance(optional, dict):
+        wanted = {str(canonicalize_name(e)) for e in spec.extras}
+        for extra, requirements in optional.items():
+            if spec.all_extras or str(canonicalize_name(extra)) in wanted:
+                texts += _strings(requirements)
+    if isinstance(groups, dict):
+        for group in spec.groups:
+            texts += _strings(groups.get(group))  # an include-group table is not a string
+    return texts
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _specifier(value: object) -> SpecifierSet | None:
+    try:
+        return SpecifierSet(value) if isinstance(value, str) else None
+    except InvalidSpecifier:
+        return None
 
 
 def _extras(spec: BuildSpec) -> tuple[str, ...]:
@@ -321,9 +502,9 @@ def install_requirements(
         env = clean_python_env(uv_environment(os.environ))
         if plan.uv_lock is not None:
             lock = export_uv_lock(uv, plan.uv_lock, python, spec, workdir, env)
-            args = ["-r", str(lock), *_index_args(spec, True, constraints)]
+            args = ["-r", str(lock), *_PYLOCK, *_index_args(spec, True, constraints)]
         elif plan.pylock is not None:
-            args = ["-r", str(plan.pylock), "--no-editable", *_selection_args(spec)]
+            args = ["-r", str(plan.pylock), *_PYLOCK, "--no-editable", *_selection_args(spec)]
             args += _index_args(spec, True, constraints)
         else:
             args = [*_index_args(spec, True, constraints), *_resolve_args(spec, files)]
@@ -351,6 +532,11 @@ def install_requirements(
     return _inventory(root, site_packages, requested_names(spec))
 
 
+_PYLOCK = ("--preview-features", "pylock")
+"""uv installs a PEP 751 lock as a preview feature: asked for on purpose, so its "experimental"
+warning is not printed above every error an install from a lock can end in."""
+
+
 def export_uv_lock(
     uv: str,
     lock: Path,
@@ -364,13 +550,16 @@ def export_uv_lock(
     ``--locked`` makes uv refuse a lock that no longer matches ``pyproject.toml`` instead of
     silently locking again; the project itself is exported as a non-editable directory (it
     is built into a wheel at install); development groups are left out unless asked for.
+    In a workspace member (``lock`` is the workspace's) uv finds the workspace from the
+    member's directory and exports the member's locked set.
     """
     out = workdir / "pylock.toml"
+    project = spec.project or lock.parent
     argv = [
         uv,
         "export",
         "--project",
-        str(lock.parent),
+        str(project),
         "--locked",
         "--format",
         "pylock.toml",
@@ -389,7 +578,7 @@ def export_uv_lock(
         error=InstallError,
         what=f"exporting the locked set of {lock}",
         env=env,
-        cwd=lock.parent,
+        cwd=project,
         full_output=True,
     )
     return out

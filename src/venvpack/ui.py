@@ -11,6 +11,7 @@ warning never tears the progress line.
 Three reporters, chosen by :func:`make_reporter`:
 
 - :class:`Reporter` draws nothing, only records step times (``-q``, library use, tests);
+  with ``-q`` it still writes the warnings marked :data:`ALWAYS`;
 - :class:`PlainReporter` writes one line per step with its time (pipes, CI, ``TERM=dumb``);
 - :class:`TerminalReporter` on a terminal: a one-line plan, one progress line redrawn across
   the steps, a one-line summary; with ``-v`` each finished step also stays as a line.
@@ -35,6 +36,7 @@ from enum import IntEnum
 from typing import TextIO
 
 __all__ = [
+    "ALWAYS",
     "STEP_LABELS",
     "LogHandler",
     "PlainReporter",
@@ -49,6 +51,10 @@ __all__ = [
     "style",
 ]
 
+
+ALWAYS = {"venvpack_always": True}
+"""``extra=`` of a log record that ``-q`` must not hide: a warning that the build is not what
+its inputs promise (a lock exists, but the requirements are resolved afresh)."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -123,8 +129,12 @@ class _Step:
 class Reporter:
     """Records how long each step took; shows nothing. Subclasses show."""
 
-    def __init__(self, verbosity: Verbosity = Verbosity.QUIET) -> None:
+    def __init__(
+        self, verbosity: Verbosity = Verbosity.QUIET, stream: TextIO | None = None
+    ) -> None:
         self.verbosity = verbosity
+        self.warnings = stream
+        """Where a quiet reporter writes the warnings -q does not hide (:data:`ALWAYS`)."""
         self.timings: dict[str, float] = {}
         """Seconds per step name, in the order the steps finished (a repeated name adds up)."""
         self.started = time.monotonic()
@@ -171,6 +181,10 @@ class Reporter:
 
     def message(self, text: str, level: int = logging.INFO) -> None:
         """One line from the log (a warning, a note, a step's detail)."""
+        if self.warnings is not None and level >= logging.WARNING:
+            with contextlib.suppress(OSError, ValueError):
+                self.warnings.write(f"venvpack: warning: {text}\n")
+                self.warnings.flush()
 
     def summary(self, text: str) -> None:
         """The last line of a successful run."""
@@ -350,6 +364,8 @@ class LogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if hasattr(record, "venvpack_stage"):
             return
+        if current().verbosity is Verbosity.QUIET and not hasattr(record, "venvpack_always"):
+            return  # -q shows errors only (the CLI's), and what ALWAYS marks
         try:
             current().message(record.getMessage(), record.levelno)
         except Exception:  # a log line must never fail a build
@@ -368,7 +384,7 @@ def make_reporter(verbosity: Verbosity, stream: TextIO | None = None) -> Reporte
     """The reporter for ``stream`` (stderr): silent with -q, live on a terminal, else plain."""
     stream = stream if stream is not None else sys.stderr
     if verbosity is Verbosity.QUIET:
-        return Reporter(verbosity)
+        return Reporter(verbosity, stream)
     color = not os.environ.get("NO_COLOR")
     if is_terminal(stream):
         return TerminalReporter(stream, verbosity, color=color)
@@ -383,7 +399,7 @@ def reporting(reporter: Reporter) -> Iterator[Reporter]:
     log = logging.getLogger("venvpack")
     saved = (_current, log.handlers[:], log.level, log.propagate)
     levels = {
-        Verbosity.QUIET: logging.ERROR,
+        Verbosity.QUIET: logging.WARNING,  # only ALWAYS's warnings pass LogHandler
         Verbosity.NORMAL: logging.INFO,
         Verbosity.VERBOSE: logging.DEBUG,
     }

@@ -227,6 +227,11 @@ def test_no_lock_resolves_afresh(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "env"
     result = _venvpack("build", "--project", str(project), "--no-lock", "-o", str(out), "-q")
     assert result.returncode == 0, result.stderr
+    # The lock left out is said even with -q: the set shipped is not the one tested.
+    assert result.stderr == (
+        f"venvpack: warning: {project / 'uv.lock'} is not used: "
+        "the requirements are resolved afresh (--no-lock)\n"
+    )
     assert _dists(out)["six"] != LOCKED_SIX
     m = BuiltEnv.load(out).manifest
     assert m.source is not None
@@ -301,3 +306,105 @@ def test_uv_configuration_and_pip_index_variables_are_honoured(
     result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 4
     assert "http://127.0.0.1:9/simple/" in result.stderr
+
+
+def _errors(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("venvpack: error:")]
+
+
+def test_stale_pylock_is_refused_naming_the_missing_dependency(
+    project: Path, tmp_path: Path
+) -> None:
+    copy = _copy(project, tmp_path / "lockapp")
+    _uv_run("export", "--format", "pylock.toml", "--quiet", "-o", "pylock.toml", cwd=copy)
+    (copy / "uv.lock").unlink()
+    # A dependency declared after the export: the lock would ship without it.
+    pyproject = copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six>=1.15"', '"six>=1.15", "idna"'))
+    out = tmp_path / "out" / "env"
+    result = _venvpack("build", "--project", str(copy), "-o", str(out), "-q")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == _errors(result)  # one line, nothing else
+    (error,) = _errors(result)
+    assert error == (
+        f"venvpack: error: {copy / 'pylock.toml'} is out of date: pyproject.toml requires "
+        "idna, the lock does not hold idna; re-export it (uv export --format pylock.toml) "
+        "or pass --no-lock"
+    )
+    assert not out.exists()
+    assert os.listdir(out.parent) == []
+
+
+def test_lock_errors_carry_no_preview_warning(project: Path, tmp_path: Path) -> None:
+    copy = _copy(project, tmp_path / "lockapp")
+    _uv_run("export", "--format", "pylock.toml", "--quiet", "-o", "pylock.toml", cwd=copy)
+    (copy / "uv.lock").unlink()
+    lock = copy / "pylock.toml"
+    text = lock.read_text()
+    # The wheel's digest (the sdist's comes first in six's entry).
+    wheels = text.split('name = "six"', 1)[1].split("wheels = ", 1)[1]
+    digest = wheels.split('sha256 = "', 1)[1][:64]
+    lock.write_text(text.replace(digest, "0" * 64))
+    result = _venvpack("build", "--project", str(copy), "-o", str(tmp_path / "env"), "-q")
+    assert result.returncode == 4
+    assert "Hash mismatch for `six==1.16.0`" in " ".join(result.stderr.split())
+    assert "experimental" not in result.stderr
+
+
+WORKSPACE = """\
+[project]
+name = "tools"
+version = "0"
+requires-python = ">=3.9"
+dependencies = []
+
+[tool.uv.workspace]
+members = ["packages/*"]
+"""
+
+
+def test_a_workspace_member_installs_the_workspaces_lock(project: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    member = _copy(project, root / "packages" / "lockapp", keep_lock=False)
+    (root / "pyproject.toml").write_text(WORKSPACE)
+    # The workspace locks the old six the member's own pin once asked for (now relaxed).
+    pyproject = member / "pyproject.toml"
+    relaxed = pyproject.read_text()
+    pyproject.write_text(relaxed.replace("six>=1.15", f"six=={LOCKED_SIX}"))
+    _uv_run("lock", cwd=root)
+    pyproject.write_text(relaxed)
+    _uv_run("lock", cwd=root)
+    assert not (member / "uv.lock").exists()
+    out = tmp_path / "env"
+    result = _venvpack("build", "--project", str(member), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    dists = _dists(out)
+    assert dists["six"] == LOCKED_SIX
+    assert dists["lockapp"] == "0.3.0"
+    assert "tools" not in dists  # the workspace's root is not the member's dependency
+    m = BuiltEnv.load(out).manifest
+    assert m.source is not None
+    assert m.source.kind == "uv.lock"
+    digest = hashlib.sha256((root / "uv.lock").read_bytes()).hexdigest()
+    assert [(f.name, f.sha256) for f in m.source.files] == [("uv.lock", digest)]
+
+
+def test_a_locked_project_given_as_a_requirement(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "env"
+    result = _venvpack("build", f"{project}/", "-o", str(out), "-q")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"venvpack: error: {project}/: this project has uv.lock, which a requirement ignores; "
+        f"give it as --project {project}/ to install its lock, or pass --no-lock\n"
+    )
+    assert not out.exists()
+    assert os.listdir(out.parent) == []
+    # Asked for on purpose, resolving afresh still says what is left out, even with -q.
+    result = _venvpack("build", f"{project}/", "--no-lock", "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        f"venvpack: warning: {project / 'uv.lock'} is not used: {project}/ is resolved afresh "
+        "(--no-lock)\n"
+    )
+    assert _dists(out)["six"] != LOCKED_SIX

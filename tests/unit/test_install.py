@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
 
+from venvpack import ui
 from venvpack.build import app_name, app_version
 from venvpack.config import BuildSpec, Installer
 from venvpack.errors import ConfigError
@@ -16,11 +18,13 @@ from venvpack.install import (
     plan_install,
     requested_names,
     uv_environment,
+    workspace_lock,
 )
 from venvpack.manifest import Distribution, InputFile
 
 
 def _project(tmp_path: Path, *locks: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "My_App"\nversion = "1"\n')
     for lock in locks:
         (tmp_path / lock).write_text(f"# {lock}\n")
@@ -155,3 +159,163 @@ def test_requirements_and_project_come_after_the_option_separator(tmp_path: Path
     files = [tmp_path / "reqs.txt"]
     args = _resolve_args(BuildSpec(requirements=("six",), project=tmp_path), files)
     assert args == ["-r", str(files[0]), "--", "six", str(tmp_path)]
+
+
+# --- a pylock.toml is checked against the pyproject.toml it was made from --------------------
+
+STALE_PROJECT = """\
+[project]
+name = "app"
+version = "1"
+requires-python = ">=3.9"
+dependencies = ["six>=1.15", "idna; sys_platform == 'nowhere'"]
+
+[project.optional-dependencies]
+net = ["certifi"]
+
+[dependency-groups]
+ops = ["packaging", {include-group = "dev"}]
+dev = ["iniconfig"]
+"""
+
+
+def _pylock(tmp_path: Path, *packages: tuple[str, str], python: str = ">=3.9") -> Path:
+    (tmp_path / "pyproject.toml").write_text(STALE_PROJECT)
+    lines = ['lock-version = "1.0"', f'requires-python = "{python}"', 'created-by = "uv"']
+    for name, version in packages:
+        lines += ["[[packages]]", f'name = "{name}"', f'version = "{version}"']
+    lock = tmp_path / "pylock.toml"
+    lock.write_text("\n".join(lines) + "\n")
+    return lock
+
+
+def test_a_pylock_holding_what_the_project_declares_is_used(tmp_path: Path) -> None:
+    lock = _pylock(tmp_path, ("Six", "1.16.0"), ("certifi", "2024.1.1"), ("packaging", "24"))
+    # The marker-limited idna is the installer's to judge: it applies on no real target.
+    spec = BuildSpec(project=tmp_path, extras=("net",), groups=("ops",))
+    assert plan_install(spec).pylock == lock
+
+
+@pytest.mark.parametrize(
+    ("packages", "python", "changes", "message"),
+    [
+        ((), ">=3.9", {}, r"requires six>=1\.15, the lock does not hold six"),
+        ((("six", "1.14.0"),), ">=3.9", {}, r"requires six>=1\.15, the lock holds six 1\.14\.0"),
+        (
+            (("six", "1.16.0"),),
+            ">=3.8",
+            {},
+            r"requires-python is >=3\.8, pyproject.toml says >=3\.9",
+        ),
+        ((("six", "1.16.0"),), ">=3.9", {"extras": ("net",)}, "requires certifi"),
+        ((("six", "1.16.0"),), ">=3.9", {"all_extras": True}, "requires certifi"),
+        ((("six", "1.16.0"),), ">=3.9", {"groups": ("ops",)}, "requires packaging"),
+    ],
+)
+def test_a_stale_pylock_is_refused_naming_what_is_out_of_date(
+    tmp_path: Path,
+    packages: tuple[tuple[str, str], ...],
+    python: str,
+    changes: dict[str, object],
+    message: str,
+) -> None:
+    lock = _pylock(tmp_path, *packages, python=python)
+    spec = BuildSpec(project=tmp_path, **changes)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=message) as caught:
+        plan_install(spec)
+    text = str(caught.value)
+    assert text.startswith(f"{lock} is out of date: ")
+    assert text.endswith("re-export it (uv export --format pylock.toml) or pass --no-lock")
+    assert "\n" not in text
+    # The same lock given with -r beside the project is held to the same project.
+    with pytest.raises(ConfigError, match=message):
+        plan_install(BuildSpec(project=tmp_path, requirement_files=(lock,), **changes))  # type: ignore[arg-type]
+    assert not plan_install(BuildSpec(project=tmp_path, use_lock=False, **changes)).locked  # type: ignore[arg-type]
+
+
+# --- a uv workspace member installs from the workspace's lock --------------------------------
+
+
+def _workspace(tmp_path: Path, *, lock: bool = True, exclude: str = "") -> Path:
+    root = tmp_path / "ws"
+    for member in ("a", "b"):
+        (root / "packages" / member).mkdir(parents=True)
+        (root / "packages" / member / "pyproject.toml").write_text(
+            f'[project]\nname = "{member}"\nversion = "1"\n'
+        )
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "root"\nversion = "1"\n\n'
+        f'[tool.uv.workspace]\nmembers = ["packages/*"]\nexclude = [{exclude}]\n'
+    )
+    if lock:
+        (root / "uv.lock").write_text("version = 1\n")
+    return root
+
+
+def test_a_workspace_member_uses_the_workspaces_lock(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    plan = plan_install(BuildSpec(project=root / "packages" / "a"))
+    assert plan.uv_lock == (root / "uv.lock").resolve()
+    assert plan.source.kind == "uv.lock"
+    assert plan.source.files == (InputFile("uv.lock", _sha(root / "uv.lock")),)
+
+
+def test_workspace_discovery_follows_uv(tmp_path: Path) -> None:
+    root = _workspace(tmp_path, exclude='"packages/b"')
+    assert workspace_lock(root / "packages" / "b") is None  # excluded
+    outside = tmp_path / "ws" / "tools"
+    outside.mkdir()
+    assert workspace_lock(outside) is None  # under the root, but not a member
+    assert workspace_lock(root) is None  # the root's lock is its own uv.lock
+    assert workspace_lock(_workspace(tmp_path / "unlocked", lock=False) / "packages" / "a") is None
+    # A member's own lock (made by hand) wins over the workspace's.
+    own = root / "packages" / "a" / "uv.lock"
+    own.write_text("version = 1\n")
+    assert plan_install(BuildSpec(project=root / "packages" / "a")).uv_lock == own
+
+
+# --- a locked project given as a requirement, and resolving afresh beside a lock -------------
+
+
+@pytest.mark.parametrize("lock", ["uv.lock", "pylock.toml"])
+def test_a_locked_project_given_as_a_requirement_is_refused(tmp_path: Path, lock: str) -> None:
+    project = _project(tmp_path / "app", lock)
+    text = f"{project}/"
+    with pytest.raises(ConfigError) as caught:
+        plan_install(BuildSpec(requirements=(text,)))
+    assert str(caught.value) == (
+        f"{text}: this project has {lock}, which a requirement ignores; "
+        f"give it as --project {text} to install its lock, or pass --no-lock"
+    )
+
+
+def test_a_workspace_member_given_as_a_requirement_is_refused(tmp_path: Path) -> None:
+    member = f"{_workspace(tmp_path) / 'packages' / 'a'}"
+    with pytest.raises(ConfigError, match=r"this project has uv\.lock"):
+        plan_install(BuildSpec(requirements=("six", member)))
+
+
+def _warnings(spec: BuildSpec) -> str:
+    """What ``-q`` still shows while the plan is made."""
+    out = io.StringIO()
+    with ui.reporting(ui.make_reporter(ui.Verbosity.QUIET, out)):
+        plan = plan_install(spec)
+    assert not plan.locked
+    return out.getvalue()
+
+
+def test_resolving_afresh_beside_a_lock_is_said_even_with_quiet(tmp_path: Path) -> None:
+    project = _project(tmp_path / "app", "uv.lock")
+    assert _warnings(BuildSpec(project=project, use_lock=False)) == (
+        f"venvpack: warning: {project / 'uv.lock'} is not used: "
+        "the requirements are resolved afresh (--no-lock)\n"
+    )
+    text = f"{project}/"
+    assert _warnings(BuildSpec(requirements=(text,), use_lock=False)) == (
+        f"venvpack: warning: {project / 'uv.lock'} is not used: "
+        f"{text} is resolved afresh (--no-lock)\n"
+    )
+    member = _workspace(tmp_path) / "packages" / "a"
+    assert "ws/uv.lock is not used" in _warnings(BuildSpec(project=member, use_lock=False))
+    # Without a lock anywhere there is nothing to say.
+    assert _warnings(BuildSpec(project=_project(tmp_path / "plain"), use_lock=False)) == ""
