@@ -186,6 +186,13 @@ def check_description(value: str, what: str = "--description") -> str:
             f"{what}: the first line is the synopsis, at most {_SYNOPSIS_MAX} "
             f"characters (got {len(synopsis)}); put details on the following lines"
         )
+    check_line_starts(lines, what)
+    return value
+
+
+def check_line_starts(lines: Sequence[str], what: str) -> None:
+    """ConfigError for a line of ``what`` that starts with ``%`` or ``#``: RPM would obey
+    the first (a macro or a spec directive) and drop the second (a comment)."""
     for number, line in enumerate(lines, start=1):
         first = line.lstrip()[:1]
         if first in ("%", "#"):
@@ -194,7 +201,6 @@ def check_description(value: str, what: str = "--description") -> str:
                 f"{what}: line {number} starts with {first!r}, which RPM reads as {meaning}"
                 f" ({line.strip()[:40]!r}); start that line with another character"
             )
-    return value
 
 
 def check_line(value: str, what: str) -> str:

@@ -74,6 +74,7 @@ from venvpack.system_package import (
     ServiceUser,
     SystemOptions,
     check_build,
+    check_line_starts,
     describe,
     parse_relation,
     system_fields,
@@ -177,14 +178,7 @@ def rpm_text(value: object, what: str = "description") -> str:
     lines = [line.rstrip() for line in text.split("\n")]
     if not any(lines):
         raise ConfigError(f"{what} is empty")
-    for number, line in enumerate(lines, start=1):
-        first = line.lstrip()[:1]
-        if first in ("%", "#"):
-            meaning = "a macro or a spec directive" if first == "%" else "a comment and drops"
-            raise ConfigError(
-                f"{what}: line {number} starts with {first!r}, which rpm reads as {meaning}"
-                f" ({line.strip()[:40]!r}); start that line with another character"
-            )
+    check_line_starts(lines, what)
     return "\n".join(lines).replace("%", "%%")
 
 
