@@ -205,6 +205,15 @@ def _keyed(settings: Iterable[Setting]) -> dict[str, list[Setting]]:
     return keyed
 
 
+_TOML_KINDS: Mapping[type, str] = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    list: "a list of strings",
+}
+"""How a setting's TOML type is named to the person who wrote the value."""
+
+
 def _check_settings(
     path: Path, table: Mapping[str, Any], formats: Mapping[str, Sequence[Setting]]
 ) -> None:
@@ -218,6 +227,11 @@ def _check_settings(
             for sub, item in value.items():
                 _check_setting(path, f"tool.venvpack.{key}.{sub}", item, allowed.get(sub), allowed)
             continue
+        if key in formats and key not in shared:
+            raise ConfigError(
+                f"{path}: tool.venvpack.{key} must be a table ([tool.venvpack.{key}]) of "
+                f"settings for venvpack {key}"
+            )
         _check_setting(path, f"tool.venvpack.{key}", value, shared.get(key), [*shared, *formats])
 
 
@@ -232,7 +246,7 @@ def _check_setting(
     expected = declared[-1].toml_type
     # A bool is an int to Python, not to a reader of pyproject.toml.
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"{path}: {where} must be a {expected.__name__}")
+        raise ConfigError(f"{path}: {where} must be {_TOML_KINDS.get(expected, 'a table')}")
     if isinstance(value, list) and not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{path}: {where} must be a list of strings")
     # Where formats share a key, a value any of them accepts is valid in [tool.venvpack].

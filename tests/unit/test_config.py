@@ -60,11 +60,13 @@ def test_settings_apply_unless_given_as_flags(tmp_path: Path) -> None:
         ('[tool.venvpack.rpm]\nsumary = "x"', "unknown key tool.venvpack.rpm.sumary; did you"),
         ('[tool.venvpack.deb]\nsummary = "x"', "unknown key tool.venvpack.deb.summary"),
         ('[tool.venvpack.deb]\nentry-points = "x"', "tool.venvpack.deb.entry-points must be"),
-        ("level = true", "tool.venvpack.level must be a int"),
-        ("[tool.venvpack.tar]\nlevel = true", "tool.venvpack.tar.level must be a int"),
-        ("[tool.venvpack.tar]\nprefix = 1", "tool.venvpack.tar.prefix must be a str"),
+        ("level = true", "tool.venvpack.level must be an integer"),
+        ("[tool.venvpack.tar]\nlevel = true", "tool.venvpack.tar.level must be an integer"),
+        ("[tool.venvpack.tar]\nprefix = 1", "tool.venvpack.tar.prefix must be a string"),
         ("[tool.venvpack.zip]\nlevel = 1", "unknown key tool.venvpack.zip"),
-        ("with-tk = 1", "tool.venvpack.with-tk must be a bool"),
+        ('deb = "x"', r"tool.venvpack.deb must be a table \(\[tool.venvpack.deb\]\)"),
+        ("rpm = []", r"tool.venvpack.rpm must be a table"),
+        ("with-tk = 1", "tool.venvpack.with-tk must be true or false"),
         ("python = [", "invalid TOML"),
     ],
 )
@@ -111,7 +113,7 @@ def test_new_settings_are_typed_and_merged(tmp_path: Path) -> None:
     ("table", "message"),
     [
         ("extras = [1]", "tool.venvpack.extras must be a list of strings"),
-        ('lock = "no"', "tool.venvpack.lock must be a bool"),
+        ('lock = "no"', "tool.venvpack.lock must be true or false"),
     ],
 )
 def test_bad_new_settings(tmp_path: Path, table: str, message: str) -> None:
