@@ -129,9 +129,18 @@ def init_project(project: Path, *, makefile: bool = False) -> list[Path]:
     if original and not original.endswith(b"\n"):
         original += newline
     target = path.resolve()
+    st = target.stat()
+    if st.st_nlink > 1:
+        # The file is replaced by a renamed copy: its other names would keep the old text.
+        raise ConfigError(
+            f"{path} has {st.st_nlink} hard links; venvpack init replaces the file, which "
+            "would part it from them: give it a file of its own first, or add [tool.venvpack] "
+            "by hand"
+        )
     with atomic_output(target, replace=True, error=ConfigError) as staged:
         staged.write_bytes(original + addition.encode("utf-8"))
-        staged.chmod(target.stat().st_mode & 0o7777)
+        _keep_owner(staged, st, path)
+        staged.chmod(st.st_mode & 0o7777)
         _check_loads(staged, path)
     written = [path]
     if makefile:
@@ -143,6 +152,20 @@ def init_project(project: Path, *, makefile: bool = False) -> list[Path]:
             raise _makefile_exists(make_path) from None
         written.append(make_path)
     return written
+
+
+def _keep_owner(staged: Path, st: os.stat_result, path: Path) -> None:
+    """Give the new file the old one's owner and group: ``sudo venvpack init`` must not
+    leave the user a pyproject.toml only root can write."""
+    if (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    try:
+        os.chown(staged, st.st_uid, st.st_gid)
+    except PermissionError:
+        raise ConfigError(
+            f"{path} belongs to another user; venvpack init would make it yours: run it as "
+            "the file's owner"
+        ) from None
 
 
 def _makefile_exists(path: Path) -> ConfigError:

@@ -209,3 +209,28 @@ def test_cli_init(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("venvpack: error: pyproject.toml already has a [tool.venvpack]")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_sudo_init_keeps_the_files_owner(tmp_path: Path) -> None:
+    """``sudo venvpack init`` replaces the file by a new one, which must still be the user's."""
+    root = project(tmp_path)
+    path = root / "pyproject.toml"
+    os.chown(path, 4321, 4322)
+    path.chmod(0o640)
+    init_project(root)
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (4321, 4322, 0o640)
+    assert "[tool.venvpack]" in path.read_text()
+
+
+def test_a_hard_linked_pyproject_is_refused_untouched(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    path = root / "pyproject.toml"
+    other = tmp_path / "shared-pyproject.toml"
+    os.link(path, other)
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="has 2 hard links; venvpack init replaces the file"):
+        init_project(root)
+    assert path.read_bytes() == before
+    assert path.stat().st_nlink == 2
