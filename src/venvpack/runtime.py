@@ -192,8 +192,9 @@ def prune_build_cache(
     """Remove cache entries not used for ``max_age`` seconds (a hit touches its entry), at
     most once per ``every`` seconds per kind (a stamp file says when it last ran), so the
     cache holds what recent builds use instead of growing with every release of every
-    dependency. Returns how many files were removed; a cache that cannot be read or written
-    only stays as it is."""
+    dependency. A part file (written, then renamed into place within seconds) older than a
+    day was left by a killed build and goes at once. Returns how many files were removed; a
+    cache that cannot be read or written only stays as it is."""
     now = time.time() if now is None else now
     removed = 0
     for kind in CACHE_KINDS:
@@ -209,8 +210,9 @@ def prune_build_cache(
         for parent, _dirs, files in os.walk(top, topdown=False):
             for name in files:
                 path = os.path.join(parent, name)
+                limit = every if name.startswith(".tmp-") or name.endswith(".tmp") else max_age
                 try:
-                    if path != str(stamp) and now - os.lstat(path).st_mtime > max_age:
+                    if path != str(stamp) and now - os.lstat(path).st_mtime > limit:
                         os.unlink(path)
                         removed += 1
                 except OSError:

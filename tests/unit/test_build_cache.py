@@ -102,8 +102,13 @@ def test_prune_removes_what_no_build_used_for_a_month(
     old_static = entry("static-python/k1/" + "1" * 64, 31)
     new_static = entry("static-python/k2/" + "2" * 64, 29)
     root = entry("roots/glibc/old-but-not-a-build-cache", 400)
+    # Part files a killed build left: gone after a day, not after the month entries get.
+    parts = [entry("pyc/cd/tmpab12.tmp", 2), entry("static-python/k3/.tmp-x1y2", 1.5)]
+    fresh_part = entry("pyc/cd/tmpcd34.tmp", 0)
 
-    assert prune_build_cache(now=now) == 2
+    assert prune_build_cache(now=now) == 4
+    assert not any(part.exists() for part in parts)
+    assert fresh_part.exists()  # a build may be writing it right now
     assert not old_pyc.exists()
     assert not old_static.parent.exists()
     assert [new_pyc.exists(), new_static.exists(), root.exists()] == [True, True, True]
@@ -111,8 +116,10 @@ def test_prune_removes_what_no_build_used_for_a_month(
     # At most once a day: an entry aged meanwhile waits for the next day's run.
     os.utime(new_pyc, (now - 45 * day, now - 45 * day))
     assert prune_build_cache(now=now + 3600) == 0
-    # Two days on, the static interpreter unused for 29 days has aged past the month too.
-    assert prune_build_cache(now=now + 2 * day) == 2
+    # Two days on, the static interpreter unused for 29 days has aged past the month too,
+    # and the part file nobody renamed is a killed build's.
+    assert prune_build_cache(now=now + 2 * day) == 3
+    assert not fresh_part.exists()
     assert not new_pyc.exists()
     assert not new_static.exists()
 
