@@ -16,6 +16,7 @@ __all__ = [
     "InstallError",
     "InterpreterError",
     "OutputExistsError",
+    "RegistryError",
     "ToolMissingError",
     "VenvpackError",
 ]
@@ -73,6 +74,10 @@ class EmitError(VenvpackError):
     """Writing the tarball, .deb or .rpm failed."""
 
     exit_code = 7
+
+
+class RegistryError(EmitError):
+    """A container registry could not be reached or refused a push or a pull."""
 
 
 class ToolMissingError(VenvpackError):

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import random
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import pytest
 
 import sandbox
 from venvpack.archive import TarPlan
-from venvpack.errors import ArtifactError, EmitError
+from venvpack.errors import ArtifactError, ConfigError, EmitError
 from venvpack.oci.image import (
     MEDIA_CONFIG,
     MEDIA_INDEX,
@@ -27,8 +29,13 @@ from venvpack.oci.image import (
     MEDIA_MANIFEST,
     BlobStore,
     Descriptor,
+    ImageRef,
     Layer,
+    canonical_json,
     image_manifest,
+    is_oci_archive,
+    load_image,
+    parse_image_ref,
     write_archive,
     write_layout,
 )
@@ -268,3 +275,243 @@ def test_the_config_rootfs_comes_from_the_layers(tmp_path: Path) -> None:
         image_manifest(store, {"os": "linux"}, [], {})
     arm = image_manifest(store, {**CONFIG, "architecture": "arm64", "variant": "v8"}, [], {})
     assert arm.platform == {"architecture": "arm64", "os": "linux", "variant": "v8"}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@pytest.mark.usefixtures("sde")
+@pytest.mark.parametrize("transport", ["oci-archive", "oci"])
+def test_an_image_reads_back_as_it_was_written(tmp_path: Path, transport: str) -> None:
+    store, manifest, archive, layout = _image(tmp_path)
+    written = json.loads(store.path(manifest.digest).read_bytes())
+    ref = parse_image_ref(
+        f"oci-archive:{archive}" if transport == "oci-archive" else f"oci:{layout}:1.0"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    image = load_image(ref, work)
+    assert image.manifest.digest == manifest.digest
+    assert image.manifest_json == written
+    assert image.platform == ("linux", "amd64", None)
+    assert image.config["config"] == CONFIG["config"]
+    assert [layer.descriptor.digest for layer in image.layers] == [
+        layer["digest"] for layer in written["layers"]
+    ]
+    assert [layer.created_by for layer in image.layers] == [
+        "venvpack: interpreter",
+        "venvpack: dependencies",
+        "venvpack: application",
+    ]
+    for layer in image.layers:  # every blob in the store is what its descriptor says
+        data = image.store.path(layer.descriptor.digest).read_bytes()
+        assert f"sha256:{hashlib.sha256(data).hexdigest()}" == layer.descriptor.digest
+        assert f"sha256:{hashlib.sha256(gzip.decompress(data)).hexdigest()}" == layer.diff_id
+
+
+def test_image_references_are_read_as_skopeo_reads_them(tmp_path: Path) -> None:
+    assert parse_image_ref("scratch") == ImageRef("scratch", "", None)
+    assert parse_image_ref("oci-archive:/x/base.tar") == ImageRef(
+        "oci-archive", "/x/base.tar", None
+    )
+    assert parse_image_ref("oci:/x/layout:1.2") == ImageRef("oci", "/x/layout", "1.2")
+    assert parse_image_ref("oci:layout") == ImageRef("oci", "layout", None)
+    assert parse_image_ref("docker://127.0.0.1:5000/hello:1.0") == ImageRef(
+        "docker", "127.0.0.1:5000/hello:1.0", "1.0"
+    )
+    assert parse_image_ref("ghcr.io/me/base:1") == ImageRef("docker", "ghcr.io/me/base:1", "1")
+    assert parse_image_ref("python:3.12-slim") == ImageRef(
+        "docker", "python:3.12-slim", "3.12-slim"
+    )
+    existing = tmp_path / "base.tar"
+    existing.write_bytes(b"")
+    bad = {
+        str(existing): "name it oci-archive:",
+        "docker-archive:x.tar": "not docker-archive:",
+        "oci:": "names no path",
+        "oci:dir:bad tag": "is not a tag",
+        "Not/A/Reference!": "is not an image reference",
+        "docker://": "is not an image reference",
+    }
+    for text, message in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            parse_image_ref(text)
+
+
+@pytest.mark.usefixtures("sde")
+def test_an_oci_archive_is_recognised_by_its_first_member(tmp_path: Path) -> None:
+    _, _, archive, _ = _image(tmp_path, layout=False)
+    assert is_oci_archive(archive.read_bytes()[:512])
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        info = tarfile.TarInfo("opt/hello/bin/hello")
+        tar.addfile(info, io.BytesIO(b""))
+    assert not is_oci_archive(plain.getvalue()[:512])
+    assert not is_oci_archive(gzip.compress(archive.read_bytes())[:512])
+    corrupt = bytearray(archive.read_bytes()[:512])
+    corrupt[0] ^= 1
+    assert not is_oci_archive(bytes(corrupt))
+    skopeo = shutil.which("skopeo")
+    if skopeo is not None:  # what skopeo writes starts with blobs/ too
+        copy = tmp_path / "copy.tar"
+        subprocess.run(
+            [skopeo, "copy", "-q", f"oci-archive:{archive}", f"oci-archive:{copy}:x"], check=True
+        )
+        assert is_oci_archive(copy.read_bytes()[:512])
+
+
+def _layout_members(layout: Path) -> list[tuple[str, bytes]]:
+    return sorted(
+        (str(p.relative_to(layout)), p.read_bytes()) for p in layout.rglob("*") if p.is_file()
+    )
+
+
+def _archive(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+            else:
+                info = tarfile.TarInfo(member[0])
+                info.size = len(member[1])
+                tar.addfile(info, io.BytesIO(member[1]))
+    return path
+
+
+def _special(name: str, kind: bytes, target: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+def _load(tmp_path: Path, text: str, **kwargs: Any) -> Any:
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=tmp_path))
+    return load_image(parse_image_ref(text), work, **kwargs)
+
+
+@pytest.mark.usefixtures("sde")
+def test_hostile_archives_are_refused_in_one_line(tmp_path: Path) -> None:
+    _, manifest, _, layout = _image(tmp_path)
+    assert layout is not None
+    members = _layout_members(layout)
+    hexes = [name.rsplit("/", 1)[1] for name, _ in members if name.startswith("blobs/")]
+    layer = next(h for h in hexes if h != manifest.digest.split(":")[1])
+    cases: dict[str, tuple[list[tarfile.TarInfo | tuple[str, bytes]], str]] = {
+        "symlink": (
+            [_special("index.json", tarfile.SYMTYPE, "/etc/passwd"), *members[:-1]],
+            "is not a regular file",
+        ),
+        "hardlink": (
+            [*members, _special("blobs/sha256/" + "0" * 64, tarfile.LNKTYPE, "index.json")],
+            "is not a regular file",
+        ),
+        "device": ([*members, _special("oci-layout2", tarfile.CHRTYPE)], "not a regular file"),
+        "dotdot": ([("../evil", b"x"), *members], "would land outside"),
+        "absolute": ([("/tmp/evil", b"x"), *members], "would land outside"),
+        "twice": ([*members, members[-1]], "appears twice"),
+        "lying blob": (
+            [(n, b"not the layer" if n.endswith(layer) else d) for n, d in members],
+            "does not match its digest|holds 13 bytes",
+        ),
+        "huge index": (
+            [(n, b" " * (5 << 20) if n == "index.json" else d) for n, d in members],
+            "index.json is larger than",
+        ),
+        "missing blob": ([(n, d) for n, d in members if not n.endswith(layer)], "is missing"),
+        "not json": (
+            [(n, b"{" if n == "index.json" else d) for n, d in members],
+            "index.json is not JSON",
+        ),
+        "bad blob name": ([*members, ("blobs/sha256/nothex", b"")], "not named by a sha256"),
+        "md5 blob": ([*members, ("blobs/md5/" + "0" * 32, b"")], "only sha256"),
+    }
+    for case, (archive_members, message) in cases.items():
+        archive = _archive(tmp_path / f"{case}.tar", archive_members)
+        with pytest.raises(ArtifactError, match=message) as caught:
+            _load(tmp_path, f"oci-archive:{archive}")
+        assert "\n" not in str(caught.value), case
+    assert not (tmp_path / "evil").exists()
+    assert not Path("/tmp/evil").exists()
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(_archive(tmp_path / "whole.tar", list(members)).read_bytes()[:1000])
+    with pytest.raises(ArtifactError):
+        _load(tmp_path, f"oci-archive:{truncated}")
+    packed = tmp_path / "packed.tar.gz"
+    packed.write_bytes(gzip.compress((tmp_path / "whole.tar").read_bytes()))
+    with pytest.raises(ArtifactError, match="not an uncompressed image archive"):
+        _load(tmp_path, f"oci-archive:{packed}")
+
+
+def _rewrite_index(layout: Path, index: Any) -> None:
+    (layout / "index.json").write_bytes(canonical_json(index))
+
+
+@pytest.mark.usefixtures("sde")
+def test_hostile_layouts_are_refused(tmp_path: Path) -> None:
+    _, manifest, _, layout = _image(tmp_path)
+    assert layout is not None
+    blob = layout / "blobs" / "sha256" / manifest.digest.split(":")[1]
+    data = blob.read_bytes()
+    blob.unlink()
+    blob.symlink_to("/etc/passwd")
+    with pytest.raises(ArtifactError, match=r"not a regular file|cannot read"):
+        _load(tmp_path, f"oci:{layout}")
+    blob.unlink()
+    blob.write_bytes(data)
+    other = tmp_path / "other"
+    shutil.move(str(layout / "blobs"), other)
+    (layout / "blobs").symlink_to(other)
+    with pytest.raises(ArtifactError, match="symlinks are refused"):
+        _load(tmp_path, f"oci:{layout}")
+    (layout / "blobs").unlink()
+    shutil.move(str(other), layout / "blobs")
+    index = _json(layout / "index.json")
+    entry = index["manifests"][0]
+    for broken, message in (
+        ({**entry, "size": -1}, "no valid size"),
+        ({**entry, "digest": "sha256:../../x"}, "is not a sha256 digest"),
+        ({**entry, "size": 10 << 20}, "larger than"),
+        ({**entry, "size": entry["size"] + 1}, "holds"),
+        ({**entry, "mediaType": MEDIA_CONFIG}, "is not an image manifest"),
+    ):
+        _rewrite_index(layout, {**index, "manifests": [broken]})
+        with pytest.raises(ArtifactError, match=message):
+            _load(tmp_path, f"oci:{layout}")
+
+
+@pytest.mark.usefixtures("sde")
+def test_several_images_are_chosen_by_tag_or_platform(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    amd = image_manifest(store, CONFIG, _layers(store), {})
+    arm = image_manifest(store, {**CONFIG, "architecture": "arm64", "variant": "v8"}, [], {})
+    layout = tmp_path / "layout"
+    write_layout(store, amd, layout, "1.0")
+    for digest in (arm.digest, json.loads(store.path(arm.digest).read_bytes())["config"]["digest"]):
+        shutil.copyfile(store.path(digest), layout / "blobs" / "sha256" / digest.split(":")[1])
+    entries = [
+        {**amd.to_json(), "annotations": {"org.opencontainers.image.ref.name": "1.0"}},
+        {**arm.to_json(), "annotations": {"org.opencontainers.image.ref.name": "1.0-arm"}},
+    ]
+    _rewrite_index(layout, {"schemaVersion": 2, "manifests": entries})
+    with pytest.raises(ArtifactError, match=r"several images.*1\.0, 1\.0-arm"):
+        _load(tmp_path, f"oci:{layout}")
+    assert _load(tmp_path, f"oci:{layout}:1.0-arm").platform == ("linux", "arm64", "v8")
+    assert _load(tmp_path, f"oci:{layout}", platform=("linux", "amd64", None)).layers
+    with pytest.raises(ArtifactError, match=r"no image tagged 2\.0 \(tags: 1\.0, 1\.0-arm\)"):
+        _load(tmp_path, f"oci:{layout}:2.0")
+    # Both behind one tag, as a multi-platform index: the platform chooses.
+    nested = store.add_json(
+        {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [amd.to_json(), arm.to_json()]},
+        MEDIA_INDEX,
+    )
+    shutil.copyfile(
+        store.path(nested.digest), layout / "blobs/sha256" / nested.digest.split(":")[1]
+    )
+    _rewrite_index(layout, {"schemaVersion": 2, "manifests": [nested.to_json()]})
+    chosen = _load(tmp_path, f"oci:{layout}", platform=("linux", "arm64", "v8"))
+    assert chosen.manifest.digest == arm.digest
+    with pytest.raises(
+        ArtifactError, match=r"no image for linux/s390x \(it has: linux/amd64, linux/arm64/v8\)"
+    ):
+        _load(tmp_path, f"oci:{layout}", platform=("linux", "s390x", None))

@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import stat
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,11 +36,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from venvpack.archive import Compression, TarPlan, compressed_writer, source_date_epoch, write_tar
-from venvpack.errors import ArtifactError, EmitError
+from venvpack.errors import ArtifactError, ConfigError, EmitError
+from venvpack.oci.registry import parse_reference, pull
+from venvpack.ui import printable
 
 __all__ = [
     "ANNOTATION_CONTAINERD_NAME",
     "ANNOTATION_REF_NAME",
+    "LAYER_MEDIA_TYPES",
     "MEDIA_CONFIG",
     "MEDIA_INDEX",
     "MEDIA_LAYER",
@@ -47,10 +51,15 @@ __all__ = [
     "MEDIA_MANIFEST",
     "BlobStore",
     "Descriptor",
+    "ImageRef",
     "Layer",
+    "LoadedImage",
     "canonical_json",
     "check_blob",
     "image_manifest",
+    "is_oci_archive",
+    "load_image",
+    "parse_image_ref",
     "write_archive",
     "write_layout",
 ]
@@ -441,3 +450,436 @@ def write_archive(
 
 _JSON_LIMIT = 4 << 20
 """The largest manifest, config or index read: real ones are a few KiB."""
+
+
+# --------------------------------------------------------------------------- reading
+
+LAYER_MEDIA_TYPES = frozenset(
+    {
+        MEDIA_LAYER_GZIP,
+        MEDIA_LAYER,
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    }
+)
+"""Layers an image read back may have (what skopeo, podman and docker write)."""
+_MANIFEST_TYPES = frozenset(
+    {MEDIA_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"}
+)
+_INDEX_TYPES = frozenset({MEDIA_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"})
+# skopeo's other transports: named so that they are not taken for a registry's name.
+_OTHER_TRANSPORTS = frozenset(
+    {"containers-storage", "dir", "docker-archive", "docker-daemon", "ostree", "sif", "tarball"}
+)
+_SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image named on the command line (``--base``, or what ``inspect`` reads)."""
+
+    transport: str
+    """``oci-archive`` (a file), ``oci`` (a layout directory), ``docker`` (a registry
+    reference) or ``scratch`` (no image)."""
+    path: str
+    """The file, the directory or the registry reference (empty for ``scratch``)."""
+    tag: str | None
+    """The tag in a layout (``oci:DIR:TAG``) or of a registry reference."""
+
+    def __str__(self) -> str:
+        if self.transport == _SCRATCH:
+            return _SCRATCH
+        if self.transport == "docker":
+            return f"docker://{self.path}"
+        return f"{self.transport}:{self.path}" + (f":{self.tag}" if self.tag else "")
+
+
+def parse_image_ref(text: str) -> ImageRef:
+    """``oci-archive:PATH``, ``oci:DIR[:TAG]``, ``docker://REF``, a bare registry reference
+    (``ghcr.io/me/base:1``) or ``scratch``; ConfigError, one line, for anything else.
+
+    As skopeo reads them, a local path ends at its first colon (what follows is the tag).
+    A bare word that names an existing file or directory is refused rather than read as a
+    registry name: the user surely meant the file.
+    """
+    if text == _SCRATCH:
+        return ImageRef(_SCRATCH, "", None)
+    transport, sep, rest = text.partition(":")
+    if sep and transport in ("oci-archive", "oci"):
+        path, _, tag = rest.partition(":")
+        if not path:
+            raise ConfigError(f"'{printable(text)}' names no path after '{transport}:'")
+        if tag and re.fullmatch(r"[\w][\w.-]{0,127}", tag, re.ASCII) is None:
+            raise ConfigError(f"'{printable(text)}': '{printable(tag)}' is not a tag")
+        return ImageRef(transport, path, tag or None)
+    reference = text[len("docker://") :] if text.startswith("docker://") else None
+    if reference is None:
+        if os.path.lexists(text):
+            raise ConfigError(
+                f"'{printable(text)}' is a file or directory: name it oci-archive:{printable(text)}"
+                f" (an image archive) or oci:{printable(text)} (an image layout)"
+            )
+        if sep and transport in _OTHER_TRANSPORTS:
+            raise ConfigError(
+                f"'{printable(text)}': images are read from oci-archive:, oci:, docker://"
+                f" or scratch, not {printable(transport)}:"
+            )
+        reference = text
+    parsed = parse_reference(reference)
+    return ImageRef("docker", parsed.text, parsed.tag)
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image read back, every blob it names checked against its digest."""
+
+    store: BlobStore
+    """Holds the manifest, the config and every layer, checked."""
+    manifest: Descriptor
+    manifest_json: Mapping[str, Any]
+    config: Mapping[str, Any]
+    layers: tuple[Layer, ...]
+    """Bottom first, with the config's diff_ids and history."""
+
+    @property
+    def platform(self) -> tuple[str, str, str | None]:
+        """(os, architecture, variant) as the config says."""
+        variant = self.config.get("variant")
+        return (
+            str(self.config["os"]),
+            str(self.config["architecture"]),
+            variant if isinstance(variant, str) and variant else None,
+        )
+
+
+def load_image(
+    ref: ImageRef,
+    workdir: Path,
+    *,
+    platform: tuple[str, str, str | None] | None = None,
+    auth_file: Path | None = None,
+) -> LoadedImage:
+    """Read the image ``ref`` into ``workdir`` (an empty directory the caller removes),
+    trusting nothing in it: ArtifactError, one line, for anything malformed or hostile.
+
+    An ``oci-archive`` is read as a stream, taking only regular files named ``oci-layout``,
+    ``index.json`` or ``blobs/sha256/<hex>`` (links and devices refused, JSON bounded, other
+    regular files such as docker's ``manifest.json`` ignored); a layout directory the same
+    way, refusing symlinks; a registry image is pulled into a layout first. The manifest is
+    the one tagged ``ref.tag``, else the only one; among several platforms, ``platform``
+    (os, architecture, variant) chooses, else the choices are named in the error. Every
+    blob used is checked against its size and sha256 before it is read.
+    """
+    if ref.transport == _SCRATCH:
+        raise ConfigError("scratch is the empty image: there is nothing to read")
+    incoming = workdir / "incoming"
+    if ref.transport == "oci-archive":
+        _read_archive(Path(ref.path), incoming)
+        source, what = incoming, ref.path
+    elif ref.transport == "oci":
+        source, what = Path(ref.path), ref.path
+        _check_layout_dir(source)
+    elif ref.transport == "docker":
+        pull(ref.path, incoming, auth_file=auth_file, platform=platform)
+        source, what = incoming, str(ref)
+    else:
+        raise ConfigError(f"unknown image transport {printable(ref.transport)!r}")
+    reader = _LayoutReader(source, BlobStore(workdir / "store"), printable(what))
+    return reader.load(ref.tag if ref.transport != "docker" else None, platform)
+
+
+def is_oci_archive(head: bytes) -> bool:
+    """Whether ``head`` (an artifact's first bytes) starts an uncompressed tar whose first
+    member is part of an OCI image layout (``oci-layout``, ``index.json`` or ``blobs/``,
+    which venvpack's and skopeo's archives put first)."""
+    if len(head) < tarfile.BLOCKSIZE or head[257:262] != b"ustar":
+        return False
+    try:
+        stored = int(head[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    # The checksum field itself counts as eight spaces; old tars summed signed bytes.
+    unsigned = sum(head[:148]) + 8 * 32 + sum(head[156:512])
+    signed = sum(b - 256 if b > 127 else b for b in head[:148] + head[156:512]) + 8 * 32
+    if stored not in (unsigned, signed):
+        return False
+    name = head[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+    name = name[2:] if name.startswith("./") else name
+    return name in (_LAYOUT_FILE, _INDEX_FILE) or name.split("/")[0] == _BLOBS_DIR
+
+
+# The most bytes of JSON a manifest list, index or config may have, and the most manifests
+# an index may list: real ones are a few KiB and a handful.
+_MAX_MANIFESTS = 1024
+
+
+def _read_archive(path: Path, dest: Path) -> None:
+    """Take the image layout out of the oci-archive ``path`` into ``dest``: regular files
+    with layout names only, each written once, JSON bounded."""
+    blobs = dest / _BLOBS_DIR / "sha256"
+    blobs.mkdir(parents=True)
+    seen: set[str] = set()
+    try:
+        with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            for member in tar:
+                name = _member_name(member.name)
+                if member.isdir():
+                    continue
+                if not member.isreg() or member.issparse():
+                    raise ArtifactError(
+                        f"{printable(str(path))}: member {_shown(member.name)} is not a regular"
+                        " file (an image archive holds only files and directories)"
+                    )
+                target = _layout_target(name, dest)
+                if target is None:
+                    continue  # e.g. docker's manifest.json: never read
+                if name in seen:
+                    raise ArtifactError(
+                        f"{printable(str(path))}: member {_shown(name)} appears twice"
+                    )
+                seen.add(name)
+                if name in (_LAYOUT_FILE, _INDEX_FILE) and member.size > _JSON_LIMIT:
+                    raise ArtifactError(
+                        f"{printable(str(path))}: {name} is larger than {_JSON_LIMIT} bytes"
+                    )
+                data = tar.extractfile(member)
+                if data is None:  # pragma: no cover - a regular member always has data
+                    continue
+                with open(target, "xb") as out:
+                    shutil.copyfileobj(data, out, _CHUNK)
+    except tarfile.TarError as exc:
+        raise ArtifactError(
+            f"{printable(str(path))} is not an uncompressed image archive (tar): {exc}"
+        ) from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {printable(str(path))}: {exc.strerror or exc}") from None
+
+
+def _member_name(name: str) -> str:
+    parts = [p for p in name.split("/") if p and p != "."]
+    if name.startswith("/") or ".." in parts:
+        raise ArtifactError(f"image archive member {_shown(name)} would land outside it")
+    return "/".join(parts)
+
+
+def _layout_target(name: str, dest: Path) -> Path | None:
+    """Where a layout member goes in ``dest``; None for a name the layout does not use."""
+    if name in (_LAYOUT_FILE, _INDEX_FILE):
+        return dest / name
+    parts = name.split("/")
+    if len(parts) == 3 and parts[0] == _BLOBS_DIR:
+        if parts[1] != "sha256":
+            raise ArtifactError(f"blob {_shown(name)}: only sha256 digests are read")
+        if re.fullmatch(r"[0-9a-f]{64}", parts[2]) is None:
+            raise ArtifactError(f"blob {_shown(name)} is not named by a sha256 digest")
+        return dest / name
+    return None
+
+
+def _check_layout_dir(path: Path) -> None:
+    """Refuse a layout whose parts are symlinks or not what they should be."""
+    if not path.is_dir():  # the directory named may be a symlink: what is inside may not
+        raise ArtifactError(f"{printable(str(path))} is not an image layout directory")
+    for part, kind in (
+        (path / _BLOBS_DIR, "directory"),
+        (path / _BLOBS_DIR / "sha256", "directory"),
+        (path / _INDEX_FILE, "file"),
+    ):
+        try:
+            st = part.lstat()
+        except OSError as exc:
+            raise ArtifactError(
+                f"{printable(str(path))} is not an image layout: cannot read"
+                f" {printable(str(part))}: {exc.strerror}"
+            ) from None
+        wanted = stat.S_ISDIR if kind == "directory" else stat.S_ISREG
+        if not wanted(st.st_mode):
+            raise ArtifactError(
+                f"{printable(str(path))}: {printable(str(part))} is not a {kind}"
+                + (" (symlinks are refused)" if stat.S_ISLNK(st.st_mode) else "")
+            )
+
+
+class _LayoutReader:
+    """Reads an image layout nobody vouches for into a :class:`BlobStore`."""
+
+    def __init__(self, layout: Path, store: BlobStore, what: str) -> None:
+        self.layout = layout
+        self.store = store
+        self.what = what
+
+    def error(self, message: str) -> ArtifactError:
+        return ArtifactError(f"{self.what}: {message}")
+
+    def _json_file(self, name: str) -> Any:
+        path = self.layout / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise self.error(f"cannot read {name}: {exc.strerror}") from None
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise self.error(f"{name} is not a regular file")
+            data = fh.read(_JSON_LIMIT + 1)
+        if len(data) > _JSON_LIMIT:
+            raise self.error(f"{name} is larger than {_JSON_LIMIT} bytes")
+        return self._parse(data, name)
+
+    def _parse(self, data: bytes, what: str) -> Any:
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise self.error(f"{what} is not JSON") from None
+
+    def _blob_json(self, descriptor: Descriptor, what: str) -> Any:
+        if descriptor.size > _JSON_LIMIT:
+            raise self.error(f"the {what} is larger than {_JSON_LIMIT} bytes")
+        self._take(descriptor)
+        return self._parse(self.store.read_bytes(descriptor.digest, _JSON_LIMIT), f"the {what}")
+
+    def _take(self, descriptor: Descriptor) -> None:
+        """Check the blob and take it into the store."""
+        src = self.layout / _BLOBS_DIR / "sha256" / _hex(descriptor.digest)
+        if not os.path.lexists(src):
+            raise self.error(f"blob {descriptor.digest} is missing")
+        try:
+            self.store.add_blob_file(src, descriptor)
+        except ArtifactError as exc:
+            raise self.error(str(exc)) from None
+
+    def descriptor(self, obj: Any, what: str) -> Descriptor:
+        if not isinstance(obj, dict):
+            raise self.error(f"{what} is not a descriptor")
+        media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
+        if not isinstance(media_type, str) or not isinstance(digest, str):
+            raise self.error(f"{what} has no mediaType or digest")
+        if _DIGEST_RE.fullmatch(digest) is None:
+            raise self.error(f"{what}: {_shown(digest)} is not a sha256 digest")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise self.error(f"{what} has no valid size")
+        annotations = obj.get("annotations") or {}
+        platform = obj.get("platform")
+        if not _str_map(annotations) or (platform is not None and not _str_map(platform)):
+            raise self.error(f"{what} has malformed annotations or platform")
+        return Descriptor(media_type, digest, size, annotations, platform)
+
+    def load(self, tag: str | None, platform: tuple[str, str, str | None] | None) -> LoadedImage:
+        layout_version = self._json_file(_LAYOUT_FILE)
+        if not isinstance(layout_version, dict) or "imageLayoutVersion" not in layout_version:
+            raise self.error("oci-layout names no imageLayoutVersion")
+        index = self._json_file(_INDEX_FILE)
+        entries = self._entries(index, "index.json")
+        if tag is not None:
+            tagged = [e for e in entries if e.annotations.get(ANNOTATION_REF_NAME) == tag]
+            if not tagged:
+                tags = sorted({e.annotations.get(ANNOTATION_REF_NAME, "") for e in entries} - {""})
+                raise self.error(
+                    f"no image tagged {_shown(tag)}"
+                    + (f" (tags: {', '.join(_shown(t) for t in tags[:10])})" if tags else "")
+                )
+            entries = tagged
+        chosen = self._choose(entries, platform)
+        if chosen.media_type in _INDEX_TYPES:  # a list of platforms behind one tag
+            nested = self._blob_json(chosen, "image index")
+            chosen = self._choose(self._entries(nested, "the image index"), platform)
+        if chosen.media_type not in _MANIFEST_TYPES:
+            raise self.error(f"{_shown(chosen.media_type)} is not an image manifest")
+        manifest = self._blob_json(chosen, "manifest")
+        if not isinstance(manifest, dict) or manifest.get("schemaVersion") != 2:
+            raise self.error("the manifest is not a schemaVersion 2 manifest")
+        config_descriptor = self.descriptor(manifest.get("config"), "the manifest's config")
+        config = self._blob_json(config_descriptor, "image config")
+        if not isinstance(config, dict):
+            raise self.error("the image config is not a JSON object")
+        for key in ("os", "architecture"):
+            if not isinstance(config.get(key), str) or not config[key]:
+                raise self.error(f"the image config names no {key}")
+        raw_layers = manifest.get("layers")
+        if not isinstance(raw_layers, list):
+            raise self.error("the manifest lists no layers")
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if (
+            not isinstance(diff_ids, list)
+            or len(diff_ids) != len(raw_layers)
+            or not all(isinstance(d, str) and _DIGEST_RE.fullmatch(d) for d in diff_ids)
+        ):
+            raise self.error("the config's rootfs.diff_ids do not match the manifest's layers")
+        history = [
+            h.get("created_by", "") if isinstance(h.get("created_by"), str) else ""
+            for h in config.get("history") or []
+            if isinstance(h, dict) and not h.get("empty_layer")
+        ]
+        layers = []
+        for i, raw in enumerate(raw_layers):
+            descriptor = self.descriptor(raw, f"layer {i + 1}")
+            if descriptor.media_type not in LAYER_MEDIA_TYPES:
+                raise self.error(
+                    f"layer {i + 1} is a {_shown(descriptor.media_type)}, not a tar layer"
+                )
+            self._take(descriptor)
+            created_by = history[i] if len(history) == len(raw_layers) else ""
+            layers.append(Layer(descriptor, diff_ids[i], created_by))
+        return LoadedImage(
+            self.store,
+            Descriptor(
+                chosen.media_type,
+                chosen.digest,
+                chosen.size,
+                platform={k: config[k] for k in ("architecture", "os", "variant") if config.get(k)},
+            ),
+            manifest,
+            config,
+            tuple(layers),
+        )
+
+    def _entries(self, index: Any, what: str) -> list[Descriptor]:
+        if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+            raise self.error(f"{what} lists no manifests")
+        raw = index["manifests"]
+        if not raw:
+            raise self.error(f"{what} lists no manifests")
+        if len(raw) > _MAX_MANIFESTS:
+            raise self.error(f"{what} lists more than {_MAX_MANIFESTS} manifests")
+        return [self.descriptor(entry, f"{what}'s entry {i + 1}") for i, entry in enumerate(raw)]
+
+    def _choose(
+        self, entries: list[Descriptor], platform: tuple[str, str, str | None] | None
+    ) -> Descriptor:
+        if len(entries) == 1:
+            return entries[0]
+        wanted = platform
+        matching = [e for e in entries if wanted is not None and _platform_of(e) == wanted]
+        if wanted is not None and wanted[2] is None:
+            matching = [e for e in entries if _platform_of(e)[:2] == wanted[:2]]
+        if len(matching) == 1:
+            return matching[0]
+        choices = sorted({_describe_entry(e) for e in entries})
+        shown = ", ".join(choices[:10]) + (" ..." if len(choices) > 10 else "")
+        if wanted is not None and not matching:
+            raise self.error(f"no image for {_platform_text(wanted)} (it has: {shown})")
+        raise self.error(f"holds several images; name one with a tag or a platform: {shown}")
+
+
+def _str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _platform_of(entry: Descriptor) -> tuple[str, str, str | None]:
+    platform = entry.platform or {}
+    return (platform.get("os", ""), platform.get("architecture", ""), platform.get("variant"))
+
+
+def _platform_text(platform: tuple[str, str, str | None]) -> str:
+    return "/".join(part for part in platform if part)
+
+
+def _describe_entry(entry: Descriptor) -> str:
+    tag = entry.annotations.get(ANNOTATION_REF_NAME)
+    if tag:
+        return _shown(tag)
+    if entry.platform:
+        return _shown(_platform_text(_platform_of(entry)))
+    return entry.digest[:19]
