@@ -307,9 +307,19 @@ SYSTEM_OPTIONS = (
         ("--user",),
         "Create this system user and group at installation (never removed), give it the "
         "state directory /var/lib/<package>, and run the service as it, without capabilities "
-        "(not a name a standard system already has: nobody, disk, sudo...).",
+        "(not a name a standard system already has: nobody, disk, sudo...). Installing "
+        "stops when an account or group of that name exists for another role.",
         default="",
         metavar="NAME",
+        group=SERVICE,
+    ),
+    Option(
+        "existing_user",
+        ("--existing-user",),
+        "--user names an account the target already has, on purpose (made by you or your "
+        "configuration management, or one the system has, like www-data): the package "
+        "neither creates nor checks it, and installing stops where it is missing.",
+        is_flag=True,
         group=SERVICE,
     ),
     Option(
@@ -385,6 +395,7 @@ def system_fields(values: Mapping[str, Any]) -> dict[str, Any]:
         "bin_links": not values.get("no_bin_links"),
         "service_command": values.get("service_command") or "",
         "user": values.get("user") or "",
+        "existing_user": bool(values.get("existing_user")),
         "files": tuple(values.get("files") or ()),
         "config_files": tuple(values.get("config_files") or ()),
         "provides": tuple(values.get("provides") or ()),
@@ -546,6 +557,8 @@ class SystemOptions:
     """A command line for a systemd unit ``<package>.service``; empty: no unit."""
     user: str = ""
     """A system user (and group) made at installation, never removed; empty: none."""
+    existing_user: bool = False
+    """``user`` is an account the target already has: neither made nor checked."""
     files: tuple[str, ...] = ()
     """``SRC:DEST[:MODE]`` of files to install besides the environment."""
     config_files: tuple[str, ...] = ()
@@ -591,10 +604,13 @@ class SystemOptions:
                 f"--user {self.user!r}: a system user name is lower-case letters, digits, _ "
                 "and -, at most 31 characters, not root"
             )
-        if self.user in _base_system().accounts:
+        if self.existing_user and not self.user:
+            raise ConfigError("--existing-user needs --user, the account the service runs as")
+        if self.user in _base_system().accounts and not self.existing_user:
             raise ConfigError(
                 f"--user {self.user!r}: a user or group the system already has (Debian, "
-                "Fedora), for another role; give the service its own name"
+                "Fedora), for another role; give the service its own name (or, to run it as "
+                "that account on purpose, add --existing-user)"
             )
         if not _RELEASE_RE.fullmatch(self.release):
             raise ConfigError(
@@ -663,6 +679,8 @@ class ServiceUser:
     name: str
     home: str
     """``/var/lib/<package>``: the user's home and the service's state directory."""
+    existing: bool = False
+    """An account the target already has (its group is its own business): not made."""
 
 
 @dataclass(frozen=True)
@@ -701,7 +719,11 @@ def plan_contents(
     for item in files:
         if item.dest == prefix or item.dest.startswith(prefix + "/"):
             raise ConfigError(f"{item.dest}: inside the prefix {prefix}, which the tree fills")
-    user = ServiceUser(options.user, f"/var/lib/{package}") if options.user else None
+    user = (
+        ServiceUser(options.user, f"/var/lib/{package}", options.existing_user)
+        if options.user
+        else None
+    )
     unit = None
     if options.service_command:
         unit = render_unit(
@@ -719,7 +741,11 @@ def plan_contents(
         user=user,
         user_script=(
             templates.render(
-                "system/create-user.sh", user=user.name, home=user.home, package=package
+                "system/create-user.sh",
+                user=user.name,
+                home=user.home,
+                package=package,
+                existing=user.existing,
             )
             if user
             else ""

@@ -130,6 +130,10 @@ OPTION_CASES: list[tuple[str, list[str], int]] = [
     # build host's: the service would join a privileged group, or postinst fail (nobody's
     # group is nogroup on Debian).
     *((f"user-{name}", ["--user", name], USAGE) for name in _BASE_ACCOUNTS),
+    # ... unless it is that account on purpose; root never.
+    ("existing-user", ["--user", "www-data", "--existing-user"], OK),
+    ("existing-user-root", ["--user", "root", "--existing-user"], USAGE),
+    ("existing-user-alone", ["--existing-user"], USAGE),
     # --- files -------------------------------------------------------------------------------
     ("config-file", ["--config-file", f"{SOURCE}:/etc/hello/hello.toml"], OK),
     *(

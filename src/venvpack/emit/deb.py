@@ -417,6 +417,8 @@ def render_package(env: BuiltEnv, info: PackageInfo, options: DebOptions) -> Deb
             unit=unit_name,
             user_script=contents.user_script,
             user=contents.user.name if contents.user else "",
+            # An existing account's group is its own business: chown NAME: takes its login group.
+            group=contents.user.name if contents.user and not contents.user.existing else "",
             home=contents.user.home if contents.user else "",
         )
     if contents.unit is not None:
