@@ -195,8 +195,6 @@ def push(
             digest = ""
     if not re.fullmatch(_DIGEST, digest):
         raise RegistryError(f"pushing to {reference}: skopeo reported no manifest digest")
-    if log is not None:
-        log(f"pushed {reference}@{digest}")
     return digest
 
 
