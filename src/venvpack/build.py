@@ -54,6 +54,7 @@ from venvpack.output import atomic_output
 from venvpack.platform import loaded_by_family, of_interpreter, system_libraries
 from venvpack.relocate import binary_paths, relocate, source_paths
 from venvpack.runtime import copy_runtime, exclude_modules, prune_build_cache
+from venvpack.sbom import HostPackages, write_sbom
 from venvpack.terminfo import carry_terminfo
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
@@ -173,6 +174,9 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             metadata=read_app_metadata(site_packages, main_dist, root) if main_dist else None,
         )
         BuiltEnv(root, manifest).save()
+        # What ships, with the packages the build host's grafted libraries and interpreter
+        # came from: only this host knows them, so it is written now, inside the tree.
+        write_sbom(BuiltEnv(root, manifest), HostPackages.read(), interpreter=interp.executable)
     prune_build_cache()  # entries no build used for a month; at most once a day
     log.debug(
         "environment ready in %.1fs (glibc >= %s, %d libraries grafted)",

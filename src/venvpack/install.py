@@ -494,6 +494,7 @@ def install_requirements(
         raise ToolMissingError("installing from a lock file needs uv, which cannot run here")
     # uv reads its configuration (uv.toml, [tool.uv]) from where it runs: the project.
     cwd = spec.project or Path.cwd()
+    installed_from = plan.pylock  # the PEP 751 lock uv installs: given, or exported below
     # Relative paths in -r and -c files mean paths beside the file (requirements_file).
     inputs = workdir / "requirements"
     files = [absolute_copy(p, inputs) for p in spec.requirement_files if not is_pylock(p)]
@@ -503,6 +504,7 @@ def install_requirements(
         if plan.uv_lock is not None:
             lock = export_uv_lock(uv, plan.uv_lock, python, spec, workdir, env)
             args = ["-r", str(lock), *_PYLOCK, *_index_args(spec, True, constraints)]
+            installed_from = lock
         elif plan.pylock is not None:
             args = ["-r", str(plan.pylock), *_PYLOCK, "--no-editable", *_selection_args(spec)]
             args += _index_args(spec, True, constraints)
@@ -529,7 +531,54 @@ def install_requirements(
                 "--no-warn-script-location",
             ]
             _run_installer([*pip, *args], "pip", env, cwd)
-    return _inventory(root, site_packages, requested_names(spec))
+    locked = locked_files(installed_from) if installed_from is not None else {}
+    return _inventory(root, site_packages, requested_names(spec), locked)
+
+
+def locked_files(pylock: Path) -> dict[str, list[tuple[str, str]]]:
+    """``name -> [(file name, sha256)]``: every wheel, then the sdist, a PEP 751 lock names
+    for each package, so the manifest can say which file was installed. File names come
+    from ``name`` or the URL's last segment; the URL itself (maybe with credentials) is
+    never kept."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    packages = _toml(pylock).get("packages")
+    for package in packages if isinstance(packages, list) else ():
+        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
+            continue
+        wheels = package.get("wheels")
+        files = [*(wheels if isinstance(wheels, list) else ()), package.get("sdist")]
+        entries = found.setdefault(str(canonicalize_name(package["name"])), [])
+        for item in files:
+            if not isinstance(item, dict):
+                continue
+            hashes = item.get("hashes")
+            sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
+            name = item.get("name") or str(item.get("url", item.get("path", ""))).split("/")[-1]
+            if isinstance(sha256, str) and isinstance(name, str) and name:
+                entries.append((name.split("#")[0].split("?")[0], sha256))
+    return found
+
+
+def installed_file(
+    dist: importlib.metadata.Distribution, candidates: list[tuple[str, str]]
+) -> tuple[str, str] | None:
+    """Which of the lock's ``candidates`` (file name, sha256) ``dist`` was installed from:
+    the wheel whose tags are those its ``WHEEL`` file lists (the one the installer chose
+    for this interpreter), else the sdist when it was built from one."""
+    text = dist.read_text("WHEEL") or ""
+    tags = {line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")}
+    sdists = []
+    for name, sha256 in candidates:
+        if not name.endswith(".whl"):
+            sdists.append((name, sha256))
+            continue
+        try:
+            wheel_tags = parse_wheel_filename(name)[3]
+        except InvalidWheelFilename:
+            continue
+        if tags and {str(t) for t in wheel_tags} == tags:
+            return name, sha256
+    return sdists[0] if len(sdists) == 1 else None
 
 
 _PYLOCK = ("--preview-features", "pylock")
@@ -647,7 +696,12 @@ def _pip_path() -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _inventory(root: Path, site_packages: Path, requested: list[str]) -> Installed:
+def _inventory(
+    root: Path,
+    site_packages: Path,
+    requested: list[str],
+    locked: Mapping[str, list[tuple[str, str]]] | None = None,
+) -> Installed:
     dists: dict[str, importlib.metadata.Distribution] = {}
     for dist in importlib.metadata.distributions(path=[str(site_packages)]):
         name = dist.metadata["Name"]
@@ -660,10 +714,13 @@ def _inventory(root: Path, site_packages: Path, requested: list[str]) -> Install
             is_command = ep.group == "console_scripts" and (root / "bin" / ep.name).exists()
             if is_command and ep.name not in commands:
                 commands.append(ep.name)
+    made = []
+    for name, dist in sorted(dists.items()):
+        chosen = installed_file(dist, list((locked or {}).get(name, ())))
+        file, sha256 = chosen if chosen else (None, None)
+        made.append(Distribution(name=name, version=dist.version, sha256=sha256, file=file))
     return Installed(
-        distributions=tuple(
-            Distribution(name=n, version=d.version) for n, d in sorted(dists.items())
-        ),
+        distributions=tuple(made),
         top_level=tuple(top),
         commands=tuple(commands),
     )

@@ -73,6 +73,11 @@ class GraftedLibrary:
 class Distribution:
     name: str
     version: str
+    sha256: str | None = None
+    """The digest the lock gives for the file installed (the wheel matching the installed
+    one's tags, else the sdist); None without a lock, and in manifests made before."""
+    file: str | None = None
+    """That file's name (never its URL, which may hold an index's credentials)."""
 
 
 @dataclass(frozen=True)

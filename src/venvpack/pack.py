@@ -4,7 +4,9 @@
 do, in the order the product promises: every option and the output are checked **before**
 any build work starts (a typo must not cost a build), then the environment is built beside
 the output (or the ``--from`` environment is audited again), then the format's emitter
-writes the artifact, and the extra outputs it names beside it, atomically.
+writes the artifact, and the extra outputs it names beside it, atomically; the SBOM the
+environment carries is written beside every artifact too (``<artifact>.cdx.json``, see
+:mod:`venvpack.sbom`), under the same rules.
 
 The output rule is the same for every format (:func:`artifact_location`): ``-o`` names the
 artifact when its file name ends with one of the format's extensions (``.deb``, ``.rpm``,
@@ -28,7 +30,14 @@ from venvpack.config import BuildSpec
 from venvpack.emit import Packing
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv, Manifest
-from venvpack.output import check_replaceable, refuse_overlap, remove_tree, staging_dir
+from venvpack.output import (
+    atomic_output,
+    check_replaceable,
+    refuse_overlap,
+    remove_tree,
+    staging_dir,
+)
+from venvpack.sbom import beside, sbom_of
 
 __all__ = ["PackRequest", "Packed", "artifact_location", "pack"]
 
@@ -63,7 +72,8 @@ class Packed:
     path: Path
     manifest: Manifest
     extras: tuple[Path, ...] = ()
-    """The extra outputs written beside it (:meth:`venvpack.emit.Emitter.extras`)."""
+    """The extra outputs written beside it (:meth:`venvpack.emit.Emitter.extras`), then
+    its SBOM (``<artifact>.cdx.json``)."""
 
 
 def artifact_location(
@@ -100,12 +110,17 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
         emitter.check_build(request.spec)
     if name is not None:
         check_replaceable(directory / name, request.force, emitter.replaceable)
+        if extensions is not None:
+            check_replaceable(beside(directory / name), request.force)
     with _environment(request, directory) as env:
         if name is None:
             directory.mkdir(parents=True, exist_ok=True)
             name = emitter.filename(env)
         dest = directory / name
         extras = emitter.extras(env, dest)
+        # Every artifact has its SBOM beside it, an output like the artifact itself (an
+        # environment directory carries its own inside).
+        sbom = None if extensions is None else beside(dest)
         protected = {"the current directory": Path.cwd(), "the packed environment": env.root}
         refuse_overlap(dest, protected, inside={"the packed environment": env.root})
         check_replaceable(dest, request.force, emitter.replaceable)
@@ -114,10 +129,17 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
             # version is regenerated; anything else there is the user's, kept without --force.
             refuse_overlap(extra, protected, inside={"the packed environment": env.root})
             check_replaceable(extra, request.force or emitter.replaceable(extra))
+        if sbom is not None:
+            refuse_overlap(sbom, protected, inside={"the packed environment": env.root})
+            check_replaceable(sbom, request.force)
         # An environment is its own artifact: moved into place, there is nothing to pack.
         step = nullcontext() if extensions is None else stage("pack", dest.name)
         with step:
             path = emitter.emit(env, dest, replace=request.force)
+            if sbom is not None:
+                with atomic_output(sbom, replace=request.force) as made:
+                    made.write_text(sbom_of(env), encoding="utf-8")
+                extras = (*extras, sbom)
         missing = [str(extra) for extra in extras if not extra.is_file()]
         if missing:
             raise EmitError(f"the {fmt.name} emitter did not write {', '.join(missing)}")

@@ -276,8 +276,9 @@ def test_an_output_named_like_a_version_is_a_directory(
     spec_only = ["--spec-only"] if fmt == "rpm" else []  # no rpmbuild in the unit tier
     main([fmt, "-q", "--from", str(fake_env), "-o", str(out), *maintainer, *spec_only])
     assert out.is_dir()
-    (artifact,) = out.iterdir()
+    artifact, sbom = sorted(out.iterdir(), key=lambda p: p.name.endswith(".cdx.json"))
     assert artifact.name.startswith("hello")
+    assert sbom.name == f"{artifact.name}.cdx.json"  # every artifact has its SBOM beside it
 
 
 def test_tree_and_spec_outputs_are_always_directories(tmp_path: Path, fake_env: Path) -> None:
@@ -296,7 +297,10 @@ def test_tree_and_spec_outputs_are_always_directories(tmp_path: Path, fake_env: 
             "--tree-only",
         ]
     )
-    assert [p.name for p in out.iterdir()] == ["hello_1.0.0-1_amd64"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hello_1.0.0-1_amd64",
+        "hello_1.0.0-1_amd64.cdx.json",
+    ]
 
 
 # --------------------------------------------------------------------------- pyproject
@@ -328,8 +332,11 @@ def test_format_settings_from_pyproject_and_flags_win(
     main(["deb", "-q", "--from", str(fake_env), "-o", str(out)])
     assert sorted(p.name for p in out.iterdir()) == [
         "hello-1.0.0-linux-x86_64.tar",
+        "hello-1.0.0-linux-x86_64.tar.cdx.json",
         "hello-1.0.0-linux-x86_64.tar.xz",
+        "hello-1.0.0-linux-x86_64.tar.xz.cdx.json",
         "hello_1.0.0-5_amd64",  # the tree (tree-only), revision 5 from the shared table
+        "hello_1.0.0-5_amd64.cdx.json",
     ]
     tree = out / "hello_1.0.0-5_amd64"
     assert (tree / "etc/hello/hello.toml").read_text() == "x = 1\n"  # relative to the project

@@ -111,7 +111,8 @@ def test_its_table_and_result(
     with zipfile.ZipFile(artifact) as archive:
         assert archive.comment == b"from the table"
         assert "hello/bin/python" in archive.namelist()
-    (extra,) = data["extras"]
+    extra, sbom = data["extras"]
+    assert sbom["path"] == f"{artifact}.cdx.json"  # every artifact's SBOM, beside it
     assert extra["path"] == f"{artifact}.sha256"
     assert Path(extra["path"]).read_text() == f"{data['sha256']}  {artifact.name}\n"
     # A flag wins over the table; an existing artifact and its extra need --force.
@@ -122,6 +123,7 @@ def test_its_table_and_result(
     assert exited.value.code == 2
     kept = artifact.read_bytes()
     artifact.unlink()  # the extra output alone is still refused, and nothing is written
+    Path(sbom["path"]).unlink()  # (the SBOM beside it alone would be refused before a build)
     with pytest.raises(SystemExit) as exited:
         main([NAME, "--from", str(env_dir), "-o", str(artifact), "-q"])
     assert exited.value.code == 2
