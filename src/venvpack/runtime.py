@@ -5,13 +5,17 @@ The layout below ``python/`` mirrors the source relative to its base prefix
 own path search expects to find next to its binary. Files are copied, never hardlinked:
 later stages rewrite files, and the source interpreter must never change under its owner.
 
-A source built with a shared libpython (pyenv) gets a static interpreter when it ships its
-static ``libpython3.X.a`` and a C compiler is at hand: a one-line ``main`` calling
-``Py_BytesMain`` linked with it, exporting its symbols for extension modules, as Debian's
-``/usr/bin/python3.X`` and python-build-standalone are built. ``python -m venv --copies``
-(and ``venv.EnvBuilder()``) copy only the binary; a copy of one that needs libpython finds
-it through ``$ORIGIN/../lib`` nowhere outside the environment and exits 127. The shared
-libpython is then kept only with ``--keep-dev``, for embedding.
+The interpreter executable is linked again from the source's static ``libpython3.X.a``
+when the source's needs more than the C library -- a shared libpython (pyenv), or zlib and
+expat built into it (Debian's ``/usr/bin/python3.X``) -- and the archive and a C compiler
+are at hand: venvpack's own ``main`` (``packaging-templates/runtime/main.c``) linked with
+it, exporting its symbols for extension modules, with every other library it needs
+linked in statically where its archive exists, as python-build-standalone is built.
+``python -m venv --copies`` (and ``venv.EnvBuilder()``) copy only the binary; a copy of one
+that needs libpython or libz finds it through ``$ORIGIN/../lib`` nowhere outside the
+environment and exits 127. The shared libpython is then kept only with ``--keep-dev``, for
+embedding. That ``main`` takes the interpreter's home from ``/proc/self/exe``, so it finds
+its standard library from wherever the tree is, whatever ``argv[0]`` says.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvpack import templates
 from venvpack.elf import is_elf, read_elf
 from venvpack.errors import BuildError, ConfigError
 from venvpack.interpreter import Interpreter
+from venvpack.platform import system_libraries
 from venvpack.proc import run
 from venvpack.validate import module_name
 
@@ -113,7 +119,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     bindir = dest / "bin"
     bindir.mkdir(parents=True)
     exe = bindir / f"python{short}"
-    static = interp.libpython is not None and _link_static(interp, exe)
+    static = _needs_relinking(interp) and _link_static(interp, exe)
     if not static:
         shutil.copy2(interp.executable, exe)
     os.symlink(exe.name, bindir / "python3")
@@ -158,12 +164,6 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         compile_dirs=tuple(sorted(d for d in compile_dirs if d is not None and d != Path("/"))),
         origins=tuple(origins),
     )
-
-
-_MAIN = (
-    "extern int Py_BytesMain(int, char **);\n"
-    "int main(int c, char **v) { return Py_BytesMain(c, v); }\n"
-)
 
 
 def build_cache(kind: str) -> Path | None:
@@ -231,10 +231,24 @@ def _file_identity(path: Path) -> str:
     return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
+def _beyond_libc(path: Path) -> tuple[str, ...]:
+    """What the program ``path`` needs besides the C library family's own libraries."""
+    system = system_libraries()
+    return tuple(n for n in read_elf(path).needed if n not in system)
+
+
+def _needs_relinking(interp: Interpreter) -> bool:
+    """Whether a copy of the source's executable would need more than the C library (its
+    shared libpython, or zlib and expat linked in by name as Debian's are): it is then
+    linked again. python-build-standalone's needs only the C library and keeps its own,
+    and with it the old C library it was linked against."""
+    return interp.libpython is not None or bool(_beyond_libc(interp.executable))
+
+
 def _link_static(interp: Interpreter, exe: Path) -> bool:
     """Link ``exe`` as a static interpreter from the source's ``libpython3.X.a``; False (and
     the reason logged) when there is no archive or no compiler, or the link fails."""
-    if interp.libpl is None or interp.libpython is None:
+    if interp.libpl is None:
         return False
     archive = interp.libpl / f"libpython{interp.short_version}.a"
     sysconfigdata = interp.stdlib / f"{interp.sysconfigdata}.py"
@@ -242,19 +256,25 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
     cc = shutil.which(build_vars.get("CC", "cc").split()[0] or "cc") or shutil.which("cc")
     if not archive.is_file() or cc is None:
         why = "no C compiler" if cc is None else f"no {archive.name}"
+        needs = ", ".join(_beyond_libc(interp.executable)) or interp.libpython
         log.warning(
-            "%s: keeping the shared-libpython interpreter, so 'python -m venv --copies' from "
-            "the environment will make a venv whose python cannot start",
+            "%s: keeping the interpreter as it is, so a copy of it made outside the "
+            "environment ('python -m venv --copies' from it) needs %s and cannot start "
+            "where the system lacks it",
             why,
+            needs,
         )
         return False
-    # Only libraries: -L and -Wl,-rpath of LIBS name the source's prefix.
-    libs = [
+    # Only libraries: -L and -Wl,-rpath of LIBS name the source's prefix. MODLIBS: what the
+    # modules built into libpython need (Debian's zlib and pyexpat: -lz -lexpat).
+    libs = dict.fromkeys(
         flag
-        for key in ("LIBS", "SYSLIBS", "LIBM")
+        for key in ("LIBS", "SYSLIBS", "LIBM", "MODLIBS")
         for flag in build_vars.get(key, "").split()
         if flag.startswith("-l")
-    ]
+    )
+    system = {_link_name(soname) for soname in system_libraries()}
+    linked_in = [lib for lib in libs if lib[2:] not in system and _archive(cc, lib[2:])]
     main = exe.with_name("venvpack-main.c")
     args: list[str | Path] = [
         cc,
@@ -270,8 +290,15 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
         "-Wl,--whole-archive",
         archive,
         "-Wl,--no-whole-archive",
-        *dict.fromkeys(libs),
+        *(lib for lib in libs if lib not in linked_in),
     ]
+    if linked_in:
+        # In, but not exported: a wheel's own zlib must not bind to this one.
+        names = ":".join(f"lib{lib[2:]}.a" for lib in linked_in)
+        args += ["-Wl,-Bstatic", *linked_in, "-Wl,-Bdynamic", f"-Wl,--exclude-libs,{names}"]
+    if not _is_pie(interp.executable):
+        args.append("-no-pie")  # linked as the source was: Debian's archive is not PIC
+    main_text = templates.render("runtime/main.c", short_version=interp.short_version)
     # The link takes most of the runtime stage (docs/measurements.md) and gives the same
     # bytes for the same archive, compiler and linker: an earlier build's result is copied.
     # They are known by path, size, mtime and inode (hashing the 60 MB archive would cost
@@ -280,7 +307,7 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
     key = hashlib.sha256(
         "\0".join(
             [
-                _MAIN,
+                main_text,
                 *map(str, args[5:]),
                 _file_identity(archive),
                 _file_identity(Path(cc)),
@@ -292,7 +319,7 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
     kept = cache / key if cache is not None else None
     if kept is not None and _copy_kept(kept, exe):
         return True
-    main.write_text(_MAIN, encoding="utf-8")
+    main.write_text(main_text, encoding="utf-8")
     try:
         run(args, error=BuildError, what="linking a static interpreter")
     except BuildError as exc:
@@ -305,6 +332,29 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
     if kept is not None:
         _keep(exe, kept)
     return True
+
+
+def _link_name(soname: str) -> str:
+    """``-l`` name of a soname: ``libm.so.6`` -> ``m``."""
+    return soname.removeprefix("lib").split(".so", 1)[0]
+
+
+def _archive(cc: str, name: str) -> bool:
+    """Whether the compiler finds the static ``lib<name>.a`` (it prints the bare name when
+    it finds none)."""
+    try:
+        found = run([cc, f"-print-file-name=lib{name}.a"], error=BuildError, what="cc").stdout
+    except BuildError:
+        return False
+    return os.path.isabs(found.strip())
+
+
+def _is_pie(path: Path) -> bool:
+    """Whether the program ``path`` is position-independent (``ET_DYN``, not ``ET_EXEC``)."""
+    with open(path, "rb") as f:
+        head = f.read(18)
+    little = head[5:6] == b"\x01"  # EI_DATA
+    return int.from_bytes(head[16:18], "little" if little else "big") == 3
 
 
 def _keep(exe: Path, kept: Path) -> None:

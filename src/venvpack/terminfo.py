@@ -8,8 +8,8 @@ descriptions (``policy/terminfo.json``) in ``python/share/terminfo``, copied fro
 directories that compiled-in list names on the build host, and the list in the carried
 library is overwritten in place to name that directory at the install prefix, where deb and
 rpm put it (the list holds absolute paths only, as ``PREFIX`` in libpython does; no variable
-has to be set). A tarball unpacked elsewhere finds them with ``TERMINFO_DIRS=<root>/python/
-share/terminfo:`` (the empty entry keeps the system's directories).
+has to be set). Elsewhere the interpreter venvpack links adds that directory as the last
+entry of ``TERMINFO_DIRS`` itself (``packaging-templates/runtime/main.c``).
 """
 
 from __future__ import annotations

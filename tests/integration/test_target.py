@@ -1,8 +1,9 @@
 """Correct at the target: what CPython's own tests found a packed interpreter doing
 wrong in a root that holds only glibc, each as a regression test.
 
-The environments are built from pyenv's CPython and moved before use; every check runs in
-the glibc-only root (``sandbox.run_in_root``), where nothing of the build host exists.
+The environments are built from pyenv's CPython 3.9 to 3.13 and Debian's python3.11, and
+moved before use; every check runs in the glibc-only root (``sandbox.run_in_root``), where
+nothing of the build host exists, at the install prefix or anywhere else.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sandbox
 from venvpack.build import build_environment
 from venvpack.config import BuildSpec
 from venvpack.elf import read_elf
+from venvpack.platform import system_libraries
+from venvpack.settings import LinkMode
 
 pytestmark = [pytest.mark.integration]
 
@@ -30,6 +33,17 @@ ELSEWHERE = "/srv/moved env"
 """Anywhere else: what works from any location is checked here."""
 
 PROBE = "import sys, encodings, os; print(os.path.normpath(sys.base_prefix), sys.prefix)"
+DEBIAN_PYTHON = Path("/usr/bin/python3.11")
+INTERPRETERS = ("3.9", "3.10", "3.11", "3.12", "3.13", "debian")
+"""The six interpreters the build tests use."""
+
+
+def _python(name: str) -> str:
+    if name != "debian":
+        return _pyenv(name)
+    if not DEBIAN_PYTHON.exists():
+        pytest.skip("needs Debian's python3.11")
+    return str(DEBIAN_PYTHON)
 
 
 def _pyenv(minor: str) -> str:
@@ -47,9 +61,13 @@ def _build(tmp: Path, python: str, **options: object) -> Path:
     return moved
 
 
-@pytest.fixture(scope="module", params=["3.10", "3.12"])
+@pytest.fixture(scope="module", params=INTERPRETERS)
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(tmp_path_factory.mktemp("target"), _pyenv(str(request.param)))
+    return _build(tmp_path_factory.mktemp("target"), _python(str(request.param)))
+
+
+def _from_pyenv(env: Path) -> bool:
+    return (env / ".venvpack/manifest.json").read_text().count('"source": "pyenv"') == 1
 
 
 def _sh(root: Path, env: Path, script: str, at: str = PREFIX) -> subprocess.CompletedProcess[str]:
@@ -66,14 +84,12 @@ def test_python_m_venv_makes_a_working_venv(
     env: Path, glibc_root_dir: Path, python: str, copies: bool
 ) -> None:
     """IDEs, tox, nox, pre-commit and pipx run ``<env>/bin/python -m venv``: the new venv's
-    ``home`` must be the bundled interpreter's directory, and a copied binary must start.
-
-    Everywhere, except one case at the install prefix only: 3.9 and 3.10 report
-    ``<env>/bin/python`` as ``sys._base_executable`` whatever ``pyvenv.cfg`` says, so their
-    ``--copies`` venv made through ``bin/python`` gets ``home = <env>/bin`` and finds the
-    stdlib through the configure-time prefix (a symlinked one resolves the link instead)."""
-    old_getpath = _short(env) in ("python3.9", "python3.10")
-    at = PREFIX if copies and old_getpath and python == "bin/python" else ELSEWHERE
+    ``home`` must be the bundled interpreter's directory, and a copied binary must start,
+    wherever the environment is. (3.9 and 3.10 report ``<env>/bin/python`` as
+    ``sys._base_executable`` whatever ``pyvenv.cfg`` says, so their ``--copies`` venv made
+    through ``bin/python`` gets ``home = <env>/bin``: the interpreter's own entry point
+    finds ``<env>/python`` from there.)"""
+    at = ELSEWHERE
     exe = f"{at}/{python.format(short=_short(env))}"
     flags = "--copies --without-pip" if copies else "--without-pip"
     result = _sh(
@@ -99,9 +115,12 @@ def test_venv_envbuilder_from_the_environment(env: Path, glibc_root_dir: Path) -
     assert result.stdout.splitlines()[-1] == f"{ELSEWHERE}/python /tmp/w"
 
 
-def test_curses_finds_terminfo(env: Path, glibc_root_dir: Path) -> None:
+@pytest.mark.parametrize("at", [PREFIX, ELSEWHERE], ids=["prefix", "elsewhere"])
+def test_curses_finds_terminfo(env: Path, glibc_root_dir: Path, at: str) -> None:
+    """At the prefix through the directory compiled into ncurses; elsewhere through the
+    TERMINFO_DIRS fallback the interpreter adds (after any the user set)."""
     code = "import curses; curses.setupterm('xterm'); print(curses.tigetnum('colors'))"
-    result = _sh(glibc_root_dir, env, f'{PREFIX}/bin/python -c "{code}"')
+    result = _sh(glibc_root_dir, env, f"TERMINFO_DIRS=/nowhere '{at}/bin/python' -c \"{code}\"", at)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "8"
     for name in ("xterm", "xterm-256color", "screen", "tmux", "linux", "vt100", "dumb"):
@@ -123,21 +142,47 @@ def test_daemon_threads_at_shutdown_do_not_abort(env: Path, glibc_root_dir: Path
     assert result.stdout.split()[-1] == "30", result.stderr
 
 
-def test_started_with_an_argv0_that_resolves_nowhere(env: Path, glibc_root_dir: Path) -> None:
-    """exec -a other, from /: getpath falls back to the configure-time prefix, which now
-    names the install prefix."""
+@pytest.mark.parametrize("at", [PREFIX, ELSEWHERE], ids=["prefix", "elsewhere"])
+def test_started_with_an_argv0_that_resolves_nowhere(
+    env: Path, glibc_root_dir: Path, at: str
+) -> None:
+    """exec -a other, from /, as CPython's test_executable_without_cwd does: getpath cannot
+    find the file from argv[0]; the interpreter takes its home from /proc/self/exe."""
     code = (
         "import subprocess, sys; r = subprocess.run(['other', '-c', 'import encodings, sys; "
-        "print(sys.prefix)'], executable=sys.argv[1], cwd='/', capture_output=True, text=True);"
-        " print(r.stdout.strip() or r.stderr)"
+        "print(repr(sys.executable), sys.prefix)'], executable=sys.argv[1], cwd='/', "
+        "capture_output=True, text=True); print(r.stdout.strip() or r.stderr)"
     )
-    exe = f"{PREFIX}/python/bin/{_short(env)}"
-    result = _sh(glibc_root_dir, env, f'{PREFIX}/bin/python -c "{code}" {exe}')
-    assert result.stdout.strip() == f"{PREFIX}/python", result.stdout + result.stderr
+    exe = f"{at}/python/bin/{_short(env)}"
+    result = _sh(glibc_root_dir, env, f"'{at}/bin/python' -c \"{code}\" '{exe}'", at)
+    assert result.stdout.strip() == f"'' {at}/python", result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("python", "link"),
+    [*((name, LinkMode.COPY) for name in INTERPRETERS), ("3.12", LinkMode.HARDLINK)],
+)
+def test_a_real_bin_python_runs_where_the_tree_is_moved(
+    tmp_path: Path, glibc_root_dir: Path, python: str, link: LinkMode
+) -> None:
+    """The copy and hardlink modes (bin/python a real file, for IDEs): ``pyvenv.cfg`` names
+    the install prefix, yet the moved tree runs as itself, commands included."""
+    env = _build(tmp_path, _python(python), link_mode=link)
+    assert not (env / "bin/python").is_symlink()
+    result = _sh(
+        glibc_root_dir,
+        env,
+        f"'{ELSEWHERE}/bin/python' -c '{PROBE}' && '{ELSEWHERE}/bin/hello'",
+        at=ELSEWHERE,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"{ELSEWHERE}/python {ELSEWHERE}"
 
 
 def test_interpreter_no_longer_names_the_source_and_keeps_its_version(env: Path) -> None:
     """The configure-time prefix is in the static interpreter (libpython3.X.a linked in)."""
+    if not _from_pyenv(env):
+        pytest.skip("pyenv's interpreters name their prefix; Debian's is /usr")
     assert not list((env / "python/lib").glob("libpython3.*.so*"))  # not without --keep-dev
     data = (env / "python/bin" / _short(env)).read_bytes()
     assert str(PYENV_VERSIONS).encode() not in data
@@ -208,9 +253,18 @@ def test_debian_runtime_stays_in_its_tree_and_runs_ensurepip(
     assert lines[-1] == f"{PREFIX}/python/lib/x86_64-linux-gnu {PREFIX}/python/bin"
 
 
+def test_a_copy_of_the_interpreter_needs_only_the_c_library(env: Path) -> None:
+    """``python -m venv --copies`` copies the executable alone: libpython, and Debian's zlib
+    and expat, are linked into it, not found through ``$ORIGIN/../lib``."""
+    info = read_elf(env / "python/bin" / _short(env))
+    assert set(info.needed) <= system_libraries(), info.needed
+
+
 def test_static_interpreter_exports_what_libpython_does(env: Path) -> None:
     """Extension modules resolve the C API from the executable: every symbol the source's
     shared libpython exports must be there (linked with --whole-archive)."""
+    if not _from_pyenv(env):
+        pytest.skip("Debian's python3.11 has no shared libpython to compare with")
     short = _short(env)
     source = next(PYENV_VERSIONS.glob(f"{short[6:]}.*/lib/lib{short}.so.1.0"))
     assert _exported(env / "python/bin" / short) >= _exported(source)
