@@ -176,7 +176,10 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
         BuiltEnv(root, manifest).save()
         # What ships, with the packages the build host's grafted libraries and interpreter
         # came from: only this host knows them, so it is written now, inside the tree.
-        write_sbom(BuiltEnv(root, manifest), HostPackages.read(), interpreter=interp.executable)
+        origins = [str(interp.executable), *(g.origin for g in manifest.grafted)]
+        write_sbom(
+            BuiltEnv(root, manifest), HostPackages.read(origins), interpreter=interp.executable
+        )
     prune_build_cache()  # entries no build used for a month; at most once a day
     log.debug(
         "environment ready in %.1fs (glibc >= %s, %d libraries grafted)",

@@ -575,12 +575,25 @@ def format_command(fmt: Format) -> click.Command:
     metavar="X.Y",
     help="Report a problem when the tree needs a newer glibc than X.Y.",
 )
-def inspect(path: Path, as_json: bool, max_glibc: str | None, **opts: Any) -> None:
+@click.option(
+    "--sbom",
+    "print_sbom",
+    is_flag=True,
+    help="Print the SBOM the environment carries (CycloneDX JSON) instead of the report.",
+)
+def inspect(
+    path: Path, as_json: bool, max_glibc: str | None, print_sbom: bool, **opts: Any
+) -> None:
     """Report what PATH (an environment directory, {artifacts}) contains
     and whether it runs elsewhere. Exit 0 when self-contained, 1 when a problem is found."""
     from venvpack.errors import CheckFailed
     from venvpack.inspect import inspect_artifact, render_text
 
+    if print_sbom:
+        from venvpack.sbom import read_sbom
+
+        _report(read_sbom(path))
+        return
     with ui.reporting(ui.make_reporter(output_settings(opts))):
         report = inspect_artifact(path, max_glibc=max_glibc)
     _report(report.to_json() if as_json else render_text(report))

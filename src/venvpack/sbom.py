@@ -53,6 +53,7 @@ __all__ = [
     "Composition",
     "Family",
     "HostPackages",
+    "LibraryReport",
     "NativeLibrary",
     "PythonDistribution",
     "SystemPackage",
@@ -60,6 +61,8 @@ __all__ = [
     "compose",
     "cyclonedx",
     "families",
+    "library_report",
+    "read_sbom",
     "sbom_of",
     "security_libraries",
     "write_sbom",
@@ -177,9 +180,14 @@ class HostPackages:
 
     @classmethod
     def read(
-        cls, dpkg: Path = Path("/var/lib/dpkg"), os_release: Path | None = None
+        cls,
+        wanted: Iterable[str | os.PathLike[str]] | None = None,
+        *,
+        dpkg: Path = Path("/var/lib/dpkg"),
+        os_release: Path | None = None,
     ) -> HostPackages:
-        """The build host's packages; none when it has no dpkg database."""
+        """The packages that own the files ``wanted`` (every file, when None) on the build
+        host; none when it has no dpkg database."""
         if not (dpkg / "status").is_file():
             return cls.none()
         release = _os_release(os_release or Path("/etc/os-release"))
@@ -187,6 +195,10 @@ class HostPackages:
         version = release.get("VERSION_ID") or release.get("VERSION_CODENAME", "")
         distro = f"{namespace}-{version}" if version else ""
         kind = _purl_type("dpkg")
+        keys = None
+        if wanted is not None:
+            keys = {_merged_usr(str(p)) for p in wanted}
+            keys |= {_merged_usr(os.path.realpath(p)) for p in wanted}
         packages = _dpkg_status((dpkg / "status").read_text(encoding="utf-8", errors="replace"))
         owners: dict[str, SystemPackage] = {}
         info = dpkg / "info"
@@ -197,8 +209,9 @@ class HostPackages:
                 continue
             package = SystemPackage(kind, namespace, name, found[0], arch or found[1], distro)
             for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
-                if ".so" in line:
-                    owners.setdefault(_merged_usr(line), package)
+                key = _merged_usr(line)
+                if keys is None or key in keys:
+                    owners.setdefault(key, package)
         return cls(owners)
 
     def owner(self, path: str | os.PathLike[str]) -> SystemPackage | None:
@@ -375,6 +388,84 @@ def security_libraries(composition: Composition) -> list[tuple[NativeLibrary, st
     return sorted(found, key=lambda item: (item[0].family or "", item[0].path))
 
 
+@dataclass(frozen=True)
+class LibraryReport:
+    """A security-relevant native library, as ``inspect`` reports it."""
+
+    family: str
+    version: str | None
+    """Its upstream version (read from the file, else its package's)."""
+    path: str
+    """The file that ships it, relative to the environment root."""
+    shipped_by: str
+    """``grafted`` (copied from the build host), ``python`` (came with the interpreter,
+    shared or linked in) or the name of the distribution whose wheel vendors it."""
+    package: str | None
+    """The build host's package it came from (a purl), as the environment's SBOM says."""
+
+    @property
+    def origin(self) -> str:
+        """``grafted from deb libssl3 3.0.19-1~deb12u2``: for a person."""
+        if self.package is None:
+            return self.shipped_by
+        from packageurl import PackageURL
+
+        purl = PackageURL.from_string(self.package)
+        return f"{self.shipped_by} from {purl.type} {purl.name} {purl.version}"
+
+
+def library_report(root: Path, manifest: Manifest) -> tuple[LibraryReport, ...]:
+    """The security-relevant native libraries of the environment at ``root``: versions
+    read from the files themselves, origins from the SBOM it carries (when it has one)."""
+    packages = _sbom_packages(root)
+    try:
+        composition = compose(BuiltEnv(root, manifest))
+    except OSError as exc:  # a tree read back may be short of what its manifest says
+        log.debug("cannot read the native libraries of %s: %s", root, exc)
+        return ()
+    return tuple(
+        LibraryReport(
+            family=lib.family or "",
+            version=lib.version or packages.get(lib.path, (None, None))[1],
+            path=lib.path,
+            shipped_by=by,
+            package=packages.get(lib.path, (None, None))[0],
+        )
+        for lib, by in security_libraries(composition)
+    )
+
+
+def _sbom_packages(root: Path) -> dict[str, tuple[str, str | None]]:
+    """``path -> (purl, version)`` of the system packages the environment's own SBOM
+    names, with the version it gives the library."""
+    path = root / SBOM_PATH
+    if not _inside(root, path):
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, tuple[str, str | None]] = {}
+    stack = list(data.get("components", [])) if isinstance(data, dict) else []
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, dict):
+            continue
+        stack += item.get("components", []) if isinstance(item.get("components"), list) else []
+        props = item.get("properties")
+        where = [
+            p.get("value")
+            for p in (props if isinstance(props, list) else [])
+            if isinstance(p, dict) and p.get("name") == "venvpack:path"
+        ]
+        purl = item.get("purl")
+        system = isinstance(purl, str) and not purl.startswith(("pkg:pypi/", "pkg:generic/"))
+        if where and isinstance(where[0], str) and system:
+            version = item.get("version")
+            found[where[0]] = (str(purl), version if isinstance(version, str) else None)
+    return found
+
+
 # ----------------------------------------------------------------------------- reading the tree
 
 
@@ -384,6 +475,13 @@ def _sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a regular file really inside ``root``: a tree read back from an
+    artifact nobody trusts may hold symlinks (of files or directories) that leave it."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real.startswith(top + os.sep) and os.path.isfile(real)
 
 
 def _read_version(family: Family, path: Path) -> str | None:
@@ -407,7 +505,7 @@ def _libraries(
 ) -> tuple[NativeLibrary, ...]:
     """The shared libraries ``files`` as components: family, version (from the file, else
     another file of the family beside it, else the package), package, CPE."""
-    paths = sorted(p for p in files if p.is_file() and not p.is_symlink())
+    paths = sorted(p for p in files if _inside(root, p) and not p.is_symlink())
     packages = {p: host.owner(grafted_from[p]) if p in grafted_from else None for p in paths}
     read: dict[Path, str | None] = {}
     # libssl carries no version string, libcrypto of the same package does.
@@ -476,7 +574,9 @@ def _static(root: Path, candidates: list[Path], shipped: set[str]) -> tuple[Nati
     return tuple(found)
 
 
-def _record_paths(dist_info: Path) -> list[str]:
+def _record_paths(root: Path, dist_info: Path) -> list[str]:
+    if not _inside(root, dist_info / "RECORD"):
+        return []
     try:
         text = (dist_info / "RECORD").read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -486,15 +586,15 @@ def _record_paths(dist_info: Path) -> list[str]:
     return [row[0] for row in csv.reader(text.splitlines()) if row]
 
 
-def _embedded_sboms(dist_info: Path) -> tuple[Mapping[str, str], ...]:
+def _embedded_sboms(root: Path, dist_info: Path) -> tuple[Mapping[str, str], ...]:
     """The components of the CycloneDX SBOMs a wheel carries in ``.dist-info/sboms/``
-    (PEP 770); documents of another format are named by file only."""
+    (PEP 770); documents in another format (SPDX) are left out."""
     found: list[dict[str, str]] = []
     directory = dist_info / "sboms"
     if not directory.is_dir():
         return ()
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or path.is_symlink():
+        if not _inside(root, path) or path.is_symlink():
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -569,6 +669,8 @@ def _distributions(
     locked = {d.name: d for d in manifest.distributions}
     infos: dict[str, tuple[Path, email.message.Message]] = {}
     for dist_info in sorted(site_packages.glob("*.dist-info")):
+        if not _inside(root, dist_info / "METADATA"):
+            continue
         try:
             raw = (dist_info / "METADATA").read_bytes().decode("utf-8", errors="replace")
         except OSError:
@@ -579,7 +681,7 @@ def _distributions(
     env = _environment_markers(manifest.python.version)
     made = {}
     for name, (dist_info, message) in sorted(infos.items()):
-        record = _record_paths(dist_info)
+        record = _record_paths(root, dist_info)
         vendored = sorted(
             {
                 site_packages / entry
@@ -595,7 +697,7 @@ def _distributions(
             sha256, hash_of, file = entry.sha256, _kind_of(entry.file), entry.file
         else:
             record_file = dist_info / "RECORD"
-            sha256 = _sha256(record_file) if record_file.is_file() else None
+            sha256 = _sha256(record_file) if _inside(root, record_file) else None
             hash_of, file = "RECORD", None
         made[name] = PythonDistribution(
             name=name,
@@ -607,7 +709,7 @@ def _distributions(
             summary=metadata.summary if metadata else "",
             requires=tuple(r for r in _requires(message, set(infos), env) if r != name),
             libraries=libs,
-            embedded=_embedded_sboms(dist_info),
+            embedded=_embedded_sboms(root, dist_info),
         )
     return made
 
@@ -647,9 +749,9 @@ def compose(
         version=m.python.version,
         origin=m.python.source,
         path=m.python.executable,
-        sha256=_sha256(executable) if executable.is_file() else m.python.sha256,
+        sha256=_sha256(executable) if _inside(root, executable) else m.python.sha256,
         package=host.owner(interpreter) if interpreter is not None else None,
-        static=_static(root, [p for p in candidates if p.is_file()], shipped),
+        static=_static(root, [p for p in candidates if _inside(root, p)], shipped),
     )
     metadata = m.metadata
     return Composition(
@@ -858,6 +960,25 @@ def sbom_of(env: BuiltEnv) -> str:
     if path.is_file() and not path.is_symlink():
         return path.read_text(encoding="utf-8")
     return cyclonedx(compose(env), epoch=_source_date_epoch())
+
+
+def read_sbom(artifact: Path) -> str:
+    """The SBOM inside ``artifact`` (an environment directory or any format's artifact),
+    read through the contained reader; CheckFailed when it carries none."""
+    from venvpack.errors import CheckFailed
+    from venvpack.unpack import open_artifact, read_inside
+
+    with open_artifact(artifact) as opened:
+        data = read_inside(opened.root, opened.root / SBOM_PATH)
+    if data is None:
+        raise CheckFailed(
+            f"{artifact} carries no SBOM ({SBOM_PATH}): it was made by another tool or "
+            "by a venvpack that wrote none"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckFailed(f"{artifact}: {SBOM_PATH} is not UTF-8 text") from None
 
 
 def beside(artifact: Path) -> Path:

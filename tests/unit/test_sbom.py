@@ -75,7 +75,7 @@ def host(tmp_path: Path) -> sbom.HostPackages:
     (dpkg / "info" / "gone.list").write_text("/lib/x86_64-linux-gnu/libgone.so.1\n")
     release = tmp_path / "os-release"
     release.write_text('ID=debian\nVERSION_ID="12"\n')
-    return sbom.HostPackages.read(dpkg, release)
+    return sbom.HostPackages.read(dpkg=dpkg, os_release=release)
 
 
 @pytest.fixture
@@ -252,7 +252,7 @@ def test_a_librarys_version_falls_back_to_its_package(tmp_path: Path) -> None:
 
 
 def test_a_host_without_dpkg_names_no_package(tmp_path: Path) -> None:
-    found = sbom.HostPackages.read(tmp_path / "none")
+    found = sbom.HostPackages.read(dpkg=tmp_path / "none")
     assert found.owner("/usr/lib/x86_64-linux-gnu/libssl.so.3") is None
 
 
