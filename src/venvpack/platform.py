@@ -17,7 +17,7 @@ from __future__ import annotations
 import platform as _host
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -89,6 +89,8 @@ class PackageArch:
     """The format's architecture name (as its package manager prints it)."""
     libc: str | None
     """The C library package a dependency names, for formats whose data lists one."""
+    variant: str | None = None
+    """The format's CPU variant, where it names one (an OCI image's ``v8``)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class MachinePolicy:
     """Per package format: its architecture name and its C library package per family."""
     loaders: Mapping[str, str]
     """The dynamic loader's file name per C library family."""
+    variants: Mapping[str, str] = field(default_factory=dict)
+    """Per package format that names one, its CPU variant (an OCI image's ``v8``)."""
 
 
 @dataclass(frozen=True)
@@ -196,31 +200,36 @@ def _machine(name: str, entry: object, libcs: Mapping[str, LibcPolicy]) -> Machi
     if not isinstance(packages, dict):
         raise ConfigError(f"{_POLICY}: {name}: 'packages' must be an object")
     archs = {fmt: _package(name, fmt, value, libcs) for fmt, value in packages.items()}
+    variants = {fmt: arch[2] for fmt, arch in archs.items() if arch[2] is not None}
     loaders = entry.get("loaders", {})
     if not isinstance(loaders, dict) or not all(
         family in libcs and isinstance(soname, str) and _SONAME_RE.fullmatch(soname)
         for family, soname in loaders.items()
     ):
         raise ConfigError(f"{_POLICY}: {name}: 'loaders' maps C library families to sonames")
-    return MachinePolicy(name, header, uv, archs, dict(loaders))
+    packaged = {fmt: (arch, libc) for fmt, (arch, libc, _) in archs.items()}
+    return MachinePolicy(name, header, uv, packaged, dict(loaders), variants)
 
 
 def _package(
     machine: str, fmt: str, entry: object, libcs: Mapping[str, LibcPolicy]
-) -> tuple[str, Mapping[str, str]]:
+) -> tuple[str, Mapping[str, str], str | None]:
     arch = entry.get("arch") if isinstance(entry, dict) else None
     if not _NAME_RE.fullmatch(fmt) or not isinstance(arch, str) or not _NAME_RE.fullmatch(arch):
         raise ConfigError(f"{_POLICY}: invalid {fmt} architecture {arch!r} for {machine!r}")
     assert isinstance(entry, dict)
     libc = entry.get("libc", {})
-    if not isinstance(libc, dict) or not set(entry) <= {"arch", "libc"}:
-        raise ConfigError(f"{_POLICY}: {machine}: {fmt} takes 'arch' and 'libc'")
+    if not isinstance(libc, dict) or not set(entry) <= {"arch", "libc", "variant"}:
+        raise ConfigError(f"{_POLICY}: {machine}: {fmt} takes 'arch', 'libc' and 'variant'")
+    variant = entry.get("variant")
+    if variant is not None and not (isinstance(variant, str) and _NAME_RE.fullmatch(variant)):
+        raise ConfigError(f"{_POLICY}: {machine}: invalid {fmt} variant {variant!r}")
     for family, package in libc.items():
         if family not in libcs:
             raise ConfigError(f"{_POLICY}: {machine}: unknown C library family {family!r}")
         if not isinstance(package, str) or not _PACKAGE_RE.fullmatch(package):
             raise ConfigError(f"{_POLICY}: {machine}: invalid libc package {package!r}")
-    return arch, dict(libc)
+    return arch, dict(libc), variant
 
 
 # -- reading a platform ------------------------------------------------------------------
@@ -268,7 +277,8 @@ def package_arch(machine: str, fmt: str, label: str, libc: str | None = None) ->
         known = ", ".join(sorted(m for m, e in policy().machines.items() if fmt in e.packages))
         raise EmitError(f"no {label} architecture known for machine {machine!r} (known: {known})")
     arch, packages = found
-    return PackageArch(arch, packages.get(libc or policy().default_libcs[0]))
+    variant = entry.variants.get(fmt) if entry is not None else None
+    return PackageArch(arch, packages.get(libc or policy().default_libcs[0]), variant)
 
 
 @cache

@@ -337,14 +337,20 @@ class Unpacker:
         """The artifact's file name, for messages."""
         return self._writer.budget.name
 
-    def archive(self, stream: Stream, archive_format: str, *, seekable: bool = False) -> None:
+    def archive(
+        self, stream: Stream, archive_format: str, *, seekable: bool = False, layer: bool = False
+    ) -> None:
         """Write the members of the archive at ``stream``'s position into the tree:
         ``archive_format`` is libarchive's name (``tar``, ``cpio``, ``zip``). By default the
         archive is one compressed stream (zstd, gzip, xz, bzip2 or none), read to its very
         end; ``seekable`` reads an archive that compresses its own members and must be read
-        by seeking (``zip``, whose symlinks are said only in its central directory)."""
+        by seeking (``zip``, whose symlinks are said only in its central directory).
+        ``layer``: a container image's layer, laid over the ones before it: a member
+        ``.wh.NAME`` removes ``NAME`` an earlier layer laid, ``.wh..wh..opq`` everything
+        earlier layers laid in its directory; neither is written."""
         libarchive = _libarchive()
         writer = self._writer
+        writer.layer = set() if layer else None
         if seekable:
             counted = _Counted(stream, writer.budget)
             with libarchive.seekable_stream_reader(
@@ -615,6 +621,12 @@ class _Budget:
             )
 
 
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..opq"
+"""Image layers' whiteouts (the OCI image spec's layer changesets): ``.wh.NAME`` deletes
+``NAME``; ``.wh..wh..opq`` makes its directory opaque, hiding what lower layers put there."""
+
+
 def _member_name(raw: str | bytes, artifact: str) -> tuple[str, ...]:
     """A member's path as components below the tree; ArtifactError for one that leaves it."""
     name = os.fsdecode(raw) if isinstance(raw, bytes) else raw
@@ -654,6 +666,9 @@ class _Writer:
         self.counts_data = False
         """Count each member's data against the budget as it is written (an archive whose
         members are compressed one by one, which no :class:`_Decoded` stream counts)."""
+        self.layer: set[tuple[str, ...]] | None = None
+        """While an image layer is read: the paths it laid so far (a whiteout removes only
+        what earlier layers laid)."""
 
     def add_all(self, archive: Any) -> None:
         for entry in archive:
@@ -665,6 +680,11 @@ class _Writer:
         if not parts:
             return  # the archive's own top directory, "./"
         self._parents(parts)
+        if self.layer is not None:
+            if parts[-1].startswith(_WHITEOUT):
+                self._whiteout(parts)
+                return
+            self.layer.add(parts)
         path = self._path(parts)
         if entry.isdir:
             self._directory(parts, path)
@@ -697,6 +717,28 @@ class _Writer:
 
     def _path(self, parts: tuple[str, ...]) -> str:
         return os.path.join(self.dest, *parts)
+
+    def _whiteout(self, parts: tuple[str, ...]) -> None:
+        """Remove what the whiteout ``parts`` names from the earlier layers (its parents
+        are the tree's own directories: :meth:`_parents` made sure)."""
+        assert self.layer is not None
+        directory, name = parts[:-1], parts[-1][len(_WHITEOUT) :]
+        if name == _OPAQUE:
+            doomed = [p for p in self.kinds if len(p) == len(parts) and p[:-1] == directory]
+        elif name and name not in (".", ".."):
+            doomed = [(*directory, name)] if (*directory, name) in self.kinds else []
+        else:
+            raise ArtifactError(f"{self.budget.name}: invalid whiteout {_shown('/'.join(parts))}")
+        for victim in doomed:
+            if victim in self.layer:
+                continue  # this layer's own: a whiteout hides only what lies below
+            path = self._path(victim)
+            if self.kinds[victim] == "d":
+                shutil.rmtree(path)  # never follows the links inside
+            else:
+                os.unlink(path)
+            for known in [k for k in self.kinds if k[: len(victim)] == victim]:
+                del self.kinds[known]
 
     def _parents(self, parts: tuple[str, ...]) -> None:
         """Every parent of ``parts`` is a directory (made here if missing), never a link."""

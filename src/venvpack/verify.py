@@ -87,7 +87,7 @@ class Check:
     root: str
     step: str
     """``inspect`` (root ``-``: read without running), ``install``, ``import``, ``command``,
-    ``moved import``, ``moved command`` or ``run``."""
+    ``entrypoint``, ``moved import``, ``moved command`` or ``run``."""
     target: str
     """The module or command (or the artifact, for ``install`` and ``run``)."""
     status: str
@@ -248,6 +248,9 @@ class Installed:
     """Where a relocatable environment is moved to, relative to ``base``."""
     failure: str = ""
     """Why installing failed (the installer's last lines of output); empty when it worked."""
+    entrypoint: tuple[str, ...] = ()
+    """A command the artifact itself says to start (an image's entrypoint, with ``--help``),
+    run as it is, as the ``entrypoint`` step; empty for artifacts that name none."""
 
     def location(self, path: str) -> str:
         """Where ``path`` (relative to :attr:`base`) is, as the commands see it."""
@@ -342,6 +345,12 @@ def _in_root(plan: _Plan, name: str, floor: str | None, cache: Path | None) -> l
         checks = [Check(name, "install", plan.artifact.name, "ok")]
         location = installed.location(installed.path)
         checks += _checks(plan, name, location, installed.run, moved=False)
+        if installed.entrypoint:
+            proc = installed.run(list(installed.entrypoint), {})
+            status = "ok" if proc.returncode == 0 else "failed"
+            detail = "" if status == "ok" else _tail(proc)
+            what = shlex.join(installed.entrypoint)
+            checks.append(Check(name, "entrypoint", what, status, detail))
         if plan.relocatable:
             failed = _move(plan, name, installed.base, installed.path, installed.moved)
             if failed:

@@ -74,6 +74,9 @@ class Entry:
     """Where a regular file's content comes from."""
     inode: tuple[int, int] | None = None
     """(st_dev, st_ino) of a tree file that has other links; how hard links are found."""
+    uid: int = 0
+    gid: int = 0
+    """The owner: root unless a synthesized entry names another (an image's home directory)."""
 
 
 @dataclass(frozen=True)
@@ -100,14 +103,20 @@ class TarPlan:
     the file can be run (an ELF file or a script with a ``#!`` line: wheels ship ``.py``
     modules with the bit, which lintian and rpmlint flag) and 0644 otherwise;
     synthesized entries keep the mode given, less group/other write,
-    setuid, setgid and sticky bits.
+    setuid, setgid and sticky bits (unless ``keep_mode`` says otherwise).
+
+    With ``mtime``, every entry has that mtime, a tree's too: a container image's layer is
+    the same bytes whenever the same files were built, so a registry already holds it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mtime: int | None = None) -> None:
         self.source_date_epoch = source_date_epoch()
+        self._fixed_mtime = mtime
         self._default_mtime = (
             int(time.time()) if self.source_date_epoch is None else self.source_date_epoch
         )
+        if mtime is not None:
+            self._default_mtime = mtime
         self._dot: bool | None = None
         self._entries: dict[_Key, Entry] = {}
         self._finished: list[tuple[Entry, bytes]] | None = None
@@ -147,10 +156,27 @@ class TarPlan:
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((path, key))
 
+    def add_path(self, path: Path, arcname: str) -> None:
+        """Add the one file, directory or symlink ``path`` (never followed) as ``arcname``,
+        as :meth:`add_tree` would, without what lies below a directory: a tree split
+        between several archives (an image's layers) is added a path at a time."""
+        key = self._key(arcname)
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            raise EmitError(f"cannot read {path}: {exc.strerror}") from None
+        self._add(key, self._tree_entry(path, self._name(key), st))
+
     def add_file(
-        self, arcname: str, data: bytes, mode: int = 0o644, mtime: int | None = None
+        self,
+        arcname: str,
+        data: bytes,
+        mode: int = 0o644,
+        mtime: int | None = None,
+        *,
+        owner: tuple[int, int] = (0, 0),
     ) -> None:
-        """Add a regular file with ``data`` as content."""
+        """Add a regular file with ``data`` as content, owned by ``owner`` (uid, gid)."""
         key = self._key(arcname)
         self._add(
             key,
@@ -161,13 +187,28 @@ class TarPlan:
                 self._mtime(mtime),
                 size=len(data),
                 source=bytes(data),
+                uid=owner[0],
+                gid=owner[1],
             ),
         )
 
-    def add_dir(self, arcname: str, mode: int = 0o755, mtime: int | None = None) -> None:
-        """Add a directory (only needed for a mode or mtime other than a parent's defaults)."""
+    def add_dir(
+        self,
+        arcname: str,
+        mode: int = 0o755,
+        mtime: int | None = None,
+        *,
+        owner: tuple[int, int] = (0, 0),
+        keep_mode: bool = False,
+    ) -> None:
+        """Add a directory (only needed for a mode, mtime or owner other than a parent's
+        defaults). ``keep_mode`` keeps group/other write and the sticky bit (an image's
+        ``/tmp``, 1777)."""
         key = self._key(arcname, allow_root=True)
-        self._add(key, Entry(self._name(key), EntryKind.DIR, mode & 0o755, self._mtime(mtime)))
+        kept = mode & 0o1777 if keep_mode else mode & 0o755
+        mtime_ = self._mtime(mtime)
+        entry = Entry(self._name(key), EntryKind.DIR, kept, mtime_, uid=owner[0], gid=owner[1])
+        self._add(key, entry)
 
     def add_symlink(self, arcname: str, target: str, mtime: int | None = None) -> None:
         """Add a symlink to ``target``, stored verbatim (absolute targets are allowed)."""
@@ -201,13 +242,15 @@ class TarPlan:
     # ------------------------------------------------------------------ internals
 
     def _clamp(self, st: os.stat_result) -> int:
+        if self._fixed_mtime is not None:
+            return self._fixed_mtime
         mtime = st.st_mtime_ns // 1_000_000_000
         if self.source_date_epoch is not None:
             return min(mtime, self.source_date_epoch)
         return mtime
 
     def _mtime(self, mtime: int | None) -> int:
-        if mtime is None:
+        if mtime is None or self._fixed_mtime is not None:
             return self._default_mtime
         if self.source_date_epoch is not None:
             return min(int(mtime), self.source_date_epoch)
@@ -335,8 +378,9 @@ def _header(entry: Entry) -> bytes:
     info.mtime = entry.mtime
     info.size = entry.size
     info.linkname = entry.linkname
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
+    info.uid, info.gid = entry.uid, entry.gid
+    info.uname = "root" if entry.uid == 0 else ""
+    info.gname = "root" if entry.gid == 0 else ""
     # GNU format: long names in ././@LongLink records, never PAX headers (which dpkg in
     # Debian 12 rejects) and none of PAX's atime/ctime/sub-second mtime records.
     try:
