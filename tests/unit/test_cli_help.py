@@ -48,7 +48,9 @@ def test_build_commands_group_their_options(name: str) -> None:
     assert list(found)[-1] == "Examples"
 
 
-@pytest.mark.parametrize("name", [f.name for f in formats() if f.fixed_location])
+@pytest.mark.parametrize(
+    "name", [f.name for f in formats() if any(o.name == "service_command" for o in f.options)]
+)
 def test_system_packages_have_metadata_install_and_service_sections(name: str) -> None:
     found = sections(help_of(name))
     assert [s for s in found if s in SECTIONS] == list(SECTIONS)

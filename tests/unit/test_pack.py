@@ -157,7 +157,7 @@ def test_deb_and_rpm_agree_before_building(
 def test_existing_output_is_refused_before_building(
     tmp_path: Path, no_build: list[str], capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    name = {"tar": "x.tar.zst", "deb": "x.deb", "rpm": "x.rpm"}[fmt]
+    name = {"tar": "x.tar.zst", "deb": "x.deb", "rpm": "x.rpm", "oci": "x.tar"}[fmt]
     (tmp_path / name).write_bytes(b"old")
     maintainer = ["--maintainer", MAINTAINER] if fmt == "deb" else []
     code = _run([fmt, "hello-req", *maintainer, "-o", str(tmp_path / name)])

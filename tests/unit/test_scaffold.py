@@ -12,7 +12,7 @@ import pytest
 
 from venvpack.cli import main
 from venvpack.config import Pyproject, decide, read_pyproject
-from venvpack.emit import format_options
+from venvpack.emit import format_names, format_options
 from venvpack.errors import ConfigError
 from venvpack.scaffold import init_project, toml_string
 
@@ -59,7 +59,7 @@ def test_section_is_appended_and_the_rest_is_untouched(tmp_path: Path, variant: 
     added = new[len(original) :]
     if variant == "crlf":
         assert b"\n" not in added.replace(b"\r\n", b"")
-    assert _read(root).settings == {"name": "hello", "tar": {}, "deb": {}, "rpm": {}}
+    assert _read(root).settings == {"name": "hello", **{f: {} for f in format_names()}}
     assert (root / "pyproject.toml").stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in root.iterdir()) == [
         "LICENSE",
@@ -112,7 +112,7 @@ def test_hostile_project_text_cannot_add_a_key(tmp_path: Path) -> None:
     (root / ".python-version").write_text('3.12"\nwith-tk = true\n')
     init_project(root)
     settings = _read(root).settings
-    assert set(settings) == {"name", "tar", "deb", "rpm"}
+    assert set(settings) == {"name", *format_names()}
     assert settings["name"] == 'x"\nprefix = "/etc"\n[tool-venvpack-deb]\nmaintainer = "e"'
     assert settings["deb"] == settings["rpm"] == settings["tar"] == {}
     # Uncommented, the shown values are still exactly the project's text, one key each.
@@ -131,7 +131,7 @@ def test_a_project_without_a_name_gets_a_commented_one(tmp_path: Path) -> None:
     (root / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\n')
     init_project(root)
     assert '\n# name = "my-tool"\n' in (root / "pyproject.toml").read_text()
-    assert _read(root).settings == {"tar": {}, "deb": {}, "rpm": {}}
+    assert _read(root).settings == {f: {} for f in format_names()}
 
 
 def test_toml_string_escapes_every_control_character() -> None:
@@ -190,7 +190,7 @@ def test_makefile_is_written_and_never_replaced(tmp_path: Path) -> None:
     (root / "Makefile").unlink()
     assert init_project(root, makefile=True) == [root / "pyproject.toml", root / "Makefile"]
     makefile = (root / "Makefile").read_text()
-    assert "\ntar deb rpm:\n\t" in makefile
+    assert f"\n{' '.join(format_names())}:\n\t" in makefile
     assert "$(VENVPACK) $@ -q --force -o $(DIST)" in makefile
 
 

@@ -59,9 +59,9 @@ def test_registering_adds_the_command_with_the_shared_options() -> None:
         assert "(.zip), else a directory for it" in " ".join(help_text.split())
         top = CliRunner().invoke(cli, ["--help"]).output
         assert f"venvpack {NAME} --project . -o dist/" in top
-        assert "as tar, deb, rpm or toyzip" in " ".join(top.split())
+        assert "as tar, deb, rpm, oci or toyzip" in " ".join(top.split())
         verify_help = " ".join(CliRunner().invoke(cli, ["verify", "--help"]).output.split())
-        assert "an .rpm or a zip" in verify_help
+        assert "an OCI image or a zip" in verify_help
         # init writes its table, made from its option declarations
         section = venvpack_section(HELLO)
         assert f'[tool.venvpack.{NAME}]\n# The zip\'s archive comment.\n# comment = ""\n' in section

@@ -63,6 +63,7 @@ FORMATS: Mapping[str, str] = {
     "tar": "venvpack.emit.tar",
     "deb": "venvpack.emit.deb",
     "rpm": "venvpack.emit.rpm",
+    "oci": "venvpack.emit.oci",
 }
 """The built-in formats: each sub-command's name and the module whose ``FORMAT`` implements
 it, imported when first asked for."""
