@@ -323,3 +323,30 @@ def test_keep_dev_build_configuration_names_no_build_prefix(
         check=True,
     )
     assert BUILD_PREFIX + "/" not in config.stdout
+
+
+def test_the_sbom_names_a_uv_managed_interpreter_and_its_openssl(
+    packed: Packed, standalone_python: StandalonePython
+) -> None:
+    """python-build-standalone brings its own libraries: OpenSSL is named with the version
+    the interpreter reports, as the interpreter's, with no host package."""
+    data = json.loads((packed.path / ".venvpack" / "sbom.cdx.json").read_text())
+    (cpython,) = [c for c in data["components"] if c["name"] == "cpython"]
+    props = {p["name"]: p["value"] for p in cpython["properties"]}
+    assert props["venvpack:python-origin"] == "uv"
+    assert cpython["purl"] == f"pkg:generic/cpython@{standalone_python.version}"
+    reported = subprocess.run(
+        [packed.path / "bin" / "python", "-c", "import ssl; print(ssl.OPENSSL_VERSION.split()[1])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    nested = [s for c in data["components"] for s in [c, *c.get("components", [])]]
+    openssl = [
+        c
+        for c in nested
+        if {"name": "venvpack:family", "value": "openssl"} in c.get("properties", [])
+    ]
+    assert openssl
+    assert {c["version"] for c in openssl} == {reported}
+    assert all("purl" not in c for c in openssl)  # it came with the interpreter, not the host
