@@ -515,3 +515,32 @@ def test_several_images_are_chosen_by_tag_or_platform(tmp_path: Path) -> None:
         ArtifactError, match=r"no image for linux/s390x \(it has: linux/amd64, linux/arm64/v8\)"
     ):
         _load(tmp_path, f"oci:{layout}", platform=("linux", "s390x", None))
+
+
+@pytest.mark.usefixtures("sde")
+def test_an_image_built_on_a_layout_leaves_its_files_untouched(tmp_path: Path) -> None:
+    _, manifest, _, layout = _image(tmp_path)
+    assert layout is not None
+    blobs = sorted((layout / "blobs" / "sha256").iterdir())
+    for blob in blobs:
+        blob.chmod(0o600)
+        os.utime(blob, (1, 1))
+    before = [(b, b.stat().st_mode, b.stat().st_mtime, b.read_bytes()) for b in blobs]
+    base = _load(tmp_path, f"oci:{layout}")
+    top = TarPlan()
+    top.add_file("opt/hello/extra.txt", b"on top\n")
+    layers = [*base.layers, base.store.add_layer(top, "venvpack: application")]
+    config = {k: v for k, v in base.config.items() if k not in ("rootfs", "history")}
+    on_top = image_manifest(base.store, config, layers, {})
+    archive = tmp_path / "on-top.tar"
+    write_archive(base.store, on_top, archive, "2.0")
+    after = [(b, b.stat().st_mode, b.stat().st_mtime, b.read_bytes()) for b in blobs]
+    assert after == before
+    with tarfile.open(archive) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {SDE}
+        assert {m.mode for m in tar.getmembers() if m.isfile()} == {0o644}
+    seen = _load(tmp_path, f"oci-archive:{archive}")
+    assert [layer.descriptor for layer in seen.layers[:3]] == [
+        layer.descriptor for layer in base.layers
+    ]
+    assert seen.manifest.digest != manifest.digest

@@ -4,11 +4,13 @@ without credentials. The messages are what skopeo 1.9 printed against a real reg
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from venvpack.errors import ConfigError
+from venvpack.errors import ConfigError, ToolMissingError
 from venvpack.oci.registry import _reason as reason
-from venvpack.oci.registry import parse_reference, scrub
+from venvpack.oci.registry import parse_reference, push, scrub
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -98,3 +100,17 @@ def test_scrub_hides_every_credential_shape() -> None:
         cleaned = scrub(secret)
         assert "s3cret" not in cleaned, secret
         assert "YWxpY2U6czNjcmV0" not in cleaned, secret
+
+
+def test_without_skopeo_the_error_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    image = tmp_path / "image.tar"
+    image.write_bytes(b"")
+    with pytest.raises(ToolMissingError, match="skopeo not found on PATH; apt-get install skopeo"):
+        push(image, "127.0.0.1:5000/hello:1.0")
+    with pytest.raises(ConfigError, match="neither an image archive nor an image layout"):
+        push(tmp_path / "missing.tar", "127.0.0.1:5000/hello:1.0")
+    with pytest.raises(ConfigError, match=r"auth file .* does not exist"):
+        push(image, "127.0.0.1:5000/hello:1.0", auth_file=tmp_path / "none.json")

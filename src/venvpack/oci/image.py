@@ -213,10 +213,12 @@ class BlobStore:
         finally:
             path.unlink(missing_ok=True)
 
-    def _keep(self, temporary: Path, digest: str) -> None:
-        """Rename a complete temporary file to its digest (readable by all, as blobs are)."""
+    def _keep(self, temporary: Path, digest: str, *, ours: bool = True) -> None:
+        """Rename a complete temporary file to its digest; one the store wrote (``ours``,
+        not a link to someone's file) is made readable by all, as blobs are."""
         try:
-            os.chmod(temporary, 0o644)
+            if ours:
+                os.chmod(temporary, 0o644)
             os.replace(temporary, self.path(digest))
         except OSError as exc:
             raise EmitError(f"cannot write blob {digest}: {exc.strerror}") from None
@@ -275,13 +277,15 @@ class BlobStore:
             try:
                 temporary.unlink()
                 os.link(src, temporary, follow_symlinks=False)
+                linked = True
             except OSError:
+                linked = False
                 try:
                     shutil.copyfile(src, temporary, follow_symlinks=False)
                 except OSError as exc:
                     raise ArtifactError(f"cannot read {src}: {exc.strerror}") from None
             check_blob(temporary, descriptor)
-            self._keep(temporary, descriptor.digest)
+            self._keep(temporary, descriptor.digest, ours=not linked)
 
 
 def check_blob(path: Path, descriptor: Descriptor) -> None:
@@ -429,15 +433,10 @@ def write_archive(
     layout = store.root / f".layout-{secrets.token_hex(6)}"
     try:
         write_layout(store, manifest, layout, ref_name, image_name=image_name)
-        # Blobs carry the mtime of whichever build stored them first: the archive dates
-        # every member alike instead.
+        # Blobs carry the mtime of whichever build stored them first (or of the base image
+        # they are linked from, which is never touched): the archive dates every member alike.
         epoch = source_date_epoch()
-        stamp = int(time.time()) if epoch is None else epoch
-        for directory, _, files in os.walk(layout):
-            for name in files:
-                os.utime(Path(directory, name), (stamp, stamp), follow_symlinks=False)
-            os.utime(directory, (stamp, stamp))
-        plan = TarPlan()
+        plan = TarPlan(mtime=int(time.time()) if epoch is None else epoch)
         plan.add_tree(layout, "")
         try:
             with open(dest, "wb") as fh:

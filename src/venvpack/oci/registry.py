@@ -168,6 +168,7 @@ def push(
         source = f"oci-archive:{_local(image, 'image archive')}"
     else:
         raise ConfigError(f"{image} is neither an image archive nor an image layout")
+    auth = _auth(auth_file)
     skopeo = _skopeo()
     if log is not None:
         log(f"pushing {image.name} to {reference}")
@@ -182,7 +183,7 @@ def push(
                 "--digestfile",
                 os.fspath(digest_file),
                 _tls("dest", reference),
-                *_auth(auth_file),
+                *auth,
                 source,
                 f"docker://{reference}",
             ],
@@ -213,6 +214,7 @@ def pull(
     reference = parse_reference(ref)
     if os.path.lexists(dest_layout_dir):
         raise ConfigError(f"{dest_layout_dir} already exists")
+    auth = _auth(auth_file)
     overrides: list[str] = []
     if platform is not None:
         os_name, arch, variant = platform
@@ -227,7 +229,7 @@ def pull(
                 "copy",
                 "--quiet",
                 _tls("src", reference),
-                *_auth(auth_file),
+                *auth,
                 f"docker://{reference}",
                 f"oci:{_local(dest_layout_dir, 'image layout')}",
             ],
