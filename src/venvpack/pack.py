@@ -28,6 +28,7 @@ from venvpack.archive import Progress
 from venvpack.build import stage
 from venvpack.config import BuildSpec
 from venvpack.emit import Packing
+from venvpack.emit.environment import EnvironmentFormat
 from venvpack.errors import ConfigError, EmitError
 from venvpack.manifest import BuiltEnv, Manifest
 from venvpack.output import (
@@ -110,7 +111,7 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
         emitter.check_build(request.spec)
     if name is not None:
         check_replaceable(directory / name, request.force, emitter.replaceable)
-        if extensions is not None:
+        if not _is_environment(fmt):
             check_replaceable(beside(directory / name), request.force)
     with _environment(request, directory) as env:
         if name is None:
@@ -120,7 +121,7 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
         extras = emitter.extras(env, dest)
         # Every artifact has its SBOM beside it, an output like the artifact itself (an
         # environment directory carries its own inside).
-        sbom = None if extensions is None else beside(dest)
+        sbom = None if _is_environment(fmt) else beside(dest)
         protected = {"the current directory": Path.cwd(), "the packed environment": env.root}
         refuse_overlap(dest, protected, inside={"the packed environment": env.root})
         check_replaceable(dest, request.force, emitter.replaceable)
@@ -144,6 +145,12 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
         if missing:
             raise EmitError(f"the {fmt.name} emitter did not write {', '.join(missing)}")
         return Packed(path, env.manifest, extras)
+
+
+def _is_environment(fmt: Packing) -> bool:
+    """Whether ``fmt`` is ``venvpack build``'s: the environment is the artifact, and the
+    SBOM it carries is inside it, not beside it."""
+    return isinstance(fmt, EnvironmentFormat)
 
 
 @contextmanager
