@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import builds
 import sandbox
 from venvpack.archive import TarPlan
 from venvpack.errors import RegistryError
@@ -258,3 +261,55 @@ def test_bad_or_missing_credentials_and_an_unreachable_registry_fail_in_one_line
     assert registry.uploads()[before:] == []
     out, err = capfd.readouterr()
     assert PASSWORD not in out + err
+
+
+def test_the_command_fails_in_one_line_and_shows_no_credentials(
+    hello_envs: builds.Envs, registry: Registry, tmp_path: Path
+) -> None:
+    wrong = _auth(tmp_path / "wrong.json", registry.address, PASSWORD + "-wrong")
+    secrets = (PASSWORD, json.loads(wrong.read_text())["auths"][registry.address]["auth"])
+    closed = f"127.0.0.1:{_free_port()}"
+    env = {
+        **os.environ,
+        "SOURCE_DATE_EPOCH": "1700000000",
+        "HOME": str(tmp_path / "home"),
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "REGISTRY_AUTH_FILE": str(registry.auth_file),  # right, but --registry-auth-file wins
+    }
+    env.pop("DOCKER_CONFIG", None)
+    cases = [
+        (f"{registry.address}/hello:1.0.0", wrong, "refused the credentials"),
+        (f"{closed}/hello:1.0.0", registry.auth_file, f"cannot reach {closed}: connection refused"),
+    ]
+    for ref, auth, message in cases:
+        image = tmp_path / "hello.tar"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "venvpack",
+                "oci",
+                "-v",
+                "--from",
+                str(hello_envs.v1.root),
+                "-o",
+                str(image),
+                "--force",
+                "--push",
+                ref,
+                "--registry-auth-file",
+                str(auth),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 7, result.stderr
+        assert result.stdout == ""
+        last = result.stderr.splitlines()[-1]
+        assert last.startswith(f"venvpack: error: pushing to {ref} failed: "), result.stderr
+        assert message in last
+        for secret in secrets:
+            assert secret not in result.stdout + result.stderr
+        assert image.is_file()  # written before the push, and kept
