@@ -81,6 +81,8 @@ _BLOBS_DIR = "blobs"
 _LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 _DIGEST_RE = re.compile(r"sha256:([0-9a-f]{64})", re.ASCII)
 _CHUNK = 1 << 20
+_JSON_LIMIT = 4 << 20
+"""The largest manifest, config or index read: real ones are a few KiB."""
 
 
 @dataclass(frozen=True)
@@ -447,10 +449,6 @@ def write_archive(
         shutil.rmtree(layout, ignore_errors=True)
 
 
-_JSON_LIMIT = 4 << 20
-"""The largest manifest, config or index read: real ones are a few KiB."""
-
-
 # --------------------------------------------------------------------------- reading
 
 LAYER_MEDIA_TYPES = frozenset(
@@ -607,8 +605,7 @@ def is_oci_archive(head: bytes) -> bool:
     return name in (_LAYOUT_FILE, _INDEX_FILE) or name.split("/")[0] == _BLOBS_DIR
 
 
-# The most bytes of JSON a manifest list, index or config may have, and the most manifests
-# an index may list: real ones are a few KiB and a handful.
+# The most manifests an index may list: real ones list a handful.
 _MAX_MANIFESTS = 1024
 
 
