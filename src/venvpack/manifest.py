@@ -152,6 +152,11 @@ class Manifest:
 
     def to_json(self) -> str:
         data = asdict(self)
+        for dist in data["distributions"]:
+            # Without a lock there is no locked file: written as before it was recorded.
+            for key in ("sha256", "file"):
+                if dist[key] is None:
+                    del dist[key]
         if self.platform is None:
             del data["platform"]  # written as it was before the platform was recorded
         return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -385,7 +385,8 @@ def test_tree_only_force_replaces_its_own_tree_only(
     out = tmp_path / "out"
     args = ["deb", "--from", str(fake_env), "--maintainer", MAINTAINER, "--tree-only"]
     main([*args, "-o", str(out)])
-    (tree,) = out.iterdir()
+    tree, sbom = sorted(out.iterdir())
+    assert sbom.name == f"{tree.name}.cdx.json"
     (tree / "stale").write_text("from the first run")
     code, err = run_cli([*args, "-o", str(out)], capsys)
     assert code == 2
@@ -393,7 +394,7 @@ def test_tree_only_force_replaces_its_own_tree_only(
     main([*args, "-o", str(out), "--force"])
     assert not (tree / "stale").exists()
     assert (tree / "DEBIAN/control").is_file()
-    assert os.listdir(out) == [tree.name]
+    assert sorted(os.listdir(out)) == [tree.name, sbom.name]
     foreign = out / "hello-1.0.0-1.x86_64.rpmbuild"
     foreign.mkdir()
     (foreign / "notes").write_text("mine")
@@ -417,6 +418,8 @@ def test_default_output_in_a_project_directory_is_written_into(
     main(["deb", "--from", str(fake_env), "--maintainer", MAINTAINER, "--tree-only"])
     assert sorted(os.listdir(project)) == [
         "hello-1.0.0-linux-x86_64.tar.gz",
+        "hello-1.0.0-linux-x86_64.tar.gz.cdx.json",
         "hello_1.0.0-1_amd64",
+        "hello_1.0.0-1_amd64.cdx.json",
         "pyproject.toml",
     ]
