@@ -903,7 +903,8 @@ def run_in_rootfs(
     its config (``config``: :func:`describe_image`'s ``user``, ``env`` and ``workdir``):
     as the image's user and group in namespaces of its own (user, mount, pid, network,
     IPC, UTS, cgroup), with only the image's environment, in its working directory, and
-    nothing of the host but a fresh ``/proc``, ``/dev`` and ``/tmp``. The image is
+    nothing of the host but a ``/proc`` of the sandbox's own processes, ``/dev`` and a
+    fresh ``/tmp``. The image is
     read-only (``/proc``, ``/dev`` and ``/tmp`` are made in it when missing, as a runtime
     makes its mount points); the process has no capability, and on the host it is an
     unused id (:data:`venvpack.roots.SANDBOX_ID_BASE` + its uid), never root."""
@@ -922,9 +923,16 @@ def run_in_rootfs(
     if not (0 <= uid < SANDBOX_IDS and 0 <= gid < SANDBOX_IDS):
         raise ConfigError(f"the image's user {uid}:{gid} is outside the ids a sandbox maps")
     host_uid, host_gid = SANDBOX_ID_BASE + uid, SANDBOX_ID_BASE + gid
-    command = [setpriv, f"--reuid={host_uid}", f"--regid={host_gid}", "--clear-groups", "--"]
+    # bwrap binds the rootfs as root first (its directory's parents may be closed to the
+    # image's user, as pytest's and mkdtemp's are), then drops to that user for good.
+    command = [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    command += ["--perms", "0755", "--tmpfs", "/run", "--perms", "0755", "--dir", "/run/vp"]
+    command += ["--ro-bind", str(rootfs), _ROOTFS, "--unshare-pid", "--die-with-parent", "--"]
+    command += [setpriv, f"--reuid={host_uid}", f"--regid={host_gid}", "--clear-groups", "--"]
     command += [bwrap, "--unshare-all", "--unshare-user", "--uid", str(uid), "--gid", str(gid)]
-    command += ["--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev"]
+    # The outer sandbox's own /proc (only its processes): a user namespace may not mount
+    # another one under it.
+    command += ["--ro-bind", _ROOTFS, "/", "--ro-bind", "/proc", "/proc", "--dev", "/dev"]
     command += ["--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
     for item in config.get("env") or ():
         key, _, value = str(item).partition("=")
@@ -940,6 +948,10 @@ def run_in_rootfs(
         timeout=timeout,
         check=False,
     )
+
+
+_ROOTFS = "/run/vp/root"
+"""Where :func:`run_in_rootfs`'s outer sandbox binds the image for the inner one."""
 
 
 def _ids(rootfs: Path, user: str) -> tuple[int, int]:
