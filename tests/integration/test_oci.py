@@ -242,3 +242,17 @@ def test_push_sends_the_image_to_a_registry(
     remote = _skopeo_inspect(f"docker://{ref}", "--tls-verify=false")
     assert remote["Layers"] == local["Layers"]
     assert remote["Digest"] == local["Digest"]
+    # and a registry image serves as a base, pulled (plain HTTP on loopback) and recorded
+    rebased = _venvpack(
+        "oci",
+        "--from",
+        str(hello_envs.v2.root),
+        "--base",
+        ref,
+        "-q",
+        "-o",
+        str(tmp_path / "rebased.tar"),
+    )
+    raw = _skopeo_inspect(f"oci-archive:{rebased}", "--raw")
+    assert raw["annotations"]["org.opencontainers.image.base.digest"] == remote["Digest"]
+    assert [layer["digest"] for layer in raw["layers"][:4]] == local["Layers"]

@@ -30,10 +30,16 @@ from venvpack.emit.oci import (
     oci_platform,
     split_layers,
 )
-from venvpack.errors import BuildError, ConfigError, EmitError
+from venvpack.errors import ArtifactError, BuildError, ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.oci.base import NONROOT, default_base
-from venvpack.oci.image import BlobStore, image_manifest, write_archive
+from venvpack.oci.image import (
+    MEDIA_LAYER_GZIP,
+    BlobStore,
+    Layer,
+    image_manifest,
+    write_archive,
+)
 from venvpack.unpack import extract
 
 SITE = "lib/python3.12/site-packages"
@@ -358,6 +364,57 @@ def test_whiteouts_remove_what_lower_layers_laid(tmp_path: Path) -> None:
     extract(image, dest, kind="oci")
     assert tree_paths(dest) == {"a/kept", "d/new", "link-target"}
     assert (dest / "link-target").read_text() == "lower"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        # the layer's own directory "outside" replaces the lower layer's link first
+        ("outside/.wh.passwd", None),
+        ("d/.wh..", "invalid whiteout"),
+        ("d/.wh.", "invalid whiteout"),
+    ],
+)
+def test_a_whiteout_never_reaches_outside_the_tree(
+    tmp_path: Path, name: str, message: str | None
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "passwd").write_text("keep me")
+    lower, upper = TarPlan(mtime=0), TarPlan(mtime=0)
+    lower.add_symlink("outside", str(victim))
+    lower.add_file("d/file", b"x")
+    upper.add_file(name, b"")
+    image = tmp_path / "image.tar"
+    image_with_layers(image, [lower, upper])
+    if message is None:
+        extract(image, tmp_path / "tree", kind="oci")
+        assert not (tmp_path / "tree/outside").is_symlink()
+    else:
+        with pytest.raises(ArtifactError, match=message):
+            extract(image, tmp_path / "tree", kind="oci")
+    assert (victim / "passwd").read_text() == "keep me"
+
+
+def test_a_whiteout_beyond_a_link_is_refused(tmp_path: Path) -> None:
+    """A layer written by another tool need not name a whiteout's parent directory."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "passwd").write_text("keep me")
+    lower = TarPlan(mtime=0)
+    lower.add_symlink("outside", str(victim))
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        archive.addfile(tarfile.TarInfo("outside/.wh.passwd"), io.BytesIO(b""))
+    store = BlobStore(tmp_path / "store")
+    layers = [store.add_layer(lower, "lower")]
+    blob = store.add_bytes(gzip.compress(raw.getvalue(), mtime=0), MEDIA_LAYER_GZIP)
+    layers.append(Layer(blob, "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest(), "upper"))
+    manifest = image_manifest(store, {"architecture": "amd64", "os": "linux"}, layers, {})
+    write_archive(store, manifest, tmp_path / "image.tar", None)
+    with pytest.raises(ArtifactError, match="lies beyond the symlink outside"):
+        extract(tmp_path / "image.tar", tmp_path / "tree", kind="oci")
+    assert (victim / "passwd").read_text() == "keep me"
 
 
 @pytest.fixture
