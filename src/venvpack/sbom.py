@@ -95,8 +95,11 @@ class Family:
     version: re.Pattern[bytes] | None
     """Finds the upstream version in the file's bytes (group 1); None when it has none."""
     modules: tuple[str, ...]
-    """Extension modules (and the interpreter) that link it statically when no shared
-    library of the family ships."""
+    """Extension modules that link it statically when no shared library of the family
+    ships (``_ssl``)."""
+    interpreter: bool
+    """Whether the interpreter binary and libpython are searched for it too: only for a
+    version string that cannot be the interpreter's own (``3.11.7`` looks like SQLite's)."""
     cpe: tuple[str, str]
     """NVD's vendor and product."""
 
@@ -117,12 +120,16 @@ def families() -> tuple[Family, ...]:
             files = re.compile(entry["files"])
             version = None if entry["version"] is None else re.compile(entry["version"].encode())
             modules = tuple(str(m) for m in entry["modules"])
+            interpreter = entry["interpreter"]
             vendor, product = entry["cpe"]
         except (KeyError, TypeError, ValueError, re.error) as exc:
             raise ConfigError(f"native-libraries.json: invalid family {name!r}: {exc}") from None
         if version is not None and version.groups != 1:
             raise ConfigError(f"native-libraries.json: {name}: 'version' needs one group")
-        found.append(Family(name, files, version, modules, (str(vendor), str(product))))
+        if not isinstance(interpreter, bool):
+            raise ConfigError(f"native-libraries.json: {name}: 'interpreter' must be true or false")
+        cpe = (str(vendor), str(product))
+        found.append(Family(name, files, version, modules, interpreter, cpe))
     return tuple(found)
 
 
@@ -554,7 +561,7 @@ def _static(root: Path, candidates: list[Path], shipped: set[str]) -> tuple[Nati
             p
             for p in candidates
             if p.name.split(".", 1)[0] in family.modules
-            or p.name.startswith(("python", "libpython"))
+            or (family.interpreter and p.name.startswith(("python", "libpython")))
         ]
         for path in named:
             version = _read_version(family, path)

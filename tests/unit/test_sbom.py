@@ -329,3 +329,15 @@ def test_the_policy_table_is_valid() -> None:
     names = {f.name for f in sbom.families()}
     assert {"openssl", "sqlite", "zlib", "expat", "libffi", "xz", "bzip2"} <= names
     assert sbom.families()[0].cpe_of(None).endswith(":*:*:*:*:*:*:*:*")
+
+
+def test_the_interpreters_own_version_is_not_taken_for_sqlites(env: BuiltEnv) -> None:
+    """CPython's binary holds its version as a string that looks like SQLite's: only the
+    module that links SQLite is searched for it, the interpreter only for distinctive ones."""
+    (env.root / "python/bin/python3.12").write_bytes(b"\x003.12.1\x00" + OPENSSL)
+    for module in (env.root / "python/lib/python3.12/lib-dynload").glob("_sqlite3*"):
+        module.unlink()
+    (env.root / "python/lib/libcrypto.so.3").unlink()
+    (env.root / "python/lib/libssl.so.3").unlink()
+    static = {(lib.family, lib.version) for lib in sbom.compose(env).python.static}
+    assert static == {("openssl", "3.0.15")}
