@@ -8,7 +8,8 @@ Two steps, so the model is testable without the writer:
 
 - :func:`compose` reads the built tree, its manifest (the lock's sha256 of every wheel,
   the grafted libraries) and what the build host knows (:class:`HostPackages`: which
-  Debian package a grafted library or the interpreter came from) into a :class:`Composition`;
+  Debian or RPM package a grafted library or the interpreter came from) into a
+  :class:`Composition`;
 - :func:`cyclonedx` writes it with cyclonedx-python-lib, deterministically: components
   sorted, bom-refs derived from paths and names, the serial number from a digest of the
   content, the timestamp from ``SOURCE_DATE_EPOCH`` (none without it).
@@ -154,6 +155,8 @@ class SystemPackage:
     arch: str
     distro: str
     """``debian-12``: the distribution's release, the purl's ``distro`` qualifier."""
+    epoch: str = ""
+    """An RPM package's epoch (a Debian version holds its own)."""
 
     @property
     def purl(self) -> str:
@@ -162,6 +165,8 @@ class SystemPackage:
         qualifiers = {"arch": self.arch}
         if self.distro:
             qualifiers["distro"] = self.distro
+        if self.epoch:
+            qualifiers["epoch"] = self.epoch
         return str(
             PackageURL(self.type, self.namespace, self.name, self.version, qualifiers=qualifiers)
         )
@@ -174,9 +179,9 @@ class SystemPackage:
 
 
 class HostPackages:
-    """Which package of the build host owns a file: read from dpkg's database
-    (``/var/lib/dpkg``) directly, one pass over its file lists, instead of a ``dpkg -S``
-    per file. Hosts without it (RPM distributions) name no package."""
+    """Which package of the build host owns a file. dpkg's database is read directly (its
+    file lists, one pass, instead of a ``dpkg -S`` per file); on an RPM distribution the
+    RPM database is asked once per file. A host with neither names no package."""
 
     def __init__(self, owners: Mapping[str, SystemPackage]) -> None:
         self._owners = owners
@@ -190,36 +195,21 @@ class HostPackages:
         cls,
         wanted: Iterable[str | os.PathLike[str]] | None = None,
         *,
-        dpkg: Path = Path("/var/lib/dpkg"),
+        dpkg: Path | None = None,
+        rpmdb: Path | None = None,
         os_release: Path | None = None,
     ) -> HostPackages:
-        """The packages that own the files ``wanted`` (every file, when None) on the build
-        host; none when it has no dpkg database."""
-        if not (dpkg / "status").is_file():
-            return cls.none()
+        """The packages that own the files ``wanted`` on the build host (every file dpkg
+        lists, when None; an RPM database is only asked about ``wanted``). ``dpkg`` and
+        ``rpmdb`` name the databases (default: the host's, as the policy lists them)."""
         release = _os_release(os_release or Path("/etc/os-release"))
-        namespace = release.get("ID", "debian")
-        version = release.get("VERSION_ID") or release.get("VERSION_CODENAME", "")
-        distro = f"{namespace}-{version}" if version else ""
-        kind = _purl_type("dpkg")
-        keys = None
-        if wanted is not None:
-            keys = {_merged_usr(str(p)) for p in wanted}
-            keys |= {_merged_usr(os.path.realpath(p)) for p in wanted}
-        packages = _dpkg_status((dpkg / "status").read_text(encoding="utf-8", errors="replace"))
-        owners: dict[str, SystemPackage] = {}
-        info = dpkg / "info"
-        for listing in sorted(info.glob("*.list")) if info.is_dir() else ():
-            name, _, arch = listing.name[: -len(".list")].partition(":")
-            found = packages.get((name, arch)) or packages.get((name, ""))
-            if found is None:
-                continue
-            package = SystemPackage(kind, namespace, name, found[0], arch or found[1], distro)
-            for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
-                key = _merged_usr(line)
-                if keys is None or key in keys:
-                    owners.setdefault(key, package)
-        return cls(owners)
+        dpkg = dpkg or _database("dpkg")
+        if dpkg is not None and (dpkg / "status").is_file():
+            return cls(_dpkg_owners(dpkg, wanted, release))
+        rpmdb = rpmdb or _database("rpmdb")
+        if rpmdb is not None and rpmdb.is_dir() and wanted is not None:
+            return cls(_rpm_owners(rpmdb, wanted, release))
+        return cls.none()
 
     def owner(self, path: str | os.PathLike[str]) -> SystemPackage | None:
         """The package that installed ``path`` (resolved; ``/lib`` and ``/usr/lib`` are one
@@ -231,12 +221,90 @@ class HostPackages:
         )
 
 
-def _purl_type(database: str) -> str:
-    types = load_json("native-libraries.json").get("package-databases")
-    kind = types.get(database) if isinstance(types, dict) else None
-    if not isinstance(kind, str):
-        raise ConfigError(f"native-libraries.json: no purl type for {database!r}")
-    return kind
+def _database_policy(name: str) -> dict[str, object]:
+    table = load_json("native-libraries.json").get("package-databases")
+    entry = table.get(name) if isinstance(table, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("purl"), str):
+        raise ConfigError(f"native-libraries.json: package-databases needs {name!r} with 'purl'")
+    paths = entry.get("paths")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ConfigError(f"native-libraries.json: {name}: 'paths' must be a list of paths")
+    return entry
+
+
+def _database(name: str) -> Path | None:
+    """Where the host keeps the database ``name`` (the first of the policy's paths there)."""
+    paths = _database_policy(name)["paths"]
+    assert isinstance(paths, list)
+    return next((Path(p) for p in paths if Path(p).is_dir()), None)
+
+
+def _distro(release: Mapping[str, str], default: str) -> tuple[str, str]:
+    """The purl namespace (``debian``) and ``distro`` qualifier (``debian-12``)."""
+    namespace = release.get("ID", default)
+    version = release.get("VERSION_ID") or release.get("VERSION_CODENAME", "")
+    return namespace, f"{namespace}-{version}" if version else ""
+
+
+def _wanted_keys(wanted: Iterable[str | os.PathLike[str]]) -> set[str]:
+    keys = set()
+    for path in wanted:
+        keys |= {_merged_usr(str(path)), _merged_usr(os.path.realpath(path))}
+    return keys
+
+
+def _dpkg_owners(
+    dpkg: Path, wanted: Iterable[str | os.PathLike[str]] | None, release: Mapping[str, str]
+) -> dict[str, SystemPackage]:
+    kind = str(_database_policy("dpkg")["purl"])
+    namespace, distro = _distro(release, "debian")
+    keys = None if wanted is None else _wanted_keys(wanted)
+    packages = _dpkg_status((dpkg / "status").read_text(encoding="utf-8", errors="replace"))
+    owners: dict[str, SystemPackage] = {}
+    info = dpkg / "info"
+    for listing in sorted(info.glob("*.list")) if info.is_dir() else ():
+        name, _, arch = listing.name[: -len(".list")].partition(":")
+        found = packages.get((name, arch)) or packages.get((name, ""))
+        if found is None:
+            continue
+        package = SystemPackage(kind, namespace, name, found[0], arch or found[1], distro)
+        for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
+            key = _merged_usr(line)
+            if keys is None or key in keys:
+                owners.setdefault(key, package)
+    return owners
+
+
+def _rpm_owners(
+    rpmdb: Path, wanted: Iterable[str | os.PathLike[str]], release: Mapping[str, str]
+) -> dict[str, SystemPackage]:
+    """Ask the RPM database which package owns each real file of ``wanted``; a file no
+    package owns (a pyenv interpreter) is left out."""
+    from venvpack.errors import BuildError
+    from venvpack.proc import run
+
+    policy = _database_policy("rpmdb")
+    query = policy.get("query")
+    if not isinstance(query, list) or not all(isinstance(a, str) for a in query):
+        raise ConfigError("native-libraries.json: rpmdb: 'query' must be a command line")
+    kind = str(policy["purl"])
+    namespace, distro = _distro(release, "fedora")
+    owners: dict[str, SystemPackage] = {}
+    for path in sorted({os.path.realpath(p) for p in wanted}):
+        argv = [a.replace("{db}", str(rpmdb)) for a in query]
+        try:
+            done = run([*argv, path], error=BuildError, what="asking the RPM database")
+        except BuildError:
+            continue  # owned by no package
+        fields = (done.stdout.splitlines() or [""])[0].split("\t")
+        if len(fields) != 4:
+            continue
+        name, epoch, version, arch = fields
+        package = SystemPackage(
+            kind, namespace, name, version, arch, distro, epoch if epoch != "0" else ""
+        )
+        owners[_merged_usr(path)] = package
+    return owners
 
 
 def _merged_usr(path: str) -> str:

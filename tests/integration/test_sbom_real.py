@@ -227,3 +227,31 @@ def test_each_interpreter_names_its_origin(
     (cpython,) = [c for c in data["components"] if c["name"] == "cpython"]
     assert _props(cpython)["venvpack:python-origin"] == origin
     assert cpython["purl"].startswith(purl)
+
+
+@pytest.mark.packaging
+def test_an_rpm_database_names_the_package_that_owns_a_file(
+    packed: dict[str, Path], tmp_path: Path
+) -> None:
+    """On an RPM distribution the owner comes from the RPM database: here a private one
+    holding the rpm just built (installed with --justdb), asked about a file it owns."""
+    from venvpack.sbom import HostPackages
+
+    db = tmp_path / "rpmdb"
+    db.mkdir()
+    _run(["rpm", "--dbpath", str(db), "--initdb"])
+    _run(["rpm", "--dbpath", str(db), "-i", "--justdb", "--nodeps", str(packed["rpm"])])
+    release = tmp_path / "os-release"
+    release.write_text('ID="fedora"\nVERSION_ID=40\n')
+    owned = "/opt/sbomapp/python/bin/python3"
+    host = HostPackages.read(
+        [owned, "/nowhere/libz.so.1"], dpkg=tmp_path / "none", rpmdb=db, os_release=release
+    )
+    package = host.owner(owned)
+    assert package is not None
+    arch = subprocess.run(
+        ["rpm", "-qp", "--qf", "%{ARCH}", str(packed["rpm"])], capture_output=True, text=True
+    ).stdout
+    assert package.purl == f"pkg:rpm/fedora/sbomapp@0.2.0-1?arch={arch}&distro=fedora-40"
+    assert package.upstream_version == "0.2.0"
+    assert host.owner("/nowhere/libz.so.1") is None
