@@ -24,8 +24,9 @@ import pytest
 
 import builds
 import sandbox
-from venvpack.emit.oci import describe_image, run_in_rootfs
+from venvpack.emit.oci import describe_image
 from venvpack.oci.base import default_base
+from venvpack.oci.container import run_in_rootfs
 from venvpack.oci.image import BlobStore, image_manifest, write_archive
 
 EPOCH = "1700000000"

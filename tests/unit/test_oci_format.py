@@ -20,16 +20,7 @@ from fakes import fake_env_tree, fake_manifest, fake_metadata
 from venvpack import build
 from venvpack.archive import TarPlan
 from venvpack.cli import main
-from venvpack.emit.oci import (
-    APPLICATION,
-    INTERPRETER,
-    THIRD_PARTY,
-    ImageConfig,
-    OciEmitter,
-    image_config,
-    oci_platform,
-    split_layers,
-)
+from venvpack.emit.oci import ImageConfig, OciEmitter, image_config, oci_platform
 from venvpack.errors import ArtifactError, BuildError, ConfigError, EmitError
 from venvpack.manifest import BuiltEnv
 from venvpack.oci.base import NONROOT, default_base
@@ -40,6 +31,7 @@ from venvpack.oci.image import (
     image_manifest,
     write_archive,
 )
+from venvpack.oci.layers import APPLICATION, INTERPRETER, THIRD_PARTY, split_layers
 from venvpack.unpack import extract
 
 SITE = "lib/python3.12/site-packages"

@@ -1,7 +1,7 @@
 """The OCI image emitter: the environment as a layered container image, written without a
 daemon or a Dockerfile (docs/commands/oci.md).
 
-Layers follow what changes, bottom up (:func:`split_layers`):
+Layers follow what changes, bottom up (:func:`venvpack.oci.layers.split_layers`):
 
 1. the base: venvpack's own minimal glibc system (:mod:`venvpack.oci.base`), the layers
    of ``--base REF`` unchanged, or nothing (``--base scratch``);
@@ -23,16 +23,14 @@ The artifact is an ``oci-archive`` (one tar, what ``skopeo``, ``podman load`` an
 ``docker load`` read) or, with ``--layout``, an OCI image layout directory; ``--push``
 copies it to a registry afterwards. Read back, its layers are laid in order into one tree
 (whiteouts honoured) by the contained reader; ``verify`` runs the entrypoint in that tree
-as a container runtime would apply the config (:func:`run_in_rootfs`).
+as a container runtime would apply the config
+(:func:`venvpack.oci.container.run_in_rootfs`).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 import platform as _host
-import posixpath
 import re
 import shlex
 import shutil
@@ -40,17 +38,20 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch
 from venvpack.config import BuildSpec
 from venvpack.emit import INSTALL, LEVEL, METADATA, OUTPUT, Option
-from venvpack.errors import ArtifactError, ConfigError, ToolMissingError
+from venvpack.errors import ArtifactError, ConfigError
 from venvpack.glibc import parse_glibc, version_text
 from venvpack.manifest import BuiltEnv, Manifest
+from venvpack.oci.base import has_ca_bundle, image_glibc
+from venvpack.oci.container import is_python_script, run_in_rootfs, without_shell
+from venvpack.oci.layers import APPLICATION, INTERPRETER, LAYERS, split_layers
 from venvpack.output import atomic_output
 from venvpack.platform import package_arch
 from venvpack.validate import control_character, file_name
@@ -61,26 +62,17 @@ if TYPE_CHECKING:
     from venvpack.verify import Installed, Target
 
 __all__ = [
-    "APPLICATION",
     "FORMAT",
-    "INTERPRETER",
-    "THIRD_PARTY",
     "ImageConfig",
     "OciEmitter",
     "OciFormat",
+    "describe_image",
     "image_config",
     "oci_platform",
-    "run_in_rootfs",
-    "split_layers",
+    "read_image",
 ]
 
 log = logging.getLogger("venvpack")
-
-INTERPRETER = "interpreter"
-THIRD_PARTY = "third-party distributions"
-APPLICATION = "application"
-_LAYERS = (INTERPRETER, THIRD_PARTY, APPLICATION)
-"""venvpack's own layers, bottom up (the base's come first)."""
 
 _DEFAULT_USER = "65532:65532"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -93,105 +85,6 @@ _USER_RE = re.compile(
 _PORT_RE = re.compile(r"([0-9]{1,5})(/(tcp|udp|sctp))?")
 _LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _SCRATCH = "scratch"
-
-
-# -- what goes in which layer ----------------------------------------------------------------
-
-
-def split_layers(root: Path, manifest: Manifest) -> dict[str, list[str]]:
-    """Every path of the environment at ``root`` (files, symlinks and empty directories,
-    relative to it) in exactly one of venvpack's layers, by layer name, sorted. A
-    directory that holds something is in no list: each layer makes the parents it needs."""
-    owners = _Owners(root, manifest)
-    layers: dict[str, list[str]] = {name: [] for name in _LAYERS}
-    for directory, dirs, files in os.walk(root):
-        dirs.sort()
-        here = Path(directory)
-        rel_dir = here.relative_to(root).as_posix()
-        links = [d for d in dirs if (here / d).is_symlink()]
-        dirs[:] = [d for d in dirs if d not in links]
-        for name in [*files, *links]:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            layers[owners.layer_of(rel)].append(rel)
-        if not files and not dirs and not links and rel_dir != ".":
-            layers[owners.layer_of(rel_dir)].append(rel_dir)
-    return {name: sorted(paths) for name, paths in layers.items()}
-
-
-class _Owners:
-    """Which layer a path of the environment belongs to: the interpreter's tree, what the
-    third-party distributions' RECORDs hold (with the byte-code of their modules and the
-    libraries grafted for them), or the application."""
-
-    def __init__(self, root: Path, manifest: Manifest) -> None:
-        app = manifest.metadata
-        app_paths = {p.rstrip("/") for p in (app.paths if app is not None else ())}
-        self.site_dirs: list[str] = []
-        self.third_files: set[str] = set()
-        self.app_files: set[str] = set()
-        self.third_tops: set[str] = set()
-        self.app_tops: set[str] = set(app_paths)
-        for site in sorted(root.glob("lib/python3*/site-packages")):
-            if site.is_symlink() or not site.is_dir():
-                continue
-            site_rel = site.relative_to(root).as_posix()
-            self.site_dirs.append(site_rel)
-            for dist_info in sorted(site.glob("*.dist-info")):
-                info_rel = dist_info.relative_to(root).as_posix()
-                is_app = info_rel in app_paths
-                files, tops = self.app_files, self.app_tops
-                if not is_app:
-                    files, tops = self.third_files, self.third_tops
-                tops.add(info_rel)
-                for path in _record_paths(dist_info / "RECORD", site_rel):
-                    files.add(path)
-                    if path.startswith(site_rel + "/"):
-                        tops.add("/".join(path.split("/")[: site_rel.count("/") + 2]))
-        self.third_tops -= self.app_tops  # a namespace both use: file by file
-        prefix = "python/"
-        self.grafted = {g.path for g in manifest.grafted if not g.path.startswith(prefix)}
-
-    def layer_of(self, rel: str) -> str:
-        if rel == "python" or rel.startswith("python/"):
-            return INTERPRETER
-        if rel in self.third_files or rel in self.grafted:
-            return THIRD_PARTY
-        if rel in self.app_files:
-            return APPLICATION
-        source = _source_of_bytecode(rel)
-        if source is not None and source != rel:
-            return self.layer_of(source)
-        for site in self.site_dirs:
-            if rel.startswith(site + "/"):
-                top = "/".join(rel.split("/")[: site.count("/") + 2])
-                if top in self.third_tops:
-                    return THIRD_PARTY
-                break
-        return APPLICATION
-
-
-def _record_paths(record: Path, site_rel: str) -> Iterable[str]:
-    """The paths a RECORD lists, relative to the environment root (a console script's
-    ``../../../bin/x`` is ``bin/x``); those leaving the environment are dropped."""
-    try:
-        text = record.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return
-    for row in csv.reader(text.splitlines()):
-        if not row or not row[0]:
-            continue
-        path = posixpath.normpath(posixpath.join(site_rel, row[0]))
-        if not path.startswith("../") and path != ".." and not path.startswith("/"):
-            yield path
-
-
-def _source_of_bytecode(rel: str) -> str | None:
-    """``pkg/mod.py`` for ``pkg/__pycache__/mod.cpython-311.pyc``: byte-code goes where its
-    source goes, whether or not a RECORD lists it."""
-    path = PurePosixPath(rel)
-    if path.parent.name != "__pycache__" or path.suffix != ".pyc":
-        return None
-    return str(path.parent.parent / (path.name.split(".", 1)[0] + ".py"))
 
 
 # -- the config --------------------------------------------------------------------------------
@@ -241,18 +134,9 @@ def _entrypoint(env: BuiltEnv, wanted: str | None) -> list[str]:
         raise ConfigError(f"--entrypoint {wanted}: no such command in bin/ (there: {have})")
     with script.open("rb") as handle:
         head = handle.read(4096)
-    if head.startswith(b"\x7fELF") or not _is_python_script(head):
+    if head.startswith(b"\x7fELF") or not is_python_script(head):
         return [f"{prefix}/bin/{wanted}"]
     return [f"{prefix}/bin/python", f"{prefix}/bin/{wanted}"]
-
-
-def _is_python_script(head: bytes) -> bool:
-    """A ``#!`` script Python runs: a python shebang, or venvpack's ``#!/bin/sh``
-    launcher, whose shell part is a Python string (``'''true'`` / ``'''exec'``)."""
-    first, _, rest = head.partition(b"\n")
-    if not first.startswith(b"#!"):
-        return False
-    return b"python" in first or rest.startswith((b"'''true'", b"'''exec'"))
 
 
 def image_config(
@@ -471,7 +355,7 @@ class OciEmitter:
             )
             split = split_layers(env.root, m)
             prefix = m.prefix.strip("/")
-            for name in _LAYERS:
+            for name in LAYERS:
                 if not split[name]:
                     continue  # nothing of its kind (no third-party distribution)
                 plan = TarPlan(mtime=mtime)
@@ -513,7 +397,7 @@ class OciEmitter:
             layer = store.add_layer(base.plan, created_by, level=self.level)
             history = [{"created": _created(source_date_epoch()), "created_by": created_by}]
             return [layer], history, {_BASE_PACKAGES: packages}, None, True
-        _check_floor(floor, _image_glibc(loaded), f"--base {self.base}")
+        _check_floor(floor, image_glibc(loaded), f"--base {self.base}")
         layers: list[Layer] = []
         for layer in loaded.layers:
             store.add_blob_file(loaded.store.path(layer.descriptor.digest), layer.descriptor)
@@ -525,7 +409,7 @@ class OciEmitter:
             f"{_ANNOTATION}base.digest": loaded.manifest.digest,
             f"{_ANNOTATION}base.name": self.base or "",
         }
-        return layers, history, annotations, dict(loaded.config), _has_bundle(loaded)
+        return layers, history, annotations, dict(loaded.config), has_ca_bundle(loaded)
 
     def _cleanup(self) -> None:
         if self._workdir is not None:
@@ -535,13 +419,12 @@ class OciEmitter:
 
 
 def _created_by(layer: str, m: Manifest) -> str:
-    """The history line of one of venvpack's layers: what it holds (never what changes
-    with the application, for the lower ones: the config holds it, not the layer)."""
+    """The history line of one of venvpack's layers: what it holds."""
     if layer == INTERPRETER:
         return f"venvpack: interpreter (CPython {m.python.version})"
-    if layer == THIRD_PARTY:
-        return "venvpack: third-party distributions"
-    return f"venvpack: application ({m.name} {m.version})"
+    if layer == APPLICATION:
+        return f"venvpack: application ({m.name} {m.version})"
+    return f"venvpack: {layer}"
 
 
 def _check_floor(floor: str | None, have: tuple[int, int] | None, what: str) -> None:
@@ -569,54 +452,6 @@ def _is_layout(path: Path) -> bool:
         and (path / "oci-layout").is_file()
         and not (path / "oci-layout").is_symlink()
     )
-
-
-def _image_glibc(loaded: LoadedImage) -> tuple[int, int] | None:
-    """The glibc release of the image's ``libc.so.6`` (the highest layer that has one)."""
-    from venvpack.oci.base import glibc_release
-
-    found: tuple[int, int] | None = None
-    for layer in loaded.layers:
-        for _name, data in _layer_files(loaded, layer, _libc_member):
-            release = glibc_release(data)
-            if release is not None:
-                found = release
-    return found
-
-
-def _has_bundle(loaded: LoadedImage) -> bool:
-    from venvpack.oci.base import CA_BUNDLE
-
-    return any(
-        True
-        for layer in loaded.layers
-        for _ in _layer_files(loaded, layer, lambda n: n.lstrip("./") == CA_BUNDLE)
-    )
-
-
-def _libc_member(name: str) -> bool:
-    base = PurePosixPath(name).name
-    return base == "libc.so.6" or re.fullmatch(r"libc-[0-9]+\.[0-9]+\.so", base) is not None
-
-
-_MEMBER_LIMIT = 64 << 20
-
-
-def _layer_files(loaded: LoadedImage, layer: Layer, wanted: Any) -> Iterable[tuple[str, bytes]]:
-    """The regular members of ``layer`` whose names ``wanted`` accepts, with their data
-    (at most 64 MiB each): the layer read as a stream, nothing written."""
-    import tarfile
-
-    path = loaded.store.path(layer.descriptor.digest)
-    try:
-        with tarfile.open(path, "r|*") as archive:
-            for member in archive:
-                if member.isreg() and wanted(member.name) and member.size <= _MEMBER_LIMIT:
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        yield member.name, handle.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArtifactError(f"base layer {layer.descriptor.digest}: unreadable ({exc})") from None
 
 
 # -- the format ------------------------------------------------------------------------------
@@ -875,110 +710,8 @@ def _install(target: Target) -> Installed:
     rootfs.chmod(0o755)
 
     def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return run_in_rootfs(rootfs, _without_shell(rootfs, argv), facts)
+        return run_in_rootfs(rootfs, without_shell(rootfs, argv), facts)
 
     entry = [*facts["entrypoint"], "--help"] if facts["entrypoint"] else []
     installed = target.installed_at.lstrip("/")
     return Installed(run, rootfs, "/", installed, "srv/moved app", entrypoint=tuple(entry))
-
-
-def _without_shell(rootfs: Path, argv: list[str]) -> list[str]:
-    """``argv`` as the image can run it: a launcher of ``bin/`` (a ``#!/bin/sh`` polyglot)
-    is started by the ``python`` beside it, as the image's entrypoint is -- the image has
-    no shell."""
-    from venvpack.unpack import read_inside
-
-    if not argv or not argv[0].startswith("/"):
-        return argv
-    head = read_inside(rootfs, rootfs / argv[0].lstrip("/"), 4096)
-    if head is None or not _is_python_script(head) or b"python" in head.partition(b"\n")[0]:
-        return argv
-    return [str(PurePosixPath(argv[0]).parent / "python"), *argv]
-
-
-def run_in_rootfs(
-    rootfs: Path, argv: Sequence[str], config: Mapping[str, Any], timeout: float = 300.0
-) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` in the unpacked image ``rootfs`` the way a container runtime applies
-    its config (``config``: :func:`describe_image`'s ``user``, ``env`` and ``workdir``):
-    as the image's user and group in namespaces of its own (user, mount, pid, network,
-    IPC, UTS, cgroup), with only the image's environment, in its working directory, and
-    nothing of the host but a ``/proc`` of the sandbox's own processes, ``/dev`` and a
-    fresh ``/tmp``. The image is
-    read-only (``/proc``, ``/dev`` and ``/tmp`` are made in it when missing, as a runtime
-    makes its mount points); the process has no capability, and on the host it is an
-    unused id (:data:`venvpack.roots.SANDBOX_ID_BASE` + its uid), never root."""
-    from venvpack.roots import SANDBOX_ID_BASE, SANDBOX_IDS
-
-    for mount in ("proc", "dev", "tmp"):
-        place = rootfs / mount
-        if place.is_symlink() or (place.exists() and not place.is_dir()):
-            raise ArtifactError(f"/{mount} of the image is not a directory")
-        place.mkdir(mode=0o755, exist_ok=True)
-
-    bwrap, setpriv = shutil.which("bwrap"), shutil.which("setpriv")
-    if bwrap is None or setpriv is None:
-        raise ToolMissingError("running an image needs bwrap and setpriv (bubblewrap, util-linux)")
-    uid, gid = _ids(rootfs, str(config.get("user") or "0"))
-    if not (0 <= uid < SANDBOX_IDS and 0 <= gid < SANDBOX_IDS):
-        raise ConfigError(f"the image's user {uid}:{gid} is outside the ids a sandbox maps")
-    host_uid, host_gid = SANDBOX_ID_BASE + uid, SANDBOX_ID_BASE + gid
-    # bwrap binds the rootfs as root first (its directory's parents may be closed to the
-    # image's user, as pytest's and mkdtemp's are), then drops to that user for good.
-    command = [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    command += ["--perms", "0755", "--tmpfs", "/run", "--perms", "0755", "--dir", "/run/vp"]
-    command += ["--ro-bind", str(rootfs), _ROOTFS, "--unshare-pid", "--die-with-parent", "--"]
-    command += [setpriv, f"--reuid={host_uid}", f"--regid={host_gid}", "--clear-groups", "--"]
-    command += [bwrap, "--unshare-all", "--unshare-user", "--uid", str(uid), "--gid", str(gid)]
-    # The outer sandbox's own /proc (only its processes): a user namespace may not mount
-    # another one under it.
-    command += ["--ro-bind", _ROOTFS, "/", "--ro-bind", "/proc", "/proc", "--dev", "/dev"]
-    command += ["--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
-    for item in config.get("env") or ():
-        key, _, value = str(item).partition("=")
-        command += ["--setenv", key, value]
-    command += ["--chdir", str(config.get("workdir") or "/"), "--die-with-parent"]
-    command += ["--new-session", "--", *argv]
-    return subprocess.run(
-        command,
-        env={},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-_ROOTFS = "/run/vp/root"
-"""Where :func:`run_in_rootfs`'s outer sandbox binds the image for the inner one."""
-
-
-def _ids(rootfs: Path, user: str) -> tuple[int, int]:
-    """The uid and gid ``USER[:GROUP]`` names, names looked up in the image's own
-    ``/etc/passwd`` and ``/etc/group``, as a runtime does."""
-    from venvpack.unpack import read_text_inside
-
-    name, _, group = user.partition(":")
-
-    def lookup(file: str, column: int, key: str) -> list[str] | None:
-        text = read_text_inside(rootfs, rootfs / "etc" / file) or ""
-        for line in text.splitlines():
-            fields = line.split(":")
-            if len(fields) >= 4 and fields[column] == key and fields[2].isdigit():
-                return fields
-        return None
-
-    entry = lookup("passwd", 2 if name.isdigit() else 0, name)
-    if entry is None and not name.isdigit():
-        raise ConfigError(f"the image's user {name!r} is not in its /etc/passwd")
-    uid = int(name) if name.isdigit() else int(entry[2]) if entry else 0
-    gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
-    if group.isdigit():
-        gid = int(group)
-    elif group:
-        found = lookup("group", 0, group)
-        if found is None:
-            raise ConfigError(f"the image's group {group!r} is not in its /etc/group")
-        gid = int(found[2])
-    return uid, gid

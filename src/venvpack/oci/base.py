@@ -1,5 +1,6 @@
-"""The default base of an image: a minimal glibc system assembled from the build host's
-own packages, distroless-style, with no daemon and no registry.
+"""The base of an image: the default one, a minimal glibc system assembled from the build
+host's own packages, distroless-style, with no daemon and no registry; and the checks a
+base image given with ``--base`` passes (its glibc, its CA bundle).
 
 It holds what a program venvpack packed needs of a system and nothing else: the files of
 the C library's packages (``libc6``, and ``libgcc-s1``, whose ``libgcc_s.so.1`` glibc
@@ -21,12 +22,17 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+import tarfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from venvpack.archive import TarPlan
-from venvpack.errors import ConfigError, EmitError
+from venvpack.errors import ArtifactError, ConfigError, EmitError
+
+if TYPE_CHECKING:
+    from venvpack.oci.image import Layer, LoadedImage
 
 __all__ = [
     "CA_BUNDLE",
@@ -36,6 +42,8 @@ __all__ = [
     "default_base",
     "dpkg_status",
     "glibc_release",
+    "has_ca_bundle",
+    "image_glibc",
 ]
 
 NONROOT = 65532
@@ -268,6 +276,55 @@ def _glibc_of(plan: TarPlan) -> tuple[int, int] | None:
             if found is not None:
                 return found
     return None
+
+
+# -- checks of a base image ---------------------------------------------------------------
+
+
+def image_glibc(loaded: LoadedImage) -> tuple[int, int] | None:
+    """The glibc release of the image's ``libc.so.6`` (the highest layer that has one);
+    None when it has none (a musl or an empty image)."""
+    found: tuple[int, int] | None = None
+    for layer in loaded.layers:
+        for _name, data in _layer_files(loaded, layer, _libc_member):
+            release = glibc_release(data)
+            if release is not None:
+                found = release
+    return found
+
+
+def has_ca_bundle(loaded: LoadedImage) -> bool:
+    """Whether the image has :data:`CA_BUNDLE`, the file the bundled OpenSSL is pointed at."""
+    return any(
+        True
+        for layer in loaded.layers
+        for _ in _layer_files(loaded, layer, lambda n: n.lstrip("./") == CA_BUNDLE)
+    )
+
+
+def _libc_member(name: str) -> bool:
+    return _LIBC_NAME.fullmatch(PurePosixPath(name).name) is not None
+
+
+_MEMBER_LIMIT = 64 << 20
+"""The largest member of a base's layer read for a check (a libc.so.6 is about 2 MiB)."""
+
+
+def _layer_files(
+    loaded: LoadedImage, layer: Layer, wanted: Callable[[str], bool]
+) -> Iterable[tuple[str, bytes]]:
+    """The regular members of ``layer`` whose names ``wanted`` accepts, with their data
+    (at most 64 MiB each): the layer read as a stream, nothing written."""
+    path = loaded.store.path(layer.descriptor.digest)
+    try:
+        with tarfile.open(path, "r|*") as archive:
+            for member in archive:
+                if member.isreg() and wanted(member.name) and member.size <= _MEMBER_LIMIT:
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        yield member.name, handle.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ArtifactError(f"base layer {layer.descriptor.digest}: unreadable ({exc})") from None
 
 
 def glibc_release(data: bytes) -> tuple[int, int] | None:
