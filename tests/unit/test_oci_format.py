@@ -435,6 +435,8 @@ def no_build(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         (["--level", "11"], "gzip level must be 1..9"),
         (["--base", "ftp:/x"], ""),
         (["--entrypoint", "../x"], "--entrypoint '../x'"),
+        (["--prefix", "/usr/local/hello"], "cannot lie in the base's system directories"),
+        (["--prefix", "/"], "--prefix /: an image's environment"),
     ],
 )
 def test_bad_options_are_one_line_before_any_build(

@@ -40,7 +40,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch
@@ -156,7 +156,7 @@ def image_config(
     m = env.manifest
     target = m.target
     arch, variant = oci_platform(target.machine)
-    prefix = m.prefix.rstrip("/") or "/"
+    prefix = m.prefix.rstrip("/")
     base_runtime = (base_config or {}).get("config") or {}
     inherited = [e for e in base_runtime.get("Env") or () if isinstance(e, str) and "=" in e]
     env_vars = dict(e.split("=", 1) for e in inherited)
@@ -323,6 +323,8 @@ class OciEmitter:
             )
 
     def check_build(self, spec: BuildSpec) -> None:
+        if spec.prefix is not None:
+            _check_prefix(spec.prefix)
         self.check_platform(_host.machine())
 
     def filename(self, env: BuiltEnv) -> str:
@@ -341,6 +343,7 @@ class OciEmitter:
         from venvpack.oci.image import image_manifest, write_archive, write_layout
 
         m = env.manifest
+        _check_prefix(m.prefix)
         self.check_platform(m.target.machine)
         epoch = source_date_epoch()
         mtime = epoch if epoch is not None else 0
@@ -425,6 +428,41 @@ def _created_by(layer: str, m: Manifest) -> str:
     if layer == APPLICATION:
         return f"venvpack: application ({m.name} {m.version})"
     return f"venvpack: {layer}"
+
+
+def _check_prefix(prefix: str) -> None:
+    """ConfigError for a prefix in the base's own directories: the environment's ``lib``,
+    ``bin`` and ``lib64`` link would shadow the system's (``/usr/lib64`` holds the loader)."""
+    parts = PurePosixPath(prefix).parts[1:]
+    if not parts or parts[0] in _SYSTEM_DIRS or ".." in parts:
+        raise ConfigError(
+            f"--prefix {prefix}: an image's environment cannot lie in the base's system "
+            "directories (/usr, /etc, /lib ...): use /opt/<name> (the default), /app or "
+            "another directory of its own"
+        )
+
+
+_SYSTEM_DIRS = frozenset(
+    {
+        "bin",
+        "boot",
+        "dev",
+        "etc",
+        "home",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "proc",
+        "root",
+        "run",
+        "sbin",
+        "sys",
+        "tmp",
+        "usr",
+        "var",
+    }
+)
 
 
 def _check_floor(floor: str | None, have: tuple[int, int] | None, what: str) -> None:
