@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.packaging]
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
 VENVPACK = Path(sys.executable).parent / "venvpack"
 MAINTAINER = "Round Trip <round.trip@example.org>"
-SUFFIX = {"tar": ".tar.zst", "deb": ".deb", "rpm": ".rpm"}
+SUFFIX = {"tar": ".tar.zst", "deb": ".deb", "rpm": ".rpm", "oci": ".oci.tar"}
 
 
 @pytest.fixture(scope="module")

@@ -502,7 +502,7 @@ class OciFormat:
     noun = "an OCI image"
     summary = "a layered container image, no daemon needed"
     sample = "hello-1.0.0-amd64.oci.tar"
-    init_template: str | None = None
+    init_template: str | None = "init/oci.toml"
     fixed_location = True
     help = (
         "Build (or take --from) an environment and write it as a layered OCI container image "
