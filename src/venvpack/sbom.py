@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
@@ -444,12 +444,6 @@ class Composition:
     lock_files: tuple[tuple[str, str], ...] = field(default=())
     """``(name, sha256)`` of the lock or requirements files the set came from."""
 
-    def all_libraries(self) -> Iterator[NativeLibrary]:
-        yield from self.libraries
-        yield from self.python.static
-        for dist in (*self.distributions, *((self.app,) if self.app else ())):
-            yield from dist.libraries
-
 
 def security_libraries(composition: Composition) -> list[tuple[NativeLibrary, str]]:
     """The libraries of a tracked family, with what shipped them (``grafted``, ``python``,
@@ -862,7 +856,14 @@ def cyclonedx(composition: Composition, *, epoch: int | None = None) -> str:
 
 
 def _bom(c: Composition, epoch: int | None) -> Bom:
-    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model import (
+        ExternalReference,
+        ExternalReferenceType,
+        HashAlgorithm,
+        HashType,
+        Property,
+        XsUri,
+    )
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentScope, ComponentType
     from cyclonedx.model.license import LicenseExpression
@@ -953,6 +954,10 @@ def _bom(c: Composition, epoch: int | None) -> Bom:
         props(installed_from=c.source_kind)
         + [Property(name="venvpack:input", value=f"{n} sha256:{s}") for n, s in c.lock_files]
     )
+    if c.homepage:
+        app.external_references.add(
+            ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(c.homepage))
+        )
     bom.metadata.component = app
 
     py = c.python

@@ -19,7 +19,7 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from fakes import fake_env_tree, fake_manifest
+from fakes import fake_env_tree, fake_manifest, fake_metadata
 from venvpack import sbom
 from venvpack.cli import main
 from venvpack.install import installed_file, locked_files
@@ -111,6 +111,7 @@ def env(tmp_path: Path) -> BuiltEnv:
     )
     manifest = fake_manifest(
         glibc_floor=BuiltEnv.load(root).manifest.glibc_floor,
+        metadata=fake_metadata(),
         grafted=(
             GraftedLibrary(
                 "libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.3", "python/lib/libssl.so.3"
@@ -154,6 +155,7 @@ def test_the_sbom_names_what_ships_and_validates(env: BuiltEnv, host: sbom.HostP
     assert data["metadata"]["timestamp"] == "2023-11-14T22:13:20+00:00"
     app = data["metadata"]["component"]
     assert (app["name"], app["version"], app["purl"]) == ("hello", "1.0.0", "pkg:pypi/hello@1.0.0")
+    assert app["externalReferences"] == [{"type": "website", "url": "https://example.org/hello"}]
     found = _components(data)
     assert "pkg:pypi/hello@1.0.0" not in found  # the subject, not one of its parts
 
