@@ -215,9 +215,16 @@ def test_the_progress_line_fits_a_narrow_terminal() -> None:
             reporter.expect(["pack"])
             with stage("pack", "a-very-long-application-name_1.0.0-1_amd64.deb"):
                 ui.current().progress(1, 2)
-        screen = os.read(master, 65536).decode()
-    finally:
         stream.close()
+        # One read may return part of what was written: read until the closed side ends.
+        chunks = []
+        with contextlib.suppress(OSError):  # EIO once everything is read
+            while chunk := os.read(master, 65536):
+                chunks.append(chunk)
+        screen = b"".join(chunks).decode()
+    finally:
+        if not stream.closed:
+            stream.close()
         os.close(master)
     redraws = [r.removeprefix("\x1b[K") for r in screen.split("\r") if "[1/1]" in r]
     assert redraws
