@@ -170,7 +170,10 @@ def test_cli_rebuilds_byte_identical_packages(hello_envs: Envs, emit: Emit, tmp_
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
+    assert sorted(os.listdir(out)) == [
+        "hello_1.0.0-1_amd64.deb",
+        "hello_1.0.0-1_amd64.deb.cdx.json",
+    ]
     assert (out / "hello_1.0.0-1_amd64.deb").read_bytes() == emit(hello_envs.v1).read_bytes()
     dates = {
         line.split()[3] for line in _run("dpkg-deb", "--contents", emit(hello_envs.v1)).splitlines()
@@ -203,7 +206,10 @@ def test_cli_rebuilds_byte_identical_packages(hello_envs: Envs, emit: Emit, tmp_
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert result.stderr.startswith("venvpack: error: ")
-    assert os.listdir(out) == ["hello_1.0.0-1_amd64.deb"]
+    assert sorted(os.listdir(out)) == [
+        "hello_1.0.0-1_amd64.deb",
+        "hello_1.0.0-1_amd64.deb.cdx.json",
+    ]
 
 
 def _copyright(deb: Path) -> str:

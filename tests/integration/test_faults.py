@@ -245,7 +245,10 @@ def test_killed_run_leaves_nothing(case: Case, env: BuiltEnv, tmp_path: Path) ->
         text=True,
     )
     assert after.returncode == 0, after.stderr
-    assert [p.name for p in out.iterdir()] == ["hello-1.0.0-linux-x86_64.tar.gz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hello-1.0.0-linux-x86_64.tar.gz",
+        "hello-1.0.0-linux-x86_64.tar.gz.cdx.json",
+    ]
 
 
 # --------------------------------------------------------------------------- item 13, real build
