@@ -255,3 +255,16 @@ def test_an_rpm_database_names_the_package_that_owns_a_file(
     assert package.purl == f"pkg:rpm/fedora/sbomapp@0.2.0-1?arch={arch}&distro=fedora-40"
     assert package.upstream_version == "0.2.0"
     assert host.owner("/nowhere/libz.so.1") is None
+
+
+@pytest.mark.packaging
+def test_an_image_carries_it_and_has_it_beside(built: Path, tmp_path: Path) -> None:
+    """The image's application layer holds the environment, and so its SBOM."""
+    result = _run([*VENVPACK, "oci", "--from", str(built), "-o", str(tmp_path), "-q", "--json"])
+    image = Path(json.loads(result.stdout)["artifact"])
+    carried = (built / INSIDE).read_bytes()
+    assert Path(f"{image}.cdx.json").read_bytes() == carried
+    printed = subprocess.run(
+        [*VENVPACK, "inspect", "--sbom", str(image)], capture_output=True, check=True
+    ).stdout
+    assert printed == carried
