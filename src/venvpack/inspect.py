@@ -18,16 +18,19 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from venvpack.audit import Problem, SearchPath, TreeView, check_tree
 from venvpack.audit import inside as _inside
 from venvpack.elf import ElfInfo
+from venvpack.emit import load_format
 from venvpack.errors import VenvpackError
 from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
 from venvpack.manifest import MANIFEST_PATH, InstallSource, Manifest
 from venvpack.platform import system_libraries
+from venvpack.sbom import SBOM_PATH, LibraryReport, library_report
 from venvpack.unpack import (
     DIRECTORY,
     Opened,
@@ -152,6 +155,14 @@ class InspectReport:
     problems: tuple[Problem, ...]
     schema_version: int = SCHEMA_VERSION
     self_contained: bool = field(default=False)
+    native_libraries: tuple[LibraryReport, ...] = ()
+    """Security-relevant native libraries (OpenSSL, SQLite, zlib ...): version, file and
+    origin (:func:`venvpack.sbom.library_report`); empty without a manifest."""
+    sbom: str | None = None
+    """The SBOM the environment carries (:data:`venvpack.sbom.SBOM_PATH`), if it has one."""
+    image: dict[str, Any] | None = None
+    """For a container image, what its config and manifest say (the format's
+    ``describe``: platform, layers, base, entrypoint, user); None for other kinds."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -182,7 +193,13 @@ def inspect_artifact(path: Path, *, max_glibc: str | None = None) -> InspectRepo
     if max_glibc is not None:
         parse_glibc(max_glibc)
     with open_artifact(path) as opened:
-        return inspect_tree(opened, artifact=str(path), max_glibc=max_glibc)
+        report = inspect_tree(opened, artifact=str(path), max_glibc=max_glibc)
+    describe = (
+        None if opened.kind == DIRECTORY else getattr(load_format(opened.kind), "describe", None)
+    )
+    if describe is not None:
+        report = replace(report, image=describe(path))
+    return report
 
 
 class _Context:
@@ -285,6 +302,8 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
         source=manifest.source if manifest is not None else None,
         problems=tuple(ctx.problems),
         self_contained=not ctx.problems,
+        native_libraries=library_report(root, manifest) if manifest is not None else (),
+        sbom=SBOM_PATH if is_file_inside(root, root / SBOM_PATH) else None,
     )
 
 
@@ -602,6 +621,20 @@ def _name_version(root: Path, dist_info: Path) -> tuple[str, str]:
 # -- text -------------------------------------------------------------------------------
 
 
+def _image_lines(image: dict[str, Any]) -> list[str]:
+    """A container image's platform, base, layers and how it runs."""
+    lines = [f"  image: {image['platform']}, user {image['user']}, workdir {image['workdir']}"]
+    lines.append(f"  entrypoint: {' '.join(image['entrypoint'] + image['cmd']) or '(none)'}")
+    base = image["base"] or "none (scratch)"
+    digest = f" ({image['base_digest']})" if image["base_digest"] else ""
+    lines.append(f"  base: {base}{digest}")
+    lines.append(f"  layers ({len(image['layers'])}, bottom first):")
+    for layer in image["layers"]:
+        short = layer["digest"].split(":", 1)[-1][:12]
+        lines.append(f"    {short}  {_mib(layer['size']):>10}  {layer['holds']}")
+    return lines
+
+
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
@@ -651,6 +684,13 @@ def render_text(report: InspectReport, limit: int = 8) -> str:
         for lib in report.grafted:
             mark = "" if lib.present else "  MISSING"
             add(f"    {lib.soname:<24} from {lib.origin}{mark}")
+    if report.native_libraries:
+        add(f"  security-relevant native libraries ({len(report.native_libraries)}):")
+        for native in report.native_libraries:
+            version = native.version or "?"
+            add(f"    {native.family:<9} {version:<10} {native.path}  ({native.origin})")
+    if report.sbom:
+        add(f"  SBOM: {report.sbom} (venvpack inspect --sbom prints it)")
     if report.source:
         files = ", ".join(f"{f.name} sha256:{f.sha256[:12]}" for f in report.source.files)
         add(f"  installed from: {report.source.kind}" + (f" ({files})" if files else ""))
@@ -659,6 +699,8 @@ def render_text(report: InspectReport, limit: int = 8) -> str:
         f"  ELF files: {report.elf_files}, search paths: {len(report.search_paths)}"
         + (f", {len(bad_paths)} leaving the tree" if bad_paths else ", all inside the tree")
     )
+    if report.image:
+        lines += _image_lines(report.image)
     if report.problems:
         add(f"  problems ({len(report.problems)}):")
         counts: dict[str, int] = {}
