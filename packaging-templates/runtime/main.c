@@ -2,12 +2,13 @@
  * source interpreter's libpython{{ short_version }}.a.
  *
  * CPython looks for its standard library from argv[0]. Started with one that leads
- * elsewhere (exec -a, subprocess's executable=, a copy of this file as a venv's
- * bin/python after the tree moved) it falls back to the prefix compiled into libpython,
- * the install prefix, which a moved tree is not at. The kernel knows where this file is:
- * its home is the directory above bin/ when that holds the standard library, else that
- * directory's python/ (a copy at <env>/bin/python), else what the pyvenv.cfg there names
- * (a venv made with --copies from the environment), unless PYTHONHOME names one. ncurses,
+ * elsewhere (exec -a, subprocess's executable=), or as a copy of this file whose
+ * pyvenv.cfg names a home the tree has moved away from, it falls back to the prefix
+ * compiled into libpython, the install prefix. Then, and only then, the home is taken
+ * from where the kernel says this file is: the directory above bin/ when that holds the
+ * standard library, else that directory's python/ (a copy at <env>/bin/python), else the
+ * one the pyvenv.cfg there names (a venv made with --copies from the environment),
+ * unless PYTHONHOME names one. ncurses,
  * whose compiled-in terminfo directory is the install prefix's too, gets the carried
  * terminfo directory as the last entry of TERMINFO_DIRS (an empty entry first keeps the
  * system's directories; a list the user set stays in front).
@@ -94,24 +95,52 @@ static int venv_home(const char *dir, char *out, size_t size)
     return found && up(out, 1);
 }
 
-static void find_home(void)
+/* Whether argv0 leads to self (a real path), as CPython's own search follows it: a path,
+ * or the first executable of that name on PATH. */
+static int leads_here(const char *argv0, const char *self)
+{
+    char candidate[PATH_MAX], real[PATH_MAX];
+    const char *dirs = getenv("PATH"), *end;
+    size_t len;
+    if (argv0 == NULL || argv0[0] == '\0')
+        return 0;
+    if (strchr(argv0, '/') != NULL)
+        return realpath(argv0, real) != NULL && strcmp(real, self) == 0;
+    for (; dirs != NULL && *dirs != '\0'; dirs = *end ? end + 1 : end) {
+        end = dirs + strcspn(dirs, ":");
+        len = (size_t)(end - dirs);
+        if (snprintf(candidate, sizeof candidate, "%.*s/%s", (int)len, len ? dirs : ".",
+                     argv0) >= (int)sizeof candidate || access(candidate, X_OK) != 0)
+            continue;
+        return realpath(candidate, real) != NULL && strcmp(real, self) == 0;
+    }
+    return 0;
+}
+
+/* Started as CPython expects -- argv[0] leads to this file, and no pyvenv.cfg beside it
+ * names a home without the standard library -- it finds itself as it always does, and
+ * nothing is changed. Otherwise the home found from /proc/self/exe is set. */
+static void find_home(const char *argv0)
 {
     static char home[PATH_MAX];
     static char terminfo[2 * PATH_MAX];
-    char exe[PATH_MAX];
+    char self[PATH_MAX], dir[PATH_MAX], named[PATH_MAX];
     const char *given = getenv("PYTHONHOME");
     const char *dirs = getenv("TERMINFO_DIRS");
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - sizeof "/python");
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    int stale;
 
-    if (n <= 0 || (size_t)n >= sizeof exe - sizeof "/python")
+    if (n <= 0 || (size_t)n >= sizeof dir - sizeof "/python")
         return;
-    exe[n] = '\0';
-    if (!up(exe, 2)) /* the file's name, then bin */
+    self[n] = '\0';
+    strcpy(dir, self);
+    if (!up(dir, 2)) /* the file's name, then bin */
         return;
-    strcpy(home, exe);
-    if (!settle(home) && !(venv_home(exe, home, sizeof home) && settle(home)))
+    strcpy(home, dir);
+    if (!settle(home) && !(venv_home(dir, home, sizeof home) && settle(home)))
         return;
-    if (given == NULL || given[0] == '\0') {
+    stale = venv_home(dir, named, sizeof named) && !has(named, LANDMARK);
+    if ((given == NULL || given[0] == '\0') && (stale || !leads_here(argv0, self))) {
         wchar_t *wide = Py_DecodeLocale(home, NULL);
         if (wide != NULL)
             Py_SetPythonHome(wide); /* read at start-up: kept for the process's life */
@@ -125,6 +154,6 @@ static void find_home(void)
 
 int main(int argc, char **argv)
 {
-    find_home();
+    find_home(argc > 0 ? argv[0] : NULL);
     return Py_BytesMain(argc, argv);
 }

@@ -97,8 +97,8 @@ class TarEmitter:
             write_archive(plan, tmp, self.compression, self.level, progress=self.progress)
         if env.manifest.link_mode != "symlink":
             log.warning(
-                "%s link mode: the environment runs at %s; unpacked elsewhere, run "
-                "<dir>/bin/venvpack-relocate once first",
+                "%s link mode: pyvenv.cfg names the interpreter at %s/python; unpacked "
+                "elsewhere, run <dir>/bin/venvpack-relocate once first",
                 env.manifest.link_mode,
                 env.manifest.prefix,
             )
