@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +20,14 @@ from typing import Any
 import pytest
 
 import builds
-import sandbox
+from registry import serve
+from registry import tool as _tool
 from venvpack.emit.oci import describe_image
 from venvpack.oci.base import default_base
 from venvpack.oci.container import run_in_rootfs
 from venvpack.oci.image import BlobStore, image_manifest, write_archive
 
 EPOCH = "1700000000"
-
-
-def _tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        sandbox.unavailable(f"{name} not found on PATH (apt-get install {package})")
-    return found
 
 
 def _venvpack(*args: str) -> str:
@@ -194,35 +185,8 @@ def test_verify_runs_the_image(images: Images) -> None:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``127.0.0.1:<port>`` of a docker-registry without auth, storing in a temporary
     directory (credentials are test_oci_registry's)."""
-    server = _tool("docker-registry", "docker-registry")
-    tmp = tmp_path_factory.mktemp("registry")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = {
-        "version": 0.1,
-        "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": "test-only"},
-    }
-    (tmp / "config.yml").write_text(json.dumps(config))
-    with open(tmp / "log", "wb") as log:
-        child = subprocess.Popen(
-            [server, "serve", str(tmp / "config.yml")], stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"docker-registry did not start: {(tmp / 'log').read_text()}")
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
+    with serve(tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
 
 def test_push_sends_the_image_to_a_registry(

@@ -10,11 +10,8 @@ import base64
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +20,9 @@ from typing import Any
 import pytest
 
 import builds
-import sandbox
+from registry import free_port as _free_port
+from registry import serve
+from registry import tool as _tool
 from venvpack.archive import TarPlan
 from venvpack.errors import RegistryError
 from venvpack.oci.image import (
@@ -41,20 +40,6 @@ from venvpack.oci.registry import push
 PASSWORD = "pw-Zq81-never-shown"
 USER = "alice"
 CONFIG = {"created": "2023-11-14T22:13:20Z", "os": "linux", "architecture": "amd64"}
-
-
-def _tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        sandbox.unavailable(f"{name} not found on PATH (apt-get install {package})")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -87,7 +72,6 @@ def _auth(path: Path, address: str, password: str) -> Path:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    server = _tool("docker-registry", "docker-registry")
     htpasswd = _tool("htpasswd", "apache2-utils")
     _tool("skopeo", "skopeo")
     tmp = tmp_path_factory.mktemp("registry")
@@ -95,35 +79,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         [htpasswd, "-Bbn", USER, PASSWORD], capture_output=True, text=True, check=True
     ).stdout
     (tmp / "htpasswd").write_text(users)
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    config = {  # JSON is YAML
-        "version": 0.1,
-        "log": {"level": "info", "accesslog": {"disabled": False}},
-        "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
-        "http": {"addr": address, "secret": "test-only"},
-        "auth": {"htpasswd": {"realm": "test", "path": str(tmp / "htpasswd")}},
-    }
-    (tmp / "config.yml").write_text(json.dumps(config))
-    log = tmp / "registry.log"
-    with open(log, "wb") as out:
-        child = subprocess.Popen(
-            [server, "serve", str(tmp / "config.yml")], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"docker-registry did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.1)
-        yield Registry(address, log, _auth(tmp / "auth.json", address, PASSWORD))
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
+    with serve(tmp, htpasswd=tmp / "htpasswd") as address:
+        yield Registry(address, tmp / "registry.log", _auth(tmp / "auth.json", address, PASSWORD))
 
 
 def _image(work: Path, top: bytes) -> tuple[Path, Descriptor, list[Layer]]:
