@@ -383,7 +383,7 @@ def packing_jobs(w: Workload, level: int, deb_compression: str, deb_level: int) 
             "dpkg-deb",
             f"dpkg-deb --build -Z{deb_compression} -z{deb_level}",
             f"dpkg-deb --root-owner-group -Z{deb_compression} -z{deb_level} "
-            '--build "$PREP"/debtree/* "$W/app.deb" > /dev/null',
+            '--build "$PREP"/debtree/*/ "$W/app.deb" > /dev/null',  # the tree, not its SBOM
             "app.deb",
         ),
         Job(
@@ -402,7 +402,7 @@ def packing_jobs(w: Workload, level: int, deb_compression: str, deb_level: int) 
         Job(
             "rpmbuild",
             "rpmbuild -bb of rpm --spec-only",
-            'src=$(echo "$PREP"/rpmsrc/*)\n'
+            'src=$(echo "$PREP"/rpmsrc/*/)\n'  # the sources, not their SBOM
             'mkdir "$W/home"\n'
             'HOME="$W/home" LC_ALL=C rpmbuild -bb --quiet --define "_topdir $W" \\\n'
             '    --define "_sourcedir $src" --define "_tmppath $W" "$src"/*.spec\n'
