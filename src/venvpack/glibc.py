@@ -23,6 +23,7 @@ __all__ = [
     "FloorVerdict",
     "check_max_glibc",
     "floor_setters",
+    "glibc_release",
     "judge_floor",
     "optional_culprits",
     "parse_glibc",
@@ -216,3 +217,13 @@ def refuse_glibc_above(root: Path, max_glibc: str) -> None:
     verdict = check_max_glibc(root, max_glibc, system_libraries())
     if verdict is not None:
         raise BuildError(verdict.message(max_glibc))
+
+
+_RELEASE = re.compile(rb"release version (\d+)\.(\d+)")
+
+
+def glibc_release(data: bytes) -> tuple[int, int] | None:
+    """The glibc release a ``libc.so.6`` says it is (``release version 2.36``), or None.
+    (The newest GLIBC_x.y symbol version can be older: 2.31 added none.)"""
+    match = _RELEASE.search(data)
+    return (int(match.group(1)), int(match.group(2))) if match else None

@@ -33,6 +33,7 @@ from typing import Union
 
 from venvpack.elf import defined_versions, is_elf, read_elf
 from venvpack.errors import ConfigError, ToolMissingError
+from venvpack.glibc import glibc_release
 
 __all__ = [
     "DEBIAN_SUITES",
@@ -96,11 +97,7 @@ def root_glibc(root: Path) -> tuple[int, int] | None:
             path = os.path.realpath(candidate)
             if not os.path.isfile(path) or not path.startswith(real_root + "/"):
                 continue
-            data = Path(path).read_bytes()
-            m = re.search(rb"release version (\d+)\.(\d+)", data)
-            if m:
-                return int(m.group(1)), int(m.group(2))
-            return _newest_verdef(Path(path))
+            return glibc_release(Path(path).read_bytes()) or _newest_verdef(Path(path))
     return None
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from venvpack.archive import TarPlan
 from venvpack.errors import ArtifactError, ConfigError, EmitError
+from venvpack.glibc import glibc_release
 
 if TYPE_CHECKING:
     from venvpack.oci.image import Layer, LoadedImage
@@ -41,7 +42,6 @@ __all__ = [
     "Base",
     "default_base",
     "dpkg_status",
-    "glibc_release",
     "has_ca_bundle",
     "image_glibc",
 ]
@@ -57,7 +57,6 @@ PACKAGES = ("libc6", "libgcc-s1", "tzdata", "netbase", "ca-certificates")
 _OS_RELEASE = ("usr/lib/os-release", "etc/os-release")
 _KEPT_DOCS = re.compile(r"usr/share/doc/[^/]+/copyright")
 _LEFT_OUT = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/lintian/")
-_RELEASE = re.compile(rb"release version (\d+)\.(\d+)")
 _LIBC_NAME = re.compile(r"libc\.so\.6|libc-[0-9]+\.[0-9]+\.so")
 """glibc's C library: ``libc.so.6``, a link to ``libc-2.31.so`` before glibc 2.34."""
 _SHORT_LINKS = 40
@@ -325,9 +324,3 @@ def _layer_files(
                         yield member.name, handle.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ArtifactError(f"base layer {layer.descriptor.digest}: unreadable ({exc})") from None
-
-
-def glibc_release(data: bytes) -> tuple[int, int] | None:
-    """The glibc release a ``libc.so.6`` says it is (``release version 2.36``), or None."""
-    match = _RELEASE.search(data)
-    return (int(match.group(1)), int(match.group(2))) if match else None
