@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import platform as _host
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from venvpack.elf import ElfInfo, read_elf
-from venvpack.errors import ConfigError, ElfError, EmitError
+from venvpack.errors import ConfigError, ElfError, EmitError, ToolMissingError
 from venvpack.policy import load_json
 
 if TYPE_CHECKING:
@@ -35,7 +36,11 @@ __all__ = [
     "PackageArch",
     "Platform",
     "PlatformPolicy",
+    "emulation_problem",
+    "emulator",
     "host_libc",
+    "host_machine",
+    "is_foreign",
     "loaded_by_family",
     "of_elf",
     "of_interpreter",
@@ -109,6 +114,8 @@ class MachinePolicy:
     """The dynamic loader's file name per C library family."""
     variants: Mapping[str, str] = field(default_factory=dict)
     """Per package format that names one, its CPU variant (an OCI image's ``v8``)."""
+    qemu: str | None = None
+    """qemu-user's name for the machine (``qemu-<name>-static``), when qemu emulates it."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,7 @@ def _libc(name: str, entry: object) -> LibcPolicy:
 def _machine(name: str, entry: object, libcs: Mapping[str, LibcPolicy]) -> MachinePolicy:
     if not _MACHINE_RE.fullmatch(name) or not isinstance(entry, dict):
         raise ConfigError(f"{_POLICY}: invalid machine {name!r}")
-    known = {"elf", "uv", "packages", "loaders"}
+    known = {"elf", "uv", "packages", "loaders", "qemu"}
     if not set(entry) <= known:
         raise ConfigError(f"{_POLICY}: {name}: unknown keys {sorted(set(entry) - known)}")
     elf = entry.get("elf")
@@ -207,8 +214,11 @@ def _machine(name: str, entry: object, libcs: Mapping[str, LibcPolicy]) -> Machi
         for family, soname in loaders.items()
     ):
         raise ConfigError(f"{_POLICY}: {name}: 'loaders' maps C library families to sonames")
+    qemu = entry.get("qemu")
+    if qemu is not None and not (isinstance(qemu, str) and _NAME_RE.fullmatch(qemu)):
+        raise ConfigError(f"{_POLICY}: {name}: invalid qemu name {qemu!r}")
     packaged = {fmt: (arch, libc) for fmt, (arch, libc, _) in archs.items()}
-    return MachinePolicy(name, header, uv, packaged, dict(loaders), variants)
+    return MachinePolicy(name, header, uv, packaged, dict(loaders), variants, qemu)
 
 
 def _package(
@@ -255,6 +265,71 @@ def of_interpreter(interp: Interpreter, floor: str | None = None) -> Platform:
     """The platform an interpreter runs on: the machine it reports itself (an environment's
     architecture names follow it), the C library family of its executable's loader."""
     return Platform(interp.machine, of_elf(read_elf(interp.executable)).libc, floor)
+
+
+def host_machine() -> str:
+    """The machine this process runs on, as ``platform.machine()`` spells it."""
+    return _host.machine()
+
+
+def is_foreign(machine: str) -> bool:
+    """Whether programs of ``machine`` need emulation here: another ELF header than this
+    host's (i686 programs run natively on x86_64 only with a 32-bit userland, so they count
+    as foreign too)."""
+    return machine != host_machine()
+
+
+def emulator(machine: str) -> list[str]:
+    """The command that runs one program of ``machine`` on this host, under qemu-user
+    (``qemu-aarch64-static``, or a dynamically linked ``qemu-aarch64``); followed by
+    ``-L SYSROOT`` it finds the program's loader and libraries in a root of that machine.
+    ToolMissingError when qemu-user is not installed or does not know the machine."""
+    entry = policy().machines.get(machine)
+    name = entry.qemu if entry is not None else None
+    if name is None:
+        raise ToolMissingError(f"qemu-user cannot run {machine} programs")
+    for command in (f"qemu-{name}-static", f"qemu-{name}"):
+        found = shutil.which(command)
+        if found is not None:
+            return [found]
+    raise ToolMissingError(
+        f"running {machine} programs here needs qemu-user: apt-get install qemu-user-static"
+    )
+
+
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+
+def emulation_problem(machine: str, binfmt: Path = BINFMT_DIR) -> str | None:
+    """Why programs of ``machine`` cannot be started here by their path (inside a sandbox,
+    where no emulator can be named), or None when they can: natively, or because
+    binfmt_misc has an enabled qemu-user entry for the machine that the kernel opens when it
+    is registered (flag ``F``), so that it also works in another root."""
+    if not is_foreign(machine):
+        return None
+    entry = policy().machines.get(machine)
+    name = entry.qemu if entry is not None else None
+    if name is None:
+        return f"{machine} programs cannot be emulated here (qemu-user does not know {machine})"
+    how = (
+        f"apt-get install qemu-user-static binfmt-support, then (as root) mount binfmt_misc "
+        f"if {binfmt} is empty (mount -t binfmt_misc binfmt_misc {binfmt}) and run "
+        f"update-binfmts --enable qemu-{name}"
+    )
+    try:
+        text = (binfmt / f"qemu-{name}").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return f"{machine} programs do not run here: {how}"
+    lines = text.splitlines()
+    flags = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("flags:")), "")
+    if not lines or lines[0].strip() != "enabled":
+        return f"qemu-{name} is registered but disabled: {how}"
+    if "F" not in flags:
+        return (
+            f"qemu-{name} is registered without the F flag, so it cannot run programs in "
+            "another root: install qemu-user-static (its registration has it)"
+        )
+    return None
 
 
 def host_libc() -> str:
