@@ -8,6 +8,14 @@ r"""Clean roots: places where nothing of the build host exists, to prove an arti
 * ``bullseye``, ``bookworm``, ``trixie``: ``debootstrap --variant=minbase`` (no Python),
   where ``dpkg -i`` of a produced package really runs.
 
+Each can be made for another machine (:data:`FOREIGN_GLIBC_SUITES` says whose packages the
+glibc roots are then made of): its programs run through qemu-user, which binfmt_misc starts
+by their path (:func:`venvpack.platform.emulation_problem` says whether it is ready). The
+glibc roots are made of the machine's packages as they come (:func:`sysroot`, nothing run);
+the Debian roots run debootstrap's second stage under emulation, several minutes once.
+:func:`sysroot` also gives a build what another machine's interpreter needs: its files and
+libraries, to be read or run with ``qemu-<name> -L SYSROOT``.
+
 Roots are built once into a cache directory (``$VENVPACK_ROOTS``, else
 ``~/.cache/venvpack/roots``), atomically and under a lock, so concurrent runs share one build
 and an interrupted build never leaves a half-made root behind. Building them needs root
@@ -20,23 +28,27 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import re
 import shutil
 import stat
 import subprocess
+import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Union
 
 from venvpack.elf import defined_versions, is_elf, read_elf
 from venvpack.errors import ConfigError, ToolMissingError
 from venvpack.glibc import glibc_release
+from venvpack.platform import emulation_problem, is_foreign
 
 __all__ = [
     "DEBIAN_SUITES",
+    "FOREIGN_GLIBC_SUITES",
     "NOBODY",
     "REQUIRED_COREUTILS",
     "ROOT_NAMES",
@@ -58,6 +70,7 @@ __all__ = [
     "root_glibc",
     "run_in",
     "run_untrusted",
+    "sysroot",
 ]
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -66,6 +79,9 @@ DEBOOTSTRAP_TIMEOUT = 1800.0
 DEBIAN_SUITES = ("bullseye", "bookworm", "trixie")
 ROOT_NAMES = ("glibc", "glibc-2.31", *DEBIAN_SUITES)
 """The clean roots ``verify --root`` knows."""
+FOREIGN_GLIBC_SUITES = {"glibc": "bookworm", "glibc-2.31": "bullseye"}
+"""For another machine, the Debian release whose libc6, dash and coreutils make each glibc
+root (this host's are Debian 12's, bookworm, on the machines venvpack is tested on)."""
 
 
 def default_cache() -> Path:
@@ -77,15 +93,20 @@ def default_cache() -> Path:
     return Path.home() / ".cache" / "venvpack" / "roots"
 
 
-def get_root(name: str, cache: Path | None = None) -> Path:
-    """The cached root called ``name`` (one of :data:`ROOT_NAMES`), built on first use."""
+def get_root(name: str, cache: Path | None = None, machine: str | None = None) -> Path:
+    """The cached root called ``name`` (one of :data:`ROOT_NAMES`) for ``machine`` (default:
+    this host's), built on first use."""
+    if name not in ROOT_NAMES:
+        raise ConfigError(f"unknown root {name!r}: choose from {', '.join(ROOT_NAMES)}")
+    if machine is not None and is_foreign(machine):
+        if name in FOREIGN_GLIBC_SUITES:
+            return glibc_root(cache, base=sysroot(FOREIGN_GLIBC_SUITES[name], machine, (), cache))
+        return debootstrap_root(name, cache, machine)
     if name == "glibc":
         return glibc_root(cache)
     if name == "glibc-2.31":
         return glibc_root(cache, base=debootstrap_root("bullseye", cache))
-    if name in DEBIAN_SUITES:
-        return debootstrap_root(name, cache)
-    raise ConfigError(f"unknown root {name!r}: choose from {', '.join(ROOT_NAMES)}")
+    return debootstrap_root(name, cache)
 
 
 def root_glibc(root: Path) -> tuple[int, int] | None:
@@ -131,6 +152,8 @@ and ``factor`` link ``libgmp``: they are left out rather than dragging those lib
 
 _GLIBC_ROOT_FORMAT = 1  # bump when _populate_glibc_root changes, so old caches are not reused
 _DEBOOTSTRAP_FORMAT = 1
+_SYSROOT_FORMAT = 1
+_DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _PYTHON_NAME = re.compile(r"^(lib)?python[23]")
 
@@ -185,7 +208,12 @@ def cache_key(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
-def _arch() -> str:
+def _arch(machine: str | None = None) -> str:
+    """Debian's architecture name for ``machine`` (None, or this host's: as dpkg says)."""
+    if machine is not None and is_foreign(machine):
+        from venvpack.emit.deb import debian_arch  # the Debian format names architectures
+
+        return debian_arch(machine).arch
     return subprocess.run(
         ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -294,7 +322,10 @@ def glibc_root(cache: Path | None = None, base: Path = Path("/")) -> Path:
     versions = _dpkg_query(
         base, "-W", "-f", "${Package}=${Version}\n", "libc6", "dash", "coreutils"
     )
-    arch = _arch()
+    # The base's own architecture: another machine's root must not share the host's name.
+    arch = (
+        _arch() if base == Path("/") else _dpkg_query(base, "-W", "-f", "${Architecture}", "libc6")
+    )
     key = cache_key(versions, arch, str(_GLIBC_ROOT_FORMAT))
     if base == Path("/"):
         return build_once(cache, f"glibc-root-{arch}-{key}", _populate_glibc_root)
@@ -326,18 +357,29 @@ def debootstrap_problem() -> str | None:
     return None
 
 
-def _populate_debootstrap(suite: str, mirror: str | None) -> Callable[[Path], None]:
+def _debootstrap(options: Sequence[str], suite: str, work: Path, mirror: str | None) -> None:
+    """Run ``debootstrap OPTIONS SUITE WORK [MIRROR]``; RuntimeError with its log's end."""
+    command = ["debootstrap", *options, suite, str(work)]
+    if mirror:
+        command.append(mirror)  # otherwise debootstrap's own default Debian mirror
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT, check=False
+    )
+    if result.returncode != 0:
+        log = work / "debootstrap" / "debootstrap.log"
+        detail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stderr
+        raise RuntimeError(f"debootstrap {suite} failed ({result.returncode}):\n{detail}")
+
+
+def _populate_debootstrap(
+    suite: str, mirror: str | None, arch: str | None
+) -> Callable[[Path], None]:
     def build(work: Path) -> None:
-        command = ["debootstrap", "--variant=minbase", suite, str(work)]
-        if mirror:
-            command.append(mirror)  # otherwise debootstrap's own default Debian mirror
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT, check=False
+        # Another machine's root: debootstrap runs the second stage's programs (dpkg,
+        # maintainer scripts) in it, through qemu-user started by binfmt_misc.
+        _debootstrap(
+            ["--variant=minbase", *([f"--arch={arch}"] if arch else [])], suite, work, mirror
         )
-        if result.returncode != 0:
-            log = work / "debootstrap" / "debootstrap.log"
-            detail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stderr
-            raise RuntimeError(f"debootstrap {suite} failed ({result.returncode}):\n{detail}")
         # debootstrap keeps the packages it downloaded; they would be copied by every
         # fresh_copy. apt's cache holds nothing else but its lock and partial/.
         for cached in (work / "var" / "cache" / "apt" / "archives").iterdir():
@@ -353,21 +395,109 @@ def _populate_debootstrap(suite: str, mirror: str | None) -> Callable[[Path], No
     return build
 
 
-def debootstrap_root(suite: str, cache: Path | None = None) -> Path:
-    """A ``debootstrap --variant=minbase <suite>`` root (bullseye, bookworm, trixie, ...),
-    built once into ``cache`` (default :func:`default_cache`); asserted to contain no Python.
+def debootstrap_root(suite: str, cache: Path | None = None, machine: str | None = None) -> Path:
+    """A ``debootstrap --variant=minbase <suite>`` root (bullseye, bookworm, trixie, ...) for
+    ``machine`` (default: this host's), built once into ``cache`` (default
+    :func:`default_cache`); asserted to contain no Python.
 
     Needs root and the Debian mirror (``$VENVPACK_DEBIAN_MIRROR`` overrides debootstrap's
-    default). The result is shared: never write to it — take a :func:`fresh_copy` and use
-    :func:`run_in_chroot` on the copy (which refuses the cached root itself).
+    default); for another machine also qemu-user registered with binfmt_misc, which runs
+    debootstrap's second stage (several minutes). The result is shared: never write to it —
+    take a :func:`fresh_copy` and use :func:`run_in_chroot` on the copy (which refuses the
+    cached root itself).
+    """
+    problem = debootstrap_problem()
+    foreign = machine is not None and is_foreign(machine)
+    if not problem and machine is not None and foreign:
+        problem = emulation_problem(machine)
+    if problem:
+        whose = f" {machine}" if foreign else ""
+        raise ToolMissingError(f"cannot make a{whose} {suite} root: {problem}")
+    cache = cache if cache is not None else default_cache()
+    arch = _arch(machine)
+    name = f"debootstrap-{suite}-{arch}-v{_DEBOOTSTRAP_FORMAT}"
+    mirror = os.environ.get("VENVPACK_DEBIAN_MIRROR")
+    return build_once(cache, name, _populate_debootstrap(suite, mirror, arch if foreign else None))
+
+
+def sysroot(
+    suite: str, machine: str, packages: Sequence[str] = (), cache: Path | None = None
+) -> Path:
+    """The files of Debian ``suite``'s required packages and ``packages`` (with what they
+    depend on) for ``machine``, unpacked as they come: a root to read another machine's
+    programs and libraries from (``qemu-aarch64 -L SYSROOT``), made without running any of
+    them. Built once into ``cache`` (default :func:`default_cache`), keyed by the suite,
+    the machine's Debian architecture and the package list.
+
+    ``debootstrap --foreign`` (its first stage: resolving and downloading, unpacking the
+    required packages), then every downloaded package unpacked over it and recorded as
+    unpacked (not configured: no maintainer script ran) in its dpkg database, so
+    ``dpkg-query --admindir=SYSROOT/var/lib/dpkg`` says which package a file is from.
+    Needs root and the Debian mirror (``$VENVPACK_DEBIAN_MIRROR``); no emulation.
     """
     problem = debootstrap_problem()
     if problem:
-        raise ToolMissingError(f"cannot make a {suite} root: {problem}")
+        raise ToolMissingError(f"cannot make a {suite} sysroot: {problem}")
+    wanted = tuple(sorted(set(packages)))
+    bad = [name for name in wanted if not _DEB_PACKAGE.match(name)]
+    if bad:
+        raise ConfigError(f"not a Debian package name: {', '.join(map(repr, bad))}")
     cache = cache if cache is not None else default_cache()
-    name = f"debootstrap-{suite}-{_arch()}-v{_DEBOOTSTRAP_FORMAT}"
+    arch = _arch(machine)
+    key = cache_key(suite, arch, *wanted, str(_SYSROOT_FORMAT))
     mirror = os.environ.get("VENVPACK_DEBIAN_MIRROR")
-    return build_once(cache, name, _populate_debootstrap(suite, mirror))
+
+    def build(work: Path) -> None:
+        options = ["--foreign", f"--arch={arch}", "--variant=minbase"]
+        options += [f"--include={','.join(wanted)}"] if wanted else []
+        _debootstrap(options, suite, work, mirror)
+        admin = work / "var" / "lib" / "dpkg"
+        (admin / "info").mkdir(parents=True, exist_ok=True)
+        # Format 1: list files named package:arch for Multi-Arch: same packages, as dpkg
+        # itself keeps them (without it dpkg-query looks for unqualified names).
+        (admin / "info" / "format").write_text("1\n")
+        with open(admin / "status", "a", encoding="utf-8") as status:
+            for deb in sorted((work / "var" / "cache" / "apt" / "archives").glob("*.deb")):
+                status.write(_unpack_recorded(deb, work))
+                deb.unlink()
+        # The second stage's scripts: useless without the packages, and no part of a root.
+        shutil.rmtree(work / "debootstrap")
+
+    return build_once(cache, f"sysroot-{suite}-{arch}-{key}", build)
+
+
+def _unpack_recorded(deb: Path, root: Path) -> str:
+    """Unpack ``deb`` into ``root`` through its merged-/usr links (``bin -> usr/bin``), as
+    dpkg would, and write its file list to ``root``'s dpkg database; its status paragraph."""
+    control = subprocess.run(
+        ["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True
+    ).stdout
+    fields = {}
+    for line in control.splitlines():
+        if line and not line[0].isspace() and ":" in line:
+            key, value = line.split(":", 1)
+            fields[key] = value.strip()
+    data = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        listed = ["/" + PurePosixPath(name).as_posix() for name in archive.getnames()]
+    # dpkg-deb -x would replace the merged-/usr links by directories (tar's default).
+    subprocess.run(
+        ["tar", "-x", "--keep-directory-symlink", "-C", str(root)],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    name = fields["Package"]
+    if fields.get("Multi-Arch") == "same":
+        name += f":{fields['Architecture']}"
+    info = root / "var" / "lib" / "dpkg" / "info" / f"{name}.list"
+    info.write_text("".join(f"{path}\n" for path in listed), encoding="utf-8")
+    rest = [line for line in control.rstrip("\n").splitlines() if not line.startswith("Package:")]
+    return (
+        "\n".join([f"Package: {fields['Package']}", "Status: install ok unpacked", *rest]) + "\n\n"
+    )
 
 
 def fresh_copy(root: Path, dest: Path, *, untrusted: bool = False) -> Path:

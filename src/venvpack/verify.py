@@ -8,6 +8,11 @@ every installed distribution is imported and every command run with ``--help`` (
 ``--run`` commands); a relocatable tree is moved and checked again. A root whose glibc is
 older than the artifact's floor is refused without running anything.
 
+An artifact for another machine (its manifest's platform) is checked in that machine's roots
+(:func:`~venvpack.roots.get_root`), its programs run by qemu-user, which binfmt_misc starts by
+their path in any root: when it is not ready, verify stops before any work, saying how to
+enable it.
+
 The artifact is untrusted code: packages are installed and run by
 :func:`~venvpack.roots.run_untrusted` (root of a user namespace, nothing of the host
 writable), archives unpacked and run by ``nobody`` in :func:`~venvpack.roots.run_in`. What
@@ -28,9 +33,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from venvpack.emit import format_names, load_format
-from venvpack.errors import ConfigError
+from venvpack.errors import ConfigError, ToolMissingError
 from venvpack.glibc import parse_glibc, version_text
 from venvpack.manifest import MANIFEST_PATH, Manifest
+from venvpack.platform import emulation_problem, host_machine
 from venvpack.roots import (
     NOBODY,
     ROOT_NAMES,
@@ -144,10 +150,15 @@ def verify_artifact(
     with open_artifact(path) as opened:
         manifest = _manifest(opened.root)
         floor = manifest.glibc_floor if manifest is not None else None
+        machine = manifest.target.machine if manifest is not None else host_machine()
+        problem = emulation_problem(machine)
+        if problem is not None:
+            raise ToolMissingError(f"{path} is for {machine}: {problem}")
         plan = _Plan(
             opened=opened,
             artifact=path.absolute(),
             manifest=manifest,
+            machine=machine,
             modules=top_level_modules(opened.root),
             commands=commands
             or [[c, "--help"] for c in (manifest.commands if manifest is not None else ())],
@@ -177,6 +188,8 @@ class _Plan:
     opened: Opened
     artifact: Path
     manifest: Manifest | None
+    machine: str
+    """The machine the artifact runs on: its roots are that machine's."""
     modules: tuple[str, ...]
     commands: list[list[str]]
 
@@ -273,6 +286,9 @@ class Target:
     """The artifact as given (its name is the copy's name inside a sandbox)."""
     opened: Opened
     """The artifact as ``inspect`` read it (where its environment lies inside it)."""
+    machine: str
+    """The machine the artifact and the root are for (``platform.machine()``): another
+    than this host's when its programs run under emulation."""
 
     bound = _ARTIFACT
     """Where :meth:`unpack`'s tool finds the artifact."""
@@ -327,7 +343,7 @@ class Target:
 
 
 def _in_root(plan: _Plan, name: str, floor: str | None, cache: Path | None) -> list[Check]:
-    root = get_root(name, cache)
+    root = get_root(name, cache, plan.machine)
     have = root_glibc(root)
     if floor is not None and have is not None and parse_glibc(floor) > have:
         why = f"refused: needs glibc {floor}, this root has {version_text(have)}"
@@ -338,7 +354,7 @@ def _in_root(plan: _Plan, name: str, floor: str | None, cache: Path | None) -> l
         artifact = work / "artifact"
         shutil.copyfile(plan.artifact, artifact)
         artifact.chmod(0o644)
-        target = Target(name, root, work, artifact, plan.artifact, plan.opened)
+        target = Target(name, root, work, artifact, plan.artifact, plan.opened, plan.machine)
         installed = load_format(plan.opened.kind).install(target)
         if installed.failure:
             return [Check(name, "install", plan.artifact.name, "failed", installed.failure)]
