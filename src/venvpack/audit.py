@@ -34,6 +34,7 @@ from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import BuildError, ElfError
 from venvpack.graft import TreeLinks, plan_grafts, resolve_in_tree
 from venvpack.pathtext import contains_path
+from venvpack.platform import machine_of
 
 __all__ = [
     "AuditReport",
@@ -157,6 +158,7 @@ def check_tree(
     *,
     judged_elsewhere: Callable[[Path], bool] = lambda path: False,
     read: Callable[[Path], ElfInfo] = read_elf,
+    machine: str | None = None,
 ) -> TreeCheck:
     """Walk the tree at ``view.root`` once and name every problem in it. Symlinks for which
     ``judged_elsewhere`` is true are left to the caller (``inspect`` judges ``bin/python``
@@ -193,6 +195,17 @@ def check_tree(
                     "elf-invalid", view.rel(path), "not a readable ELF file (damaged or truncated)"
                 )
             )
+    if machine is not None:
+        for path, info in infos.items():
+            found = machine_of(info)
+            if found != machine:
+                problems.append(
+                    Problem(
+                        "foreign-machine",
+                        view.rel(path),
+                        f"a file for {found or info.machine}, in an environment for {machine}",
+                    )
+                )
     tree_links = resolve_in_tree(
         root, root / "python" / "lib", allow, infos, read=infos.__getitem__
     )
@@ -274,14 +287,16 @@ def audit_tree(
     executable: Path | None = None,
     carried: tuple[str, ...] = (),
     read: Callable[[Path], ElfInfo] = read_elf,
+    machine: str | None = None,
 ) -> AuditReport:
     """Check the tree at ``root``; raise BuildError when a promise is broken.
 
     ``executable`` and ``carried`` are what the graft stage was given: the interpreter must
     still find what the system family loads at run time, through its DT_RPATH. ``read``
     reads each ELF file once (the build's :class:`~venvpack.elf.ElfCache` has most of them
-    from the graft stage)."""
-    check = check_tree(TreeView(root), allow, read=read)
+    from the graft stage). With ``machine`` every ELF file must be that machine's: a file
+    of another one (a host library planted in an aarch64 tree) is refused."""
+    check = check_tree(TreeView(root), allow, read=read, machine=machine)
     if check.problems:
         first = check.problems[0]
         more = len(check.problems) - 1

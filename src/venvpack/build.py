@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from venvpack import __version__, ui
 from venvpack.audit import audit_tree
-from venvpack.config import BuildSpec, validate_name, validate_version
+from venvpack.config import BuildSpec, Installer, validate_name, validate_version
 from venvpack.elf import ElfCache
 from venvpack.errors import (
     BuildError,
@@ -30,7 +30,7 @@ from venvpack.errors import (
     InterpreterError,
     ToolMissingError,
 )
-from venvpack.glibc import refuse_glibc_above
+from venvpack.glibc import refuse_glibc_above, sysroot_glibc
 from venvpack.graft import (
     apply_plan,
     apply_string_edits,
@@ -38,8 +38,14 @@ from venvpack.graft import (
     plan_grafts,
     plan_string_edits,
 )
-from venvpack.install import Installed, install_requirements, plan_install, requested_names
-from venvpack.interpreter import Interpreter, find_interpreter
+from venvpack.install import (
+    ForeignTarget,
+    Installed,
+    install_requirements,
+    plan_install,
+    requested_names,
+)
+from venvpack.interpreter import Interpreter, find_interpreter, host_interpreter
 from venvpack.interrupt import checkpoint
 from venvpack.manifest import (
     BuiltEnv,
@@ -51,7 +57,7 @@ from venvpack.manifest import (
 )
 from venvpack.metadata import read_app_metadata
 from venvpack.output import atomic_output
-from venvpack.platform import loaded_by_family, of_interpreter, system_libraries
+from venvpack.platform import loaded_by_family, of_interpreter, system_libraries, uv_target
 from venvpack.relocate import binary_paths, relocate, source_paths
 from venvpack.runtime import copy_runtime, exclude_modules, prune_build_cache
 from venvpack.sbom import HostPackages, write_sbom
@@ -77,6 +83,10 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     started = time.monotonic()
     # Everything that can be refused is refused before any work is done.
     interp = choose_interpreter(spec)
+    # Another machine's interpreter cannot run here: one of this machine with its version
+    # installs the wheels chosen for the target and compiles the modules.
+    helper = host_interpreter(interp) if interp.foreign else None
+    target = foreign_target(interp, helper, spec) if helper is not None else None
     name, main_dist = app_name(spec)
     install_plan = plan_install(spec)
     patchelf = find_patchelf()
@@ -102,7 +112,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
         site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
         with stage("install"):
             installed = install_requirements(
-                root, python, site_packages, spec, install_plan, workdir=root.parent
+                root, python, site_packages, spec, install_plan, workdir=root.parent, target=target
             )
         version = app_version(spec, name, main_dist, installed)
         prefix = spec.install_prefix(name)
@@ -117,6 +127,8 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 origins=dict(runtime.origins),
                 carried=carried,
                 read=elf.read,
+                host_dirs=interp.sysroot.library_dirs(interp.multiarch) if interp.sysroot else None,
+                sysroot=interp.sysroot,
             )
             apply_plan(plan, patchelf)
             replacements = binary_paths(runtime, prefix)
@@ -130,13 +142,28 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
 
         with stage("relocate"):
             finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
-            relocate(root, runtime, site_packages, prefix, plan.glibc_floor)
+            relocate(
+                root,
+                runtime,
+                site_packages,
+                prefix,
+                plan.glibc_floor,
+                compiler=helper.executable if helper is not None else None,
+            )
 
         with stage("audit"):
             needles = [str(root), *(old for old, _ in source_paths(runtime))]
             needles += [str(d) for d in runtime.compile_dirs]
+            if interp.sysroot is not None:
+                needles.append(str(interp.sysroot.path))
             report = audit_tree(
-                root, allow, needles, executable=runtime.executable, carried=carried, read=elf.read
+                root,
+                allow,
+                needles,
+                executable=runtime.executable,
+                carried=carried,
+                read=elf.read,
+                machine=interp.machine,
             )
         for rel, needle in report.leaks:
             log.debug("%s still names %s", rel, needle)
@@ -161,7 +188,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             grafted=tuple(
                 GraftedLibrary(
                     soname=g.soname,
-                    origin=os.path.realpath(g.source),
+                    origin=str(_origin(interp, g.source)),
                     path=str(g.dest.relative_to(root)),
                 )
                 for g in plan.grafts
@@ -176,10 +203,17 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
         BuiltEnv(root, manifest).save()
         # What ships, with the packages the build host's grafted libraries and interpreter
         # came from: only this host knows them, so it is written now, inside the tree.
-        origins = [str(interp.executable), *(g.origin for g in manifest.grafted)]
-        write_sbom(
-            BuiltEnv(root, manifest), HostPackages.read(origins), interpreter=interp.executable
-        )
+        executable = interp.target_path(interp.executable)
+        origins = [str(executable), *(g.origin for g in manifest.grafted)]
+        if interp.sysroot is not None:  # the packages of the root the files came from
+            host = HostPackages.read(
+                origins,
+                dpkg=interp.sysroot.host("/var/lib/dpkg"),
+                os_release=interp.sysroot.host("/etc/os-release"),
+            )
+        else:
+            host = HostPackages.read(origins)
+        write_sbom(BuiltEnv(root, manifest), host, interpreter=executable)
     prune_build_cache()  # entries no build used for a month; at most once a day
     log.debug(
         "environment ready in %.1fs (glibc >= %s, %d libraries grafted)",
@@ -190,12 +224,38 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     return BuiltEnv(dest, manifest)
 
 
+def _origin(interp: Interpreter, source: Path) -> Path:
+    """Where a grafted library came from, as the machine it was built for names it (a path
+    inside another machine's root says nothing about the build host)."""
+    if interp.sysroot is not None:
+        return interp.sysroot.target(interp.sysroot.resolve(source))
+    return Path(os.path.realpath(source))
+
+
+def foreign_target(interp: Interpreter, helper: Interpreter, spec: BuildSpec) -> ForeignTarget:
+    """How wheels are chosen for ``interp``, another machine's interpreter: uv's platform
+    for its machine and the C library release of its root, and its exact version."""
+    if spec.installer is Installer.PIP:
+        raise ConfigError(
+            f"--installer pip cannot install wheels for {interp.machine}: only uv chooses "
+            "wheels for another machine"
+        )
+    assert interp.sysroot is not None
+    release = sysroot_glibc(interp.sysroot, interp.multiarch)
+    platform = of_interpreter(interp)
+    return ForeignTarget(
+        python=helper.executable,
+        platform=uv_target(platform.machine, platform.libc, release),
+        version=interp.version,
+    )
+
+
 def checked_environment(root: Path) -> BuiltEnv:
     """An environment made earlier (``--from``), audited again before it is packed: it may
     have been changed since (a grafted library deleted, a symlink added, the manifest
     edited), and a package must not ship what the build would have refused."""
     env = BuiltEnv.load(root)
-    report = audit_tree(root, system_libraries(), ())
+    report = audit_tree(root, system_libraries(), (), machine=env.manifest.target.machine)
     if report.glibc_floor != env.manifest.glibc_floor:
         raise BuildError(
             f"audit: the tree needs glibc {report.glibc_floor or '(none)'} but its manifest "
@@ -280,11 +340,13 @@ def choose_interpreter(spec: BuildSpec) -> Interpreter:
     """``--python`` (or ``.python-version``); else the running Python when it satisfies the
     project's ``requires-python``, else the newest that does. The choice must satisfy it."""
     required = _requires_python(spec.requires_python)
-    if spec.python is None and required is not None:
+    if spec.sysroot is not None:
+        request = spec.python or (str(required) if required is not None else None)
+        interp = find_interpreter(request, sysroot=spec.sysroot)
+    elif spec.python is None and required is not None:
         running = find_interpreter(None)
-        interp = running if required.contains(running.version) else None
-        if interp is None:
-            interp = find_interpreter(str(required))
+        found = running if required.contains(running.version) else None
+        interp = found if found is not None else find_interpreter(str(required))
     else:
         interp = find_interpreter(spec.python)
     if required is not None and not required.contains(interp.version):

@@ -88,6 +88,8 @@ class BuildSpec:
     python: str | None = None
     """A ``--python`` request (``python_request.parse_request``); None: the interpreter
     running venvpack."""
+    sysroot: Path | None = None
+    """``--sysroot``: the root of another machine's files the interpreter is read from."""
     name: str | None = None
     """Application name; None: derived from the project or the first requirement."""
     prefix: str | None = None

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvpack.elf import ElfInfo, symbols_at_version
-from venvpack.errors import ElfError
+from venvpack.errors import ElfError, InterpreterError
+from venvpack.sysroot import Sysroot
 from venvpack.validate import glibc_version
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "parse_glibc",
     "refuse_glibc_above",
     "symbols_needing",
+    "sysroot_glibc",
     "version_text",
 ]
 
@@ -227,3 +229,15 @@ def glibc_release(data: bytes) -> tuple[int, int] | None:
     (The newest GLIBC_x.y symbol version can be older: 2.31 added none.)"""
     match = _RELEASE.search(data)
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def sysroot_glibc(root: Sysroot, multiarch: str | None) -> tuple[int, int]:
+    """The glibc release of another machine's root: its ``libc.so.6`` where the root's
+    loader looks. InterpreterError when the root has none that says its release."""
+    for directory in root.library_dirs(multiarch):
+        libc = directory / "libc.so.6"
+        if libc.is_file():
+            release = glibc_release(root.resolve(libc).read_bytes())
+            if release is not None:
+                return release
+    raise InterpreterError(f"{root.path} has no libc.so.6 that names its glibc release")

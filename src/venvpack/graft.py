@@ -40,6 +40,7 @@ from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import ElfError
 from venvpack.pathtext import find_path
 from venvpack.proc import run
+from venvpack.sysroot import Sysroot
 
 __all__ = [
     "ElfUpdate",
@@ -164,8 +165,11 @@ class _Planner:
         executable: Path | None,
         origins: Mapping[Path, Path],
         carried: tuple[str, ...] = (),
+        sysroot: Sysroot | None = None,
     ) -> None:
         self.root = root
+        self.sysroot = sysroot
+        """Another machine's root: a search path outside the tree names a place in it."""
         self.lib_dir = lib_dir
         self.allow = allow
         self.host_dirs = host_dirs
@@ -245,14 +249,21 @@ class _Planner:
         for entry, owner in self.search(path, info):
             origin = self.host_origin(owner) if _has_origin(entry) else None
             directory = _expand(entry, origin if origin is not None else owner.parent)
+            if self.sysroot is not None and origin is None and not _inside(directory, self.root):
+                directory = self.sysroot.host(directory)
             if not _inside(directory, self.root):
                 dirs.append(directory)
         for directory in [*dirs, *self.host_dirs]:
             candidate = directory / name
-            if candidate.is_file() and is_elf(Path(os.path.realpath(candidate))):
-                found = read_elf(Path(os.path.realpath(candidate)))
+            real = (
+                self.sysroot.resolve(candidate)
+                if self.sysroot is not None and self.sysroot.contains(candidate)
+                else Path(os.path.realpath(candidate))
+            )
+            if real.is_file() and is_elf(real):
+                found = read_elf(real)
                 if self._compatible(info, found):
-                    return candidate, found
+                    return (real if self.sysroot is not None else candidate), found
         rel = path.relative_to(self.root)
         raise ElfError(f"{name}, needed by {rel}, was not found on this system")
 
@@ -377,8 +388,12 @@ def plan_grafts(
     origins: Mapping[Path, Path] | None = None,
     carried: tuple[str, ...] = (),
     read: Callable[[Path], ElfInfo] = read_elf,
+    sysroot: Sysroot | None = None,
 ) -> GraftPlan:
     """Plan grafts and RUNPATH updates for every ELF file under ``root``.
+
+    With ``sysroot`` (another machine's root) libraries are looked up in it and only in it:
+    ``host_dirs`` are then its directories, and an absolute search path names a place in it.
 
     ``executable`` is the interpreter binary in the tree: its DT_RPATH serves every library
     loaded into its process. ``origins`` maps directories of the tree to the build-host
@@ -397,6 +412,7 @@ def plan_grafts(
         executable,
         origins or {},
         carried if executable is not None else (),
+        sysroot,
     )
     for path in files if files is not None else find_elf_files(root):
         info = read(path)

@@ -265,6 +265,7 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
         ctx.view,
         system_libraries(),
         judged_elsewhere=lambda p: p.parent == root / "bin" and p.name.startswith("python"),
+        machine=manifest.target.machine if manifest is not None else None,
     )
     ctx.problems += check.link_problems
     _check_scripts(ctx)

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -39,6 +40,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "ForeignTarget",
     "InstallPlan",
     "Installed",
     "export_uv_lock",
@@ -51,6 +53,24 @@ __all__ = [
 ]
 
 log = logging.getLogger("venvpack")
+
+
+@dataclass(frozen=True)
+class ForeignTarget:
+    """Wheels for another machine's interpreter, which cannot run here: uv chooses them for
+    its platform and version and installs them into the environment's prefix, run by an
+    interpreter of this machine with the same major and minor version (the prefix then gets
+    the same ``lib/python3.X/site-packages`` layout as the environment's own)."""
+
+    python: Path
+    """This machine's interpreter uv runs (and builds pure-Python sdists with)."""
+    platform: str
+    """uv's ``--python-platform`` (``aarch64-manylinux_2_36``)."""
+    version: str
+    """The target interpreter's version, for markers (``python_full_version``)."""
+
+    def machine(self) -> str:
+        return self.platform.split("-", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -482,10 +502,12 @@ def install_requirements(
     spec: BuildSpec,
     plan: InstallPlan,
     workdir: Path,
+    target: ForeignTarget | None = None,
 ) -> Installed:
     """Install what ``plan`` says for ``spec`` into the environment at ``root``.
 
-    ``workdir`` is a private scratch directory (the exported lock goes there).
+    ``workdir`` is a private scratch directory (the exported lock goes there). With
+    ``target`` the wheels are another machine's, installed by uv (:class:`ForeignTarget`).
     """
     uv = _find_uv() if spec.installer is not Installer.PIP else None
     if spec.installer is Installer.UV and uv is None:
@@ -499,6 +521,11 @@ def install_requirements(
     inputs = workdir / "requirements"
     files = [absolute_copy(p, inputs) for p in spec.requirement_files if not is_pylock(p)]
     constraints = [absolute_copy(p, inputs) for p in spec.constraints]
+    into = ["--python", str(python)]
+    if target is not None:
+        python = target.python
+        into = ["--python", str(python), "--prefix", str(root)]
+        into += ["--python-platform", target.platform, "--python-version", target.version]
     if uv is not None:
         env = clean_python_env(uv_environment(os.environ))
         if plan.uv_lock is not None:
@@ -510,13 +537,15 @@ def install_requirements(
             args += _index_args(spec, True, constraints)
         else:
             args = [*_index_args(spec, True, constraints), *_resolve_args(spec, files)]
-        _run_installer([uv, "pip", "install", "--python", str(python), *args], "uv", env, cwd)
+        _run_installer([uv, "pip", "install", *into, *args], "uv", env, cwd, target)
         if plan.pylock is not None and spec.project is not None:
             # A project's pylock.toml may pin only its dependencies: the project goes on top.
             name = _project_name(spec.project, spec.pyproject)
             if name and not _has(site_packages, name):
-                argv = [uv, "pip", "install", "--python", str(python), "--no-deps"]
-                _run_installer([*argv, "--", str(spec.project)], "uv", env, cwd)
+                argv = [uv, "pip", "install", *into, "--no-deps"]
+                _run_installer([*argv, "--", str(spec.project)], "uv", env, cwd, target)
+    elif target is not None:
+        raise ToolMissingError(f"installing wheels for {target.machine()} needs uv")
     else:
         args = [*_index_args(spec, False, constraints), *_resolve_args(spec, files)]
         with _pip_path() as pythonpath:
@@ -633,10 +662,17 @@ def export_uv_lock(
     return out
 
 
-def _run_installer(argv: list[str], tool: str, env: Mapping[str, str], cwd: Path) -> None:
+def _run_installer(
+    argv: list[str],
+    tool: str,
+    env: Mapping[str, str],
+    cwd: Path,
+    target: ForeignTarget | None = None,
+) -> None:
     """Run the installer with its output kept: the install step's progress is venvpack's own
     (:mod:`venvpack.ui`); the output is the error's detail when it fails, and with ``-v``
-    it is logged once it succeeds."""
+    it is logged once it succeeds. For another machine (``target``), a distribution uv
+    could only build here from its sdist into a wheel for this machine is named."""
     shown = redact_urls(" ".join(argv[argv.index("install") + 1 :]))
     log.debug("installing with %s: %s", tool, shown)
     try:
@@ -650,10 +686,35 @@ def _run_installer(argv: list[str], tool: str, env: Mapping[str, str], cwd: Path
         )
     except InstallError as exc:
         # The installer may quote a URL it was given, with the token in it.
-        raise InstallError(str(exc), detail=redact_urls(exc.detail)) from None
+        detail = redact_urls(exc.detail)
+        built = _BUILT_FOR_HOST.search(detail) if target is not None else None
+        if target is not None and built is not None:
+            name, version, tags = _wheel_parts(built.group(1))
+            raise InstallError(
+                f"{name} {version} has no wheel for {target.platform}, and its sdist builds "
+                f"a {tags} wheel on this machine: only pure-Python sdists can be built for "
+                f"another machine (build a wheel for {target.machine()} and give it with "
+                "--find-links)",
+                detail=detail,
+            ) from None
+        raise InstallError(str(exc), detail=detail) from None
     output = redact_urls((done.stdout or "") + (done.stderr or "")).strip()
     if output:
         log.debug("%s said:\n%s", tool, textwrap.indent(output, "    "))
+
+
+_BUILT_FOR_HOST = re.compile(r"The built wheel `([^`]+\.whl)` is not compatible with the target")
+"""uv's refusal of a wheel it built from an sdist for the wrong platform."""
+
+
+def _wheel_parts(filename: str) -> tuple[str, str, str]:
+    """(name, version, ``interpreter-abi-platform``) of a wheel file name."""
+    try:
+        name, version, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return filename, "", "?"
+    tag = sorted(tags, key=str)[0]
+    return str(name), str(version), str(tag)
 
 
 def _has(site_packages: Path, name: str) -> bool:

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvpack.elf import read_elf
-from venvpack.errors import InterpreterError
-from venvpack.platform import host_libc, uv_libc
+from venvpack.elf import is_elf, read_elf
+from venvpack.errors import ElfError, InterpreterError
+from venvpack.platform import emulator, host_libc, is_foreign, machine_of, uv_libc
 from venvpack.python_request import Host, PythonRequest, parse_request, refusal
+from venvpack.sysroot import Sysroot, find_sysroot
 
 __all__ = [
     "Candidate",
@@ -39,6 +40,7 @@ __all__ = [
     "describe",
     "examine",
     "find_interpreter",
+    "host_interpreter",
     "host_platform",
     "probe_refusal",
     "search_places",
@@ -118,10 +120,24 @@ class Interpreter:
     platlibdir: str
     source: str
     """``pyenv``, ``uv``, ``debian`` or ``other``: where it came from, for the manifest."""
+    sysroot: Sysroot | None = None
+    """For an interpreter of another machine, the root its files are read from (every path
+    above lies inside it); None for one that runs here."""
+    multiarch: str | None = None
+    """Its ``MULTIARCH`` (``aarch64-linux-gnu``): the loader's default directories."""
 
     @property
     def short_version(self) -> str:
         return f"{self.version_info[0]}.{self.version_info[1]}"
+
+    @property
+    def foreign(self) -> bool:
+        """Whether it is another machine's, read from a root rather than run here."""
+        return self.sysroot is not None
+
+    def target_path(self, path: Path) -> Path:
+        """``path`` as the interpreter's own machine names it (inside its root)."""
+        return self.sysroot.target(path) if self.sysroot is not None else path
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
@@ -164,6 +180,8 @@ class SearchPlaces:
     """uv's directory without ``$UV_PYTHON_INSTALL_DIR``: what it installed there earlier is
     still uv's, for the ``source`` label."""
     system_bin: Path = Path("/usr/bin")
+    sysroot: Path | None = None
+    """``--sysroot``: the root another machine's interpreter is read from."""
 
     def summary(self) -> str:
         return (
@@ -221,15 +239,86 @@ def host_platform() -> Host:
 def examine(path: Path, places: SearchPlaces | None = None) -> Interpreter | Refusal:
     """Probe ``path``: a supported CPython, or a Python refused with its reason.
 
+    A program of another machine is probed under qemu-user with its root (``--sysroot``, or
+    the directory above it holding its loader) as the place its loader and libraries are
+    looked up; the paths it reports are then paths of this host inside that root.
+
     Raises InterpreterError only when ``path`` is not a Python at all.
     """
-    data = _probe(path)
+    if places is None:
+        places = search_places(os.environ)
+    foreign = _foreign_loader(path)
+    root = None
+    if foreign is not None:
+        machine, loader = foreign
+        root = find_sysroot(path, loader, places.sysroot)
+        data = _probe(path, [*emulator(machine), "-L", str(root.path)])
+        data = _into_root(data, root)
+    elif places.sysroot is not None:
+        raise InterpreterError(
+            f"{path} runs on this machine: --sysroot is for an interpreter of another one"
+        )
+    else:
+        data = _probe(path)
     refused = probe_refusal(data, path)
     if refused is not None:
         return refused
-    if places is None:
-        places = search_places(os.environ)
-    return _interpreter(data, path, places)
+    return _interpreter(data, path, places, root)
+
+
+def _foreign_loader(path: Path) -> tuple[str, str] | None:
+    """(machine, loader) when ``path`` is a program of another machine; None otherwise
+    (a program of this one, a script, a shim)."""
+    real = Path(os.path.realpath(path))
+    try:
+        if not real.is_file() or not is_elf(real):
+            return None
+        info = read_elf(real)
+    except (OSError, ElfError):
+        return None
+    machine = machine_of(info)
+    if machine is None or not is_foreign(machine):
+        return None
+    if info.interpreter is None:
+        raise InterpreterError(f"{path} is a {machine} file but not a program")
+    return machine, info.interpreter
+
+
+_PATH_FACTS = (
+    "executable",
+    "base_prefix",
+    "base_exec_prefix",
+    "stdlib",
+    "lib_dynload",
+    "libdir",
+    "libpl",
+    "include",
+)
+
+
+def _into_root(data: dict[str, Any], root: Sysroot) -> dict[str, Any]:
+    """The probe's paths as paths of this host: those it computed from its own location
+    already are; its build-time ones (``LIBDIR``, ``LIBPL``) name the target's places."""
+    out = dict(data)
+    for key in _PATH_FACTS:
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith("/"):
+            out[key] = str(root.host(value))
+    return out
+
+
+def host_interpreter(interp: Interpreter) -> Interpreter:
+    """A CPython of this machine with ``interp``'s major and minor version: what installs
+    wheels for ``interp`` and compiles its modules when ``interp`` is another machine's
+    (bytecode depends on the version, not on the machine)."""
+    try:
+        return find_interpreter(interp.short_version)
+    except InterpreterError as exc:
+        raise InterpreterError(
+            f"building with {interp.machine} CPython {interp.version} needs a CPython "
+            f"{interp.short_version} of this machine as well, to install wheels and compile "
+            f"modules with ({exc})"
+        ) from None
 
 
 def describe(path: Path) -> Interpreter:
@@ -244,13 +333,21 @@ def _accepted(found: Interpreter | Refusal) -> Interpreter:
 
 
 def find_interpreter(
-    request: str | None, *, environ: Mapping[str, str] | None = None
+    request: str | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sysroot: Path | None = None,
 ) -> Interpreter:
     """Resolve ``--python``: None (the Python running venvpack), a path, or any spelling
-    ``python_request.parse_request`` accepts; the newest matching CPython wins."""
+    ``python_request.parse_request`` accepts; the newest matching CPython wins. With
+    ``sysroot`` a request that is not a path is looked for in the root's ``/usr/local/bin``
+    and ``/usr/bin`` only (None then means ``python3``)."""
+    places = search_places(os.environ if environ is None else environ)
+    if sysroot is not None:
+        places = _in_sysroot(places, sysroot)
+        request = request or "3"
     if request is None:
         return describe(Path(sys.executable))
-    places = search_places(os.environ if environ is None else environ)
     wanted = parse_request(request)
     host = host_platform()
     reason = refusal(wanted, host)
@@ -316,6 +413,22 @@ def _choose(request: PythonRequest, found: list[Candidate], places: SearchPlaces
     if refused:
         raise InterpreterError(max(refused, key=lambda r: r.version_info).message())
     raise InterpreterError(f"no {request.describe()} found ({places.summary()})")
+
+
+def _in_sysroot(places: SearchPlaces, sysroot: Path) -> SearchPlaces:
+    """Where a request is looked for in another machine's root: its own bin directories."""
+    root = Path(os.path.abspath(sysroot))
+    if not root.is_dir():
+        raise InterpreterError(f"--sysroot {sysroot} is not a directory")
+    nowhere = root / "nonexistent"  # no pyenv or uv of the build host inside the root
+    return SearchPlaces(
+        path_dirs=(root / "usr" / "local" / "bin",),
+        pyenv_root=nowhere,
+        uv_dir=nowhere,
+        uv_default_dir=nowhere,
+        system_bin=root / "usr" / "bin",
+        sysroot=root,
+    )
 
 
 def _negated(version: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -424,11 +537,12 @@ def _listing(directory: Path) -> list[Path]:
         return []
 
 
-def _probe(path: Path) -> dict[str, Any]:
-    """The probe's facts about ``path``; InterpreterError if it is not a Python."""
+def _probe(path: Path, runner: list[str] | None = None) -> dict[str, Any]:
+    """The probe's facts about ``path`` (run through ``runner``, an emulator, when given);
+    InterpreterError if it is not a Python."""
     try:
         proc = subprocess.run(
-            [str(path), "-E", "-s", "-S", "-c", _PROBE],
+            [*(runner or []), str(path), "-E", "-s", "-S", "-c", _PROBE],
             capture_output=True,
             text=True,
             timeout=60,
@@ -465,7 +579,9 @@ def probe_refusal(data: Mapping[str, Any], path: Path) -> Refusal | None:
     return Refusal(executable, implementation, version, build, reason)
 
 
-def _interpreter(data: dict[str, Any], path: Path, places: SearchPlaces) -> Interpreter:
+def _interpreter(
+    data: dict[str, Any], path: Path, places: SearchPlaces, root: Sysroot | None = None
+) -> Interpreter:
     version_info = data["version_info"]
     exe = Path(data["executable"])
     libpython = None
@@ -488,6 +604,8 @@ def _interpreter(data: dict[str, Any], path: Path, places: SearchPlaces) -> Inte
         sysconfigdata=data["sysconfigdata"],
         platlibdir=data["platlibdir"],
         source=source_label(path, exe, data["schemes"], places),
+        sysroot=root,
+        multiarch=data.get("multiarch") or None,
     )
 
 

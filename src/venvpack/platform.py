@@ -42,6 +42,7 @@ __all__ = [
     "host_machine",
     "is_foreign",
     "loaded_by_family",
+    "machine_of",
     "of_elf",
     "of_interpreter",
     "package_arch",
@@ -51,6 +52,7 @@ __all__ = [
     "uv_key_example",
     "uv_libc",
     "uv_libc_family",
+    "uv_target",
 ]
 
 _POLICY = "platforms.json"
@@ -128,6 +130,10 @@ class LibcPolicy:
     system_libraries: frozenset[str]
     """Sonames the family provides, without the loaders (each machine names its own)."""
     loaded_by_family: tuple[str, ...]
+    uv_target: str = ""
+    """uv's ``--python-platform`` spelling, with ``{machine}``, ``{major}`` and ``{minor}``."""
+    uv_targets: tuple[tuple[int, int], ...] = ()
+    """The library versions uv has a ``--python-platform`` for, oldest first."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,17 @@ def _libc(name: str, entry: object) -> LibcPolicy:
     loaded = _strings(entry.get("loaded-by-family", []), f"{name} loaded-by-family", _SONAME_RE)
     if set(loaded) & set(system):
         raise ConfigError(f"{_POLICY}: {name} both provides and loads {set(loaded) & set(system)}")
-    return LibcPolicy(name, uv, frozenset(system), loaded)
+    target = entry.get("uv-target", {"pattern": "", "versions": []})
+    pattern = target.get("pattern") if isinstance(target, dict) else None
+    versions = target.get("versions") if isinstance(target, dict) else None
+    if (
+        not isinstance(pattern, str)
+        or not isinstance(versions, list)
+        or not all(isinstance(v, str) and _FLOOR_RE.fullmatch(v) for v in versions)
+    ):
+        raise ConfigError(f"{_POLICY}: {name}: 'uv-target' needs a pattern and versions")
+    targets = tuple(sorted((int(v.split(".")[0]), int(v.split(".")[1])) for v in versions))
+    return LibcPolicy(name, uv, frozenset(system), loaded, pattern, targets)
 
 
 def _machine(name: str, entry: object, libcs: Mapping[str, LibcPolicy]) -> MachinePolicy:
@@ -243,6 +259,29 @@ def _package(
 
 
 # -- reading a platform ------------------------------------------------------------------
+
+
+def machine_of(info: ElfInfo) -> str | None:
+    """The machine an ELF file's header names (``platform.machine()`` spelling), or None
+    for one the data does not know."""
+    header = (info.machine, info.elfclass, info.little_endian)
+    return next((m.name for m in policy().machines.values() if m.elf == header), None)
+
+
+def uv_target(machine: str, libc: str, release: tuple[int, int]) -> str:
+    """uv's ``--python-platform`` for wheels that run on ``machine`` with C library
+    ``libc`` of version ``release``: the newest platform uv names that the release covers
+    (``aarch64-manylinux_2_36``). EmitError when uv has none for them."""
+    entry = policy().machines.get(machine)
+    family = policy().libcs.get(libc)
+    if entry is None or family is None or not entry.uv or not family.uv_targets:
+        raise EmitError(f"uv cannot install wheels for {machine} with {libc}")
+    fitting = [v for v in family.uv_targets if v <= release]
+    if not fitting:
+        oldest = ".".join(map(str, family.uv_targets[0]))
+        raise EmitError(f"{libc} {release[0]}.{release[1]} is older than {oldest}, uv's oldest")
+    major, minor = max(fitting)
+    return family.uv_target.format(machine=entry.uv[0], major=major, minor=minor)
 
 
 def of_elf(info: ElfInfo, floor: str | None = None) -> Platform:

@@ -81,12 +81,17 @@ def relocate(
     site_packages: Path,
     prefix: str,
     glibc_floor: str | None = None,
+    *,
+    compiler: Path | None = None,
 ) -> None:
     """Make the environment at ``root`` independent of where it was built; launchers refuse
-    in one line to run on a glibc older than ``glibc_floor``."""
+    in one line to run on a glibc older than ``glibc_floor``. ``compiler`` is the
+    interpreter that compiles the modules and installed the scripts when the bundled one is
+    another machine's (the same major and minor version of this machine)."""
     changed: set[Path] = set()
     removed: set[Path] = set()
-    changed |= rewrite_scripts(root / "bin", root, glibc_floor)
+    installers = (compiler,) if compiler is not None else ()
+    changed |= rewrite_scripts(root / "bin", root, glibc_floor, installers=installers)
     changed |= _relocate_pth(site_packages, root)
     for dist_info in sorted(site_packages.glob("*.dist-info")):
         _clean_direct_url(dist_info, changed, removed)
@@ -100,7 +105,7 @@ def relocate(
     _relocate_runtime_text(runtime, prefix)
     for dist_info in sorted(site_packages.glob("*.dist-info")):
         _rewrite_record(dist_info, root, changed, removed)
-    compile_bytecode(runtime, [runtime.stdlib, site_packages], root, prefix)
+    compile_bytecode(runtime, [runtime.stdlib, site_packages], root, prefix, python=compiler)
 
 
 # -- launchers ---------------------------------------------------------------------------
@@ -118,15 +123,18 @@ def launcher_header(glibc_floor: str | None = None) -> bytes:
     return render("venv/launcher", floor=glibc_floor or "", old_versions=" ".join(older)).encode()
 
 
-def rewrite_scripts(bindir: Path, root: Path, glibc_floor: str | None = None) -> set[Path]:
-    """Give every script in ``bindir`` whose interpreter lives in ``root`` the launcher."""
+def rewrite_scripts(
+    bindir: Path, root: Path, glibc_floor: str | None = None, *, installers: tuple[Path, ...] = ()
+) -> set[Path]:
+    """Give every script in ``bindir`` whose interpreter lives in ``root`` (or is one of
+    ``installers``, which installed them for another machine) the launcher."""
     changed: set[Path] = set()
     header = launcher_header(glibc_floor)
     for path in sorted(bindir.iterdir()):
         if path.is_symlink() or not path.is_file() or is_elf(path):
             continue
         data = path.read_bytes()
-        body = _script_body(data, root)
+        body = _script_body(data, root, installers)
         if body is None:
             continue
         _replace_bytes(path, header + body)
@@ -134,14 +142,15 @@ def rewrite_scripts(bindir: Path, root: Path, glibc_floor: str | None = None) ->
     return changed
 
 
-def _script_body(data: bytes, root: Path) -> bytes | None:
-    """The script without its interpreter lines, if they point into ``root``; else None."""
+def _script_body(data: bytes, root: Path, installers: tuple[Path, ...] = ()) -> bytes | None:
+    """The script without its interpreter lines, if they point into ``root`` (or name one
+    of ``installers``); else None."""
     if not data.startswith(b"#!"):
         return None
     first, _, rest = data.partition(b"\n")
     interp = first[2:].strip()
     target = os.fsencode(root) + b"/"
-    if interp.startswith(target):
+    if interp.startswith(target) or interp in {os.fsencode(p) for p in installers}:
         return rest
     if interp == b"/bin/sh" and rest.startswith(b"'''exec' "):
         line, _, after = rest.partition(b"\n")
@@ -563,8 +572,11 @@ def pyc_cache_dir() -> Path | None:
     return build_cache("pyc")
 
 
-def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str) -> None:
-    """Hash-based pycs for ``dirs``, by the bundled interpreter, one worker per CPU; the
+def compile_bytecode(
+    runtime: Runtime, dirs: list[Path], root: Path, prefix: str, *, python: Path | None = None
+) -> None:
+    """Hash-based pycs for ``dirs``, by the bundled interpreter (or ``python``, one of this
+    machine with its major and minor version, for another machine's), one worker per CPU; the
     source interpreter's valid pycs of modules copied unchanged are reused, not recompiled,
     and so is what an earlier build compiled from the same inputs (:func:`pyc_cache_dir`).
 
@@ -585,7 +597,8 @@ def compile_bytecode(runtime: Runtime, dirs: list[Path], root: Path, prefix: str
             "cache": str(kept) if kept is not None else None,
         }
     )
-    base: list[str | Path] = [runtime.executable, "-E", "-s", "-B", "-c", _COMPILE, root, prefix]
+    compiler = python or runtime.executable
+    base: list[str | Path] = [compiler, "-E", "-s", "-B", "-c", _COMPILE, root, prefix]
     results = run_all(
         [[*base, str(index), str(workers), config, *dirs] for index in range(workers)],
         error=BuildError,

@@ -39,6 +39,7 @@ from venvpack.errors import BuildError, ConfigError
 from venvpack.interpreter import Interpreter
 from venvpack.platform import system_libraries
 from venvpack.proc import run
+from venvpack.sysroot import Sysroot
 from venvpack.validate import module_name
 
 __all__ = ["Runtime", "copy_runtime", "exclude_modules", "validate_module_name"]
@@ -144,13 +145,14 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     if keep_dev:
         _copy_dev(interp, dest, libpython)
 
-    _materialise_outside_links(dest, origins)
+    _materialise_outside_links(dest, origins, interp.sysroot)
     sysconfigdata = stdlib / f"{interp.sysconfigdata}.py"
     build_vars = _build_vars(sysconfigdata) if sysconfigdata.exists() else {}
     _copy_wheel_dir(build_vars.get("WHEEL_PKG_DIR"), base, dest)
     build_prefix = _absolute(build_vars.get("prefix"))
     compile_dirs = {_absolute(build_vars.get(key)) for key in ("abs_builddir", "abs_srcdir")}
-    _strip_debug(dest)
+    if not interp.foreign:  # this machine's strip does not know another machine's files
+        _strip_debug(dest)
     return Runtime(
         root=dest,
         executable=exe,
@@ -159,7 +161,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
         sysconfigdata=sysconfigdata if sysconfigdata.exists() else None,
         short_version=short,
         version=interp.version,
-        source_prefix=base,
+        source_prefix=interp.target_path(base),
         build_prefix=build_prefix if build_prefix not in (None, base) else None,
         compile_dirs=tuple(sorted(d for d in compile_dirs if d is not None and d != Path("/"))),
         origins=tuple(origins),
@@ -241,7 +243,11 @@ def _needs_relinking(interp: Interpreter) -> bool:
     """Whether a copy of the source's executable would need more than the C library (its
     shared libpython, or zlib and expat linked in by name as Debian's are): it is then
     linked again. python-build-standalone's needs only the C library and keeps its own,
-    and with it the old C library it was linked against."""
+    and with it the old C library it was linked against. Another machine's interpreter is
+    kept as it is: this machine's compiler links for this machine only (what its copy
+    needs is grafted from its root)."""
+    if interp.foreign:
+        return False
     return interp.libpython is not None or bool(_beyond_libc(interp.executable))
 
 
@@ -445,10 +451,13 @@ def _absolute(value: str | None) -> Path | None:
     return Path(os.path.normpath(value)) if value and value.startswith("/") else None
 
 
-def _materialise_outside_links(dest: Path, origins: list[tuple[Path, Path]]) -> None:
+def _materialise_outside_links(
+    dest: Path, origins: list[tuple[Path, Path]], sysroot: Sysroot | None = None
+) -> None:
     """Replace every symlink in ``dest`` whose target is outside it by a copy of the target
     as the source interpreter saw it (dropped when that is missing): a link out of the tree
-    names a build-host file that the target has, or has not, or has in another version."""
+    names a build-host file that the target has, or has not, or has in another version.
+    In another machine's root (``sysroot``) an absolute link leads into that root."""
     mapping = sorted(origins, key=lambda item: -len(item[0].parts))
     for dirpath, dirnames, filenames in os.walk(dest):
         for name in [*filenames, *dirnames]:
@@ -472,7 +481,14 @@ def _materialise_outside_links(dest: Path, origins: list[tuple[Path, Path]]) -> 
                 link.unlink()  # leads out of the tree to a place nothing maps: not shipped
                 log.debug("%s linked out of the tree to %s: dropped", link, text)
                 continue
-            target = Path(os.path.realpath((source_dir or link.parent) / text))
+            if sysroot is not None:
+                target = sysroot.resolve(
+                    sysroot.host(text)
+                    if os.path.isabs(text)
+                    else (source_dir or link.parent) / text
+                )
+            else:
+                target = Path(os.path.realpath((source_dir or link.parent) / text))
             link.unlink()
             if target.is_dir():
                 shutil.copytree(target, link, symlinks=False)

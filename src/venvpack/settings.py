@@ -288,6 +288,19 @@ BUILD_SETTINGS = (
         shapes_build=True,
     ),
     _build(
+        "sysroot",
+        ("--sysroot",),
+        "Root of another machine's files that --python's interpreter and its libraries are "
+        "read from, to build for that machine (default: the directory above --python that "
+        "holds its loader; with a version, --python is looked for in its /usr/bin).",
+        type=Path,
+        path="dir",
+        metavar="ROOT",
+        relative=PATH,
+        shapes_build=True,
+        from_flag=_resolve,
+    ),
+    _build(
         "name",
         ("--name",),
         "Application name (default: the project's name).",
