@@ -3,6 +3,7 @@ again."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,35 @@ def test_audit_and_inspect_share_one_check(tmp_path: Path) -> None:
     ]
     with pytest.raises(BuildError, match=r"audit: bin/host: .* \(and 2 more problem\(s\)\)"):
         audit_tree(root, system_libraries(), ())
+
+
+def _with_machine(library: Path, dest: Path, e_machine: int) -> None:
+    """A copy of ``library`` whose header names another machine (``e_machine``), as a file
+    built for it would: the rest of a 64-bit little-endian ELF file reads the same."""
+    data = bytearray(library.read_bytes())
+    data[18:20] = e_machine.to_bytes(2, "little")
+    dest.write_bytes(bytes(data))
+
+
+def test_a_file_of_another_machine_is_refused(tmp_path: Path) -> None:
+    """A library of the build host planted in an aarch64 tree (or the reverse): the audit
+    and inspect name it; without a machine (an environment of unknown platform) it is
+    not judged."""
+    from venvpack.elf import read_elf
+    from venvpack.platform import host_machine, machine_of
+
+    root = _tree(tmp_path / "env")
+    (root / "python/lib").mkdir()
+    # zlib needs nothing but the C library: the tree resolves everything else it needs.
+    zlib = next(p for p in ("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib64/libz.so.1"))
+    planted = root / "python/lib/libplanted.so"
+    _with_machine(Path(os.path.realpath(zlib)), planted, 183)  # EM_AARCH64
+    assert machine_of(read_elf(planted)) == "aarch64"
+    check = check_tree(TreeView(root), system_libraries(), machine=host_machine())
+    assert [(p.code, p.path) for p in check.problems] == [
+        ("foreign-machine", "python/lib/libplanted.so")
+    ]
+    assert "a file for aarch64, in an environment for" in check.problems[0].message
+    with pytest.raises(BuildError, match=r"audit: python/lib/libplanted.so: a file for aarch64"):
+        audit_tree(root, system_libraries(), (), machine=host_machine())
+    assert not check_tree(TreeView(root), system_libraries()).problems

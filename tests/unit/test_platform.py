@@ -209,3 +209,73 @@ def test_a_tampered_platform_is_refused(platform_data: object, message: str) -> 
     data["platform"] = platform_data
     with pytest.raises((ConfigError, ValueError), match=message):
         Manifest.from_json(json.dumps(data))
+
+
+# -- another machine ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [
+        ((2, 36), "aarch64-manylinux_2_36"),
+        ((2, 30), "aarch64-manylinux_2_28"),  # uv names no 2.29 or 2.30
+        ((2, 27), "aarch64-manylinux_2_17"),
+        ((2, 45), "aarch64-manylinux_2_40"),  # the newest uv knows
+    ],
+)
+def test_uv_target_is_the_newest_platform_the_release_covers(
+    release: tuple[int, int], expected: str
+) -> None:
+    assert platform.uv_target("aarch64", "glibc", release) == expected
+
+
+def test_uv_target_refuses_what_uv_cannot_name() -> None:
+    with pytest.raises(EmitError, match=r"older than 2\.17"):
+        platform.uv_target("aarch64", "glibc", (2, 12))
+    with pytest.raises(EmitError, match="cannot install wheels for vax"):
+        platform.uv_target("vax", "glibc", (2, 36))
+
+
+def test_a_header_names_its_machine() -> None:
+    assert platform.machine_of(read_elf(Path(sys.executable).resolve())) == (
+        platform.host_machine()
+    )
+    assert not platform.is_foreign(platform.host_machine())
+
+
+def _binfmt(tmp_path: Path, text: str | None) -> Path:
+    tmp_path.mkdir(exist_ok=True)
+    if text is not None:
+        (tmp_path / "qemu-aarch64").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (None, "aarch64 programs do not run here: apt-get install qemu-user-static"),
+        ("disabled\ninterpreter /usr/bin/qemu-aarch64\nflags: F\n", "registered but disabled"),
+        ("enabled\ninterpreter /usr/bin/qemu-aarch64\nflags: P\n", "without the F flag"),
+        ("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\n", None),
+    ],
+)
+def test_emulation_problems_say_how_to_enable_it(
+    tmp_path: Path, entry: str | None, problem: str | None
+) -> None:
+    if platform.host_machine() == "aarch64":
+        pytest.skip("aarch64 programs run natively here")
+    found = platform.emulation_problem("aarch64", binfmt=_binfmt(tmp_path / "binfmt", entry))
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+        assert "\n" not in found
+    assert platform.emulation_problem(platform.host_machine(), binfmt=tmp_path) is None
+
+
+def test_an_emulator_for_a_machine_qemu_does_not_know_is_refused() -> None:
+    from venvpack.errors import ToolMissingError
+
+    with pytest.raises(ToolMissingError, match="cannot run alpha programs"):
+        platform.emulator("alpha")
