@@ -26,6 +26,7 @@ __all__ = [
     "defined_versions",
     "glibc_floor",
     "is_elf",
+    "is_pie",
     "read_elf",
     "symbols_at_version",
 ]
@@ -75,6 +76,14 @@ class ElfInfo:
     def search_path(self) -> tuple[str, ...]:
         """What the loader searches for this file's own NEEDED entries (before system dirs)."""
         return self.runpath if self.runpath else self.rpath
+
+
+def is_pie(path: Path) -> bool:
+    """Whether the program ``path`` is position-independent (``ET_DYN``, not ``ET_EXEC``)."""
+    with open(path, "rb") as f:
+        head = f.read(18)
+    little = head[5:6] == b"\x01"  # EI_DATA
+    return int.from_bytes(head[16:18], "little" if little else "big") == 3
 
 
 def is_elf(path: Path) -> bool:

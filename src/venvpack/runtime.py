@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvpack import templates
-from venvpack.elf import is_elf, read_elf
+from venvpack.elf import is_elf, is_pie, read_elf
 from venvpack.errors import BuildError, ConfigError
 from venvpack.interpreter import Interpreter
 from venvpack.platform import system_libraries
@@ -302,7 +302,7 @@ def _link_static(interp: Interpreter, exe: Path) -> bool:
         # In, but not exported: a wheel's own zlib must not bind to this one.
         names = ":".join(f"lib{lib[2:]}.a" for lib in linked_in)
         args += ["-Wl,-Bstatic", *linked_in, "-Wl,-Bdynamic", f"-Wl,--exclude-libs,{names}"]
-    if not _is_pie(interp.executable):
+    if not is_pie(interp.executable):
         args.append("-no-pie")  # linked as the source was: Debian's archive is not PIC
     main_text = templates.render("runtime/main.c", short_version=interp.short_version)
     # The link takes most of the runtime stage (docs/measurements.md) and gives the same
@@ -353,14 +353,6 @@ def _archive(cc: str, name: str) -> bool:
     except BuildError:
         return False
     return os.path.isabs(found.strip())
-
-
-def _is_pie(path: Path) -> bool:
-    """Whether the program ``path`` is position-independent (``ET_DYN``, not ``ET_EXEC``)."""
-    with open(path, "rb") as f:
-        head = f.read(18)
-    little = head[5:6] == b"\x01"  # EI_DATA
-    return int.from_bytes(head[16:18], "little" if little else "big") == 3
 
 
 def _keep(exe: Path, kept: Path) -> None:

@@ -44,7 +44,7 @@ from venvpack.archive import (
     write_tar,
 )
 from venvpack.config import BuildSpec, check_text, validate_name
-from venvpack.elf import is_elf, read_elf
+from venvpack.elf import is_elf, is_pie, read_elf
 from venvpack.emit import LEVEL, OUTPUT, Option
 from venvpack.errors import ArtifactError, ConfigError, ElfError, EmitError
 from venvpack.manifest import MANIFEST_PATH, BuiltEnv
@@ -393,6 +393,7 @@ def render_package(env: BuiltEnv, info: PackageInfo, options: DebOptions) -> Deb
         commands=commands,
         timestamped_gzip=facts["timestamped_gzip"],
         executable_shared_library=facts["executable_shared_library"],
+        position_dependent=facts["position_dependent"],
         **context,
     )
     data.add_file(f"./usr/share/lintian/overrides/{package}", overrides.encode(), 0o644, mtime)
@@ -469,9 +470,15 @@ def _lint_facts(env: BuiltEnv, prefix: str) -> dict[str, bool]:
       lintian's package-contains-timestamped-gzip;
     - ``executable_shared_library``: a shared library (an ELF file with a SONAME) with
       execute bits, as wheels' vendored libraries often are (numpy.libs), lintian's
-      shared-library-is-executable.
+      shared-library-is-executable;
+    - ``position_dependent``: a program linked without PIE, as Debian links its python3.X
+      (kept as it is when it is another machine's), lintian's hardening-no-pie.
     """
-    facts = {"timestamped_gzip": False, "executable_shared_library": False}
+    facts = {
+        "timestamped_gzip": False,
+        "executable_shared_library": False,
+        "position_dependent": False,
+    }
     for entry in walk_tree(env.root, prefix, "which dpkg's line-based file lists cannot hold"):
         if entry.kind != "file":
             continue
@@ -490,6 +497,13 @@ def _lint_facts(env: BuiltEnv, prefix: str) -> dict[str, bool]:
                 facts["executable_shared_library"] = bool(read_elf(entry.path).soname)
             except ElfError:
                 continue  # not a library lintian would read either
+        if (
+            not facts["position_dependent"]
+            and entry.path.stat().st_mode & 0o111
+            and is_elf(entry.path)
+            and not is_pie(entry.path)
+        ):
+            facts["position_dependent"] = True
     return facts
 
 
