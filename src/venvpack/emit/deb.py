@@ -501,9 +501,12 @@ def _lint_facts(env: BuiltEnv, prefix: str) -> dict[str, bool]:
             not facts["position_dependent"]
             and entry.path.stat().st_mode & 0o111
             and is_elf(entry.path)
-            and not is_pie(entry.path)
         ):
-            facts["position_dependent"] = True
+            try:
+                program = read_elf(entry.path).is_program
+            except ElfError:
+                continue  # not a program lintian would read either
+            facts["position_dependent"] = program and not is_pie(entry.path)
     return facts
 
 
