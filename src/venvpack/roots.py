@@ -421,7 +421,7 @@ def debootstrap_root(suite: str, cache: Path | None = None, machine: str | None 
 
 
 def sysroot(
-    suite: str, machine: str, packages: Sequence[str] = (), cache: Path | None = None
+    suite: str, machine: str, packages: tuple[str, ...] = (), cache: Path | None = None
 ) -> Path:
     """The files of Debian ``suite``'s required packages and ``packages`` (with what they
     depend on) for ``machine``, unpacked as they come: a root to read another machine's
@@ -456,21 +456,26 @@ def sysroot(
         # Format 1: list files named package:arch for Multi-Arch: same packages, as dpkg
         # itself keeps them (without it dpkg-query looks for unqualified names).
         (admin / "info" / "format").write_text("1\n")
+        # debootstrap lists every package it downloaded: "name /var/cache/apt/archives/...".
+        debpaths = (work / "debootstrap" / "debpaths").read_text(encoding="utf-8")
         with open(admin / "status", "a", encoding="utf-8") as status:
-            for deb in sorted((work / "var" / "cache" / "apt" / "archives").glob("*.deb")):
-                status.write(_unpack_recorded(deb, work))
-                deb.unlink()
+            for line in sorted(filter(None, debpaths.splitlines())):
+                package = work / line.split(" ", 1)[1].lstrip("/")
+                status.write(_unpack_recorded(package, work))
+                package.unlink()
         # The second stage's scripts: useless without the packages, and no part of a root.
         shutil.rmtree(work / "debootstrap")
 
     return build_once(cache, f"sysroot-{suite}-{arch}-{key}", build)
 
 
-def _unpack_recorded(deb: Path, root: Path) -> str:
-    """Unpack ``deb`` into ``root`` through its merged-/usr links (``bin -> usr/bin``), as
-    dpkg would, and write its file list to ``root``'s dpkg database; its status paragraph."""
+def _unpack_recorded(package: Path, root: Path) -> str:
+    """Unpack the Debian ``package`` into ``root`` through its merged-/usr links (``bin ->
+    usr/bin``), as dpkg would, and write its file list to ``root``'s dpkg database; its
+    status paragraph. (``dpkg --field`` and ``--fsys-tarfile`` hand the package to dpkg's
+    own archive tool.)"""
     control = subprocess.run(
-        ["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True
+        ["dpkg", "--field", str(package)], capture_output=True, text=True, check=True
     ).stdout
     fields = {}
     for line in control.splitlines():
@@ -478,11 +483,11 @@ def _unpack_recorded(deb: Path, root: Path) -> str:
             key, value = line.split(":", 1)
             fields[key] = value.strip()
     data = subprocess.run(
-        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True
+        ["dpkg", "--fsys-tarfile", str(package)], capture_output=True, check=True
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         listed = ["/" + PurePosixPath(name).as_posix() for name in archive.getnames()]
-    # dpkg-deb -x would replace the merged-/usr links by directories (tar's default).
+    # dpkg's own -x would replace the merged-/usr links by directories (tar's default).
     subprocess.run(
         ["tar", "-x", "--keep-directory-symlink", "-C", str(root)],
         input=data,
