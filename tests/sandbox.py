@@ -14,6 +14,12 @@ registry and no network, and undoes every mount when the command exits:
 * :func:`run_in_chroot` on a :func:`fresh_copy` of :func:`debootstrap_root` — a minimal Debian
   (``--variant=minbase``, no Python) where ``dpkg -i`` of a produced package can really run.
 
+Each of these roots exists for another machine too (:func:`machine_root`, ``aarch64`` on an
+x86-64 host): its programs run through qemu-user, which binfmt_misc starts by their path
+(:func:`foreign_problem` says why not). :func:`sysroot` gives another machine's files to
+build from (Debian arm64's ``python3.11`` and its libraries), run with
+``venvpack.platform.emulator(machine) + ["-L", sysroot]``.
+
 Roots are built once into a cache directory (``$VENVPACK_TEST_CACHE`` or
 ``~/.cache/venvpack-tests``), atomically and under a lock, so parallel pytest workers share one
 build and an interrupted build never leaves a half-made root behind.
@@ -33,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import NoReturn, Union
 
+from venvpack.platform import emulation_problem
 from venvpack.roots import (
     REQUIRED_COREUTILS,
     debootstrap_problem,
@@ -46,7 +53,9 @@ from venvpack.roots import build_once as _build_once
 from venvpack.roots import cache_key as _cache_key
 from venvpack.roots import debootstrap_root as _debootstrap_root
 from venvpack.roots import dpkg_files as _dpkg_files
+from venvpack.roots import get_root as _get_root
 from venvpack.roots import glibc_root as _glibc_root
+from venvpack.roots import sysroot as _sysroot
 
 __all__ = [
     "CHROOT_ENV",
@@ -61,9 +70,11 @@ __all__ = [
     "debootstrap_root",
     "default_cache",
     "elf_needed",
+    "foreign_problem",
     "fresh_copy",
     "glibc_root",
     "hidden_run",
+    "machine_root",
     "missing_tools",
     "old_glibc_root",
     "package_files",
@@ -71,6 +82,7 @@ __all__ = [
     "python_traces",
     "run_in_chroot",
     "run_in_root",
+    "sysroot",
     "unavailable",
 ]
 
@@ -428,6 +440,36 @@ def old_glibc_root(suite: str, cache: Path | None = None) -> Path:
     """
     cache = cache if cache is not None else default_cache()
     return _glibc_root(cache, base=debootstrap_root(suite, cache))
+
+
+def foreign_problem(machine: str) -> str | None:
+    """Why :func:`sysroot` or :func:`machine_root` cannot serve ``machine`` here (no
+    debootstrap, not root, binfmt_misc not starting its programs), or None."""
+    return debootstrap_problem() or emulation_problem(machine)
+
+
+def sysroot(
+    suite: str, machine: str, packages: tuple[str, ...] = (), cache: Path | None = None
+) -> Path:
+    """``machine``'s files of ``suite``'s required packages and ``packages``, unpacked as they
+    come (:func:`venvpack.roots.sysroot`), in ``cache`` (default :func:`default_cache`).
+    Needs no emulation; never write to it."""
+    problem = debootstrap_problem()
+    if problem:
+        raise SandboxUnavailable(problem)
+    return _sysroot(suite, machine, packages, cache if cache is not None else default_cache())
+
+
+def machine_root(name: str, machine: str, cache: Path | None = None) -> Path:
+    """The clean root ``name`` (``glibc``, ``glibc-2.31``, ``bullseye``, ``bookworm``,
+    ``trixie``: :data:`venvpack.roots.ROOT_NAMES`) made of ``machine``'s packages, in
+    ``cache`` (default :func:`default_cache`). The glibc roots come from :func:`sysroot`
+    without emulation; the Debian ones run debootstrap's second stage under qemu (minutes,
+    once). Use them as the host's: :func:`run_in_root`, :func:`fresh_copy`."""
+    problem = foreign_problem(machine)
+    if problem:
+        raise SandboxUnavailable(problem)
+    return _get_root(name, cache if cache is not None else default_cache(), machine)
 
 
 Builder = Callable[[Path], None]
