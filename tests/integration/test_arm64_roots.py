@@ -44,13 +44,11 @@ def arm64() -> Arm64:
     )
 
 
-@pytest.fixture(scope="module")
-def tarball(arm64: Arm64, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/hello built from the sysroot's python3.11 (the build's own tests check what
-    it holds; here it is what verify is given)."""
-    out = tmp_path_factory.mktemp("arm64-tar")
+def _pack(fmt: str, arm64: Arm64, out: Path) -> Path:
+    """examples/hello built from the sysroot's python3.11 as ``fmt`` (the build's own tests
+    check what it holds; here it is what verify is given)."""
     python = arm64.sysroot / "usr" / "bin" / "python3.11"
-    argv = [sys.executable, "-m", "venvpack", "tar", "-q", "--python", str(python)]
+    argv = [sys.executable, "-m", "venvpack", fmt, "-q", "--python", str(python)]
     proc = subprocess.run(
         [*argv, "-o", str(out), str(HELLO)],
         capture_output=True,
@@ -59,6 +57,11 @@ def tarball(arm64: Arm64, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr
     return Path(proc.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def tarball(arm64: Arm64, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _pack("tar", arm64, tmp_path_factory.mktemp("arm64-tar"))
 
 
 def test_sysroot_python_runs_under_qemu_with_its_libraries(arm64: Arm64) -> None:
@@ -97,6 +100,18 @@ def test_aarch64_tarball_passes_verify_in_the_arm64_glibc_root(tarball: Path) ->
     assert report.ok, [c for c in report.checks if c.status != "ok"]
     steps = {(c.step, c.target) for c in report.checks}
     assert {("install", tarball.name), ("command", check), ("moved command", check)} <= steps
+
+
+def test_aarch64_rpm_installs_in_the_arm64_glibc_root(arm64: Arm64, tmp_path: Path) -> None:
+    """The host's rpm takes another machine's package only with --ignorearch; its scriptlets
+    run in the root under emulation."""
+    if sandbox.missing_tools("rpmbuild", "rpm"):
+        sandbox.unavailable("rpm tools missing")
+    rpm = _pack("rpm", arm64, tmp_path)
+    check = "python -c 'import ssl, sqlite3'"
+    report = verify_artifact(rpm, ["glibc"], run=[check], cache=sandbox.default_cache())
+    assert report.ok, [c for c in report.checks if c.status != "ok"]
+    assert ("install", rpm.name) in {(c.step, c.target) for c in report.checks}
 
 
 def test_verify_says_in_one_line_how_to_enable_emulation(
