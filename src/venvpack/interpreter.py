@@ -40,6 +40,7 @@ __all__ = [
     "describe",
     "examine",
     "find_interpreter",
+    "foreign_root",
     "host_interpreter",
     "host_platform",
     "probe_refusal",
@@ -297,14 +298,38 @@ _PATH_FACTS = (
 
 
 def _into_root(data: dict[str, Any], root: Sysroot) -> dict[str, Any]:
-    """The probe's paths as paths of this host: those it computed from its own location
-    already are; its build-time ones (``LIBDIR``, ``LIBPL``) name the target's places."""
+    """The probe's paths as paths of this host, found as qemu-user found them: those it
+    computed from its own location already are; its build-time ones (``LIBDIR``,
+    ``LIBPL``) name the target's places, which are the root's when it has them."""
     out = dict(data)
     for key in _PATH_FACTS:
         value = out.get(key)
         if isinstance(value, str) and value.startswith("/"):
-            out[key] = str(root.host(value))
+            out[key] = str(root.find(value))
     return out
+
+
+def foreign_root(request: str | None, sysroot: Path | None) -> tuple[str, Sysroot] | None:
+    """When ``--python request`` (with ``--sysroot``) names another machine's interpreter:
+    that machine and the root its files are read from, told by ELF headers alone, so a
+    format can ask before the build (nothing runs). None for an interpreter of this machine,
+    or when only the build's probe can tell (a prefix directory, nothing found yet)."""
+    if request is None and sysroot is None:
+        return None
+    wanted = parse_request(request or "3")
+    if wanted.path is not None:
+        paths = [wanted.path.expanduser()]
+    elif sysroot is not None:
+        places = _in_sysroot(search_places(os.environ), sysroot)
+        paths = [c.path for c in candidates(wanted, places, host_platform())]
+    else:
+        return None
+    for path in paths:
+        found = _foreign_loader(path)
+        if found is not None:
+            machine, loader = found
+            return machine, find_sysroot(path, loader, sysroot)
+    return None
 
 
 def host_interpreter(interp: Interpreter) -> Interpreter:

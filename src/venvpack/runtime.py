@@ -473,9 +473,9 @@ def _materialise_outside_links(
                 link.unlink()  # leads out of the tree to a place nothing maps: not shipped
                 log.debug("%s linked out of the tree to %s: dropped", link, text)
                 continue
-            if sysroot is not None:
+            if sysroot is not None:  # another machine's links lead into its root
                 target = sysroot.resolve(
-                    sysroot.host(text)
+                    sysroot.find(text)
                     if os.path.isabs(text)
                     else (source_dir or link.parent) / text
                 )

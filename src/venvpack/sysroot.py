@@ -39,9 +39,19 @@ class Sysroot:
         return self.path / PurePosixPath(candidate).relative_to("/")
 
     def target(self, host: str | os.PathLike[str]) -> Path:
-        """How the target names the file at ``host``, a path inside the root."""
-        relative = Path(os.path.normpath(host)).relative_to(self.path)
-        return Path("/") / relative
+        """How the target names the file at ``host``: a path inside the root as the root's
+        own; one outside it (an interpreter tree kept elsewhere, python-build-standalone's)
+        as it is."""
+        path = Path(os.path.normpath(host))
+        if not self.contains(path):
+            return path
+        return Path("/") / path.relative_to(self.path)
+
+    def find(self, target: str) -> Path:
+        """The file qemu-user opens for the absolute ``target`` when it runs a program with
+        this root (``-L``): the root's, when the root has one; else this host's."""
+        inside = self.host(target)
+        return inside if os.path.lexists(inside) else Path(os.path.normpath(target))
 
     def contains(self, path: Path) -> bool:
         return path == self.path or self.path in path.parents
@@ -49,7 +59,9 @@ class Sysroot:
     def resolve(self, host: Path) -> Path:
         """``os.path.realpath`` as the target sees it: a link to ``/usr/lib/x`` leads to the
         root's ``usr/lib/x``, and ``..`` never climbs out of the root. A missing component
-        or a loop ends the lookup where it is."""
+        or a loop ends the lookup where it is. A path outside the root is this host's."""
+        if not self.contains(Path(os.path.normpath(host))):
+            return Path(os.path.realpath(host))
         parts = list(PurePosixPath(self.target(host)).parts[1:])
         done: list[str] = []
         followed = 0

@@ -86,3 +86,19 @@ def test_a_root_without_the_loader_is_refused(tmp_path: Path) -> None:
         find_sysroot(program, LOADER, tmp_path)
     with pytest.raises(InterpreterError, match="relative program interpreter"):
         find_sysroot(program, "ld.so", None)
+
+
+def test_a_tree_outside_the_root_is_this_hosts(tmp_path: Path) -> None:
+    """An interpreter kept outside the root (python-build-standalone's, with --sysroot for
+    its C library): its paths stay as they are, and a path is looked up as qemu-user looks
+    it up, in the root first."""
+    root = _merged_usr_root(tmp_path / "arm64")
+    elsewhere = tmp_path / "pbs/bin/python3.12"
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_bytes(b"python")
+    assert root.target(elsewhere) == elsewhere
+    assert root.resolve(elsewhere) == elsewhere
+    assert root.find("/usr/lib/aarch64-linux-gnu/libz.so.1") == (
+        tmp_path / "arm64/usr/lib/aarch64-linux-gnu/libz.so.1"
+    )
+    assert root.find(str(elsewhere)) == elsewhere  # not in the root: this host's
