@@ -33,8 +33,9 @@ from pathlib import Path
 from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import BuildError, ElfError
 from venvpack.graft import TreeLinks, plan_grafts, resolve_in_tree
+from venvpack.manifest import BuiltEnv
 from venvpack.pathtext import contains_path
-from venvpack.platform import machine_of
+from venvpack.platform import machine_of, system_libraries
 
 __all__ = [
     "AuditReport",
@@ -44,6 +45,7 @@ __all__ = [
     "TreeView",
     "audit_tree",
     "check_tree",
+    "checked_environment",
     "find_leaks",
 ]
 
@@ -361,3 +363,17 @@ def _scan_file(path: str, encoded: list[tuple[str, bytes]]) -> list[str]:
                 return [text for text, needle in encoded if contains_path(data, needle)]
     except (OSError, ValueError):
         return []
+
+
+def checked_environment(root: Path) -> BuiltEnv:
+    """An environment made earlier (``--from``), audited again before it is packed: it may
+    have been changed since (a grafted library deleted, a symlink added, the manifest
+    edited), and a package must not ship what the build would have refused."""
+    env = BuiltEnv.load(root)
+    report = audit_tree(root, system_libraries(), (), machine=env.manifest.target.machine)
+    if report.glibc_floor != env.manifest.glibc_floor:
+        raise BuildError(
+            f"audit: the tree needs glibc {report.glibc_floor or '(none)'} but its manifest "
+            f"says {env.manifest.glibc_floor or '(none)'}; build it again"
+        )
+    return env

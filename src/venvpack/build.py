@@ -13,15 +13,13 @@ import os
 import shutil
 import sysconfig
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from venvpack import __version__, ui
-from venvpack.audit import audit_tree
+from venvpack.audit import audit_tree, checked_environment
 from venvpack.config import BuildSpec, Installer, validate_name, validate_version
 from venvpack.elf import ElfCache
 from venvpack.errors import (
@@ -46,7 +44,6 @@ from venvpack.install import (
     requested_names,
 )
 from venvpack.interpreter import Interpreter, find_interpreter, host_interpreter
-from venvpack.interrupt import checkpoint
 from venvpack.manifest import (
     BuiltEnv,
     GraftedLibrary,
@@ -62,6 +59,7 @@ from venvpack.relocate import binary_paths, relocate, source_paths
 from venvpack.runtime import copy_runtime, exclude_modules, prune_build_cache
 from venvpack.sbom import HostPackages, write_sbom
 from venvpack.terminfo import carry_terminfo
+from venvpack.ui import stage
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
 
 __all__ = [
@@ -247,45 +245,6 @@ def foreign_target(interp: Interpreter, helper: Interpreter, spec: BuildSpec) ->
         python=helper.executable,
         platform=uv_target(platform.machine, platform.libc, release),
         version=interp.version,
-    )
-
-
-def checked_environment(root: Path) -> BuiltEnv:
-    """An environment made earlier (``--from``), audited again before it is packed: it may
-    have been changed since (a grafted library deleted, a symlink added, the manifest
-    edited), and a package must not ship what the build would have refused."""
-    env = BuiltEnv.load(root)
-    report = audit_tree(root, system_libraries(), (), machine=env.manifest.target.machine)
-    if report.glibc_floor != env.manifest.glibc_floor:
-        raise BuildError(
-            f"audit: the tree needs glibc {report.glibc_floor or '(none)'} but its manifest "
-            f"says {env.manifest.glibc_floor or '(none)'}; build it again"
-        )
-    return env
-
-
-@contextmanager
-def stage(name: str, detail: str = "") -> Iterator[None]:
-    """One step of the pipeline: the current reporter (:mod:`venvpack.ui`) is told when it
-    starts and ends, and how long it took is logged at debug level with the step's name and
-    seconds as the record's ``venvpack_stage`` and ``venvpack_seconds`` (for benchmarks)."""
-    reporter = ui.current()
-    checkpoint()
-    reporter.start(name, detail)
-    started = time.monotonic()
-    try:
-        yield
-        checkpoint()
-    except BaseException:
-        reporter.abort(name)
-        raise
-    seconds = time.monotonic() - started
-    reporter.finish(name, seconds)
-    log.debug(
-        "stage %s took %.2fs",
-        name,
-        seconds,
-        extra={"venvpack_stage": name, "venvpack_seconds": seconds},
     )
 
 

@@ -279,7 +279,7 @@ def output_settings(opts: dict[str, Any]) -> ui.Verbosity:
 
 
 BUILD_STEPS = ("runtime", "install", "graft", "relocate", "audit")
-"""The steps of a build, as :func:`venvpack.build.stage` names them."""
+"""The steps of a build, as :func:`venvpack.ui.stage` names them."""
 
 
 def emit_options(fmt: Format) -> Callable[[F], F]:
@@ -374,7 +374,7 @@ def project_of(opts: dict[str, Any]) -> Path | None:
 def read_settings(project: Path | None) -> Pyproject | None:
     """The project's ``pyproject.toml``, read once for the whole command and checked against
     the build settings and every registered format's options."""
-    return read_pyproject(project, format_options()) if project is not None else None
+    return read_pyproject(project, format_options) if project is not None else None
 
 
 def flag_values(settings: Sequence[Setting], opts: dict[str, Any]) -> dict[str, Any]:
@@ -616,7 +616,9 @@ def inspect(
     multiple=True,
     metavar="NAME",
     help="A clean root to check in: glibc (this host's libc6 + dash), glibc-2.31 (Debian 11's), "
-    "bullseye, bookworm, trixie (debootstrap minbase) (repeatable; default: glibc).",
+    "bullseye, bookworm, trixie (debootstrap minbase) (repeatable; default: glibc). An "
+    "artifact for another machine runs under qemu-user in that machine's roots, all five "
+    "(glibc: Debian 12's libc6), with binfmt_misc enabled for it.",
 )
 @click.option(
     "--run",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import enum
 import sys
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,12 +164,17 @@ class Pyproject:
 
 
 def read_pyproject(
-    project: Path, formats: Mapping[str, Sequence[Setting]] | None = None
+    project: Path,
+    formats: Mapping[str, Sequence[Setting]]
+    | Callable[[], Mapping[str, Sequence[Setting]]]
+    | None = None,
 ) -> Pyproject:
     """Parse ``project/pyproject.toml`` (an absent file reads as empty) and
-    ``project/.python-version``. With ``formats`` (each format's options, by format name)
-    ``[tool.venvpack]`` is checked against them and the build settings; without, only the
-    project's metadata is meant to be used."""
+    ``project/.python-version``. With ``formats`` (each format's options, by format name,
+    or a function that gives them: it is only called when there is a ``[tool.venvpack]``
+    table, so a project without one loads no format it does not use) ``[tool.venvpack]``
+    is checked against them and the build settings; without, only the project's metadata
+    is meant to be used."""
     path = project / "pyproject.toml"
     pin = python_version_file(project)
     if not path.is_file():
@@ -194,8 +199,8 @@ def read_pyproject(
     settings = tool.get("venvpack", {}) if isinstance(tool, dict) else None
     if not isinstance(settings, dict):
         raise ConfigError(f"{path}: [tool.venvpack] must be a table")
-    if formats is not None:
-        _check_settings(path, settings, formats)
+    if formats is not None and settings:
+        _check_settings(path, settings, formats() if callable(formats) else formats)
     return Pyproject(project, name, requires, tuple(sorted(extras)), settings, pin)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 
 from venvpack import ui
 from venvpack.archive import Progress
-from venvpack.build import stage
 from venvpack.config import BuildSpec
 from venvpack.emit import Packing
 from venvpack.emit.environment import EnvironmentFormat
@@ -39,6 +38,7 @@ from venvpack.output import (
     staging_dir,
 )
 from venvpack.sbom import beside, sbom_of
+from venvpack.ui import stage
 
 __all__ = ["PackRequest", "Packed", "artifact_location", "pack"]
 
@@ -157,10 +157,11 @@ def _is_environment(fmt: Packing) -> bool:
 def _environment(request: PackRequest, near: Path) -> Iterator[BuiltEnv]:
     """The environment to pack: ``--from`` audited again, or a fresh build in a staging
     directory beside ``near`` (same filesystem, nothing copied twice), removed afterwards,
-    also on failure or Ctrl-C."""
-    from venvpack.build import build_environment, checked_environment
-
+    also on failure or Ctrl-C. (The build pipeline is imported only to build: packing a
+    finished environment needs the audit alone.)"""
     if request.from_dir is not None:
+        from venvpack.audit import checked_environment
+
         ui.current().plan([("environment", str(request.from_dir))])
         with stage("audit"):
             env = checked_environment(request.from_dir)
@@ -172,6 +173,8 @@ def _environment(request: PackRequest, near: Path) -> Iterator[BuiltEnv]:
             refuse_glibc_above(env.root, request.max_glibc)
         yield env
         return
+    from venvpack.build import build_environment
+
     assert request.spec is not None
     tmp = staging_dir(near)
     try:

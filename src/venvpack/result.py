@@ -77,7 +77,7 @@ class Result:
     manifest: Manifest
     """The packed environment's manifest."""
     timings: Mapping[str, float]
-    """Seconds per step (:func:`venvpack.build.stage` names)."""
+    """Seconds per step (:func:`venvpack.ui.stage` names)."""
     total: float
     """Seconds of the whole run."""
     extras: tuple[Path, ...] = ()

@@ -3,7 +3,7 @@
 The output contract (docs/output.md): **stdout carries results only** -- the CLI prints the
 artifact's path (or the environment's directory), or one JSON object with ``--json``;
 everything here goes to stderr. The pipeline does not print: it announces its steps through
-:func:`venvpack.build.stage`, which tells the current :class:`Reporter`, and hands the
+:func:`venvpack.ui.stage`, which tells the current :class:`Reporter`, and hands the
 reporter's :meth:`~Reporter.progress` to emitters as their byte-progress callback. Log records
 of the ``venvpack`` logger reach stderr through the reporter too (:class:`LogHandler`), so a
 warning never tears the progress line.
@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TextIO
 
+from venvpack.interrupt import checkpoint
+
 __all__ = [
     "ALWAYS",
     "STEP_LABELS",
@@ -48,6 +50,7 @@ __all__ = [
     "make_reporter",
     "printable",
     "reporting",
+    "stage",
     "style",
 ]
 
@@ -86,7 +89,7 @@ STEP_LABELS = {
     "audit": "audit",
     "pack": "pack",
 }
-"""What the steps :func:`venvpack.build.stage` names are called on screen."""
+"""What the steps :func:`venvpack.ui.stage` names are called on screen."""
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -415,3 +418,28 @@ def reporting(reporter: Reporter) -> Iterator[Reporter]:
         log.handlers[:] = saved[1]
         log.setLevel(saved[2])
         log.propagate = saved[3]
+
+
+@contextmanager
+def stage(name: str, detail: str = "") -> Iterator[None]:
+    """One step of the pipeline: the current reporter (:mod:`venvpack.ui`) is told when it
+    starts and ends, and how long it took is logged at debug level with the step's name and
+    seconds as the record's ``venvpack_stage`` and ``venvpack_seconds`` (for benchmarks)."""
+    reporter = current()
+    checkpoint()
+    reporter.start(name, detail)
+    started = time.monotonic()
+    try:
+        yield
+        checkpoint()
+    except BaseException:
+        reporter.abort(name)
+        raise
+    seconds = time.monotonic() - started
+    reporter.finish(name, seconds)
+    logging.getLogger("venvpack").debug(
+        "stage %s took %.2fs",
+        name,
+        seconds,
+        extra={"venvpack_stage": name, "venvpack_seconds": seconds},
+    )

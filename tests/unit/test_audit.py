@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from fakes import fake_manifest
-from venvpack.audit import TreeView, audit_tree, check_tree
-from venvpack.build import checked_environment
+from venvpack.audit import TreeView, audit_tree, check_tree, checked_environment
 from venvpack.errors import BuildError
 from venvpack.manifest import BuiltEnv
 from venvpack.platform import system_libraries

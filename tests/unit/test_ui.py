@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 from venvpack import ui
-from venvpack.build import stage
 from venvpack.cli import BUILD_STEPS
+from venvpack.ui import stage
 
 
 @pytest.fixture
