@@ -49,9 +49,13 @@ class Sysroot:
 
     def find(self, target: str) -> Path:
         """The file qemu-user opens for the absolute ``target`` when it runs a program with
-        this root (``-L``): the root's, when the root has one; else this host's."""
+        this root (``-L``): the root's, when the root has one; else this host's when this
+        host has one; else (neither has it) the root's, where the target would have it."""
         inside = self.host(target)
-        return inside if os.path.lexists(inside) else Path(os.path.normpath(target))
+        outside = Path(os.path.normpath(target))
+        if os.path.lexists(inside) or not os.path.lexists(outside):
+            return inside
+        return outside
 
     def contains(self, path: Path) -> bool:
         return path == self.path or self.path in path.parents

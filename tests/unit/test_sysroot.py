@@ -102,3 +102,7 @@ def test_a_tree_outside_the_root_is_this_hosts(tmp_path: Path) -> None:
         tmp_path / "arm64/usr/lib/aarch64-linux-gnu/libz.so.1"
     )
     assert root.find(str(elsewhere)) == elsewhere  # not in the root: this host's
+    # Neither has it (a directory of a package the root lacks): the target's, in the root.
+    assert root.find("/usr/lib/python3.11/config-3.11-aarch64-linux-gnu") == (
+        tmp_path / "arm64/usr/lib/python3.11/config-3.11-aarch64-linux-gnu"
+    )
