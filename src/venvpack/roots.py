@@ -357,8 +357,12 @@ def debootstrap_problem() -> str | None:
     return None
 
 
-def _debootstrap(options: Sequence[str], suite: str, work: Path, mirror: str | None) -> None:
-    """Run ``debootstrap OPTIONS SUITE WORK [MIRROR]``; RuntimeError with its log's end."""
+def _debootstrap(
+    options: Sequence[str], suite: str, work: Path, mirror: str | None, what: str
+) -> None:
+    """Run ``debootstrap OPTIONS SUITE WORK [MIRROR]`` to make ``what`` (``a bookworm
+    root``); ToolMissingError with debootstrap's own error line (a mirror out of reach, a
+    suite without the architecture) and its log's end."""
     command = ["debootstrap", *options, suite, str(work)]
     if mirror:
         command.append(mirror)  # otherwise debootstrap's own default Debian mirror
@@ -366,20 +370,25 @@ def _debootstrap(options: Sequence[str], suite: str, work: Path, mirror: str | N
         command, capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT, check=False
     )
     if result.returncode != 0:
+        said = [
+            line.removeprefix("E: ")
+            for line in (result.stdout + "\n" + result.stderr).splitlines()
+            if line.startswith("E: ")
+        ]
+        reason = said[-1] if said else f"debootstrap failed (exit status {result.returncode})"
         log = work / "debootstrap" / "debootstrap.log"
         detail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stderr
-        raise RuntimeError(f"debootstrap {suite} failed ({result.returncode}):\n{detail}")
+        raise ToolMissingError(f"cannot make {what}: {reason}", detail.strip())
 
 
 def _populate_debootstrap(
-    suite: str, mirror: str | None, arch: str | None
+    suite: str, mirror: str | None, arch: str | None, what: str
 ) -> Callable[[Path], None]:
     def build(work: Path) -> None:
         # Another machine's root: debootstrap runs the second stage's programs (dpkg,
         # maintainer scripts) in it, through qemu-user started by binfmt_misc.
-        _debootstrap(
-            ["--variant=minbase", *([f"--arch={arch}"] if arch else [])], suite, work, mirror
-        )
+        options = ["--variant=minbase", *([f"--arch={arch}"] if arch else [])]
+        _debootstrap(options, suite, work, mirror, what)
         # debootstrap keeps the packages it downloaded; they would be copied by every
         # fresh_copy. apt's cache holds nothing else but its lock and partial/.
         for cached in (work / "var" / "cache" / "apt" / "archives").iterdir():
@@ -410,14 +419,15 @@ def debootstrap_root(suite: str, cache: Path | None = None, machine: str | None 
     foreign = machine is not None and is_foreign(machine)
     if not problem and machine is not None and foreign:
         problem = emulation_problem(machine)
+    what = f"a {machine} {suite} root" if foreign else f"a {suite} root"
     if problem:
-        whose = f" {machine}" if foreign else ""
-        raise ToolMissingError(f"cannot make a{whose} {suite} root: {problem}")
+        raise ToolMissingError(f"cannot make {what}: {problem}")
     cache = cache if cache is not None else default_cache()
     arch = _arch(machine)
     name = f"debootstrap-{suite}-{arch}-v{_DEBOOTSTRAP_FORMAT}"
     mirror = os.environ.get("VENVPACK_DEBIAN_MIRROR")
-    return build_once(cache, name, _populate_debootstrap(suite, mirror, arch if foreign else None))
+    build = _populate_debootstrap(suite, mirror, arch if foreign else None, what)
+    return build_once(cache, name, build)
 
 
 def sysroot(
@@ -450,7 +460,7 @@ def sysroot(
     def build(work: Path) -> None:
         options = ["--foreign", f"--arch={arch}", "--variant=minbase"]
         options += [f"--include={','.join(wanted)}"] if wanted else []
-        _debootstrap(options, suite, work, mirror)
+        _debootstrap(options, suite, work, mirror, f"a {machine} {suite} sysroot")
         admin = work / "var" / "lib" / "dpkg"
         (admin / "info").mkdir(parents=True, exist_ok=True)
         # Format 1: list files named package:arch for Multi-Arch: same packages, as dpkg

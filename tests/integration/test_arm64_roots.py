@@ -17,6 +17,7 @@ import sandbox
 from venvpack import platform
 from venvpack.cli import main
 from venvpack.elf import read_elf
+from venvpack.errors import ToolMissingError
 from venvpack.verify import verify_artifact
 
 pytestmark = [pytest.mark.integration, pytest.mark.roots]
@@ -133,6 +134,23 @@ def test_verify_says_in_one_line_how_to_enable_emulation(
     assert err.count("\n") == 1, err
     assert err.startswith(f"venvpack: error: {tarball} is for aarch64: ")
     assert "update-binfmts --enable qemu-aarch64" in err
+
+
+def test_a_root_debian_does_not_make_for_the_machine_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """bookworm has no riscv64 packages: debootstrap's own reason, no traceback, nothing
+    cached."""
+    problem = sandbox.debootstrap_problem()
+    if problem:
+        sandbox.unavailable(problem)
+    with pytest.raises(ToolMissingError) as refused:
+        sandbox.sysroot("bookworm", "riscv64", (), tmp_path)
+    assert str(refused.value) == (
+        "cannot make a riscv64 bookworm sysroot: "
+        "Invalid Release file, no entry for main/binary-riscv64/Packages"
+    )
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == []  # nor a half-made one
 
 
 @pytest.mark.parametrize(
