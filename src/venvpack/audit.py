@@ -34,7 +34,7 @@ from venvpack.elf import ElfInfo, glibc_floor, is_elf, read_elf
 from venvpack.errors import BuildError, ElfError
 from venvpack.graft import TreeLinks, plan_grafts, resolve_in_tree
 from venvpack.manifest import BuiltEnv
-from venvpack.pathtext import contains_path
+from venvpack.pathtext import contains_path, mapped_contains_path
 from venvpack.platform import machine_of, system_libraries
 
 __all__ = [
@@ -352,15 +352,21 @@ def find_leaks(root: Path, needles: Sequence[str]) -> list[tuple[str, str]]:
     return found
 
 
+_WINDOWED = 64 << 20
+"""Files at least this large are searched a window at a time (memory stays bounded)."""
+
+
 def _scan_file(path: str, encoded: list[tuple[str, bytes]]) -> list[str]:
     # Mapped, not read: the context a match needs can reach back past any block boundary,
     # and the page cache serves libpython's megabytes as cheaply either way.
     try:
         with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
                 return []
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return [text for text, needle in encoded if contains_path(data, needle)]
+                search = mapped_contains_path if size >= _WINDOWED else contains_path
+                return [text for text, needle in encoded if search(data, needle)]
     except (OSError, ValueError):
         return []
 

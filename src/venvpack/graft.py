@@ -43,9 +43,11 @@ from venvpack.proc import run
 from venvpack.sysroot import Sysroot
 
 __all__ = [
+    "LARGE",
     "ElfUpdate",
     "Graft",
     "GraftPlan",
+    "Link",
     "StringEdit",
     "TreeLinks",
     "apply_plan",
@@ -83,11 +85,27 @@ class ElfUpdate:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A relative symlink to a library of the tree, planted in a directory a large file
+    already searches, so that its search path need not grow (see :data:`LARGE`)."""
+
+    path: Path
+    target: Path
+
+
+LARGE = 64 << 20
+"""Files at least this large are never rewritten to lengthen their search path: patchelf
+holds a file twice in memory to grow it. A link to the library beside them serves instead."""
+
+
+@dataclass(frozen=True)
 class GraftPlan:
     grafts: tuple[Graft, ...]
     updates: tuple[ElfUpdate, ...]
     glibc_floor: str = "2.17"
     """The glibc the tree needs once the plan is applied (patching RUNPATHs changes none)."""
+    links: tuple[Link, ...] = ()
+    """Links to plant beside large files instead of lengthening their search paths."""
 
 
 def find_elf_files(root: Path) -> list[Path]:
@@ -168,6 +186,7 @@ class _Planner:
         sysroot: Sysroot | None = None,
     ) -> None:
         self.root = root
+        self.real_root = Path(os.path.realpath(root))
         self.sysroot = sysroot
         """Another machine's root: a search path outside the tree names a place in it."""
         self.lib_dir = lib_dir
@@ -181,11 +200,18 @@ class _Planner:
         self.infos: dict[Path, ElfInfo] = {}
         self.by_name: dict[str, list[Path]] = defaultdict(list)
         self.grafts: dict[str, Graft] = {}
+        self.large: set[Path] = set()
+        self.links: dict[Path, Link] = {}
         self.grafted_from: dict[Path, Path] = {}
         """Planned graft destination -> the directory its source is in (its host $ORIGIN)."""
 
     def add(self, path: Path, info: ElfInfo) -> None:
         self.infos[path] = info
+        try:
+            if path.stat().st_size >= LARGE:
+                self.large.add(path)
+        except FileNotFoundError:
+            pass  # a planned graft, not copied yet
         self.by_name[path.name].append(path)
         if info.soname and info.soname != path.name:
             self.by_name[info.soname].append(path)
@@ -225,22 +251,31 @@ class _Planner:
 
     def in_tree(self, path: Path, info: ElfInfo, name: str) -> Path | None:
         """Where the loader finds ``name`` for ``path`` inside the tree, if it does."""
+        found = self.found_in_tree(path, info, name)
+        return found[0] if found is not None else None
+
+    def found_in_tree(self, path: Path, info: ElfInfo, name: str) -> tuple[Path, Path] | None:
+        """(the file, the directory ``path`` needs on its search path to find it) for
+        ``name`` inside the tree: a directory already searched when the loader finds it
+        there (the file itself may be a link's target elsewhere), else the file's own."""
         for entry, owner in self.search(path, info):
             directory = _expand(entry, owner.parent)
             if _inside(directory, self.root):
                 hit = self._tree_file(directory / name)
                 if hit is not None and self._compatible(info, self.infos[hit]):
-                    return hit
+                    return hit, directory
         for hit in [self.lib_dir / name, *sorted(self.by_name.get(name, ()))]:
             known = self._tree_file(hit)
             if known is not None and self._compatible(info, self.infos[known]):
-                return known
+                return known, known.parent
         return None
 
     def _tree_file(self, candidate: Path) -> Path | None:
         if candidate in self.infos:
             return candidate
         real = Path(os.path.realpath(candidate))
+        if _inside(real, self.real_root):  # spelled as the tree's paths are (--from env)
+            real = self.root / real.relative_to(self.real_root)
         return real if real in self.infos else None
 
     def on_host(self, path: Path, info: ElfInfo, name: str) -> tuple[Path, ElfInfo]:
@@ -276,6 +311,7 @@ class _Planner:
             grafts=tuple(sorted(self.grafts.values(), key=lambda g: g.soname)),
             updates=tuple(self._updates(required)),
             glibc_floor=glibc_floor(list(self.infos.values())),
+            links=tuple(sorted(self.links.values(), key=lambda link: link.path)),
         )
 
     def _resolve(self, queue: list[Path], required: dict[Path, list[Path]]) -> None:
@@ -288,14 +324,40 @@ class _Planner:
             for name in info.needed:
                 if name in self.allow:
                     continue
-                hit = self.in_tree(path, info, name)
-                if hit is None:
-                    source, found = self.on_host(path, info, name)
-                    hit = self._graft(name, source, found)
+                found = self.found_in_tree(path, info, name)
+                if found is None:
+                    source, library = self.on_host(path, info, name)
+                    hit = self._graft(name, source, library)
                     queue.append(hit)
-                if hit.parent not in dirs:
-                    dirs.append(hit.parent)
+                    found = (hit, hit.parent)
+                directory = self._beside(path, info, name, *found)
+                if directory not in dirs:
+                    dirs.append(directory)
             required[path] = dirs
+
+    def _beside(self, path: Path, info: ElfInfo, name: str, hit: Path, directory: Path) -> Path:
+        """The directory ``path`` finds ``hit`` in. A large file whose search path lacks it
+        (libtorch_cpu.so, 434 MB, needing a grafted libstdc++) gets a relative link to it in
+        a directory it already searches: a longer search path would have the whole file
+        rewritten, held in memory twice."""
+        if path not in self.large or self.executable == path:
+            return directory
+        current = [_expand(e, path.parent) for e in info.search_path]
+        if directory in current or not current or (info.rpath and not info.runpath):
+            return directory
+        if any(not _has_origin(e) for e in info.search_path):
+            return directory
+        beside = current[0]
+        if not _inside(beside, self.root) or beside == self.lib_dir:
+            return directory
+        link = beside / name
+        planned = self.links.get(link)
+        if planned is not None:
+            return beside if planned.target == hit else directory
+        if os.path.lexists(link):
+            return directory
+        self.links[link] = Link(path=link, target=hit)
+        return beside
 
     def _graft(self, name: str, source: Path, found: ElfInfo) -> Path:
         hit = self.lib_dir / name
@@ -474,12 +536,16 @@ def resolve_in_tree(
 
 
 def apply_plan(plan: GraftPlan, patchelf: str) -> None:
-    """Copy the grafted libraries, then set every planned RUNPATH and read each one back."""
+    """Copy the grafted libraries, plant the links beside large files, then set every
+    planned RUNPATH and read each one back."""
     for graft in plan.grafts:
         graft.dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(os.path.realpath(graft.source), graft.dest)
         os.chmod(graft.dest, 0o644)
         log.debug("grafted %s from %s", graft.soname, graft.source)
+    for link in plan.links:
+        os.symlink(os.path.relpath(link.target, link.path.parent), link.path)
+        log.debug("linked %s to %s beside a large file", link.path, link.target)
     by_value: dict[tuple[tuple[str, ...], str], list[Path]] = defaultdict(list)
     for update in plan.updates:
         _make_private(update.paths)

@@ -171,3 +171,43 @@ def test_string_edits_empty_a_value_that_does_not_fit(tmp_path: Path) -> None:
     _c_strings(lib, b"/b/c/tail", b"x")
     apply_string_edits(plan_string_edits([lib], [("/b/c/tail", "/a/very/long/value")]))
     assert lib.read_bytes().endswith(b"\x00\x00\x00\x00\x00tail\x00x\x00")
+
+
+def test_a_large_file_finds_grafts_through_links_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file too large to rewrite (libtorch_cpu.so: patchelf would hold 434 MB twice)
+    keeps its search path: the libraries grafted for it are linked into the directory it
+    already searches. Planned again as the audit does, from a relative spelling of the tree
+    (``--from env``), nothing is left to fix."""
+    import venvpack.graft as graft
+
+    root = _tree(tmp_path)
+    package = root / "lib/python3.12/site-packages/pkg"
+    package.mkdir(parents=True)
+    module = package / SSL_MODULE.name
+    shutil.copy(SSL_MODULE, module)
+    assert _write_in_place(module, "$ORIGIN")  # as a wheel's own library would have it
+    monkeypatch.setattr(graft, "LARGE", module.stat().st_size)
+    lib = root / "python/lib"
+    plan = plan_grafts(root, lib, system_libraries(), host_dirs=HOST_DIRS)
+
+    assert {g.soname for g in plan.grafts} >= {"libssl.so.3", "libcrypto.so.3"}
+    links = {link.path.relative_to(root).as_posix(): link.target for link in plan.links}
+    assert links == {
+        "lib/python3.12/site-packages/pkg/libcrypto.so.3": lib / "libcrypto.so.3",
+        "lib/python3.12/site-packages/pkg/libssl.so.3": lib / "libssl.so.3",
+    }
+    assert all(module not in u.paths for u in plan.updates)
+    # Smaller files still get their search path rewritten (the lib-dynload modules).
+    assert any(SSL_MODULE.name in str(u.paths[0]) for u in plan.updates)
+
+    for g in plan.grafts:
+        shutil.copyfile(os.path.realpath(g.source), g.dest)
+    for link in plan.links:
+        link.path.symlink_to(os.path.relpath(link.target, link.path.parent))
+    monkeypatch.chdir(tmp_path)
+    again = plan_grafts(Path("env"), Path("env/python/lib"), system_libraries(), host_dirs=())
+    assert again.grafts == ()
+    assert again.links == ()
+    assert all("site-packages" not in str(u.paths[0]) for u in again.updates)
