@@ -937,7 +937,10 @@ def unpack_rpm(artifact: Stream, into: Unpacker) -> None:
 
 def install_rpm(target: Target) -> Installed:
     """``verify``: ``rpm -i --root`` into a private copy of the root, the host's rpm run in
-    the same sandbox as the package's scriptlets (a user namespace)."""
+    the same sandbox as the package's scriptlets (a user namespace). A package for another
+    machine goes into that machine's root with ``--ignorearch`` (rpm compares it with the
+    host's); its scriptlets run in the root under emulation."""
+    from venvpack.platform import is_foreign
     from venvpack.roots import run_untrusted
     from venvpack.verify import TIMEOUT
 
@@ -946,6 +949,7 @@ def install_rpm(target: Target) -> Installed:
     copy = target.fresh_root()
     inside = f"{target.bound}/{target.original.name}"
     options = ["--dbpath", "/var/lib/rpm", "--nodeps", "--nosignature"]
+    options += ["--ignorearch"] if is_foreign(target.machine) else []
     proc = run_untrusted(
         copy,
         ["rpm", "-i", "--root", _ROOT_INSIDE, *options, inside],
