@@ -7,6 +7,8 @@ interpreters is in ``tests/integration/test_discovery.py``.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +432,36 @@ def test_probe_accepts_a_default_build() -> None:
 def test_ceiling_orders_unknown_parts_last() -> None:
     assert Candidate(Path("p"), (3, 12), "PATH").ceiling() > (3, 12, 99)
     assert Candidate(Path("p"), (3, 12, 1), "pyenv").ceiling() == (3, 12, 1)
+
+
+def _program_of_another_machine(source: Path, dest: Path) -> None:
+    """``source`` (a program of this host) with the ELF header's machine made aarch64's:
+    enough for a reader of headers, never run."""
+    data = bytearray(source.read_bytes())
+    data[18:20] = (183).to_bytes(2, "little")  # EM_AARCH64
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(bytes(data))
+    dest.chmod(0o755)
+
+
+def test_foreign_root_is_told_from_headers_before_any_build(tmp_path: Path) -> None:
+    from venvpack.elf import read_elf
+    from venvpack.interpreter import foreign_root
+
+    host_true = Path(os.path.realpath(shutil.which("true") or "/bin/true"))
+    loader = read_elf(host_true).interpreter
+    assert loader is not None
+    root = tmp_path / "root"
+    python = root / "usr" / "bin" / "python3.11"
+    _program_of_another_machine(host_true, python)
+    (root / loader.lstrip("/")).parent.mkdir(parents=True)
+    (root / loader.lstrip("/")).write_bytes(b"the loader")
+    found = foreign_root(str(python), None)
+    assert found is not None
+    assert (found[0], found[1].path) == ("aarch64", root)
+    found = foreign_root("3.11", root)  # --sysroot ROOT --python 3.11
+    assert found is not None
+    assert (found[0], found[1].path) == ("aarch64", root)
+    assert foreign_root(str(host_true), None) is None
+    assert foreign_root(None, None) is None
+    assert foreign_root("3.11", None) is None  # a version without a root: this machine's

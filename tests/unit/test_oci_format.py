@@ -493,3 +493,72 @@ def test_a_base_is_kept_and_recorded_and_its_glibc_checked(
     assert len(layers) == 4
     assert config["history"][0]["created_by"] == "layer 0"
     assert "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" in config["config"]["Env"]
+
+
+def _stanza_root(root: Path, packages: dict[str, tuple[str, str, dict[str, bytes]]]) -> Path:
+    """A dpkg root: ``packages`` maps a name to (architecture, state, files)."""
+    info = root / "var/lib/dpkg/info"
+    info.mkdir(parents=True)
+    status = []
+    for package, (arch, state, contents) in packages.items():
+        status.append(
+            f"Package: {package}\nStatus: install ok {state}\nArchitecture: {arch}\n"
+            f"Version: {arch}-1\n"
+        )
+        listing = ["/.", *sorted({str(Path(p).parent) for p in contents}), *contents]
+        (info / f"{package}:{arch}.list").write_text("\n".join(listing) + "\n")
+        for path, data in contents.items():
+            write(root / path.lstrip("/"), data.decode())
+    (root / "var/lib/dpkg/status").write_text("\n".join(status))
+    return root
+
+
+def test_another_machines_base_takes_only_architecture_free_data_from_this_host(
+    tmp_path: Path,
+) -> None:
+    """A sysroot records its packages unpacked (nothing ran there: no CA bundle); the
+    bundle and tzdata and netbase, which are the same for every machine, come from this
+    host, never its libc6."""
+    libc = b"\x7fELF GNU C Library release version 2.36\n"
+    sysroot = _stanza_root(
+        tmp_path / "sysroot",
+        {
+            "libc6": ("arm64", "unpacked", {"/usr/lib/aarch64-linux-gnu/libc.so.6": libc}),
+            "libgcc-s1": ("arm64", "unpacked", {"/usr/lib/aarch64-linux-gnu/libgcc_s.so.1": b"g"}),
+            "tzdata": ("all", "unpacked", {"/usr/share/zoneinfo/UTC": b"TZif2 sysroot"}),
+        },
+    )
+    host = _stanza_root(
+        tmp_path / "host",
+        {
+            "libc6": ("amd64", "installed", {"/usr/lib/x86_64-linux-gnu/libc.so.6": libc}),
+            "libgcc-s1": ("amd64", "installed", {"/usr/lib/x86_64-linux-gnu/libgcc_s.so.1": b"h"}),
+            "tzdata": ("all", "installed", {"/usr/share/zoneinfo/UTC": b"TZif2 host"}),
+            "netbase": ("all", "installed", {"/etc/services": b"https 443/tcp\n"}),
+            "ca-certificates": ("all", "installed", {}),
+        },
+    )
+    write(host / "etc/ssl/certs/ca-certificates.crt", "-----BEGIN CERTIFICATE-----\n")
+    base = default_base(sysroot, dpkg_arch="arm64", mtime=0, data_root=host)
+    entries = {e.arcname: e for e in base.plan.entries}
+    assert base.packages == {
+        "ca-certificates": "all-1",
+        "libc6": "arm64-1",
+        "libgcc-s1": "arm64-1",
+        "netbase": "all-1",
+        "tzdata": "all-1",
+    }
+    assert "usr/lib/aarch64-linux-gnu/libc.so.6" in entries
+    assert not any("x86_64" in name for name in entries)
+    assert entries["usr/share/zoneinfo/UTC"].source == sysroot / "usr/share/zoneinfo/UTC"
+    assert entries["etc/services"].source == host / "etc/services"
+    assert entries["etc/ssl/certs/ca-certificates.crt"].source == b"-----BEGIN CERTIFICATE-----\n"
+    # without a host to take them from, the sysroot lacks netbase
+    with pytest.raises(EmitError, match="needs the package netbase:arm64"):
+        default_base(sysroot, dpkg_arch="arm64", mtime=0)
+    # a package of one architecture is never taken from the host
+    (sysroot / "var/lib/dpkg/status").write_text(
+        (sysroot / "var/lib/dpkg/status").read_text().replace("Package: libgcc-s1", "Package: x")
+    )
+    with pytest.raises(EmitError, match=r"needs the package libgcc-s1:arm64 in .*sysroot"):
+        default_base(sysroot, dpkg_arch="arm64", mtime=0, data_root=host)

@@ -46,18 +46,20 @@ from typing import TYPE_CHECKING, Any
 from venvpack.archive import Compression, Progress, TarPlan, source_date_epoch
 from venvpack.config import BuildSpec
 from venvpack.emit import INSTALL, LEVEL, METADATA, OUTPUT, Option
-from venvpack.errors import ArtifactError, ConfigError
+from venvpack.errors import ArtifactError, ConfigError, EmitError
 from venvpack.glibc import parse_glibc, version_text
+from venvpack.interpreter import foreign_root
 from venvpack.manifest import BuiltEnv, Manifest
-from venvpack.oci.base import has_ca_bundle, image_glibc
+from venvpack.oci.base import Base, default_base, has_ca_bundle, image_glibc
 from venvpack.oci.container import is_python_script, run_in_rootfs, without_shell
 from venvpack.oci.layers import APPLICATION, INTERPRETER, LAYERS, split_layers
 from venvpack.output import atomic_output
-from venvpack.platform import package_arch
+from venvpack.platform import is_foreign, package_arch
 from venvpack.validate import control_character, file_name
 
 if TYPE_CHECKING:
     from venvpack.oci.image import BlobStore, Layer, LoadedImage
+    from venvpack.sysroot import Sysroot
     from venvpack.unpack import Stream, Unpacker
     from venvpack.verify import Installed, Target
 
@@ -282,6 +284,9 @@ class OciEmitter:
         self.auth_file = auth_file
         self._loaded: LoadedImage | None = None
         self._workdir: Path | None = None
+        self._sysroot: Sysroot | None = None
+        """The root another machine's interpreter is built from: its default base's too."""
+        self._default: Base | None = None
 
     # Checked before anything is built.
 
@@ -325,7 +330,14 @@ class OciEmitter:
     def check_build(self, spec: BuildSpec) -> None:
         if spec.prefix is not None:
             _check_prefix(spec.prefix)
-        self.check_platform(_host.machine())
+        foreign = foreign_root(spec.python, spec.sysroot)
+        if foreign is None:
+            self.check_platform(_host.machine())
+            return
+        machine, self._sysroot = foreign
+        self.check_platform(machine)
+        if self.base is None:  # made of that machine's packages: refused now if it cannot be
+            self._default_base(machine, _mtime())
 
     def filename(self, env: BuiltEnv) -> str:
         m = env.manifest
@@ -345,8 +357,7 @@ class OciEmitter:
         m = env.manifest
         _check_prefix(m.prefix)
         self.check_platform(m.target.machine)
-        epoch = source_date_epoch()
-        mtime = epoch if epoch is not None else 0
+        mtime = _mtime()
         replaceable = _is_layout if self.layout else None
         with atomic_output(dest, replace=replace, replaceable=replaceable) as tmp:
             from venvpack.oci.image import BlobStore
@@ -390,11 +401,9 @@ class OciEmitter:
             return [], [], {}, None, False
         loaded = self.load_base(m.target.machine)
         if loaded is None:
-            from venvpack.oci.base import default_base
-
-            deb = package_arch(m.target.machine, "deb", "Debian")
-            base = default_base(dpkg_arch=deb.arch, mtime=mtime)
-            _check_floor(floor, base.glibc, "the default base (this host's libc6)")
+            base = self._default_base(m.target.machine, mtime)
+            where = "this host's" if self._sysroot is None else f"{self._sysroot.path}'s"
+            _check_floor(floor, base.glibc, f"the default base ({where} libc6)")
             packages = " ".join(f"{k}={v}" for k, v in base.packages.items())
             created_by = f"venvpack: base ({packages})"
             layer = store.add_layer(base.plan, created_by, level=self.level)
@@ -414,11 +423,42 @@ class OciEmitter:
         }
         return layers, history, annotations, dict(loaded.config), has_ca_bundle(loaded)
 
+    def _default_base(self, machine: str, mtime: int) -> Base:
+        """venvpack's own base, made of ``machine``'s packages: this host's, or those of
+        the root another machine's interpreter came from (its packages of every
+        architecture, like the CA bundle its scripts never made there, from this host)."""
+        if self._default is not None:
+            return self._default
+        deb = package_arch(machine, "deb", "Debian")
+        if self._sysroot is not None:
+            root = self._sysroot.path
+            self._default = default_base(root, dpkg_arch=deb.arch, mtime=mtime, data_root=Path("/"))
+        elif is_foreign(machine):
+            # --from: the root the interpreter came from is not known; this host may still
+            # have that machine's libc6 (dpkg's multiarch).
+            try:
+                self._default = default_base(dpkg_arch=deb.arch, mtime=mtime)
+            except EmitError:
+                raise EmitError(
+                    f"the default base of an image for {machine} is made of that machine's "
+                    f"packages, and this host has no {deb.arch} libc6: build the image with "
+                    "--python from that machine's root instead of --from, or give --base"
+                ) from None
+        else:
+            self._default = default_base(dpkg_arch=deb.arch, mtime=mtime)
+        return self._default
+
     def _cleanup(self) -> None:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
             self._loaded = None
+
+
+def _mtime() -> int:
+    """Every entry's date: ``SOURCE_DATE_EPOCH``, else 1970."""
+    epoch = source_date_epoch()
+    return epoch if epoch is not None else 0
 
 
 def _created_by(layer: str, m: Manifest) -> str:
@@ -521,7 +561,8 @@ class OciFormat:
             ("--base",),
             "The image to build on: oci-archive:PATH, oci:DIR[:TAG], a registry reference "
             "(docker://REF), or scratch for none (default: a minimal glibc base venvpack "
-            "assembles from this host's packages).",
+            "assembles from this host's packages, or from the root another machine's "
+            "interpreter is read from).",
             metavar="REF",
             group=INSTALL,
         ),

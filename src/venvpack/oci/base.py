@@ -11,10 +11,14 @@ zoneinfo, netbase's ``/etc/services`` and friends, ``os-release``, and generated
 
 The files are read from a root directory (``/`` by default; a sysroot of another
 architecture works the same), through dpkg's own records there -- ``var/lib/dpkg/status``
-and ``var/lib/dpkg/info/<package>[:<arch>].list`` -- without running anything. Their
-documentation is left out except the copyright files. What it used is recorded
-(:attr:`Base.packages`) for the image's annotations. The plan is reproducible: the same
-packages give the same layer.
+and ``var/lib/dpkg/info/<package>[:<arch>].list`` -- without running anything. A package
+counts once its files are unpacked (a sysroot made without running anything records them
+so); what runs later, its maintainer scripts, is what makes the CA bundle, so a root that
+lacks the bundle or an architecture-independent package (``Architecture: all``: tzdata,
+netbase) may take it from another system (``data_root``, this host's), never a package
+of one architecture. Their documentation is left out except the copyright files. What it
+used is recorded (:attr:`Base.packages`) for the image's annotations. The plan is
+reproducible: the same packages give the same layer.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ PACKAGES = ("libc6", "libgcc-s1", "tzdata", "netbase", "ca-certificates")
 """The packages whose files (``ca-certificates``: its generated bundle) make the base."""
 
 _OS_RELEASE = ("usr/lib/os-release", "etc/os-release")
+_UNPACKED = frozenset(
+    {"unpacked", "half-configured", "triggers-awaited", "triggers-pending", "installed"}
+)
+"""dpkg's states in which every file of the package is in place."""
 _KEPT_DOCS = re.compile(r"usr/share/doc/[^/]+/copyright")
 _LEFT_OUT = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/lintian/")
 _LIBC_NAME = re.compile(r"libc\.so\.6|libc-[0-9]+\.[0-9]+\.so")
@@ -80,16 +88,22 @@ def default_base(
     dpkg_arch: str | None = None,
     mtime: int | None = None,
     packages: Sequence[str] = PACKAGES,
+    data_root: Path | None = None,
 ) -> Base:
     """The default base made of ``root``'s packages for dpkg architecture ``dpkg_arch``
-    (None: the one installed), every entry dated ``mtime``. EmitError naming the package
-    to install when one is missing."""
+    (None: the one installed), every entry dated ``mtime``. A package ``root`` lacks that
+    ``data_root`` has for every architecture, and the CA bundle, are taken from
+    ``data_root`` (another machine's sysroot: this host). EmitError naming the package to
+    install when one is missing."""
     status = dpkg_status(root)
+    data_status = dpkg_status(data_root) if data_root is not None else []
     plan = TarPlan(mtime=mtime)
     used: dict[str, str] = {}
     added: set[str] = set()
     for package in packages:
-        entry = _installed(status, package, dpkg_arch)
+        source, entry = root, _installed(status, package, dpkg_arch)
+        if entry is None and data_root is not None:
+            source, entry = data_root, _installed(data_status, package, "all")
         if entry is None:
             raise EmitError(
                 f"the default base needs the package {package}"
@@ -99,10 +113,15 @@ def default_base(
         used[package] = entry["Version"]
         if package == "ca-certificates":
             continue  # its bundle is generated, not in its file list: added below
-        for path in _listed(root, package, entry.get("Architecture", "all")):
-            _add(plan, root, path, added)
-    bundle = _resolve(root, CA_BUNDLE)
-    if bundle is None or not stat.S_ISREG(os.lstat(bundle).st_mode):
+        for path in _listed(source, package, entry.get("Architecture", "all")):
+            _add(plan, source, path, added)
+    bundle = _bundle(root)
+    if bundle is None and data_root is not None:
+        bundle = _bundle(data_root)
+        entry = _installed(data_status, "ca-certificates", "all")
+        if bundle is not None and entry is not None:
+            used["ca-certificates"] = entry["Version"]  # whose bundle it is
+    if bundle is None:
         raise EmitError(
             f"the default base needs the CA bundle /{CA_BUNDLE} in {root} "
             "(apt-get install ca-certificates), or give --base"
@@ -121,6 +140,14 @@ def default_base(
     if glibc is None:
         raise EmitError(f"the default base found no libc.so.6 in {root}'s libc6")
     return Base(plan, dict(sorted(used.items())), glibc)
+
+
+def _bundle(root: Path) -> Path | None:
+    """The CA bundle ``update-ca-certificates`` wrote in ``root``, if there is one."""
+    bundle = _resolve(root, CA_BUNDLE)
+    if bundle is None or not stat.S_ISREG(os.lstat(bundle).st_mode):
+        return None
+    return bundle
 
 
 def _accounts(plan: TarPlan) -> None:
@@ -169,10 +196,13 @@ def dpkg_status(root: Path) -> list[dict[str, str]]:
 def _installed(
     status: list[dict[str, str]], package: str, dpkg_arch: str | None
 ) -> dict[str, str] | None:
+    """``package``'s stanza when its files are in place, for ``dpkg_arch`` (None: any) or
+    for every architecture (``all``)."""
     for entry in status:
         if entry.get("Package") != package or not entry.get("Version"):
             continue
-        if entry.get("Status", "").split()[-1:] != ["installed"]:
+        state = entry.get("Status", "").split()[-1:]
+        if not state or state[0] not in _UNPACKED:
             continue
         arch = entry.get("Architecture", "all")
         if dpkg_arch is None or arch in (dpkg_arch, "all"):
