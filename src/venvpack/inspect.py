@@ -24,12 +24,12 @@ from typing import Any
 
 from venvpack.audit import Problem, SearchPath, TreeView, check_tree
 from venvpack.audit import inside as _inside
-from venvpack.elf import ElfInfo
+from venvpack.elf import ElfInfo, is_elf, read_elf
 from venvpack.emit import load_format
-from venvpack.errors import VenvpackError
+from venvpack.errors import ElfError, VenvpackError
 from venvpack.glibc import floor_setters, judge_floor, parse_glibc, symbols_needing
 from venvpack.manifest import MANIFEST_PATH, InstallSource, Manifest
-from venvpack.platform import system_libraries
+from venvpack.platform import machine_of, system_libraries
 from venvpack.sbom import SBOM_PATH, LibraryReport, library_report
 from venvpack.unpack import (
     DIRECTORY,
@@ -160,6 +160,10 @@ class InspectReport:
     origin (:func:`venvpack.sbom.library_report`); empty without a manifest."""
     sbom: str | None = None
     """The SBOM the environment carries (:data:`venvpack.sbom.SBOM_PATH`), if it has one."""
+    machine: str | None = None
+    """The machine the environment runs on (``platform.machine()``'s spelling: ``x86_64``,
+    ``aarch64``): the manifest's, else the bundled interpreter's ELF header; None when
+    neither says."""
     image: dict[str, Any] | None = None
     """For a container image, what its config and manifest say (the format's
     ``describe``: platform, layers, base, entrypoint, user); None for other kinds."""
@@ -305,7 +309,23 @@ def inspect_tree(opened: Opened, *, artifact: str, max_glibc: str | None = None)
         self_contained=not ctx.problems,
         native_libraries=library_report(root, manifest) if manifest is not None else (),
         sbom=SBOM_PATH if is_file_inside(root, root / SBOM_PATH) else None,
+        machine=_machine(ctx, manifest, interpreter),
     )
+
+
+def _machine(
+    ctx: _Context, manifest: Manifest | None, interpreter: InterpreterReport
+) -> str | None:
+    """What the manifest records, else what the interpreter's ELF header names."""
+    if manifest is not None:
+        return manifest.target.machine
+    if interpreter.path is None:
+        return None
+    path = ctx.root / interpreter.path
+    try:
+        return machine_of(read_elf(path)) if is_elf(path) else None
+    except (OSError, ElfError):
+        return None
 
 
 def _load_manifest(root: Path) -> Manifest | str | None:
@@ -656,6 +676,8 @@ def render_text(report: InspectReport, limit: int = 8) -> str:
         f"  interpreter: CPython {i.version or '?'}, link mode {i.link_mode}, "
         + (f"bundled at {i.path}" if i.bundled else "not bundled")
     )
+    if report.machine:
+        add(f"  machine: {report.machine}")
     s = report.sizes
     add(
         f"  size {_mib(s.total)}: interpreter {_mib(s.interpreter)}, "

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
 import re
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -82,6 +84,19 @@ def test_clean_tree_is_self_contained(env: Path) -> None:
         for k in ("interpreter", "grafted", "site_packages", "bytecode", "other")
     )
     assert "self-contained" in render_text(report)
+
+
+def test_the_machine_is_named(env: Path, tmp_path: Path) -> None:
+    """The manifest's machine; without a manifest, the bundled interpreter's ELF header;
+    nothing when neither says (the fake interpreter is no ELF file)."""
+    report = inspect_artifact(env)
+    assert report.machine == fake_manifest().target.machine
+    assert f"  machine: {report.machine}\n" in render_text(report)
+    assert json.loads(report.to_json())["machine"] == report.machine
+    bare = make_env(tmp_path / "bare", manifest=False)
+    assert inspect_artifact(bare).machine is None
+    shutil.copyfile(os.path.realpath(sys.executable), bare / "python/bin/python3.12")
+    assert inspect_artifact(bare).machine == platform.machine()
 
 
 def test_absolute_shebang(env: Path) -> None:
