@@ -703,8 +703,9 @@ def _run_installer(
         log.debug("%s said:\n%s", tool, textwrap.indent(output, "    "))
 
 
-_BUILT_FOR_HOST = re.compile(r"The built wheel `([^`]+\.whl)` is not compatible with the target")
-"""uv's refusal of a wheel it built from an sdist for the wrong platform."""
+_BUILT_FOR_HOST = re.compile(r"The\s+built\s+wheel\s+`([^`]+\.whl)`\s+is\s+not\s+compatible\b")
+"""uv's refusal of a wheel it built from an sdist for the wrong platform (uv wraps its
+messages to the terminal's width, ``COLUMNS``: any space may be a line break)."""
 
 
 def _wheel_parts(filename: str) -> tuple[str, str, str]:
