@@ -67,7 +67,8 @@ def test_a_mapped_file_is_searched_window_by_window(
 ) -> None:
     """Windows of any size, a match across their boundary included, find what one search
     over the whole file finds (the look back reaches into the window before)."""
-    blob = b"x" * 100 + b"/opt/build\0" + b"y" * 50 + b"/usr/opt/build" + b"z" * 30 + b" /opt/buildx"
+    blob = b"x" * 100 + b"/opt/build\0" + b"y" * 50 + b"/usr/opt/build" + b"z" * 30
+    blob += b" /opt/buildx"
     path = tmp_path / "lib.so"
     path.write_bytes(blob)
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
