@@ -25,7 +25,6 @@ build-host paths in C strings: :func:`plan_string_edits`).
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import shutil
@@ -126,37 +125,10 @@ def find_elf_files(root: Path) -> list[Path]:
     return found
 
 
-def system_library_dirs(conf: Path = Path("/etc/ld.so.conf")) -> tuple[Path, ...]:
-    """Directories the loader searches after RUNPATH: ld.so.conf (with includes), then defaults."""
-    dirs: list[str] = []
-    _read_ld_so_conf(conf, dirs, set())
-    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
-    defaults = [f"/lib/{multiarch}", f"/usr/lib/{multiarch}"] if multiarch else []
-    defaults += ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]
-    out: list[Path] = []
-    for d in dirs + defaults:
-        p = Path(d)
-        if p not in out and p.is_dir():
-            out.append(p)
-    return tuple(out)
-
-
-def _read_ld_so_conf(path: Path, out: list[str], seen: set[Path]) -> None:
-    if path in seen or not path.is_file():
-        return
-    seen.add(path)
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("hwcap"):
-            continue
-        if line.startswith("include"):
-            pattern = line.split(None, 1)[1] if len(line.split(None, 1)) > 1 else ""
-            if not os.path.isabs(pattern):
-                pattern = str(path.parent / pattern)
-            for match in sorted(glob.glob(pattern)):
-                _read_ld_so_conf(Path(match), out, seen)
-        else:
-            out.extend(part for part in line.replace(",", " ").split() if part.startswith("/"))
+def system_library_dirs() -> tuple[Path, ...]:
+    """Directories this host's loader searches after RUNPATH: ld.so.conf (with includes),
+    then the defaults (the host as a root of its own: :meth:`Sysroot.library_dirs`)."""
+    return Sysroot(Path("/")).library_dirs(sysconfig.get_config_var("MULTIARCH") or None)
 
 
 def _expand(entry: str, origin: Path) -> Path:
