@@ -26,18 +26,23 @@ ROW = re.compile(
 SECTIONS = {
     "## Build: examples/hello (CPython 3.12)": [
         "workaround: uv, cp -a, tar + zstd -3",
+        "floor: uv, cp -a of the pruned runtime, tar + zstd -{level}",
         "venvpack tar",
         "venvpack tar --level {other}",
         "venv-pack + zstd (no interpreter inside)",
         "PyInstaller --onedir, tar + zstd",
     ],
     "## Packing a finished environment: examples/hello": [
-        "tar + zstd (floor)",
+        "tar + zstd -T0 -{level} (packing floor)",
         "venvpack tar --from",
         "dpkg-deb --build -Z{deb} -z1",
         "venvpack deb --from",
         "venvpack rpm --from",
         "rpmbuild -bb of rpm --spec-only",
+    ],
+    "## Application-only rebuild: examples/hello, locked (CPython 3.12)": [
+        "venvpack tar --from the finished environment",
+        "venvpack tar --project after editing a source file",
     ],
     "## Start-up (examples/hello, CPython 3.12)": [
         "source interpreter: python -c pass",
@@ -53,8 +58,22 @@ def _rows(text: str, heading: str) -> dict[str, dict[str, str]]:
     return {m["tool"]: m.groupdict() for m in map(ROW.fullmatch, section.splitlines()) if m}
 
 
+TARGETS = [
+    "quick: venvpack tar / workaround",
+    "quick: venvpack tar / floor (install, runtime copy, tar \\| zstd)",
+    "quick: venvpack tar / PyInstaller",
+    "quick: venvpack tar peak RSS, max of runs",
+    "quick: tar --from / tar \\| zstd -T0",
+    "quick: deb --from / dpkg-deb",
+    "quick: deb --from / tar --from",
+    "hello: app-only rebuild / tar --from",
+    "bin/python -c pass / source interpreter",
+]
+
+
 def test_quick_run_writes_every_row(tmp_path: Path) -> None:
-    other = 10 if Compression.ZSTD.resolve_level(None) == 3 else 3
+    level = Compression.ZSTD.resolve_level(None)
+    other = 10 if level == 3 else 3
     out, samples = tmp_path / "benchmarks.md", tmp_path / "samples.json"
     cmd = [sys.executable, "scripts/bench.py", "--quick", "-o", str(out), "--json", str(samples)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -63,7 +82,7 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
 
     for heading, tools in SECTIONS.items():
         rows = _rows(text, heading)
-        expected = [t.format(other=other, deb=DebOptions().compression) for t in tools]
+        expected = [t.format(level=level, other=other, deb=DebOptions().compression) for t in tools]
         assert sorted(rows) == sorted(expected), heading
         for tool, row in rows.items():
             assert float(row["wall"]) > 0, tool
@@ -82,17 +101,27 @@ def test_quick_run_writes_every_row(tmp_path: Path) -> None:
     assert float(build["venvpack tar"]["size_ratio"]) < 1
     sizes = {tool: float(row["size"]) for tool, row in build.items()}
     assert sizes["venv-pack + zstd (no interpreter inside)"] < sizes["venvpack tar"]
+    # The floor ships the pruned runtime venvpack ships, not pyenv's whole installation.
+    floor = f"floor: uv, cp -a of the pruned runtime, tar + zstd -{level}"
+    assert 0.8 < sizes[floor] / sizes["venvpack tar"] < 1.25, sizes
+    # Byte-identity is what lets a rebuild reuse the rest; the run checks it once, untimed.
+    assert re.search(
+        r"^Rebuild byte-identical to a cold build \(`SOURCE_DATE_EPOCH=\d+`, "
+        r"empty `VENVPACK_CACHE`\): \*\*yes\*\*$",
+        text,
+        re.M,
+    ), "the rebuild differs from a cold build of the same sources"
     assert re.search(r"\| install \| \d+\.\d\d \| \d+ % \|", text), "stage times missing"
     assert re.search(r"rpmbuild's share of `venvpack rpm --from`: \*\*\d+ %\*\*", text)
     assert "load average" in text
     target = r"^\| (.+?) \| [\d.]+ (?:x|MB) \| <= [\d.]+ (?:x|MB) \| (?:yes|\*\*no\*\*) \|$"
-    targets = re.findall(target, text, re.M)
-    assert len(targets) == 7, targets
+    assert re.findall(target, text, re.M) == TARGETS
 
     groups = json.loads(samples.read_text())["groups"]
-    assert set(groups) == {"build:quick", "from:quick", "startup:hello"}
+    assert set(groups) == {"build:quick", "from:quick", "rebuild:hello", "startup:hello"}
     assert len(groups["build:quick"]["samples"]["venvpack"]) == 1
     assert len(groups["startup:hello"]["samples"]["source"]) == 3
+    assert len(groups["rebuild:hello"]["samples"]["rebuild"]) == 1
 
     # The saved measurements render the same document again, without measuring anything.
     again = tmp_path / "again.md"
