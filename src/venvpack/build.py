@@ -8,17 +8,20 @@ half-built is ever left at the output path.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import sysconfig
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from venvpack import __version__, ui
+from venvpack import __version__, envcache, ui
 from venvpack.audit import audit_tree, checked_environment
 from venvpack.config import BuildSpec, Installer, validate_name, validate_version
 from venvpack.elf import ElfCache
@@ -30,6 +33,7 @@ from venvpack.errors import (
 )
 from venvpack.glibc import refuse_glibc_above, sysroot_glibc
 from venvpack.graft import (
+    GraftPlan,
     apply_plan,
     apply_string_edits,
     find_elf_files,
@@ -39,7 +43,12 @@ from venvpack.graft import (
 from venvpack.install import (
     ForeignTarget,
     Installed,
+    InstallPlan,
+    LockedDependencies,
+    install_dependencies,
+    install_project,
     install_requirements,
+    locked_dependencies,
     plan_install,
     requested_names,
 )
@@ -53,10 +62,10 @@ from venvpack.manifest import (
     is_environment,
 )
 from venvpack.metadata import read_app_metadata
-from venvpack.output import atomic_output
+from venvpack.output import atomic_output, remove_tree
 from venvpack.platform import loaded_by_family, of_interpreter, system_libraries, uv_target
-from venvpack.relocate import binary_paths, relocate, source_paths
-from venvpack.runtime import copy_runtime, exclude_modules, prune_build_cache
+from venvpack.relocate import binary_paths, relocate, relocate_added, source_paths
+from venvpack.runtime import Runtime, copy_runtime, exclude_modules, prune_build_cache
 from venvpack.sbom import HostPackages, write_sbom
 from venvpack.terminfo import carry_terminfo
 from venvpack.ui import stage
@@ -75,8 +84,12 @@ __all__ = [
 log = logging.getLogger("venvpack")
 
 
-def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> BuiltEnv:
-    """Build the environment ``spec`` describes at ``dest``."""
+def build_environment(
+    spec: BuildSpec, dest: Path, *, replace: bool = False, kept: bool = True
+) -> BuiltEnv:
+    """Build the environment ``spec`` describes at ``dest``. ``kept``: ``dest`` is the
+    user's to keep (``venvpack build``), so it shares no file with the build cache; a tree
+    that is packed and removed may (:mod:`venvpack.envcache`)."""
     dest = dest.absolute()  # installers run elsewhere: every path handed on is absolute
     started = time.monotonic()
     # Everything that can be refused is refused before any work is done.
@@ -87,9 +100,18 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     target = foreign_target(interp, helper, spec) if helper is not None else None
     name, main_dist = app_name(spec)
     install_plan = plan_install(spec)
-    patchelf = find_patchelf()
-    allow = system_libraries()
-    carried = loaded_by_family()
+    work = _Build(
+        spec=spec,
+        interp=interp,
+        helper=helper,
+        target=target,
+        name=name,
+        prefix=spec.install_prefix(name),
+        install_plan=install_plan,
+        patchelf=find_patchelf(),
+        allow=system_libraries(),
+        carried=loaded_by_family(),
+    )
     ui.current().plan(
         [
             ("python", f"CPython {interp.version} ({interp.source})"),
@@ -101,53 +123,31 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
     # existing environment is exchanged with it): dest is never half-built, and only an
     # environment venvpack made is ever replaced.
     with atomic_output(dest, replace=replace, replaceable=is_environment, error=BuildError) as root:
-        with stage("runtime"):
-            runtime = copy_runtime(
-                interp, root / "python", with_tk=spec.with_tk, keep_dev=spec.keep_dev
-            )
-            exclude_modules(runtime, spec.exclude_modules)
-            python = create_skeleton(root, runtime, spec.link_mode, prompt=name)
+        # A locked project is built as its dependencies (a base, reused when the same
+        # inputs built it before), then the project: a rebuild after editing the project
+        # redoes only what its own files touch, and a cold build goes the same way.
+        dependencies = work.dependencies(root.parent)
+        built = None
+        if dependencies is not None:
+            key = work.base_key(dependencies)
+            base = None
+            if envcache.has(key):
+                with stage("runtime", "from the cache"):
+                    base = envcache.lookup(key, root, copy=kept)
+            if base is None:
+                base, _ = work.base(root, dependencies)
+                envcache.store(key, root, base, copy=kept)
+            built = work.project(root, base, dependencies)
+            if built is None:  # the project needs a newer glibc than its base: build it whole
+                remove_tree(root)
+        if built is None:
+            base, installed = work.base(root, None)
+            assert installed is not None
+            built = (base, installed, ())
+        base, installed, added_grafts = built
+        runtime = base.runtime
         site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
-        with stage("install"):
-            installed = install_requirements(
-                root, python, site_packages, spec, install_plan, workdir=root.parent, target=target
-            )
         version = app_version(spec, name, main_dist, installed)
-        prefix = spec.install_prefix(name)
-
-        elf = ElfCache()  # the audit reads back what the graft stage read
-        with stage("graft"):
-            plan = plan_grafts(
-                root,
-                root / "python" / "lib",
-                allow,
-                executable=runtime.executable,
-                origins=dict(runtime.origins),
-                carried=carried,
-                read=elf.read,
-                host_dirs=interp.sysroot.library_dirs(interp.multiarch) if interp.sysroot else None,
-                sysroot=interp.sysroot,
-            )
-            apply_plan(plan, patchelf)
-            replacements = binary_paths(runtime, prefix)
-            replacements += carry_terminfo(root / "python" / "lib", runtime.root, prefix)
-            # Only the interpreter's files (and a bin/python copy) name the source.
-            runtime_files = find_elf_files(runtime.root) + find_elf_files(root / "bin")
-            edits = plan_string_edits(runtime_files, replacements)
-            apply_string_edits(edits)
-            elf.forget(p for u in plan.updates for p in u.paths)
-            elf.forget(p for e in edits for p in e.paths)
-
-        with stage("relocate"):
-            finalize_pyvenv_cfg(root, runtime, spec.link_mode, prefix)
-            relocate(
-                root,
-                runtime,
-                site_packages,
-                prefix,
-                plan.glibc_floor,
-                compiler=helper.executable if helper is not None else None,
-            )
 
         with stage("audit"):
             needles = [str(root), *(old for old, _ in source_paths(runtime))]
@@ -156,11 +156,11 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
                 needles.append(str(interp.sysroot.path))
             report = audit_tree(
                 root,
-                allow,
+                work.allow,
                 needles,
                 executable=runtime.executable,
-                carried=carried,
-                read=elf.read,
+                carried=work.carried,
+                read=work.elf.read,
                 machine=interp.machine,
             )
         for rel, needle in report.leaks:
@@ -168,10 +168,11 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
         if spec.max_glibc is not None:  # before anything is packed
             refuse_glibc_above(root, spec.max_glibc)
 
+        grafted = sorted([*base.grafts, *added_grafts], key=lambda g: g.soname)
         manifest = Manifest(
             name=name,
             version=version,
-            prefix=prefix,
+            prefix=work.prefix,
             link_mode=spec.link_mode.value,
             python=PythonInfo(
                 version=interp.version,
@@ -184,12 +185,7 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             platform=of_interpreter(interp, report.glibc_floor),
             commands=installed.commands,
             grafted=tuple(
-                GraftedLibrary(
-                    soname=g.soname,
-                    origin=str(_origin(interp, g.source)),
-                    path=str(g.dest.relative_to(root)),
-                )
-                for g in plan.grafts
+                GraftedLibrary(soname=g.soname, origin=g.origin, path=g.path) for g in grafted
             ),
             distributions=installed.distributions,
             venvpack_version=__version__,
@@ -213,13 +209,176 @@ def build_environment(spec: BuildSpec, dest: Path, *, replace: bool = False) -> 
             host = HostPackages.read(origins)
         write_sbom(BuiltEnv(root, manifest), host, interpreter=executable)
     prune_build_cache()  # entries no build used for a month; at most once a day
+    envcache.prune()
     log.debug(
         "environment ready in %.1fs (glibc >= %s, %d libraries grafted)",
         time.monotonic() - started,
         report.glibc_floor,
-        len(plan.grafts),
+        len(manifest.grafted),
     )
     return BuiltEnv(dest, manifest)
+
+
+@dataclass
+class _Build:
+    """What every stage of one build needs, decided before any work is done."""
+
+    spec: BuildSpec
+    interp: Interpreter
+    helper: Interpreter | None
+    """This machine's interpreter of the same version, for another machine's."""
+    target: ForeignTarget | None
+    name: str
+    prefix: str
+    install_plan: InstallPlan
+    patchelf: str
+    allow: frozenset[str]
+    carried: tuple[str, ...]
+    elf: ElfCache = field(default_factory=ElfCache)
+    """The audit reads back what the graft stages read."""
+
+    @property
+    def compiler(self) -> Path | None:
+        return self.helper.executable if self.helper is not None else None
+
+    def dependencies(self, workdir: Path) -> LockedDependencies | None:
+        python = self.helper.executable if self.helper is not None else self.interp.executable
+        return locked_dependencies(self.spec, self.install_plan, python, workdir)
+
+    def base_key(self, dependencies: LockedDependencies) -> str:
+        """Everything a base is made from: venvpack, the interpreter (and the one of this
+        machine that installs and compiles for it), the target's platform, the locked
+        dependencies and every option that shapes the tree; never the project's files."""
+        spec = self.spec
+        shaping = {
+            "link": spec.link_mode.value,
+            "prefix": self.prefix,
+            "prompt": self.name,
+            "with_tk": spec.with_tk,
+            "keep_dev": spec.keep_dev,
+            "exclude_modules": list(spec.exclude_modules),
+            "index_url": spec.index_url,
+            "extra_index_urls": list(spec.extra_index_urls),
+            "find_links": list(spec.find_links),
+            "no_index": spec.no_index,
+            "constraints": [p.read_text(encoding="utf-8") for p in spec.constraints],
+            "pre": spec.pre,
+        }
+        interp = self.interp
+        return envcache.base_key(
+            __version__,
+            str(interp.executable),
+            interp.version,
+            interp.sha256(),
+            self.helper.sha256() if self.helper is not None else "",
+            self.target.platform if self.target is not None else "",
+            str(interp.sysroot.path) if interp.sysroot is not None else "",
+            json.dumps(shaping, sort_keys=True),
+            dependencies.packages,
+        )
+
+    def base(
+        self, root: Path, dependencies: LockedDependencies | None
+    ) -> tuple[envcache.Base, Installed | None]:
+        """The interpreter, the locked dependencies (or, without ``dependencies``, all that
+        is asked for), grafted and relocated at ``root``; the inventory when everything
+        asked for is installed."""
+        spec, interp = self.spec, self.interp
+        with stage("runtime"):
+            runtime = copy_runtime(
+                interp, root / "python", with_tk=spec.with_tk, keep_dev=spec.keep_dev
+            )
+            exclude_modules(runtime, spec.exclude_modules)
+            python = create_skeleton(root, runtime, spec.link_mode, prompt=self.name)
+        site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
+        installed = None
+        with stage("install"):
+            if dependencies is not None:
+                install_dependencies(root, python, spec, dependencies, root.parent, self.target)
+            else:
+                installed = install_requirements(
+                    root,
+                    python,
+                    site_packages,
+                    spec,
+                    self.install_plan,
+                    workdir=root.parent,
+                    target=self.target,
+                )
+        with stage("graft"):
+            plan = self.graft(root, runtime)
+            replacements = binary_paths(runtime, self.prefix)
+            replacements += carry_terminfo(root / "python" / "lib", runtime.root, self.prefix)
+            # Only the interpreter's files (and a bin/python copy) name the source.
+            runtime_files = find_elf_files(runtime.root) + find_elf_files(root / "bin")
+            edits = plan_string_edits(runtime_files, replacements)
+            apply_string_edits(edits)
+            self.elf.forget(p for e in edits for p in e.paths)
+        with stage("relocate"):
+            finalize_pyvenv_cfg(root, runtime, spec.link_mode, self.prefix)
+            relocate(
+                root, runtime, site_packages, self.prefix, plan.glibc_floor, compiler=self.compiler
+            )
+        grafts = tuple(self.grafted(root, plan))
+        return envcache.Base(runtime, grafts, plan.glibc_floor), installed
+
+    def project(
+        self, root: Path, base: envcache.Base, dependencies: LockedDependencies
+    ) -> tuple[envcache.Base, Installed, tuple[envcache.BaseGraft, ...]] | None:
+        """The project installed over its base at ``root``, and only what its own files
+        touch done again; None when it needs a newer glibc than the base (whose launchers
+        name the base's floor): then the whole environment is built at once."""
+        runtime = base.runtime
+        site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
+        python = root / "bin" / "python"
+        before = set(site_packages.glob("*.dist-info"))
+        elf_before = set(find_elf_files(root))
+        with stage("install", "(the project)"):
+            installed = install_project(
+                root, python, site_packages, self.spec, dependencies, self.target
+            )
+        added_grafts: tuple[envcache.BaseGraft, ...] = ()
+        if set(find_elf_files(root)) - elf_before:
+            with stage("graft", "(the project)"):
+                plan = self.graft(root, runtime)
+                if plan.glibc_floor != base.glibc_floor:
+                    return None
+                added_grafts = tuple(self.grafted(root, plan))
+        with stage("relocate", "(the project)"):
+            relocate_added(
+                root,
+                runtime,
+                site_packages,
+                self.prefix,
+                sorted(set(site_packages.glob("*.dist-info")) - before),
+                base.glibc_floor,
+                compiler=self.compiler,
+            )
+        return base, installed, added_grafts
+
+    def graft(self, root: Path, runtime: Runtime) -> GraftPlan:
+        """Plan and apply the libraries the tree needs (from another machine's root when
+        the interpreter is that machine's)."""
+        interp = self.interp
+        plan = plan_grafts(
+            root,
+            root / "python" / "lib",
+            self.allow,
+            executable=runtime.executable,
+            origins=dict(runtime.origins),
+            carried=self.carried,
+            read=self.elf.read,
+            host_dirs=interp.sysroot.library_dirs(interp.multiarch) if interp.sysroot else None,
+            sysroot=interp.sysroot,
+        )
+        apply_plan(plan, self.patchelf)
+        self.elf.forget(p for u in plan.updates for p in u.paths)
+        return plan
+
+    def grafted(self, root: Path, plan: GraftPlan) -> Iterator[envcache.BaseGraft]:
+        for g in plan.grafts:
+            origin = str(_origin(self.interp, g.source))
+            yield envcache.BaseGraft(g.soname, origin, str(g.dest.relative_to(root)))
 
 
 def _origin(interp: Interpreter, source: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -43,9 +44,13 @@ __all__ = [
     "ForeignTarget",
     "InstallPlan",
     "Installed",
+    "LockedDependencies",
     "export_uv_lock",
+    "install_dependencies",
+    "install_project",
     "install_requirements",
     "is_pylock",
+    "locked_dependencies",
     "plan_install",
     "requested_names",
     "uv_environment",
@@ -521,11 +526,9 @@ def install_requirements(
     inputs = workdir / "requirements"
     files = [absolute_copy(p, inputs) for p in spec.requirement_files if not is_pylock(p)]
     constraints = [absolute_copy(p, inputs) for p in spec.constraints]
-    into = ["--python", str(python)]
+    into = _into(root, python, target)
     if target is not None:
         python = target.python
-        into = ["--python", str(python), "--prefix", str(root)]
-        into += ["--python-platform", target.platform, "--python-version", target.version]
     if uv is not None:
         env = clean_python_env(uv_environment(os.environ))
         if plan.uv_lock is not None:
@@ -562,6 +565,95 @@ def install_requirements(
             _run_installer([*pip, *args], "pip", env, cwd)
     locked = locked_files(installed_from) if installed_from is not None else {}
     return _inventory(root, site_packages, requested_names(spec), locked)
+
+
+# --- a locked project in two steps: its dependencies (reusable), then the project ----------
+
+
+@dataclass(frozen=True)
+class LockedDependencies:
+    """A uv project's locked set without the project itself: what the reusable base of its
+    environment holds (:mod:`venvpack.envcache`)."""
+
+    lock: Path
+    """The exported PEP 751 lock of the dependencies."""
+    packages: str
+    """What the lock pins, as canonical text (names, versions, files and their hashes; not
+    the export's header, which names where it was written): the base's identity."""
+
+
+def locked_dependencies(
+    spec: BuildSpec, plan: InstallPlan, python: Path, workdir: Path
+) -> LockedDependencies | None:
+    """The dependencies of ``spec``'s uv project as locked, when the build can be split into
+    them and the project: a ``uv.lock`` installed by uv, every package a file from an index
+    (its hash says what it is). None otherwise (no lock, pip, a path, VCS or workspace
+    dependency, whose content no lock entry pins)."""
+    if plan.uv_lock is None or spec.project is None or spec.installer is Installer.PIP:
+        return None
+    uv = _find_uv()
+    if uv is None:
+        return None
+    env = clean_python_env(uv_environment(os.environ))
+    lock = export_uv_lock(uv, plan.uv_lock, python, spec, workdir, env, project=False)
+    packages = _toml(lock).get("packages", [])
+    if not isinstance(packages, list) or not all(
+        isinstance(p, dict) and not {"directory", "vcs", "archive"} & set(p) for p in packages
+    ):
+        return None
+    text = json.dumps(packages, sort_keys=True, default=str)
+    return LockedDependencies(lock, text)
+
+
+def install_dependencies(
+    root: Path,
+    python: Path,
+    spec: BuildSpec,
+    dependencies: LockedDependencies,
+    workdir: Path,
+    target: ForeignTarget | None = None,
+) -> None:
+    """Install the locked dependencies of a project, not the project."""
+    uv = _find_uv()
+    if uv is None:
+        raise ToolMissingError("installing from a lock file needs uv, which cannot run here")
+    constraints = [absolute_copy(p, workdir / "requirements") for p in spec.constraints]
+    env = clean_python_env(uv_environment(os.environ))
+    args = ["-r", str(dependencies.lock), *_PYLOCK, *_index_args(spec, True, constraints)]
+    argv = [uv, "pip", "install", *_into(root, python, target), *args]
+    _run_installer(argv, "uv", env, spec.project or Path.cwd(), target)
+
+
+def install_project(
+    root: Path,
+    python: Path,
+    site_packages: Path,
+    spec: BuildSpec,
+    dependencies: LockedDependencies,
+    target: ForeignTarget | None = None,
+) -> Installed:
+    """Install the project itself over its installed dependencies (built into a wheel, not
+    editable), and take the inventory of the whole environment."""
+    uv = _find_uv()
+    assert uv is not None
+    assert spec.project is not None
+    env = clean_python_env(uv_environment(os.environ))
+    argv = [uv, "pip", "install", *_into(root, python, target), "--no-deps"]
+    argv += [*_index_args(spec, True, []), "--", str(spec.project)]
+    _run_installer(argv, "uv", env, spec.project, target)
+    locked = locked_files(dependencies.lock)
+    return _inventory(root, site_packages, requested_names(spec), locked)
+
+
+def _into(root: Path, python: Path, target: ForeignTarget | None) -> list[str]:
+    """uv's arguments for where it installs: the environment's interpreter, or for another
+    machine this machine's interpreter into the environment's prefix, for the target."""
+    if target is None:
+        return ["--python", str(python)]
+    return [
+        *("--python", str(target.python), "--prefix", str(root)),
+        *("--python-platform", target.platform, "--python-version", target.version),
+    ]
 
 
 def locked_files(pylock: Path) -> dict[str, list[tuple[str, str]]]:
@@ -622,6 +714,8 @@ def export_uv_lock(
     spec: BuildSpec,
     workdir: Path,
     env: Mapping[str, str],
+    *,
+    project: bool = True,
 ) -> Path:
     """The locked set of ``lock`` as a PEP 751 ``pylock.toml`` in ``workdir``.
 
@@ -631,13 +725,13 @@ def export_uv_lock(
     In a workspace member (``lock`` is the workspace's) uv finds the workspace from the
     member's directory and exports the member's locked set.
     """
-    out = workdir / "pylock.toml"
-    project = spec.project or lock.parent
+    out = workdir / ("pylock.toml" if project else "pylock.dependencies.toml")
+    directory = spec.project or lock.parent
     argv = [
         uv,
         "export",
         "--project",
-        str(project),
+        str(directory),
         "--locked",
         "--format",
         "pylock.toml",
@@ -649,6 +743,7 @@ def export_uv_lock(
         "--output-file",
         str(out),
         *_selection_args(spec),
+        *(() if project else ("--no-emit-project",)),
     ]
     log.debug("exporting %s", lock.name)
     run(
@@ -656,7 +751,7 @@ def export_uv_lock(
         error=InstallError,
         what=f"exporting the locked set of {lock}",
         env=env,
-        cwd=project,
+        cwd=directory,
         full_output=True,
     )
     return out

@@ -113,7 +113,7 @@ def pack(request: PackRequest, *, progress: Progress | None = None) -> Packed:
         check_replaceable(directory / name, request.force, emitter.replaceable)
         if not _is_environment(fmt):
             check_replaceable(beside(directory / name), request.force)
-    with _environment(request, directory) as env:
+    with _environment(request, directory, kept=_is_environment(fmt)) as env:
         if name is None:
             directory.mkdir(parents=True, exist_ok=True)
             name = emitter.filename(env)
@@ -154,7 +154,7 @@ def _is_environment(fmt: Packing) -> bool:
 
 
 @contextmanager
-def _environment(request: PackRequest, near: Path) -> Iterator[BuiltEnv]:
+def _environment(request: PackRequest, near: Path, *, kept: bool) -> Iterator[BuiltEnv]:
     """The environment to pack: ``--from`` audited again, or a fresh build in a staging
     directory beside ``near`` (same filesystem, nothing copied twice), removed afterwards,
     also on failure or Ctrl-C. (The build pipeline is imported only to build: packing a
@@ -178,6 +178,6 @@ def _environment(request: PackRequest, near: Path) -> Iterator[BuiltEnv]:
     assert request.spec is not None
     tmp = staging_dir(near)
     try:
-        yield build_environment(request.spec, tmp / "env")
+        yield build_environment(request.spec, tmp / "env", kept=kept)
     finally:
         remove_tree(tmp)

@@ -38,7 +38,12 @@ from venvpack.runtime import Runtime, build_cache
 from venvpack.templates import render
 from venvpack.validate import public_url
 
-__all__ = ["binary_paths", "relocate", "source_paths"]
+__all__ = [
+    "binary_paths",
+    "relocate",
+    "relocate_added",
+    "source_paths",
+]
 
 log = logging.getLogger("venvpack")
 
@@ -106,6 +111,58 @@ def relocate(
     for dist_info in sorted(site_packages.glob("*.dist-info")):
         _rewrite_record(dist_info, root, changed, removed)
     compile_bytecode(runtime, [runtime.stdlib, site_packages], root, prefix, python=compiler)
+
+
+def relocate_added(
+    root: Path,
+    runtime: Runtime,
+    site_packages: Path,
+    prefix: str,
+    dist_infos: list[Path],
+    glibc_floor: str | None = None,
+    *,
+    compiler: Path | None = None,
+) -> None:
+    """:func:`relocate` for distributions installed over a relocated environment (a
+    project over its reused base): the same steps, on their files only. The runtime and
+    every other distribution are left as they are."""
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    installers = (compiler,) if compiler is not None else ()
+    changed |= rewrite_scripts(root / "bin", root, glibc_floor, installers=installers)
+    changed |= _relocate_pth(site_packages, root)
+    for dist_info in dist_infos:
+        _clean_direct_url(dist_info, changed, removed)
+        for name in _INSTALLER_PRIVATE:
+            if (dist_info / name).is_file():
+                (dist_info / name).unlink()
+                removed.add(dist_info / name)
+    for name in _ROOT_LEFTOVERS:
+        if (root / name).is_file():
+            (root / name).unlink()
+    for dist_info in dist_infos:
+        _rewrite_record(dist_info, root, changed, removed)
+    modules = sorted({m for d in dist_infos for m in _recorded_modules(d, site_packages)})
+    if modules:
+        compile_bytecode(runtime, modules, root, prefix, python=compiler)
+
+
+def _recorded_modules(dist_info: Path, site_packages: Path) -> Iterable[Path]:
+    """The ``.py`` files a distribution's RECORD lists inside ``site_packages``."""
+    try:
+        text = (dist_info / "RECORD").read_text(encoding="utf-8")
+    except OSError:
+        return
+    for row in csv.reader(io.StringIO(text)):
+        if not row or not row[0].endswith(".py"):
+            continue
+        path = Path(os.path.normpath(site_packages / row[0]))
+        if _inside(path, site_packages) and path.is_file():
+            yield path
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
 
 
 # -- launchers ---------------------------------------------------------------------------
@@ -427,6 +484,9 @@ FORMAT = b"venvpack-pyc-2"  # entries before their digest was kept are never rea
 discarded = 0
 modules = []
 for directory in sys.argv[6:]:
+    if directory.endswith(".py") and os.path.isfile(directory):
+        modules.append(directory)  # one module, not a tree
+        continue
     for parent, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         modules += [os.path.join(parent, f) for f in sorted(files) if f.endswith(".py")]
@@ -575,7 +635,8 @@ def pyc_cache_dir() -> Path | None:
 def compile_bytecode(
     runtime: Runtime, dirs: list[Path], root: Path, prefix: str, *, python: Path | None = None
 ) -> None:
-    """Hash-based pycs for ``dirs``, by the bundled interpreter (or ``python``, one of this
+    """Hash-based pycs for ``dirs`` (trees, or single modules), by the bundled interpreter
+    (or ``python``, one of this
     machine with its major and minor version, for another machine's), one worker per CPU; the
     source interpreter's valid pycs of modules copied unchanged are reused, not recompiled,
     and so is what an earlier build compiled from the same inputs (:func:`pyc_cache_dir`).
@@ -584,6 +645,8 @@ def compile_bytecode(
     CPython corrects it to the real location when it loads the pyc anyway.
     """
     for directory in dirs:
+        if directory.is_file():
+            continue  # a module: compiled over its stale pyc, if any
         for cache in sorted(directory.rglob("__pycache__")):
             for pyc in cache.glob("*.pyc"):
                 pyc.unlink()

@@ -185,7 +185,8 @@ def build_cache(kind: str) -> Path | None:
 
 
 CACHE_KINDS = ("pyc", "static-python")
-"""What :func:`build_cache` keeps for builds (``roots`` beside them belong to verify)."""
+"""What :func:`build_cache` keeps for builds file by file (``envs``, whole environments, is
+pruned entry by entry by :mod:`venvpack.envcache`; ``roots`` beside them belong to verify)."""
 
 
 def prune_build_cache(
