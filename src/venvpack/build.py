@@ -320,7 +320,8 @@ class _Build:
                 root, runtime, site_packages, self.prefix, plan.glibc_floor, compiler=self.compiler
             )
         grafts = tuple(self.grafted(root, plan))
-        return envcache.Base(runtime, grafts, plan.glibc_floor), installed
+        sources = tuple(sorted(os.path.realpath(g.source) for g in plan.grafts))
+        return envcache.Base(runtime, grafts, plan.glibc_floor, sources), installed
 
     def project(
         self, root: Path, base: envcache.Base, dependencies: LockedDependencies

@@ -72,6 +72,9 @@ class Base:
     grafts: tuple[BaseGraft, ...]
     glibc_floor: str
     """The floor the base's files need (its launchers name it)."""
+    sources: tuple[str, ...] = ()
+    """The build host's files the grafted libraries were copied from: an entry is used
+    only while each is as it was (a library upgraded on the host is grafted again)."""
 
 
 def base_key(*parts: str) -> str:
@@ -107,6 +110,8 @@ def lookup(key: str, root: Path, *, copy: bool) -> Base | None:
         recorded = facts["files"]
         if _listing(entry / _TREE) != recorded:
             raise ValueError("its files changed since it was stored")
+        if _stats(facts["sources"]) != facts["source_stats"]:
+            raise ValueError("a library it grafted changed on this host")
         link_tree(entry / _TREE, root, copy=copy)
         base = _base(facts, root)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -134,6 +139,7 @@ def store(key: str, root: Path, base: Base, *, copy: bool) -> None:
         link_tree(root, work / _TREE, copy=copy)
         facts = _facts(base, root)
         facts["files"] = _listing(work / _TREE)
+        facts["source_stats"] = _stats(list(base.sources))
         (work / _FACTS).write_text(json.dumps(facts, sort_keys=True), encoding="utf-8")
         (work / _USED).touch()
         os.rename(work, entry)
@@ -245,6 +251,7 @@ def _facts(base: Base, root: Path) -> dict[str, object]:
         },
         "grafts": [[g.soname, g.origin, g.path] for g in base.grafts],
         "glibc_floor": base.glibc_floor,
+        "sources": list(base.sources),
     }
 
 
@@ -275,7 +282,21 @@ def _base(facts: dict[str, object], root: Path) -> Base:
         origins=tuple((required(t), Path(str(h))) for t, h in _pairs(data["origins"])),
     )
     grafts = tuple(BaseGraft(str(s), str(o), str(p)) for s, o, p in _triples(facts["grafts"]))
-    return Base(runtime, grafts, str(facts["glibc_floor"]))
+    sources = tuple(str(source) for source in _strings(facts["sources"]))
+    return Base(runtime, grafts, str(facts["glibc_floor"]), sources)
+
+
+def _stats(paths: object) -> list[list[int]]:
+    """Size and modification time of each file (-1 for one that is gone)."""
+    out = []
+    for path in _strings(paths):
+        try:
+            st = os.stat(str(path))
+        except OSError:
+            out.append([-1, -1])
+            continue
+        out.append([st.st_size, st.st_mtime_ns])
+    return out
 
 
 def _strings(value: object) -> Sequence[object]:

@@ -126,3 +126,20 @@ def test_prune_removes_unused_entries_whole(tmp_path: Path, cache: Path) -> None
     assert not (cache / old).exists()
     assert envcache.has(new)
     assert envcache.prune(now=now) == 0  # at most once a day
+
+
+def test_an_entry_is_not_used_once_a_library_it_grafted_changed(
+    tmp_path: Path, cache: Path
+) -> None:
+    """A library upgraded on the build host (another size or time) is grafted again."""
+    host_lib = tmp_path / "host/libssl.so.3"
+    host_lib.parent.mkdir()
+    host_lib.write_bytes(b"\x7fELF ssl 3.0.1")
+    base = _base_tree(tmp_path / "built")
+    base = envcache.Base(base.runtime, base.grafts, base.glibc_floor, (str(host_lib),))
+    key = envcache.base_key("host library")
+    envcache.store(key, tmp_path / "built", base, copy=True)
+    assert envcache.lookup(key, tmp_path / "same", copy=True) is not None
+    host_lib.write_bytes(b"\x7fELF ssl 3.0.17")
+    assert envcache.lookup(key, tmp_path / "again", copy=True) is None
+    assert not (cache / key).exists()
