@@ -150,10 +150,14 @@ def build_environment(
         version = app_version(spec, name, main_dist, installed)
 
         with stage("audit"):
-            needles = [str(root), *(old for old, _ in source_paths(runtime))]
-            needles += [str(d) for d in runtime.compile_dirs]
-            if interp.sysroot is not None:
-                needles.append(str(interp.sysroot.path))
+            # Build-host paths left in files are only reported (-v): every file is read for
+            # them, so a build that would not show them does not look.
+            needles: list[str] = []
+            if log.isEnabledFor(logging.DEBUG):
+                needles = [str(root), *(old for old, _ in source_paths(runtime))]
+                needles += [str(d) for d in runtime.compile_dirs]
+                if interp.sysroot is not None:
+                    needles.append(str(interp.sysroot.path))
             report = audit_tree(
                 root,
                 work.allow,

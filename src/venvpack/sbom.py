@@ -262,13 +262,21 @@ def _dpkg_owners(
     packages = _dpkg_status((dpkg / "status").read_text(encoding="utf-8", errors="replace"))
     owners: dict[str, SystemPackage] = {}
     info = dpkg / "info"
+    # A list that names none of the wanted files' names is skipped unread line by line: the
+    # few files a build asks about are in a handful of the host's thousands of lists.
+    names = None
+    if keys is not None:
+        names = re.compile(b"|".join(re.escape(os.fsencode(os.path.basename(k))) for k in keys))
     for listing in sorted(info.glob("*.list")) if info.is_dir() else ():
         name, _, arch = listing.name[: -len(".list")].partition(":")
         found = packages.get((name, arch)) or packages.get((name, ""))
         if found is None:
             continue
+        data = listing.read_bytes()
+        if names is not None and (not keys or not names.search(data)):
+            continue
         package = SystemPackage(kind, namespace, name, found[0], arch or found[1], distro)
-        for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in data.decode("utf-8", errors="replace").splitlines():
             key = _merged_usr(line)
             if keys is None or key in keys:
                 owners.setdefault(key, package)
