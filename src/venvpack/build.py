@@ -140,6 +140,7 @@ def build_environment(
             built = work.project(root, base, dependencies)
             if built is None:  # the project needs a newer glibc than its base: build it whole
                 remove_tree(root)
+                work.elf = ElfCache()  # what was read there is gone
         if built is None:
             base, installed = work.base(root, None)
             assert installed is not None
