@@ -1,6 +1,9 @@
 """The build pipeline, stage by stage: this module reads like the product description.
 
 interpreter -> runtime -> venv -> install -> graft -> relocate -> audit -> manifest.
+A project built from its ``uv.lock`` goes through install, graft and relocate twice: for
+its locked dependencies (a base, taken from :mod:`venvpack.envcache` when the same inputs
+made it before), then for the project alone.
 Everything happens in a staging directory beside the destination (:mod:`venvpack.output`),
 renamed into place at the end; a failure or an interruption removes it, so nothing
 half-built is ever left at the output path.
