@@ -93,23 +93,9 @@ def relocate(
     in one line to run on a glibc older than ``glibc_floor``. ``compiler`` is the
     interpreter that compiles the modules and installed the scripts when the bundled one is
     another machine's (the same major and minor version of this machine)."""
-    changed: set[Path] = set()
-    removed: set[Path] = set()
-    installers = (compiler,) if compiler is not None else ()
-    changed |= rewrite_scripts(root / "bin", root, glibc_floor, installers=installers)
-    changed |= _relocate_pth(site_packages, root)
-    for dist_info in sorted(site_packages.glob("*.dist-info")):
-        _clean_direct_url(dist_info, changed, removed)
-        for name in _INSTALLER_PRIVATE:
-            if (dist_info / name).is_file():
-                (dist_info / name).unlink()
-                removed.add(dist_info / name)
-    for name in _ROOT_LEFTOVERS:
-        if (root / name).is_file():
-            (root / name).unlink()
     _relocate_runtime_text(runtime, prefix)
-    for dist_info in sorted(site_packages.glob("*.dist-info")):
-        _rewrite_record(dist_info, root, changed, removed)
+    dist_infos = sorted(site_packages.glob("*.dist-info"))
+    _relocate_distributions(root, site_packages, dist_infos, glibc_floor, compiler)
     compile_bytecode(runtime, [runtime.stdlib, site_packages], root, prefix, python=compiler)
 
 
@@ -126,6 +112,21 @@ def relocate_added(
     """:func:`relocate` for distributions installed over a relocated environment (a
     project over its reused base): the same steps, on their files only. The runtime and
     every other distribution are left as they are."""
+    _relocate_distributions(root, site_packages, dist_infos, glibc_floor, compiler)
+    modules = sorted({m for d in dist_infos for m in _recorded_modules(d, site_packages)})
+    if modules:
+        compile_bytecode(runtime, modules, root, prefix, python=compiler)
+
+
+def _relocate_distributions(
+    root: Path,
+    site_packages: Path,
+    dist_infos: list[Path],
+    glibc_floor: str | None,
+    compiler: Path | None,
+) -> None:
+    """Launchers for the scripts, relative ``.pth`` lines, no build-host URL or installer
+    leftover, and the RECORDs of ``dist_infos`` saying what their files now are."""
     changed: set[Path] = set()
     removed: set[Path] = set()
     installers = (compiler,) if compiler is not None else ()
@@ -142,9 +143,6 @@ def relocate_added(
             (root / name).unlink()
     for dist_info in dist_infos:
         _rewrite_record(dist_info, root, changed, removed)
-    modules = sorted({m for d in dist_infos for m in _recorded_modules(d, site_packages)})
-    if modules:
-        compile_bytecode(runtime, modules, root, prefix, python=compiler)
 
 
 def _recorded_modules(dist_info: Path, site_packages: Path) -> Iterable[Path]:
