@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 from venvpack import __version__, envcache, ui
 from venvpack.audit import audit_tree, checked_environment
 from venvpack.config import BuildSpec, Installer, validate_name, validate_version
-from venvpack.elf import ElfCache
+from venvpack.elf import ElfCache, is_elf
 from venvpack.errors import (
     BuildError,
     ConfigError,
@@ -67,7 +67,13 @@ from venvpack.manifest import (
 from venvpack.metadata import read_app_metadata
 from venvpack.output import atomic_output, remove_tree
 from venvpack.platform import loaded_by_family, of_interpreter, system_libraries, uv_target
-from venvpack.relocate import binary_paths, relocate, relocate_added, source_paths
+from venvpack.relocate import (
+    binary_paths,
+    recorded_files,
+    relocate,
+    relocate_added,
+    source_paths,
+)
 from venvpack.runtime import Runtime, copy_runtime, exclude_modules, prune_build_cache
 from venvpack.sbom import HostPackages, write_sbom
 from venvpack.terminfo import carry_terminfo
@@ -341,13 +347,14 @@ class _Build:
         site_packages = root / "lib" / f"python{runtime.short_version}" / "site-packages"
         python = root / "bin" / "python"
         before = set(site_packages.glob("*.dist-info"))
-        elf_before = set(find_elf_files(root))
         with stage("install", "(the project)"):
             installed = install_project(
                 root, python, site_packages, self.spec, dependencies, self.target
             )
+        added = sorted(set(site_packages.glob("*.dist-info")) - before)
         added_grafts: tuple[envcache.BaseGraft, ...] = ()
-        if set(find_elf_files(root)) - elf_before:
+        # Only the project's own files can need grafting: its RECORD names them.
+        if any(is_elf(p) for d in added for p in recorded_files(d, site_packages)):
             with stage("graft", "(the project)"):
                 plan = self.graft(root, runtime)
                 if plan.glibc_floor != base.glibc_floor:
@@ -359,7 +366,7 @@ class _Build:
                 runtime,
                 site_packages,
                 self.prefix,
-                sorted(set(site_packages.glob("*.dist-info")) - before),
+                added,
                 base.glibc_floor,
                 compiler=self.compiler,
             )

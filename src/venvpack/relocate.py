@@ -147,15 +147,23 @@ def _relocate_distributions(
 
 def _recorded_modules(dist_info: Path, site_packages: Path) -> Iterable[Path]:
     """The ``.py`` files a distribution's RECORD lists inside ``site_packages``."""
+    for path in recorded_files(dist_info, site_packages):
+        if path.suffix == ".py" and _inside(path, site_packages):
+            yield path
+
+
+def recorded_files(dist_info: Path, site_packages: Path) -> Iterable[Path]:
+    """The regular files a distribution's RECORD lists (its paths are relative to
+    ``site_packages``; its scripts lie beyond it, in ``bin/``)."""
     try:
         text = (dist_info / "RECORD").read_text(encoding="utf-8")
     except OSError:
         return
     for row in csv.reader(io.StringIO(text)):
-        if not row or not row[0].endswith(".py"):
+        if not row or not row[0]:
             continue
         path = Path(os.path.normpath(site_packages / row[0]))
-        if _inside(path, site_packages) and path.is_file():
+        if path.is_file() and not path.is_symlink():
             yield path
 
 
