@@ -198,11 +198,12 @@ def test_copy_mode_tarball_is_relocated_by_its_documented_step(
     # before the step; the step makes pyvenv.cfg's home, and so the base interpreter a venv
     # made from the tree records, the bundled interpreter where the tree now is.
     base = "import sys; print(sys._base_executable)"
-    before = sandbox.run_in_root(
-        glibc_root_dir,
-        ["/bin/sh", "-c", f"/srv/elsewhere/bin/hello && /srv/elsewhere/bin/python -c '{base}'"],
-        binds=binds,
-    )
+    hello_and_base = [
+        "/bin/sh",
+        "-c",
+        f"/srv/elsewhere/bin/hello && /srv/elsewhere/bin/python -c '{base}'",
+    ]
+    before = sandbox.run_in_root(glibc_root_dir, hello_and_base, binds=binds)
     assert before.returncode == 0, before.stderr
     assert "hello from /srv/elsewhere" in before.stdout
     assert not before.stdout.splitlines()[-1].startswith("/srv/elsewhere/python/bin/")
@@ -213,11 +214,7 @@ def test_copy_mode_tarball_is_relocated_by_its_documented_step(
         glibc_root_dir, ["/srv/elsewhere/bin/venvpack-relocate"], binds=binds
     )
     assert fixed.returncode == 0, fixed.stderr
-    after = sandbox.run_in_root(
-        glibc_root_dir,
-        ["/bin/sh", "-c", f"/srv/elsewhere/bin/hello && /srv/elsewhere/bin/python -c '{base}'"],
-        binds=binds,
-    )
+    after = sandbox.run_in_root(glibc_root_dir, hello_and_base, binds=binds)
     assert after.returncode == 0, after.stderr
     assert "hello from /srv/elsewhere" in after.stdout
     assert after.stdout.splitlines()[-1].startswith("/srv/elsewhere/python/bin/")
