@@ -23,6 +23,7 @@ packed.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import stat
@@ -36,6 +37,7 @@ from venvpack.graft import TreeLinks, plan_grafts, resolve_in_tree
 from venvpack.manifest import BuiltEnv
 from venvpack.pathtext import contains_path, mapped_contains_path
 from venvpack.platform import machine_of, system_libraries
+from venvpack.seal import is_sealed
 
 __all__ = [
     "AuditReport",
@@ -48,6 +50,8 @@ __all__ = [
     "checked_environment",
     "find_leaks",
 ]
+
+log = logging.getLogger("venvpack")
 
 MAX_LINKS = 40
 """Links followed before a chain counts as a loop (the kernel's limit is 40, too)."""
@@ -374,8 +378,12 @@ def _scan_file(path: str, encoded: list[tuple[str, bytes]]) -> list[str]:
 def checked_environment(root: Path) -> BuiltEnv:
     """An environment made earlier (``--from``), audited again before it is packed: it may
     have been changed since (a grafted library deleted, a symlink added, the manifest
-    edited), and a package must not ship what the build would have refused."""
+    edited), and a package must not ship what the build would have refused. A tree still
+    exactly as ``venvpack build`` sealed it (:mod:`venvpack.seal`) was audited then."""
     env = BuiltEnv.load(root)
+    if is_sealed(root):
+        log.debug("audit: %s is as venvpack built and audited it", root)
+        return env
     report = audit_tree(root, system_libraries(), (), machine=env.manifest.target.machine)
     if report.glibc_floor != env.manifest.glibc_floor:
         raise BuildError(

@@ -76,6 +76,7 @@ from venvpack.relocate import (
 )
 from venvpack.runtime import Runtime, copy_runtime, exclude_modules, prune_build_cache
 from venvpack.sbom import HostPackages, write_sbom
+from venvpack.seal import seal
 from venvpack.terminfo import carry_terminfo
 from venvpack.ui import stage
 from venvpack.venv import create_skeleton, finalize_pyvenv_cfg
@@ -222,6 +223,8 @@ def build_environment(
         else:
             host = HostPackages.read(origins)
         write_sbom(BuiltEnv(root, manifest), host, interpreter=executable)
+        if kept:  # packed later with --from, as it is now: audited above
+            seal(root)
     prune_build_cache()  # entries no build used for a month; at most once a day
     envcache.prune()
     log.debug(

@@ -30,7 +30,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvpack.runtime import Runtime, build_cache
+from venvpack.cache import build_cache
+from venvpack.runtime import Runtime
 
 __all__ = [
     "FORMAT",

@@ -30,11 +30,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from venvpack.archive import available_cpus
+from venvpack.cache import build_cache
 from venvpack.elf import is_elf
 from venvpack.errors import BuildError
 from venvpack.pathtext import replace_path
 from venvpack.proc import clean_python_env, run_all
-from venvpack.runtime import Runtime, build_cache
+from venvpack.runtime import Runtime
 from venvpack.templates import render
 from venvpack.validate import public_url
 

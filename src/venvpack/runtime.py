@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvpack import templates
+from venvpack.cache import build_cache
 from venvpack.elf import is_elf, is_pie, read_elf
 from venvpack.errors import BuildError, ConfigError
 from venvpack.interpreter import Interpreter
@@ -168,23 +169,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     )
 
 
-def build_cache(kind: str) -> Path | None:
-    """Where venvpack keeps ``kind`` between builds: ``$VENVPACK_CACHE/<kind>``, else
-    ``$XDG_CACHE_HOME/venvpack/<kind>``, else ``~/.cache/venvpack/<kind>``; None when
-    ``VENVPACK_CACHE`` is set but empty (no caching). Any of it may be deleted at any time."""
-    configured = os.environ.get("VENVPACK_CACHE")
-    if configured is not None:
-        return Path(configured).absolute() / kind if configured else None
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "venvpack" / kind
-    try:
-        return Path.home() / ".cache" / "venvpack" / kind
-    except RuntimeError:  # no home directory (a container's user without one): no cache
-        return None
-
-
-CACHE_KINDS = ("pyc", "static-python")
+CACHE_KINDS = ("pyc", "static-python", "seals")
 """What :func:`build_cache` keeps for builds file by file (``envs``, whole environments, is
 pruned entry by entry by :mod:`venvpack.envcache`; ``roots`` beside them belong to verify)."""
 

@@ -159,8 +159,8 @@ def wheel_server(wheels: Path) -> Iterator[str]:
 
 def test_url_token_and_changed_trees(wheels: Path, wheel_server: str, tmp_path: Path) -> None:
     """Item 10: a token in a direct URL's query string ships nowhere (direct_url.json, the
-    manifest, the log); then --from audits the tree again: a symlink out of the tree, a
-    deleted grafted library."""
+    manifest, the log); then --from skips the audit of the tree as built, and audits it
+    again once changed: a symlink out of the tree, a deleted grafted library."""
     url = f"{wheel_server}/{_hello_wheel(wheels)}?token=s3cr3t"
     args: list[str | Path] = ["build", f"hello @ {url}", "--no-index", "--find-links", wheels]
     args += ["-o", "env", "-v"]
@@ -175,6 +175,9 @@ def test_url_token_and_changed_trees(wheels: Path, wheel_server: str, tmp_path: 
         b"s3cr3t" in p.read_bytes() for p in (tmp_path / "env").rglob("*") if p.is_file()
     )
     env = tmp_path / "env"
+    # As built, the tree is sealed: packing it skips the audit the build already did.
+    result = venvpack(["tar", "--from", env, "-o", "sealed.tar.gz", "-v"], cwd=tmp_path)
+    assert "is as venvpack built and audited it" in result.stderr
     grafted = sorted((env / "python" / "lib").glob("lib*.so.*"))
     grafted = [g for g in grafted if not g.name.startswith("libpython")]
     leak = env / "bin" / "leak"

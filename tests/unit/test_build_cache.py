@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from venvpack.cache import build_cache
 from venvpack.interpreter import find_interpreter
-from venvpack.runtime import build_cache, copy_runtime, prune_build_cache
+from venvpack.runtime import copy_runtime, prune_build_cache
 
 PYENV_312 = Path.home() / ".pyenv/versions/3.12.1"
 ARCHIVE = PYENV_312 / "lib/python3.12/config-3.12-x86_64-linux-gnu/libpython3.12.a"
