@@ -169,7 +169,7 @@ def copy_runtime(interp: Interpreter, dest: Path, *, with_tk: bool, keep_dev: bo
     )
 
 
-CACHE_KINDS = ("pyc", "static-python", "seals")
+CACHE_KINDS = ("pyc", "static-python", "seals", "dpkg-owners")
 """What :func:`build_cache` keeps for builds file by file (``envs``, whole environments, is
 pruned entry by entry by :mod:`venvpack.envcache`; ``roots`` beside them belong to verify)."""
 

@@ -205,7 +205,7 @@ class HostPackages:
         release = _os_release(os_release or Path("/etc/os-release"))
         dpkg = dpkg or _database("dpkg")
         if dpkg is not None and (dpkg / "status").is_file():
-            return cls(_dpkg_owners(dpkg, wanted, release))
+            return cls(_remembered_dpkg_owners(dpkg, wanted, release))
         rpmdb = rpmdb or _database("rpmdb")
         if rpmdb is not None and rpmdb.is_dir() and wanted is not None:
             return cls(_rpm_owners(rpmdb, wanted, release))
@@ -251,6 +251,53 @@ def _wanted_keys(wanted: Iterable[str | os.PathLike[str]]) -> set[str]:
     for path in wanted:
         keys |= {_merged_usr(str(path)), _merged_usr(os.path.realpath(path))}
     return keys
+
+
+_OWNERS_FORMAT = "venvpack-dpkg-owners-1"
+
+
+def _remembered_dpkg_owners(
+    dpkg: Path, wanted: Iterable[str | os.PathLike[str]] | None, release: Mapping[str, str]
+) -> dict[str, SystemPackage]:
+    """:func:`_dpkg_owners`, kept in the build cache for the same files asked about the same
+    database: reading every list of a host's database is a quarter of a second of each
+    build, and each build of a project asks about the same grafted libraries. The key holds
+    the files (and where their links lead), the release, and the size, inode and times of
+    dpkg's status file and info directory, which every install, upgrade or removal
+    rewrites."""
+    from venvpack.cache import build_cache
+
+    top = build_cache("dpkg-owners")
+    if wanted is None or top is None:
+        return _dpkg_owners(dpkg, wanted, release)
+    wanted = list(wanted)
+    keys = sorted(_wanted_keys(wanted))
+    try:
+        state = [
+            [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+            for st in (os.stat(dpkg / "status"), os.stat(dpkg / "info"))
+        ]
+    except OSError:
+        return _dpkg_owners(dpkg, wanted, release)
+    key = json.dumps([_OWNERS_FORMAT, str(dpkg), state, sorted(release.items()), keys])
+    place = top / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    try:
+        recorded = json.loads(place.read_text(encoding="utf-8"))
+        owners = {path: SystemPackage(**fields) for path, fields in recorded.items()}
+        os.utime(place)  # in use: kept by the cache's pruning
+        return owners
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    owners = _dpkg_owners(dpkg, wanted, release)
+    text = json.dumps({path: vars(package) for path, package in owners.items()}, sort_keys=True)
+    try:
+        top.mkdir(parents=True, exist_ok=True)
+        part = place.with_name(f".tmp-{os.getpid()}-{place.name}")
+        part.write_text(text, encoding="utf-8")
+        os.replace(part, place)
+    except OSError as exc:
+        log.debug("sbom: the owners of %d files not cached (%s)", len(keys), exc)
+    return owners
 
 
 def _dpkg_owners(
@@ -859,8 +906,12 @@ def cyclonedx(composition: Composition, *, epoch: int | None = None) -> str:
     bom = _bom(composition, epoch)
     bom.serial_number = _PLACEHOLDER
     draft = JsonV1Dot6(bom).output_as_string(indent=2)
-    bom.serial_number = uuid.uuid5(_NAMESPACE, hashlib.sha256(draft.encode()).hexdigest())
-    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+    serial = uuid.uuid5(_NAMESPACE, hashlib.sha256(draft.encode()).hexdigest())
+    # The document with its serial number in place of the placeholder, as serialising it
+    # again would write it (once is a tenth of a second).
+    placeholder = f'"urn:uuid:{_PLACEHOLDER}"'
+    assert draft.count(placeholder) == 1
+    return draft.replace(placeholder, f'"urn:uuid:{serial}"') + "\n"
 
 
 def _bom(c: Composition, epoch: int | None) -> Bom:

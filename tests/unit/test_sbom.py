@@ -343,3 +343,38 @@ def test_the_interpreters_own_version_is_not_taken_for_sqlites(env: BuiltEnv) ->
     (env.root / "python/lib/libssl.so.3").unlink()
     static = {(lib.family, lib.version) for lib in sbom.compose(env).python.static}
     assert static == {("openssl", "3.0.15")}
+
+
+def test_owners_are_remembered_until_the_dpkg_database_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VENVPACK_CACHE", str(tmp_path / "cache"))
+    dpkg = tmp_path / "dpkg"
+    (dpkg / "info").mkdir(parents=True)
+    status = "Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nVersion: {}\n"
+    (dpkg / "status").write_text(status.format("3.0.15-1"))
+    listing = dpkg / "info" / "libssl3:amd64.list"
+    listing.write_text("/.\n/lib/x86_64-linux-gnu/libssl.so.3\n")
+    release = tmp_path / "os-release"
+    release.write_text('ID=debian\nVERSION_ID="12"\n')
+    wanted = ["/lib/x86_64-linux-gnu/libssl.so.3"]
+
+    def owner() -> str | None:
+        found = sbom.HostPackages.read(wanted, dpkg=dpkg, os_release=release).owner(wanted[0])
+        return f"{found.name} {found.version}" if found else None
+
+    assert owner() == "libssl3 3.0.15-1"
+    assert len(list((tmp_path / "cache" / "dpkg-owners").glob("*.json"))) == 1
+    # A list edited behind dpkg's back (its status untouched) is not read again: the
+    # answer comes from the cache.
+    listing.write_text("/.\n")
+    assert owner() == "libssl3 3.0.15-1"
+    # dpkg replaces its status file on every install, upgrade and removal.
+    listing.write_text("/.\n/lib/x86_64-linux-gnu/libssl.so.3\n")
+    (dpkg / "status-new").write_text(status.format("3.0.16-1"))
+    (dpkg / "status-new").rename(dpkg / "status")
+    assert owner() == "libssl3 3.0.16-1"
+    # Other files asked about are another question.
+    wanted.append("/lib/x86_64-linux-gnu/libz.so.1")
+    assert owner() == "libssl3 3.0.16-1"
+    assert len(list((tmp_path / "cache" / "dpkg-owners").glob("*.json"))) == 3
