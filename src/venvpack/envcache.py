@@ -185,48 +185,49 @@ def prune(*, max_age: float = 30 * 86400, every: float = 86400, now: float | Non
 
 def link_tree(source: Path, dest: Path, *, copy: bool) -> None:
     """Recreate the tree ``source`` at ``dest``: directories with their modes, symlinks as
-    they are, files hard-linked (or copied with ``copy``)."""
+    they are, files hard-linked (or copied with ``copy``). (One pass of ``scandir`` over
+    plain strings: this is most of a rebuild's reuse of its base.)"""
+    place = shutil.copy2 if copy else os.link
+
+    def fill(src: str, dst: str) -> None:
+        with os.scandir(src) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            there = os.path.join(dst, entry.name)
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), there)
+            elif entry.is_dir(follow_symlinks=False):
+                os.mkdir(there)
+                fill(entry.path, there)
+                shutil.copystat(entry.path, there)  # after its entries: their mtime
+            else:
+                place(entry.path, there)
+
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copystat(source, dest)
-    place = shutil.copy2 if copy else os.link
-    for directory, dirnames, filenames in os.walk(source):
-        here = Path(directory)
-        there = dest / here.relative_to(source)
-        for name in sorted(dirnames):
-            path = here / name
-            if path.is_symlink():
-                os.symlink(os.readlink(path), there / name)
-            else:
-                (there / name).mkdir()
-        for name in sorted(filenames):
-            path = here / name
-            if path.is_symlink():
-                os.symlink(os.readlink(path), there / name)
-            else:
-                place(path, there / name)
-    for directory, dirnames, _ in os.walk(source):
-        here = Path(directory)
-        for name in dirnames:
-            if not (here / name).is_symlink():
-                shutil.copystat(here / name, dest / here.relative_to(source) / name)
+    fill(os.fspath(source), os.fspath(dest))
 
 
 def _listing(tree: Path) -> dict[str, list[int]]:
     """Every entry of ``tree``: a file's size, mode and modification time, a link's target
     length, a directory's mode."""
     out: dict[str, list[int]] = {}
-    for directory, dirnames, filenames in os.walk(tree):
-        here = Path(directory)
-        for name in [*dirnames, *filenames]:
-            path = here / name
-            st = path.lstat()
-            rel = str(path.relative_to(tree))
-            if stat.S_ISREG(st.st_mode):
-                out[rel] = [st.st_size, st.st_mode, st.st_mtime_ns]
-            elif stat.S_ISLNK(st.st_mode):
-                out[rel] = [len(os.readlink(path)), st.st_mode, 0]
-            else:
-                out[rel] = [0, st.st_mode, 0]
+
+    def walk(directory: str, prefix: str) -> None:
+        with os.scandir(directory) as it:
+            for entry in it:
+                st = entry.stat(follow_symlinks=False)
+                rel = prefix + entry.name
+                if stat.S_ISREG(st.st_mode):
+                    out[rel] = [st.st_size, st.st_mode, st.st_mtime_ns]
+                elif stat.S_ISLNK(st.st_mode):
+                    out[rel] = [len(os.readlink(entry.path)), st.st_mode, 0]
+                else:
+                    out[rel] = [0, st.st_mode, 0]
+                    if stat.S_ISDIR(st.st_mode):
+                        walk(entry.path, rel + "/")
+
+    walk(os.fspath(tree), "")
     return out
 
 
