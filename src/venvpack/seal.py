@@ -2,13 +2,18 @@
 auditing it a second time.
 
 ``venvpack build`` seals the tree it leaves: a digest of every entry below the root -- its
-path, kind, inode, mode, size, modification and change time, a link's target -- kept in the
+path, kind, inode, mode, owner, size and modification time, a link's target -- kept in the
 build cache (``build_cache("seals")``) under the root directory's device and inode. Packing
-that tree later (``--from``) audits it again only when the digest no longer matches:
-writing, truncating, replacing, adding, removing or renaming anything inside, or changing a
-mode, changes a change time (which no program can set back) or the listing, and a copy
-has other inodes. The seal is never part of the tree: the facts it covers belong to this
-filesystem and must not travel in an artifact.
+that tree later (``--from``) audits it again only when the digest no longer matches: a file
+written, truncated, replaced, added, removed or renamed, a mode or owner changed, and a copy
+of the tree (other inodes) are all audited again. The change time is left out on purpose:
+the tree's files are hard links of uv's cache, and each install of the same wheel elsewhere
+changes their link count and so their change time, without changing a byte here. A file
+rewritten to the same size with its old modification time put back by hand is the one
+change the seal does not see; it guards against accidents, not against its own user.
+
+The seal is never part of the tree: the facts it covers belong to this filesystem and must
+not travel in an artifact.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ __all__ = ["is_sealed", "seal"]
 
 log = logging.getLogger("venvpack")
 
-_FORMAT = b"venvpack-seal-1\0"
+_FORMAT = b"venvpack-seal-2\0"
 
 
 def seal(root: Path) -> None:
@@ -86,14 +91,7 @@ def _digest(root: Path) -> str:
         for entry in children:
             st = entry.stat(follow_symlinks=False)
             path = rel + os.fsencode(entry.name)
-            facts = (
-                st.st_mode,
-                st.st_ino,
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                st.st_nlink,
-            )
+            facts = (st.st_mode, st.st_ino, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
             digest.update(path + b"\0" + repr(facts).encode() + b"\0")
             if stat.S_ISLNK(st.st_mode):
                 digest.update(os.fsencode(os.readlink(entry.path)) + b"\0")

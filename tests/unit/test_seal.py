@@ -33,9 +33,9 @@ def tree(tmp_path: Path) -> Path:
 
 def same_size_edit(root: Path) -> None:
     path = root / "lib" / "deep" / "data.txt"
-    stat = path.stat()
-    path.write_text("DATA\n")
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old mtime put back
+    mtime = path.stat().st_mtime_ns
+    while path.stat().st_mtime_ns == mtime:  # within the file system's clock tick
+        path.write_text("DATA\n")
 
 
 def relink(root: Path) -> None:
@@ -44,8 +44,9 @@ def relink(root: Path) -> None:
 
 
 CHANGES: dict[str, Callable[[Path], object]] = {
-    "same-size edit, mtime restored": same_size_edit,
+    "same-size edit": same_size_edit,
     "chmod": lambda root: (root / "bin" / "app").chmod(0o700),
+    "chown": lambda root: os.chown(root / "bin" / "app", 1000, -1),
     "file added": lambda root: (root / "lib" / "new.so").write_bytes(b""),
     "empty directory added": lambda root: (root / "lib" / "empty").mkdir(),
     "file removed": lambda root: (root / "bin" / "app").unlink(),
@@ -69,6 +70,14 @@ def test_any_change_below_the_root_breaks_the_seal(
     seal(tree)
     change(tree)
     assert not is_sealed(tree)
+
+
+def test_links_to_its_files_from_elsewhere_keep_the_seal(tree: Path, tmp_path: Path) -> None:
+    """uv links the same wheel's files into every environment it installs: another link to
+    a file of the tree changes the file's link count and change time, not the tree."""
+    seal(tree)
+    os.link(tree / "bin" / "app", tmp_path / "uv-cache-copy")
+    assert is_sealed(tree)
 
 
 def test_the_seal_follows_the_tree_when_it_is_renamed_not_copied(
