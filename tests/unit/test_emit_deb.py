@@ -117,8 +117,8 @@ def _member(package: DebPackage, path: str, tree: str = "data") -> Entry:
 def _content(entry: Entry) -> bytes:
     if isinstance(entry.source, bytes):
         return entry.source
-    assert isinstance(entry.source, Path)
-    return entry.source.read_bytes()
+    assert entry.source is not None
+    return Path(entry.source).read_bytes()
 
 
 def _text(package: DebPackage, path: str, tree: str = "data") -> str:

@@ -70,8 +70,8 @@ class Entry:
     """Bytes of content: regular files only (a hard link carries none)."""
     linkname: str = ""
     """Target of a symlink (as on disk) or arcname of a hard link's first path."""
-    source: Path | bytes | None = None
-    """Where a regular file's content comes from."""
+    source: Path | str | bytes | None = None
+    """Where a regular file's content comes from: a path (a tree's file), or the bytes."""
     inode: tuple[int, int] | None = None
     """(st_dev, st_ino) of a tree file that has other links; how hard links are found."""
     uid: int = 0
@@ -119,7 +119,7 @@ class TarPlan:
             self._default_mtime = mtime
         self._dot: bool | None = None
         self._entries: dict[_Key, Entry] = {}
-        self._finished: list[tuple[Entry, bytes]] | None = None
+        self._finished: list[Entry] | None = None
 
     # ------------------------------------------------------------------ adding
 
@@ -138,23 +138,27 @@ class TarPlan:
             raise EmitError(f"cannot read {root}: {exc.strerror}") from None
         if not stat.S_ISDIR(st.st_mode):
             raise EmitError(f"{root} is not a directory")
+        top = self._name(base)
         if base or dot:
-            self._add(base, Entry(self._name(base), EntryKind.DIR, 0o755, self._clamp(st)))
-        stack = [(root, base)]
+            self._add(base, Entry(top, EntryKind.DIR, 0o755, self._clamp(st)))
+        # Plain strings all the way (a tree has thousands of entries): the arcname of a
+        # child is its directory's and its own name.
+        stack = [(os.fspath(root), base, top)]
         while stack:
-            directory, dir_key = stack.pop()
+            directory, dir_key, dir_name = stack.pop()
             try:
                 with os.scandir(directory) as it:
-                    children = [(Path(e.path), e.name, e.stat(follow_symlinks=False)) for e in it]
+                    children = [(e.path, e.name, e.stat(follow_symlinks=False)) for e in it]
             except OSError as exc:
                 raise EmitError(
                     f"cannot read {exc.filename or directory}: {exc.strerror}"
                 ) from None
             for path, name, st in children:
                 key = (*dir_key, os.fsencode(name))
-                self._add(key, self._tree_entry(path, self._name(key), st))
+                arcname = f"{dir_name}/{name}" if dir_name else name
+                self._add(key, self._tree_entry(path, arcname, st))
                 if stat.S_ISDIR(st.st_mode):
-                    stack.append((path, key))
+                    stack.append((path, key, arcname))
 
     def add_path(self, path: Path, arcname: str) -> None:
         """Add the one file, directory or symlink ``path`` (never followed) as ``arcname``,
@@ -225,12 +229,12 @@ class TarPlan:
     @property
     def entries(self) -> tuple[Entry, ...]:
         """Every entry in archive order: parents before children, siblings by name bytes."""
-        return tuple(entry for entry, _ in self._finish())
+        return tuple(self._finish())
 
     @property
     def size(self) -> int:
         """Exact size in bytes of the uncompressed tar stream :func:`write_tar` produces."""
-        total = sum(len(header) + _padded(entry.size) for entry, header in self._finish())
+        total = sum(_header_size(entry) + _padded(entry.size) for entry in self._finish())
         total += 2 * tarfile.BLOCKSIZE
         return total + (-total % tarfile.RECORDSIZE)
 
@@ -256,7 +260,7 @@ class TarPlan:
             return min(int(mtime), self.source_date_epoch)
         return int(mtime)
 
-    def _tree_entry(self, path: Path, arcname: str, st: os.stat_result) -> Entry:
+    def _tree_entry(self, path: Path | str, arcname: str, st: os.stat_result) -> Entry:
         mode = st.st_mode
         mtime = self._clamp(st)
         if stat.S_ISDIR(mode):
@@ -324,16 +328,21 @@ class TarPlan:
         self._entries[key] = entry
         self._finished = None
 
-    def _finish(self) -> list[tuple[Entry, bytes]]:
-        """Entries in order with their tar headers, computed once per set of entries."""
+    def _finish(self) -> list[Entry]:
+        """Entries in order, hard links found, computed once per set of entries. (Their
+        headers are made while writing, when compression runs beside.)"""
         if self._finished is not None:
             return self._finished
         # Missing parents are added here, not to self._entries, so that add_dir() can
         # still give one of them a mode or mtime after the size was asked for.
         entries = dict(self._entries)
+        checked: set[_Key] = set()  # parents seen, with all of theirs
         for key in self._entries:
-            for depth in range(0 if self._dot else 1, len(key)):
+            for depth in range(len(key) - 1, -1 if self._dot else 0, -1):
                 parent = key[:depth]
+                if parent in checked:
+                    break
+                checked.add(parent)
                 existing = entries.get(parent)
                 if existing is None:
                     entries[parent] = Entry(
@@ -356,12 +365,12 @@ class TarPlan:
                         linkname=first,
                         inode=entry.inode,
                     )
-            finished.append((entry, _header(entry)))
+            finished.append(entry)
         self._finished = finished
         return finished
 
 
-def _runnable(path: Path) -> bool:
+def _runnable(path: Path | str) -> bool:
     """Whether ``path`` is something the kernel can execute: an ELF file or a ``#!`` script."""
     try:
         with open(path, "rb") as handle:
@@ -419,6 +428,21 @@ def _header(entry: Entry) -> bytes:
     return block[:148] + b"%06o\0" % sum(block) + block[155:]
 
 
+def _header_size(entry: Entry) -> int:
+    """The bytes :func:`_header` makes for ``entry``: one block, and a long-name record (a
+    block and the name, NUL-terminated) for a name or target beyond 100 bytes."""
+    name = entry.arcname + "/" if entry.kind is EntryKind.DIR else entry.arcname
+    size = tarfile.BLOCKSIZE
+    for text in (name, entry.linkname):
+        try:
+            length = len(text.encode(_TAR_ENCODING, _TAR_ERRORS))
+        except UnicodeEncodeError as exc:
+            raise EmitError(f"cannot write a tar header for {entry.arcname!r}: {exc}") from None
+        if length > _NAME_MAX:
+            size += tarfile.BLOCKSIZE + _padded(length + 1)
+    return size
+
+
 def _tarfile_header(entry: Entry) -> bytes:
     info = tarfile.TarInfo(entry.arcname)
     info.type = _TAR_TYPES[entry.kind]
@@ -473,7 +497,8 @@ def write_tar(
     done = reported = 0
     md5s: dict[str, tuple[int, str]] = {}
     result: list[FileDigest] = []
-    for entry, header in plan._finish():
+    for entry in plan._finish():
+        header = _header(entry)
         out.write(header)
         done += len(header)
         if entry.kind is EntryKind.FILE:
@@ -512,7 +537,7 @@ def write_tar(
     return tuple(result)
 
 
-def read_exactly(path: Path, size: int) -> Iterator[bytes]:
+def read_exactly(path: Path | str, size: int) -> Iterator[bytes]:
     """The ``size`` bytes of the regular file ``path``, in chunks; never follows a symlink."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))

@@ -299,7 +299,7 @@ def _resolve(root: Path, relative: str) -> Path | None:
 def _glibc_of(plan: TarPlan) -> tuple[int, int] | None:
     for entry in plan.entries:
         name = PurePosixPath(entry.arcname).name
-        if _LIBC_NAME.fullmatch(name) and isinstance(entry.source, Path):
+        if _LIBC_NAME.fullmatch(name) and isinstance(entry.source, (str, Path)):
             with open(entry.source, "rb") as handle:
                 found = glibc_release(handle.read())
             if found is not None:
