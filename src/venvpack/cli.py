@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -716,6 +715,8 @@ def _run(argv: list[str] | None) -> tuple[int, bool]:
         click.echo(f"venvpack: error: {ui.printable(str(exc))}", err=True)
         if exc.detail:
             detail = ui.printable(exc.detail, newlines=True)
+            import textwrap  # only for a failure's detail: it compiles regexes on import
+
             click.echo(textwrap.indent(detail, "    "), err=True)
         return exc.exit_code, False
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:

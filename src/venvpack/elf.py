@@ -12,10 +12,9 @@ import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TypeVar
-
-from elftools.elf.enums import ENUM_E_MACHINE
 
 from venvpack.errors import ElfError
 
@@ -165,7 +164,15 @@ _SHT_SYMTAB, _SHT_STRTAB, _SHT_DYNAMIC, _SHT_DYNSYM = 2, 3, 6, 11
 _SHT_GNU_VERDEF, _SHT_GNU_VERNEED, _SHT_GNU_VERSYM = 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
 _PT_INTERP = 3
 _DT_NEEDED, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 1, 14, 15, 29
-_MACHINES = {value: name for name, value in ENUM_E_MACHINE.items() if name != "_default_"}
+
+
+@cache
+def _machines() -> dict[int, str]:
+    """pyelftools' names of ``e_machine`` values (imported on the first ELF file read: a
+    tree packed as it was sealed reads none)."""
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    return {value: name for name, value in ENUM_E_MACHINE.items() if name != "_default_"}
 
 
 class _Reader:
@@ -299,7 +306,7 @@ class _Reader:
         return ElfInfo(
             path=path,
             elfclass=self.elfclass,
-            machine=_MACHINES.get(self.machine, str(self.machine)),
+            machine=_machines().get(self.machine, str(self.machine)),
             soname=soname,
             needed=tuple(needed),
             rpath=rpath,
