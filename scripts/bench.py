@@ -646,7 +646,15 @@ def render(groups: dict[str, Group], header: list[str], commands: list[str]) -> 
         out.append(
             f"| {_cell(t.what)} | {t.value:.2f} {t.unit} | <= {t.limit:g} {t.unit} | {met} |"
         )
-    out += ["", "## Commands", "", *commands]
+    out += [
+        "",
+        "Where a missed target's time goes, measured stage by stage, is in "
+        "[measurements](measurements.md#speed-to-the-floor).",
+        "",
+        "## Commands",
+        "",
+        *commands,
+    ]
     return "\n".join(out)
 
 
