@@ -49,7 +49,10 @@ def carry_terminfo(lib_dir: Path, runtime_root: Path, prefix: str) -> list[tuple
     for library in sorted(lib_dir.glob("lib*.so*")):
         if library.is_symlink() or not library.is_file():
             continue
-        for match in _COMPILED_DIRS.finditer(library.read_bytes()):
+        data = library.read_bytes()
+        if b"terminfo" not in data:  # a byte search first: the pattern is slow over MBs
+            continue
+        for match in _COMPILED_DIRS.finditer(data):
             compiled = os.fsdecode(match.group(1))
             _copy_entries(compiled.split(":"), target)
             if (compiled, installed) not in pairs:
