@@ -3,10 +3,10 @@
 :func:`pack` is what ``venvpack build`` and every format's command (``venvpack tar`` ...)
 do, in the order the product promises: every option and the output are checked **before**
 any build work starts (a typo must not cost a build), then the environment is built beside
-the output (or the ``--from`` environment is audited again), then the format's emitter
-writes the artifact, and the extra outputs it names beside it, atomically; the SBOM the
-environment carries is written beside every artifact too (``<artifact>.cdx.json``, see
-:mod:`venvpack.sbom`), under the same rules.
+the output (or the ``--from`` environment is audited again, unless sealed), then the
+format's emitter writes the artifact, and the extra outputs it names beside it, atomically;
+the SBOM the environment carries is written beside every artifact too
+(``<artifact>.cdx.json``, see :mod:`venvpack.sbom`), under the same rules.
 
 The output rule is the same for every format (:func:`artifact_location`): ``-o`` names the
 artifact when its file name ends with one of the format's extensions (``.deb``, ``.rpm``,
@@ -155,10 +155,10 @@ def _is_environment(fmt: Packing) -> bool:
 
 @contextmanager
 def _environment(request: PackRequest, near: Path, *, kept: bool) -> Iterator[BuiltEnv]:
-    """The environment to pack: ``--from`` audited again, or a fresh build in a staging
-    directory beside ``near`` (same filesystem, nothing copied twice), removed afterwards,
-    also on failure or Ctrl-C. (The build pipeline is imported only to build: packing a
-    finished environment needs the audit alone.)"""
+    """The environment to pack: ``--from`` audited again (unless sealed), or a fresh build
+    in a staging directory beside ``near`` (same filesystem, nothing copied twice), removed
+    afterwards, also on failure or Ctrl-C. (The build pipeline is imported only to build:
+    packing a finished environment needs the audit alone.)"""
     if request.from_dir is not None:
         from venvpack.audit import checked_environment
 
