@@ -7,8 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from venvpack.audit import audit_tree
-from venvpack.manifest import BuiltEnv, Distribution, GraftedLibrary, Manifest, PythonInfo
-from venvpack.metadata import AppMetadata
+from venvpack.manifest import (
+    AppMetadata,
+    BuiltEnv,
+    Distribution,
+    GraftedLibrary,
+    Manifest,
+    PythonInfo,
+)
 from venvpack.platform import system_libraries
 
 __all__ = ["LICENSE_FILE", "MIT_TEXT", "fake_env_tree", "fake_manifest", "fake_metadata"]

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 from venvpack.config import validate_name, validate_version
 from venvpack.errors import ConfigError
-from venvpack.metadata import AppMetadata
 from venvpack.platform import Platform
 
 __all__ = [
     "MANIFEST_PATH",
     "SCHEMA",
+    "AppMetadata",
     "BuiltEnv",
     "Distribution",
     "GraftedLibrary",
@@ -111,6 +113,53 @@ class InstallSource:
             files=tuple(InputFile(**f) for f in files),
             extras=tuple(data.get("extras", ())),  # type: ignore[arg-type]
             groups=tuple(data.get("groups", ())),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class AppMetadata:
+    """The application's core metadata, as far as packages use it."""
+
+    name: str
+    """``Name:`` as the project spells it."""
+    version: str
+    summary: str = ""
+    """``Summary:``, one line."""
+    description: str = ""
+    """The long description (the METADATA body, or the legacy ``Description:`` field)."""
+    description_content_type: str = ""
+    """``Description-Content-Type:``, e.g. ``text/markdown``; empty when not stated."""
+    license: str | None = None
+    """An SPDX license expression, normalised; None when the project states none usable."""
+    license_files: tuple[str, ...] = ()
+    """The ``License-File:`` entries that exist, as paths relative to the environment root."""
+    urls: tuple[tuple[str, str], ...] = ()
+    """``(label, url)`` of every ``Project-URL`` (and ``Home-page``, labelled Homepage)."""
+    homepage: str | None = None
+    """The http(s) URL packages name as the homepage, chosen by label (:func:`homepage_of`)."""
+    authors: tuple[str, ...] = ()
+    """``Name <mail>`` (or just a name, or just an address), in the order given."""
+    maintainers: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    """Top-level files and directories of the distribution in site-packages (its import
+    packages, modules and ``.dist-info``), relative to the environment root, from RECORD."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AppMetadata:
+        """The inverse of :func:`dataclasses.asdict` (after a JSON round trip)."""
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            summary=data.get("summary", ""),
+            description=data.get("description", ""),
+            description_content_type=data.get("description_content_type", ""),
+            license=data.get("license"),
+            license_files=tuple(data.get("license_files", ())),
+            urls=tuple((str(label), str(url)) for label, url in data.get("urls", ())),
+            homepage=data.get("homepage"),
+            authors=tuple(data.get("authors", ())),
+            maintainers=tuple(data.get("maintainers", ())),
+            paths=tuple(data.get("paths", ())),
         )
 
 

@@ -21,8 +21,6 @@ lock's sha256 identify it.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import hashlib
 import json
 import logging
@@ -36,17 +34,17 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.markers import InvalidMarker, Marker
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from venvpack.errors import ConfigError
 from venvpack.manifest import BuiltEnv, Manifest
-from venvpack.metadata import read_app_metadata
 from venvpack.policy import load_json
 
 if TYPE_CHECKING:
+    import email.message
+
     from cyclonedx.model.bom import Bom
+    from packaging.markers import Marker
 
 __all__ = [
     "SBOM_PATH",
@@ -758,6 +756,8 @@ def _requires(
 ) -> tuple[str, ...]:
     """The installed distributions ``message`` requires. A requirement only an extra asks
     for counts when what it names is installed: the lock or the resolver decided that."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     found = set()
     for text in message.get_all("Requires-Dist", []):
         try:
@@ -774,6 +774,8 @@ def _requires(
 
 
 def _holds(marker: Marker, env: dict[str, str]) -> bool:
+    from packaging.markers import InvalidMarker
+
     try:
         if marker.evaluate({**env, "extra": ""}):
             return True
@@ -790,6 +792,13 @@ def _any_extra(marker: Marker) -> str:
 def _distributions(
     root: Path, site_packages: Path, manifest: Manifest
 ) -> dict[str, PythonDistribution]:
+    # The composition's readers, imported when an SBOM is composed (packing a finished
+    # environment copies the one it carries).
+    import email.parser
+    import email.policy
+
+    from venvpack.metadata import read_app_metadata
+
     locked = {d.name: d for d in manifest.distributions}
     infos: dict[str, tuple[Path, email.message.Message]] = {}
     for dist_info in sorted(site_packages.glob("*.dist-info")):

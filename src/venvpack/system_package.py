@@ -45,8 +45,8 @@ from venvpack.config import BuildSpec, printable, validate_name
 from venvpack.emit import INSTALL, SERVICE, Option
 from venvpack.emit.systemd import ServiceUnit, render_unit, service_command
 from venvpack.errors import ConfigError, EmitError
-from venvpack.manifest import BuiltEnv
-from venvpack.metadata import AppMetadata, first_paragraph, one_line, spdx_expression
+from venvpack.manifest import AppMetadata, BuiltEnv
+from venvpack.metadata import first_paragraph, one_line, spdx_expression
 from venvpack.policy import load_json
 from venvpack.settings import SOURCE
 from venvpack.validate import control_character, strip_control, system_command

@@ -38,8 +38,7 @@ from venvpack.emit.deb import (
     plan_package,
 )
 from venvpack.errors import ConfigError, EmitError
-from venvpack.manifest import BuiltEnv
-from venvpack.metadata import AppMetadata
+from venvpack.manifest import AppMetadata, BuiltEnv
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "deb"
 UPDATE = os.environ.get("VENVPACK_UPDATE_GOLDEN") == "1"

@@ -10,9 +10,8 @@ import pytest
 
 from fakes import fake_manifest
 from venvpack import metadata
-from venvpack.manifest import Manifest
+from venvpack.manifest import AppMetadata, Manifest
 from venvpack.metadata import (
-    AppMetadata,
     homepage_of,
     one_line,
     parse_spdx,

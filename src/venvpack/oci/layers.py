@@ -10,7 +10,7 @@ less often below what changes more often.
    the rest of ``bin/``, ``pyvenv.cfg``, ``.venvpack/``.
 
 A namespace package two of them share is split file by file. The application is the
-distribution the manifest's metadata names (:attr:`venvpack.metadata.AppMetadata.paths`).
+distribution the manifest's metadata names (:attr:`venvpack.manifest.AppMetadata.paths`).
 """
 
 from __future__ import annotations
