@@ -136,7 +136,8 @@ class AppMetadata:
     urls: tuple[tuple[str, str], ...] = ()
     """``(label, url)`` of every ``Project-URL`` (and ``Home-page``, labelled Homepage)."""
     homepage: str | None = None
-    """The http(s) URL packages name as the homepage, chosen by label (:func:`homepage_of`)."""
+    """The http(s) URL packages name as the homepage, chosen by label
+    (:func:`venvpack.metadata.homepage_of`)."""
     authors: tuple[str, ...] = ()
     """``Name <mail>`` (or just a name, or just an address), in the order given."""
     maintainers: tuple[str, ...] = ()
