@@ -4,10 +4,12 @@ finds its cache without importing the build."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
-__all__ = ["build_cache"]
+__all__ = ["build_cache", "write_entry"]
 
 
 def build_cache(kind: str) -> Path | None:
@@ -24,3 +26,19 @@ def build_cache(kind: str) -> Path | None:
         return Path.home() / ".cache" / "venvpack" / kind
     except RuntimeError:  # no home directory (a container's user without one): no cache
         return None
+
+
+def write_entry(place: Path, text: str) -> None:
+    """Write the cache entry ``place`` whole: a temporary file beside it (``.tmp-``, which
+    the cache's pruning also removes) renamed into place, so no reader ever sees part of
+    it. Raises OSError, leaving no temporary file behind."""
+    place.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=place.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, place)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
+from venvpack.cache import build_cache, write_entry
 from venvpack.errors import ConfigError
 from venvpack.manifest import BuiltEnv, Manifest
 from venvpack.policy import load_json
@@ -263,8 +264,6 @@ def _remembered_dpkg_owners(
     the files (and where their links lead), the release, and the size, inode and times of
     dpkg's status file and info directory, which every install, upgrade or removal
     rewrites."""
-    from venvpack.cache import build_cache
-
     top = build_cache("dpkg-owners")
     if wanted is None or top is None:
         return _dpkg_owners(dpkg, wanted, release)
@@ -289,10 +288,7 @@ def _remembered_dpkg_owners(
     owners = _dpkg_owners(dpkg, wanted, release)
     text = json.dumps({path: vars(package) for path, package in owners.items()}, sort_keys=True)
     try:
-        top.mkdir(parents=True, exist_ok=True)
-        part = place.with_name(f".tmp-{os.getpid()}-{place.name}")
-        part.write_text(text, encoding="utf-8")
-        os.replace(part, place)
+        write_entry(place, text)
     except OSError as exc:
         log.debug("sbom: the owners of %d files not cached (%s)", len(keys), exc)
     return owners

@@ -23,10 +23,9 @@ import hashlib
 import logging
 import os
 import stat
-import tempfile
 from pathlib import Path
 
-from venvpack.cache import build_cache
+from venvpack.cache import build_cache, write_entry
 
 __all__ = ["is_sealed", "seal"]
 
@@ -42,12 +41,7 @@ def seal(root: Path) -> None:
     if place is None:
         return
     try:
-        digest = _digest(root)
-        place.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=place.parent)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(digest)
-        os.replace(tmp, place)
+        write_entry(place, _digest(root))
     except OSError as exc:
         log.debug("seal: %s not sealed (%s)", root, exc)
 

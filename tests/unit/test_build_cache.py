@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from venvpack.cache import build_cache
+from venvpack.cache import build_cache, write_entry
 from venvpack.interpreter import find_interpreter
 from venvpack.runtime import copy_runtime, prune_build_cache
 
@@ -126,3 +126,15 @@ def test_prune_removes_what_no_build_used_for_a_month(
 
     monkeypatch.setenv("VENVPACK_CACHE", "")  # no cache: nothing to do
     assert prune_build_cache(now=now) == 0
+
+
+def test_a_cache_entry_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    place = tmp_path / "kind" / "entry"
+    write_entry(place, "first")
+    write_entry(place, "second")  # replaced, never appended to
+    assert place.read_text() == "second"
+    blocked = tmp_path / "kind" / "a-directory"
+    (blocked / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        write_entry(blocked, "text")  # the rename onto a directory fails
+    assert sorted(p.name for p in place.parent.iterdir()) == ["a-directory", "entry"]
