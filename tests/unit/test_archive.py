@@ -816,3 +816,10 @@ def test_headers_are_the_standard_librarys_gnu_headers(tmp_path: Path) -> None:
     assert len(buf.getvalue()) == plan.size
     kinds = {flag for flag, _ in raw_headers(buf.getvalue())}
     assert {b"L", b"K"} <= kinds  # both record kinds came from the fallback
+
+
+def test_a_link_target_no_header_can_hold_is_one_error() -> None:
+    plan = TarPlan()
+    plan.add_symlink("link", "not\ud800utf-8")  # a lone surrogate: no bytes stand for it
+    with pytest.raises(EmitError, match="cannot write a tar header for 'link'"):
+        write_tar(plan, io.BytesIO())

@@ -393,9 +393,7 @@ def _header(entry: Entry) -> bytes:
     ``GNU_FORMAT`` (a test holds the two to the same bytes), built directly for the common
     case, names and link targets of at most 100 bytes, which is most of a tree's entries
     and most of a small archive's writing time."""
-    name = entry.arcname + "/" if entry.kind is EntryKind.DIR else entry.arcname
-    raw_name = name.encode(_TAR_ENCODING, _TAR_ERRORS)
-    raw_link = entry.linkname.encode(_TAR_ENCODING, _TAR_ERRORS)
+    raw_name, raw_link = _encoded_names(entry)
     ids, sizes = _OCTAL_MAX
     if (
         len(raw_name) > _NAME_MAX
@@ -428,18 +426,24 @@ def _header(entry: Entry) -> bytes:
     return block[:148] + b"%06o\0" % sum(block) + block[155:]
 
 
+def _encoded_names(entry: Entry) -> tuple[bytes, bytes]:
+    """The name (a directory's with its trailing slash) and link target as the header holds
+    them."""
+    name = entry.arcname + "/" if entry.kind is EntryKind.DIR else entry.arcname
+    try:
+        raw_name = name.encode(_TAR_ENCODING, _TAR_ERRORS)
+        return raw_name, entry.linkname.encode(_TAR_ENCODING, _TAR_ERRORS)
+    except UnicodeEncodeError as exc:
+        raise EmitError(f"cannot write a tar header for {entry.arcname!r}: {exc}") from None
+
+
 def _header_size(entry: Entry) -> int:
     """The bytes :func:`_header` makes for ``entry``: one block, and a long-name record (a
     block and the name, NUL-terminated) for a name or target beyond 100 bytes."""
-    name = entry.arcname + "/" if entry.kind is EntryKind.DIR else entry.arcname
     size = tarfile.BLOCKSIZE
-    for text in (name, entry.linkname):
-        try:
-            length = len(text.encode(_TAR_ENCODING, _TAR_ERRORS))
-        except UnicodeEncodeError as exc:
-            raise EmitError(f"cannot write a tar header for {entry.arcname!r}: {exc}") from None
-        if length > _NAME_MAX:
-            size += tarfile.BLOCKSIZE + _padded(length + 1)
+    for raw in _encoded_names(entry):
+        if len(raw) > _NAME_MAX:
+            size += tarfile.BLOCKSIZE + _padded(len(raw) + 1)
     return size
 
 
