@@ -108,12 +108,10 @@ def lookup(key: str, root: Path, *, copy: bool) -> Base | None:
         return None
     try:
         facts = json.loads((entry / _FACTS).read_text(encoding="utf-8"))
-        recorded = facts["files"]
-        if _listing(entry / _TREE) != recorded:
-            raise ValueError("its files changed since it was stored")
         if _stats(facts["sources"]) != facts["source_stats"]:
             raise ValueError("a library it grafted changed on this host")
-        link_tree(entry / _TREE, root, copy=copy)
+        if link_tree(entry / _TREE, root, copy=copy) != facts["files"]:
+            raise ValueError("its files changed since it was stored")  # root goes below
         base = _base(facts, root)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.debug("environment cache: %s discarded (%s)", key[:12], exc)
@@ -183,52 +181,60 @@ def prune(*, max_age: float = 30 * 86400, every: float = 86400, now: float | Non
     return removed
 
 
-def link_tree(source: Path, dest: Path, *, copy: bool) -> None:
+def link_tree(source: Path, dest: Path, *, copy: bool) -> dict[str, list[int]]:
     """Recreate the tree ``source`` at ``dest``: directories with their modes, symlinks as
-    they are, files hard-linked (or copied with ``copy``). (One pass of ``scandir`` over
-    plain strings: this is most of a rebuild's reuse of its base.)"""
+    they are, files hard-linked (or copied with ``copy``). Returns ``source``'s listing
+    (:func:`_listing`), read on the same pass: a rebuild checks its base and links it in
+    one walk of the cache entry."""
     place = shutil.copy2 if copy else os.link
+    listing: dict[str, list[int]] = {}
 
-    def fill(src: str, dst: str) -> None:
+    def fill(src: str, dst: str, prefix: str) -> None:
         with os.scandir(src) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
             there = os.path.join(dst, entry.name)
-            if entry.is_symlink():
+            st = entry.stat(follow_symlinks=False)
+            listing[prefix + entry.name] = _fact(entry.path, st)
+            if stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(entry.path), there)
-            elif entry.is_dir(follow_symlinks=False):
+            elif stat.S_ISDIR(st.st_mode):
                 os.mkdir(there)
-                fill(entry.path, there)
+                fill(entry.path, there, f"{prefix}{entry.name}/")
                 shutil.copystat(entry.path, there)  # after its entries: their mtime
             else:
                 place(entry.path, there)
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copystat(source, dest)
-    fill(os.fspath(source), os.fspath(dest))
+    fill(os.fspath(source), os.fspath(dest), "")
+    return listing
 
 
 def _listing(tree: Path) -> dict[str, list[int]]:
-    """Every entry of ``tree``: a file's size, mode and modification time, a link's target
-    length, a directory's mode."""
+    """Every entry of ``tree`` by its relative path (see :func:`_fact`)."""
     out: dict[str, list[int]] = {}
 
     def walk(directory: str, prefix: str) -> None:
         with os.scandir(directory) as it:
             for entry in it:
                 st = entry.stat(follow_symlinks=False)
-                rel = prefix + entry.name
-                if stat.S_ISREG(st.st_mode):
-                    out[rel] = [st.st_size, st.st_mode, st.st_mtime_ns]
-                elif stat.S_ISLNK(st.st_mode):
-                    out[rel] = [len(os.readlink(entry.path)), st.st_mode, 0]
-                else:
-                    out[rel] = [0, st.st_mode, 0]
-                    if stat.S_ISDIR(st.st_mode):
-                        walk(entry.path, rel + "/")
+                out[prefix + entry.name] = _fact(entry.path, st)
+                if stat.S_ISDIR(st.st_mode):
+                    walk(entry.path, f"{prefix}{entry.name}/")
 
     walk(os.fspath(tree), "")
     return out
+
+
+def _fact(path: str, st: os.stat_result) -> list[int]:
+    """What a listing records of an entry: a file's size, mode and modification time, a
+    link's target length, a directory's (or anything else's) mode."""
+    if stat.S_ISREG(st.st_mode):
+        return [st.st_size, st.st_mode, st.st_mtime_ns]
+    if stat.S_ISLNK(st.st_mode):
+        return [len(os.readlink(path)), st.st_mode, 0]
+    return [0, st.st_mode, 0]
 
 
 def _facts(base: Base, root: Path) -> dict[str, object]:
